@@ -1,0 +1,142 @@
+package actors
+
+import (
+	"errors"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// Principal is who a key authenticates.
+type Principal struct {
+	Kind     ids.KeyKind
+	KeyID    string
+	Platform ids.PlatformID
+	EndUser  ids.EndUserID // with ids.KindEndUser
+	Prefix   string
+}
+
+// Auth maps key digests to principals from memory. A miss reads the key
+// record from the local store once and caches the answer; revocation marks
+// the entry revoked before the revocation is even durable, so a revoked key
+// is refused from that instant on this node. Entries live in 64 shards,
+// each with its own lock, so lookups of different users rarely contend.
+// Safe for concurrent use.
+type Auth struct {
+	store  *persistence.Store
+	shards [64]authShard
+}
+
+type authShard struct {
+	mu sync.RWMutex // guards m
+	m  map[ids.Digest]authEntry
+}
+
+type authEntry struct {
+	p       Principal
+	revoked bool
+}
+
+// maxAuthEntriesPerShard bounds the cache (64 × 32768 ≈ 2 M keys); past it
+// a shard drops an arbitrary live entry, which the next lookup refills.
+const maxAuthEntriesPerShard = 32768
+
+// ErrUnknownKey is returned by [Auth.Lookup] for a key that does not exist
+// or was revoked.
+var ErrUnknownKey = errors.New("actors: unknown or revoked key")
+
+// NewAuth returns an empty cache over store.
+func NewAuth(store *persistence.Store) *Auth {
+	a := &Auth{store: store}
+	for i := range a.shards {
+		a.shards[i].m = make(map[ids.Digest]authEntry)
+	}
+	return a
+}
+
+func (a *Auth) shard(d ids.Digest) *authShard { return &a.shards[d[0]&63] }
+
+// Lookup returns the principal of a live key.
+func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
+	s := a.shard(d)
+	s.mu.RLock()
+	e, ok := s.m[d]
+	s.mu.RUnlock()
+	if ok {
+		if e.revoked {
+			return Principal{}, ErrUnknownKey
+		}
+		return e.p, nil
+	}
+	raw, err := a.store.Get(persistence.APIKeyKey(d[:]))
+	if errors.Is(err, persistence.ErrNotFound) {
+		return Principal{}, ErrUnknownKey
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	var k pb.APIKey
+	if err := proto.Unmarshal(raw, &k); err != nil {
+		return Principal{}, err
+	}
+	e = authEntry{p: principalOf(&k), revoked: k.RevokedAtMs != 0}
+	s.mu.Lock()
+	if cur, ok := s.m[d]; ok {
+		e = cur // a revocation (or a fresher fill) got here first
+	} else {
+		a.evictLocked(s)
+		s.m[d] = e
+	}
+	s.mu.Unlock()
+	if e.revoked {
+		return Principal{}, ErrUnknownKey
+	}
+	return e.p, nil
+}
+
+func principalOf(k *pb.APIKey) Principal {
+	return Principal{
+		Kind:     ids.KeyKind(k.Kind),
+		KeyID:    k.Id,
+		Platform: ids.PlatformID(k.PlatformId),
+		EndUser:  ids.EndUserID(k.EndUserId),
+		Prefix:   k.Prefix,
+	}
+}
+
+func (a *Auth) evictLocked(s *authShard) {
+	if len(s.m) < maxAuthEntriesPerShard {
+		return
+	}
+	for d, e := range s.m {
+		if !e.revoked {
+			delete(s.m, d)
+			return
+		}
+	}
+}
+
+// put caches a live key (at creation).
+func (a *Auth) put(k *pb.APIKey) {
+	var d ids.Digest
+	copy(d[:], k.Digest)
+	s := a.shard(d)
+	s.mu.Lock()
+	a.evictLocked(s)
+	s.m[d] = authEntry{p: principalOf(k)}
+	s.mu.Unlock()
+}
+
+// revoke marks a key revoked.
+func (a *Auth) revoke(digest []byte) {
+	var d ids.Digest
+	copy(d[:], digest)
+	s := a.shard(d)
+	s.mu.Lock()
+	s.m[d] = authEntry{revoked: true}
+	s.mu.Unlock()
+}

@@ -1,0 +1,127 @@
+package actors
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// base is what both actor kinds share: replying, durable replies, the
+// read barrier and passivation.
+type base struct {
+	env     *Env
+	id      Identity
+	self    *actor.PID
+	pending atomic.Int64 // writes submitted and not yet durable
+	stopped bool
+}
+
+// respond answers the current message's sender now.
+func (b *base) respond(c actor.Context, msg proto.Message) {
+	if c.Sender() != nil {
+		c.Respond(msg)
+	}
+}
+
+func (b *base) fail(c actor.Context, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = errorf(ErrStoreFailed, "%v", err)
+		if !errors.Is(err, persistence.ErrFailed) && !errors.Is(err, persistence.ErrClosed) {
+			e = &Error{Code: "internal_error", Message: err.Error()}
+		}
+	}
+	b.respond(c, e.failure())
+}
+
+// commit makes ops durable and then answers the sender with reply (or a
+// failure). The actor goes on with its next message meanwhile; records are
+// ordered, so anything it answers later is durable after these ops are.
+// With noSync the answer follows the write's application, not its fsync.
+func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message, noSync bool) {
+	sender := c.Sender()
+	root := c.ActorSystem().Root
+	b.pending.Add(1)
+	b.env.Store.Submit(persistence.Write{Ops: ops, NoSync: noSync, Done: func(err error) {
+		b.pending.Add(-1)
+		if sender == nil {
+			return
+		}
+		if err != nil {
+			root.Send(sender, errorf(ErrStoreFailed, "%v", err).failure())
+			return
+		}
+		root.Send(sender, reply)
+	}})
+}
+
+// respondDurable answers with reply once every write this actor submitted
+// so far is durable: reads never show state a crash could take back.
+func (b *base) respondDurable(c actor.Context, reply proto.Message) {
+	if b.pending.Load() == 0 {
+		b.respond(c, reply)
+		return
+	}
+	b.commit(c, nil, reply, false)
+}
+
+// waitApplied blocks until every write submitted to the store before now
+// is applied, so an activation reads what a passivated predecessor wrote.
+func (b *base) waitApplied() {
+	done := make(chan struct{})
+	b.env.Store.Submit(persistence.Write{NoSync: true, Done: func(error) { close(done) }})
+	<-done
+}
+
+// readYourWrites makes this actor's submitted writes visible to store reads
+// (applied, not necessarily synced) before it reads an index it maintains.
+func (b *base) readYourWrites() {
+	if b.pending.Load() > 0 {
+		b.waitApplied()
+	}
+}
+
+func (b *base) now() time.Time { return b.env.Clock.Now() }
+
+func marshal(m proto.Message) []byte {
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic("actors: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
+	}
+	return out
+}
+
+// refusePassivated answers a message that reached an actor already
+// passivating; the directory retries it on a fresh activation.
+func (b *base) refusePassivated(c actor.Context) {
+	b.respond(c, errPassivated.failure())
+}
+
+// idempotent looks up an idempotency record for (account, route, key): it
+// returns the stored reply when the same request was made before, an error
+// when the key was used with another request, or nil, nil when the key is
+// new.
+func (b *base) idempotent(platformID, account, route, key string, hash []byte) (*pb.IdempotencyRecord, error) {
+	b.readYourWrites()
+	raw, err := b.env.Store.Get(persistence.IdempotencyKey(platformID, account, route, key))
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec pb.IdempotencyRecord
+	if err := proto.Unmarshal(raw, &rec); err != nil {
+		return nil, err
+	}
+	if string(rec.RequestHash) != string(hash) {
+		return nil, errorf(ErrIdempotencyReused, "Idempotency-Key %q was already used with a different request", key)
+	}
+	return &rec, nil
+}

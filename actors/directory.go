@@ -1,0 +1,251 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/pb"
+)
+
+// Kind says which actor an [Identity] names.
+type Kind uint8
+
+// Actor kinds.
+const (
+	KindPlatform Kind = 1
+	KindEndUser  Kind = 2
+)
+
+// Identity names one actor: a platform, or an end-user of a platform.
+type Identity struct {
+	Kind     Kind
+	Platform ids.PlatformID
+	EndUser  ids.EndUserID // with KindEndUser
+}
+
+// PlatformActor names the actor of platform p.
+func PlatformActor(p ids.PlatformID) Identity { return Identity{Kind: KindPlatform, Platform: p} }
+
+// EndUserActor names the actor of end-user u of platform p.
+func EndUserActor(p ids.PlatformID, u ids.EndUserID) Identity {
+	return Identity{Kind: KindEndUser, Platform: p, EndUser: u}
+}
+
+func (id Identity) String() string {
+	if id.Kind == KindEndUser {
+		return "eu/" + string(id.Platform) + "/" + string(id.EndUser)
+	}
+	return "plat/" + string(id.Platform)
+}
+
+// Directory delivers messages to actors by identity, activating them on
+// demand, wherever they live. It hides whether the actor is local or on
+// another node (the cluster package implements it for a cluster).
+type Directory interface {
+	// Ask sends msg to the actor named by id and waits for its reply, at
+	// most until ctx ends. A refusal comes back as an *[Error] (match it
+	// with errors.Is against the Err* values); a reply that is a
+	// [pb.Failure] is never returned as a message. Safe for concurrent
+	// use; blocks for the actor's processing and, for mutations, the
+	// durability of their records. msg must not be modified after the call.
+	Ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error)
+}
+
+// Local is the single-node [Directory]: one protoactor-go actor system in
+// this process. An actor is spawned on the first message for its identity
+// and passivates after Env.IdleTimeout without messages, when it holds no
+// open reservation. Activation and passivation are coordinated through a
+// sharded table of in-flight calls, so no message is ever sent to an actor
+// that has begun to stop.
+type Local struct {
+	env    *Env
+	system *actor.ActorSystem
+	seed   maphash.Seed
+	shards [256]dirShard
+	gen    uint64 // guarded by genMu
+	genMu  sync.Mutex
+}
+
+type dirShard struct {
+	mu sync.Mutex // guards m
+	m  map[Identity]*dirEntry
+}
+
+type dirEntry struct {
+	pid      *actor.PID
+	inflight int // calls sent and not yet answered; guarded by the shard's mu
+}
+
+var _ Directory = (*Local)(nil)
+
+// NewLocal starts an actor system for env and returns its directory.
+func NewLocal(env *Env) *Local {
+	log := env.Log
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return log.With("component", "protoactor")
+	}))
+	d := &Local{env: env, system: sys, seed: maphash.MakeSeed()}
+	for i := range d.shards {
+		d.shards[i].m = make(map[Identity]*dirEntry)
+	}
+	env.dir = d
+	return d
+}
+
+// System returns the underlying actor system.
+func (d *Local) System() *actor.ActorSystem { return d.system }
+
+func (d *Local) shard(id Identity) *dirShard {
+	var h maphash.Hash
+	h.SetSeed(d.seed)
+	h.WriteByte(byte(id.Kind))
+	h.WriteString(string(id.Platform))
+	h.WriteString(string(id.EndUser))
+	return &d.shards[h.Sum64()&255]
+}
+
+func (d *Local) acquire(id Identity) *actor.PID {
+	s := d.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[id]
+	if e == nil {
+		d.genMu.Lock()
+		d.gen++
+		name := id.String() + "#" + strconv.FormatUint(d.gen, 36)
+		d.genMu.Unlock()
+		var producer actor.Producer
+		switch id.Kind {
+		case KindPlatform:
+			producer = func() actor.Actor { return newPlatformActor(d.env, id) }
+		default:
+			producer = func() actor.Actor { return newEndUserActor(d.env, id) }
+		}
+		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(producer), name)
+		if err != nil {
+			panic(fmt.Sprintf("actors: spawn %s: %v", name, err)) // names are unique by construction
+		}
+		e = &dirEntry{pid: pid}
+		s.m[id] = e
+	}
+	e.inflight++
+	return e.pid
+}
+
+func (d *Local) releaseCall(id Identity, pid *actor.PID) {
+	s := d.shard(id)
+	s.mu.Lock()
+	if e := s.m[id]; e != nil && e.pid.Equal(pid) {
+		e.inflight--
+	}
+	s.mu.Unlock()
+}
+
+// tryPassivate removes the actor's entry if no call to it is in flight, and
+// reports whether it did; after true the actor receives no more messages.
+func (d *Local) tryPassivate(id Identity, pid *actor.PID) bool {
+	s := d.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[id]
+	if e == nil || !e.pid.Equal(pid) {
+		return true
+	}
+	if e.inflight > 0 {
+		return false
+	}
+	delete(s.m, id)
+	return true
+}
+
+// forget drops an entry unconditionally (the actor stopped itself, e.g.
+// after deleting its end-user).
+func (d *Local) forget(id Identity, pid *actor.PID) {
+	s := d.shard(id)
+	s.mu.Lock()
+	if e := s.m[id]; e != nil && e.pid.Equal(pid) {
+		delete(s.m, id)
+	}
+	s.mu.Unlock()
+}
+
+// Resident returns the number of active actors.
+func (d *Local) Resident() int {
+	n := 0
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Ask implements [Directory].
+func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
+	timeout := d.env.AskTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if t := time.Until(dl); t < timeout {
+			timeout = t
+		}
+	}
+	if timeout <= 0 {
+		return nil, ctx.Err()
+	}
+	for attempt := 0; ; attempt++ {
+		pid := d.acquire(id)
+		f := d.system.Root.RequestFuture(pid, msg, timeout)
+		res, err := f.Result()
+		d.releaseCall(id, pid)
+		if err != nil {
+			if errors.Is(err, actor.ErrDeadLetter) && attempt < 3 {
+				d.forget(id, pid)
+				continue
+			}
+			if errors.Is(err, actor.ErrTimeout) {
+				return nil, errorf(ErrUnavailable, "%s did not answer within %s", id, timeout)
+			}
+			return nil, err
+		}
+		if f, ok := res.(*pb.Failure); ok {
+			e := fromFailure(f)
+			if e.Code == errPassivated.Code && attempt < 3 {
+				continue
+			}
+			return nil, e
+		}
+		m, ok := res.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("actors: %s answered a %T", id, res)
+		}
+		return m, nil
+	}
+}
+
+// Close stops every actor, waiting for each to finish its current message.
+func (d *Local) Close() {
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		pids := make([]*actor.PID, 0, len(s.m))
+		for _, e := range s.m {
+			pids = append(pids, e.pid)
+		}
+		s.m = make(map[Identity]*dirEntry)
+		s.mu.Unlock()
+		for _, p := range pids {
+			_ = d.system.Root.PoisonFuture(p).Wait()
+		}
+	}
+	d.system.Shutdown()
+}

@@ -1,0 +1,425 @@
+package actors
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// endUserActor owns one end-user: its record, budget, ledger, rate windows
+// and open reservations. Its rules live in [account]; Receive only loads,
+// dispatches, appends records and replies.
+type endUserActor struct {
+	base
+	acct *account // nil: no such end-user
+}
+
+func newEndUserActor(env *Env, id Identity) actor.Actor {
+	return &endUserActor{base: base{env: env, id: id}}
+}
+
+func (a *endUserActor) Receive(c actor.Context) {
+	switch c.Message().(type) {
+	case *actor.Started:
+		a.self = c.Self()
+		a.load(c)
+		c.SetReceiveTimeout(a.env.IdleTimeout)
+		return
+	case *actor.ReceiveTimeout:
+		a.passivate(c)
+		return
+	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
+		return
+	}
+	if a.stopped {
+		a.refusePassivated(c)
+		return
+	}
+	if a.acct == nil {
+		a.fail(c, errorf(ErrNotFound, "end-user %s not found", a.id.EndUser))
+		return
+	}
+	now := a.now()
+	var pre []persistence.Op
+	if e := a.acct.resetIfDue(now); e != nil {
+		pre = a.entryOps(e)
+	}
+	switch m := c.Message().(type) {
+	case *pb.GetEndUser:
+		a.flush(pre)
+		a.respondDurable(c, a.view())
+	case *pb.PatchEndUser:
+		u := a.acct.user
+		if m.SetDisplayName {
+			u.DisplayName = m.DisplayName
+		}
+		if m.SetMetadata {
+			u.MetadataJson = m.MetadataJson
+		}
+		u.UpdatedAtMs = now.UnixMilli()
+		a.commit(c, append(pre, a.userOp()), a.view(), false)
+	case *pb.DeleteEndUser:
+		a.delete(c)
+	case *pb.SetBudget:
+		a.setBudget(c, pre, m)
+	case *pb.GetBudget:
+		a.flush(pre)
+		if a.acct.user.Budget == nil {
+			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
+			return
+		}
+		a.respondDurable(c, &pb.BudgetView{Budget: a.acct.user.Budget, ReservedNanos: int64(a.acct.reserved)})
+	case *pb.DeleteBudget:
+		if a.acct.user.Budget == nil {
+			a.flush(pre)
+			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
+			return
+		}
+		a.acct.user.Budget = nil
+		a.commit(c, append(pre, a.userOp()), &pb.Ack{}, false)
+	case *pb.BudgetTopup:
+		a.topup(c, pre, m)
+	case *pb.ListLedger:
+		a.flush(pre)
+		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), string(a.id.EndUser), m))
+	case *pb.SetRateLimits:
+		a.acct.user.RateLimits = m.Limits
+		a.acct.user.UpdatedAtMs = now.UnixMilli()
+		a.commit(c, append(pre, a.userOp()), a.view(), false)
+	case *pb.Admit:
+		a.admit(c, pre, m)
+	case *pb.CountRequest:
+		a.flush(pre)
+		info, err := a.acct.countRequest(now, a.limits())
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		a.respond(c, &pb.Admitted{Rate: info})
+	case *pb.Settle:
+		a.settle(c, pre, m)
+	case *pb.Release:
+		a.flush(pre)
+		if a.acct.release(m.ReservationId) {
+			a.flushOps([]persistence.Op{persistence.Delete(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
+		}
+		a.respond(c, &pb.Ack{})
+	default:
+		a.flush(pre)
+		a.fail(c, errorf(ErrInvalid, "end-user actor cannot handle %T", m))
+	}
+}
+
+func (a *endUserActor) limits() *pb.RateLimits {
+	return limitsFor(a.acct.user.RateLimits, a.env.shared(a.id.Platform).limits.Load())
+}
+
+func (a *endUserActor) view() *pb.EndUserView {
+	return &pb.EndUserView{EndUser: a.acct.user, EffectiveRateLimits: a.limits()}
+}
+
+func (a *endUserActor) userOp() persistence.Op {
+	u := a.acct.user
+	return persistence.Set(persistence.EndUserKey(u.PlatformId, u.Id), marshal(u))
+}
+
+func (a *endUserActor) entryOps(e *pb.LedgerEntry) []persistence.Op {
+	return []persistence.Op{
+		persistence.Set(persistence.LedgerKey(e.PlatformId, e.Account, e.Seq), marshal(e)),
+		a.userOp(),
+	}
+}
+
+// flush writes ops (a lazy period reset) without a reply of its own; the
+// reply that follows waits for them through respondDurable.
+func (a *endUserActor) flush(ops []persistence.Op) {
+	if len(ops) > 0 {
+		a.flushOps(ops, false)
+	}
+}
+
+func (a *endUserActor) flushOps(ops []persistence.Op, noSync bool) {
+	a.pending.Add(1)
+	a.env.Store.Submit(persistence.Write{Ops: ops, NoSync: noSync, Done: func(error) { a.pending.Add(-1) }})
+}
+
+func (a *endUserActor) load(c actor.Context) {
+	a.waitApplied()
+	st := a.env.Store
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	raw, err := st.Get(persistence.EndUserKey(pid, uid))
+	if err != nil {
+		return
+	}
+	var u pb.EndUser
+	if err := proto.Unmarshal(raw, &u); err != nil {
+		a.env.Log.Error("corrupt end-user record", "end_user", uid, "err", err)
+		return
+	}
+	a.acct = newAccount(&u)
+	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
+		a.restoreWindows(raw)
+	}
+	// Reservations still open here were admitted before a crash and never
+	// settled: void them, recording what they held for reconciliation.
+	var ops []persistence.Op
+	now := a.now()
+	_ = st.ScanPrefix(persistence.ReservationPrefix(pid, uid), false, func(k, v []byte) bool {
+		var r pb.Reservation
+		if proto.Unmarshal(v, &r) == nil && u.Budget != nil {
+			e := a.acct.entry(now, EntryUnsettledOnCrash, 0)
+			e.RequestId = r.RequestId
+			e.UnchargedNanos = r.AmountNanos
+			e.Reason = "reservation " + r.Id + " open at crash"
+			ops = append(ops, persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
+		}
+		ops = append(ops, persistence.Delete(append([]byte(nil), k...)))
+		return true
+	})
+	if len(ops) > 0 {
+		ops = append(ops, a.userOp())
+		a.flush(ops)
+	}
+}
+
+func (a *endUserActor) passivate(c actor.Context) {
+	if a.acct != nil && (len(a.acct.open) > 0 || a.pending.Load() > 0) {
+		return
+	}
+	if a.acct != nil {
+		// Save the rate windows before giving up the identity, so the
+		// next activation (which first waits for this write) restores them.
+		now := a.now()
+		key := persistence.WindowsKey(string(a.id.Platform), string(a.id.EndUser))
+		if w := a.encodeWindows(now); w != nil {
+			a.env.Store.Submit(persistence.Write{Ops: []persistence.Op{persistence.Set(key, w)}, NoSync: true, Done: func(error) {}})
+		} else {
+			a.env.Store.Submit(persistence.Write{Ops: []persistence.Op{persistence.Delete(key)}, NoSync: true, Done: func(error) {}})
+		}
+	}
+	if a.env.dir != nil && !a.env.dir.tryPassivate(a.id, a.self) {
+		return
+	}
+	a.stopped = true
+	c.Stop(a.self)
+}
+
+func (a *endUserActor) encodeWindows(t time.Time) []byte {
+	ws := [][]wentry{a.acct.rpm.snapshot(t), a.acct.tpm.snapshot(t), a.acct.rpd.snapshot(t)}
+	if len(ws[0])+len(ws[1])+len(ws[2]) == 0 {
+		return nil
+	}
+	var b []byte
+	for _, w := range ws {
+		b = binary.AppendUvarint(b, uint64(len(w)))
+		for _, e := range w {
+			b = binary.AppendVarint(b, e.at)
+			b = binary.AppendVarint(b, e.units)
+		}
+	}
+	return b
+}
+
+func (a *endUserActor) restoreWindows(b []byte) {
+	ws := []*window{&a.acct.rpm, &a.acct.tpm, &a.acct.rpd}
+	for _, w := range ws {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > 1<<20 {
+			return
+		}
+		b = b[k:]
+		es := make([]wentry, 0, n)
+		for i := uint64(0); i < n; i++ {
+			at, k1 := binary.Varint(b)
+			if k1 <= 0 {
+				return
+			}
+			units, k2 := binary.Varint(b[k1:])
+			if k2 <= 0 {
+				return
+			}
+			b = b[k1+k2:]
+			es = append(es, wentry{at: at, units: units})
+		}
+		w.restore(es)
+	}
+}
+
+func (a *endUserActor) delete(c actor.Context) {
+	st := a.env.Store
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	ops := []persistence.Op{
+		persistence.Delete(persistence.EndUserKey(pid, uid)),
+		persistence.Delete(persistence.ExternalKey(pid, a.acct.user.ExternalId)),
+		persistence.Delete(persistence.WindowsKey(pid, uid)),
+	}
+	_ = st.ScanPrefix(persistence.UserKeysPrefix(pid, uid), false, func(_, digest []byte) bool {
+		d := append([]byte(nil), digest...)
+		a.env.Auth.revoke(d)
+		ops = append(ops, persistence.Delete(persistence.APIKeyKey(d)))
+		return true
+	})
+	for _, p := range [][]byte{
+		persistence.UserKeysPrefix(pid, uid),
+		persistence.LedgerPrefix(pid, uid),
+		persistence.IdempotencyPrefix(pid, uid),
+		persistence.ReservationPrefix(pid, uid),
+	} {
+		ops = append(ops, persistence.DeleteRange(p, persistence.PrefixEnd(p)))
+	}
+	a.acct = nil
+	a.commit(c, ops, &pb.Ack{}, false)
+}
+
+func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.SetBudget) {
+	now := a.now()
+	u := a.acct.user
+	in := m.Budget
+	if in == nil {
+		in = &pb.Budget{}
+	}
+	if m.Create {
+		if u.Budget != nil {
+			a.flush(pre)
+			a.fail(c, errorf(ErrConflict, "end-user %s already has a budget; PATCH it", u.Id))
+			return
+		}
+		if !ValidPeriod(in.Period) {
+			in.Period = PeriodOneTime
+		}
+		b := &pb.Budget{
+			AmountNanos: in.AmountNanos, Period: in.Period, BalanceNanos: in.AmountNanos,
+			IsSuspended: in.IsSuspended, LowBalanceNanos: in.LowBalanceNanos,
+			PeriodStartMs: periodStart(in.Period, now).UnixMilli(),
+			CreatedAtMs:   now.UnixMilli(), UpdatedAtMs: now.UnixMilli(),
+		}
+		u.Budget = b
+		e := a.acct.entry(now, EntryBudgetSet, money.Nanos(b.AmountNanos))
+		e.Reason = "budget created"
+		a.commit(c, append(pre, a.entryOps(e)...), &pb.BudgetView{Budget: b, ReservedNanos: int64(a.acct.reserved)}, false)
+		return
+	}
+	b := u.Budget
+	if b == nil {
+		a.flush(pre)
+		a.fail(c, errorf(ErrNotFound, "end-user %s has no budget; POST one first", u.Id))
+		return
+	}
+	ops := pre
+	for _, f := range m.Fields {
+		switch f {
+		case "amount_usd":
+			// A new period amount applies from the next reset; the current
+			// balance moves by the difference so the ledger explains it.
+			delta := in.AmountNanos - b.AmountNanos
+			b.AmountNanos = in.AmountNanos
+			if delta != 0 {
+				b.BalanceNanos += delta
+				e := a.acct.entry(now, EntryBudgetSet, money.Nanos(delta))
+				e.Reason = "amount changed"
+				ops = append(ops, a.entryOps(e)...)
+			}
+		case "period":
+			if b.Period != in.Period {
+				b.Period = in.Period
+				b.PeriodStartMs = periodStart(in.Period, now).UnixMilli()
+			}
+		case "is_suspended":
+			b.IsSuspended = in.IsSuspended
+		case "low_balance_threshold_usd":
+			b.LowBalanceNanos = in.LowBalanceNanos
+		}
+	}
+	b.UpdatedAtMs = now.UnixMilli()
+	ops = append(ops, a.userOp())
+	a.commit(c, ops, &pb.BudgetView{Budget: b, ReservedNanos: int64(a.acct.reserved)}, false)
+}
+
+func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.BudgetTopup) {
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	route := "topup"
+	if m.Debit {
+		route = "debit"
+	}
+	if m.IdempotencyKey != "" {
+		rec, err := a.idempotent(pid, uid, route, m.IdempotencyKey, m.RequestHash)
+		if err != nil {
+			a.flush(pre)
+			a.fail(c, err)
+			return
+		}
+		if rec != nil {
+			// The original's record is in the store; answer only once it
+			// (and everything before it) is durable.
+			a.flush(pre)
+			var v pb.BudgetView
+			if err := proto.Unmarshal(rec.Reply, &v); err != nil {
+				a.fail(c, err)
+				return
+			}
+			v.Replayed = true
+			a.commit(c, nil, &v, false)
+			return
+		}
+	}
+	now := a.now()
+	e, err := a.acct.credit(now, money.Nanos(m.AmountNanos), m.Debit)
+	if err != nil {
+		a.flush(pre)
+		a.fail(c, err)
+		return
+	}
+	e.Reason, e.IdempotencyKey, e.RequestId = m.Reason, m.IdempotencyKey, m.RequestId
+	reply := &pb.BudgetView{Budget: proto.Clone(a.acct.user.Budget).(*pb.Budget), ReservedNanos: int64(a.acct.reserved), Entry: e}
+	ops := append(pre, a.entryOps(e)...)
+	if m.IdempotencyKey != "" {
+		rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 200, Reply: marshal(reply), CreatedAtMs: now.UnixMilli()}
+		ops = append(ops, persistence.Set(persistence.IdempotencyKey(pid, uid, route, m.IdempotencyKey), marshal(rec)))
+	}
+	a.acct.lowBalanceCrossed()
+	a.commit(c, ops, reply, false)
+}
+
+func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit) {
+	now := a.now()
+	a.flush(pre)
+	info, err := a.acct.admit(now, a.limits(), m)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	// The reservation record is appended without waiting for its fsync:
+	// time to first token pays nothing for it. Recovery voids any that a
+	// crash left open.
+	r := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: m.MaxCostNanos, Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli()}
+	a.flushOps([]persistence.Op{persistence.Set(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId), marshal(r))}, true)
+	a.respond(c, &pb.Admitted{Rate: info})
+}
+
+func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settle) {
+	now := a.now()
+	e, err := a.acct.settle(now, a.limits(), m)
+	if err != nil {
+		a.flush(pre)
+		a.fail(c, err)
+		return
+	}
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	ops := append(pre, persistence.Delete(persistence.ReservationKey(pid, uid, m.ReservationId)))
+	if e != nil {
+		ops = append(ops, a.entryOps(e)...)
+		a.acct.lowBalanceCrossed()
+	}
+	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
+}
+
+// ErrIsNotFound reports whether err is a not_found refusal.
+func ErrIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+

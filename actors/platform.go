@@ -1,0 +1,542 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// WalletAccount is the ledger account name of a platform's wallet.
+const WalletAccount = "wallet"
+
+// platformActor owns one platform: its settings, keys, wallet (with open
+// reservations) and the creation of its end-users (serializing
+// external_id idempotency).
+type platformActor struct {
+	base
+	p        *pb.Platform // nil: no such platform
+	reserved money.Nanos
+	open     map[string]money.Nanos
+	charging bool
+}
+
+// autoTopupResult is sent to the platform actor by the goroutine that
+// charged its payment method. It never crosses nodes.
+type autoTopupResult struct {
+	amount   money.Nanos
+	chargeID string
+	key      string
+	err      error
+}
+
+func newPlatformActor(env *Env, id Identity) actor.Actor {
+	return &platformActor{base: base{env: env, id: id}, open: make(map[string]money.Nanos)}
+}
+
+func (a *platformActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.self = c.Self()
+		a.load()
+		a.idle(c)
+		return
+	case *actor.ReceiveTimeout:
+		a.passivate(c)
+		return
+	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
+		return
+	case *autoTopupResult:
+		a.autoTopupDone(c, m)
+		return
+	}
+	if a.stopped {
+		a.refusePassivated(c)
+		return
+	}
+	if a.p == nil {
+		if m, ok := c.Message().(*pb.CreatePlatform); ok {
+			a.create(c, m)
+			return
+		}
+		a.fail(c, errorf(ErrPlatformNotFound, "platform %s not found", a.id.Platform))
+		return
+	}
+	switch c.Message().(type) {
+	case *pb.ListAPIKeys, *pb.RevokeAPIKey, *pb.CreateEndUser:
+		a.readYourWrites() // they read indexes this actor writes
+	}
+	switch m := c.Message().(type) {
+	case *pb.CreatePlatform:
+		a.fail(c, errorf(ErrConflict, "platform %s already exists", a.id.Platform))
+	case *pb.GetPlatform:
+		a.respondDurable(c, &pb.PlatformView{Platform: a.p})
+	case *pb.PatchPlatform:
+		a.patch(c, m)
+	case *pb.CreateAPIKey:
+		a.createKey(c, m)
+	case *pb.ListAPIKeys:
+		a.listKeys(c)
+	case *pb.RevokeAPIKey:
+		a.revokeKey(c, m)
+	case *pb.CreateEndUser:
+		a.createEndUser(c, m)
+	case *pb.WalletTopup:
+		a.topup(c, m)
+	case *pb.GetWallet:
+		a.respondDurable(c, &pb.WalletView{Wallet: a.p.Wallet, ReservedNanos: int64(a.reserved)})
+	case *pb.SetAutoTopup:
+		a.setAutoTopup(c, m)
+	case *pb.WalletReserve:
+		a.reserve(c, m)
+	case *pb.WalletSettle:
+		a.settle(c, m)
+	case *pb.WalletRelease:
+		if amt, ok := a.open[m.ReservationId]; ok {
+			delete(a.open, m.ReservationId)
+			a.reserved -= amt
+		}
+		a.respond(c, &pb.Ack{})
+	case *pb.ListLedger:
+		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), WalletAccount, m))
+	default:
+		a.fail(c, errorf(ErrInvalid, "platform actor cannot handle %T", m))
+	}
+}
+
+func (a *platformActor) idle(c actor.Context) {
+	d := a.env.IdleTimeout
+	if a.p == nil && d > time.Second {
+		d = time.Second
+	}
+	c.SetReceiveTimeout(d)
+}
+
+func (a *platformActor) load() {
+	a.waitApplied()
+	raw, err := a.env.Store.Get(persistence.PlatformKey(string(a.id.Platform)))
+	if err != nil {
+		return
+	}
+	var p pb.Platform
+	if err := proto.Unmarshal(raw, &p); err != nil {
+		a.env.Log.Error("corrupt platform record", "platform", a.id.Platform, "err", err)
+		return
+	}
+	a.p = &p
+	a.env.publishPlatform(&p)
+}
+
+func (a *platformActor) passivate(c actor.Context) {
+	if len(a.open) > 0 || a.charging || a.pending.Load() > 0 {
+		return // keep the receive timeout running; try again later
+	}
+	if a.env.dir != nil && !a.env.dir.tryPassivate(a.id, a.self) {
+		return
+	}
+	a.stopped = true
+	c.Stop(a.self)
+}
+
+func (a *platformActor) write() []persistence.Op {
+	return []persistence.Op{persistence.Set(persistence.PlatformKey(a.p.Id), marshal(a.p))}
+}
+
+func (a *platformActor) create(c actor.Context, m *pb.CreatePlatform) {
+	now := a.now()
+	p := &pb.Platform{
+		Id:          string(a.id.Platform),
+		Name:        m.Name,
+		CreatedAtMs: now.UnixMilli(),
+		UpdatedAtMs: now.UnixMilli(),
+		Settings:    m.Settings,
+		Wallet:      &pb.Wallet{},
+	}
+	if p.Settings == nil {
+		p.Settings = &pb.PlatformSettings{}
+	}
+	if p.Settings.DisplayName == "" {
+		p.Settings.DisplayName = m.Name
+	}
+	a.p = p
+	a.env.publishPlatform(p)
+	key, raw := a.newKey(now, ids.KindPlatform, "", m.KeyName)
+	ops := append(a.write(), a.keyOps(key)...)
+	a.commit(c, ops, &pb.PlatformCreated{Platform: p, Key: key, RawKey: raw}, false)
+}
+
+func (a *platformActor) patch(c actor.Context, m *pb.PatchPlatform) {
+	s := proto.Clone(a.p.Settings).(*pb.PlatformSettings)
+	in := m.Settings
+	if in == nil {
+		in = &pb.PlatformSettings{}
+	}
+	for _, f := range m.Fields {
+		switch f {
+		case "display_name":
+			s.DisplayName = in.DisplayName
+		case "default_budget":
+			s.DefaultBudget = in.DefaultBudget
+		case "markup_pct":
+			s.MarkupBps = in.MarkupBps
+		case "default_rate_limits":
+			s.DefaultRateLimits = in.DefaultRateLimits
+		case "skills_enabled":
+			s.SkillsEnabled = in.SkillsEnabled
+		case "wallet_low_balance_usd":
+			s.WalletLowBalanceNanos = in.WalletLowBalanceNanos
+		case "budget_low_balance_usd":
+			s.BudgetLowBalanceNanos = in.BudgetLowBalanceNanos
+		default:
+			a.fail(c, errorf(ErrInvalid, "unknown setting %q", f))
+			return
+		}
+	}
+	if m.ClearDefaultBudget {
+		s.DefaultBudget = nil
+	}
+	a.p.Settings = s
+	a.p.UpdatedAtMs = a.now().UnixMilli()
+	a.env.publishPlatform(a.p)
+	a.commit(c, a.write(), &pb.PlatformView{Platform: a.p}, false)
+}
+
+// newKey mints a key record for this platform (or one of its end-users)
+// and caches it in Auth.
+func (a *platformActor) newKey(now time.Time, kind ids.KeyKind, endUser, name string) (*pb.APIKey, string) {
+	raw, digest := ids.NewKey(kind)
+	k := &pb.APIKey{
+		Id:          ids.New(ids.KeyPrefix, now),
+		PlatformId:  string(a.id.Platform),
+		EndUserId:   endUser,
+		Kind:        int32(kind),
+		Name:        name,
+		Prefix:      ids.DisplayPrefix(raw),
+		Digest:      digest[:],
+		CreatedAtMs: now.UnixMilli(),
+	}
+	a.env.Auth.put(k)
+	return k, raw
+}
+
+func (a *platformActor) keyOps(k *pb.APIKey) []persistence.Op {
+	ops := []persistence.Op{persistence.Set(persistence.APIKeyKey(k.Digest), marshal(k))}
+	if k.EndUserId == "" {
+		ops = append(ops, persistence.Set(persistence.PlatformKeyIndex(k.PlatformId, k.Id), k.Digest))
+	} else {
+		ops = append(ops, persistence.Set(persistence.UserKeyIndex(k.PlatformId, k.EndUserId, k.Id), k.Digest))
+	}
+	return ops
+}
+
+func (a *platformActor) createKey(c actor.Context, m *pb.CreateAPIKey) {
+	k, raw := a.newKey(a.now(), ids.KindPlatform, "", m.Name)
+	a.commit(c, a.keyOps(k), &pb.APIKeyCreated{Key: k, RawKey: raw}, false)
+}
+
+func (a *platformActor) listKeys(c actor.Context) {
+	var keys []*pb.APIKey
+	st := a.env.Store
+	err := st.ScanPrefix(persistence.PlatformKeysPrefix(string(a.id.Platform)), false, func(_, digest []byte) bool {
+		raw, err := st.Get(persistence.APIKeyKey(digest))
+		if err != nil {
+			return true
+		}
+		var k pb.APIKey
+		if proto.Unmarshal(raw, &k) == nil && k.RevokedAtMs == 0 {
+			keys = append(keys, &k)
+		}
+		return true
+	})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Id < keys[j].Id })
+	a.respondDurable(c, &pb.APIKeyList{Keys: keys})
+}
+
+func (a *platformActor) revokeKey(c actor.Context, m *pb.RevokeAPIKey) {
+	st := a.env.Store
+	digest, err := st.Get(persistence.PlatformKeyIndex(string(a.id.Platform), m.KeyId))
+	if errors.Is(err, persistence.ErrNotFound) {
+		a.fail(c, errorf(ErrNotFound, "API key %s not found", m.KeyId))
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	raw, err := st.Get(persistence.APIKeyKey(digest))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	var k pb.APIKey
+	if err := proto.Unmarshal(raw, &k); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.env.Auth.revoke(digest)
+	k.RevokedAtMs = a.now().UnixMilli()
+	ops := []persistence.Op{
+		persistence.Set(persistence.APIKeyKey(digest), marshal(&k)),
+		persistence.Delete(persistence.PlatformKeyIndex(k.PlatformId, k.Id)),
+	}
+	a.commit(c, ops, &pb.Ack{}, false)
+}
+
+func (a *platformActor) createEndUser(c actor.Context, m *pb.CreateEndUser) {
+	now := a.now()
+	st := a.env.Store
+	pid := string(a.id.Platform)
+	existing, err := st.Get(persistence.ExternalKey(pid, m.ExternalId))
+	if err == nil {
+		raw, err := st.Get(persistence.EndUserKey(pid, string(existing)))
+		if err == nil {
+			var u pb.EndUser
+			if err := proto.Unmarshal(raw, &u); err != nil {
+				a.fail(c, err)
+				return
+			}
+			k, rawKey := a.newKey(now, ids.KindEndUser, u.Id, "")
+			a.commit(c, a.keyOps(k), &pb.EndUserCreated{EndUser: &u, Key: k, RawKey: rawKey, Created: false}, false)
+			return
+		}
+	} else if !errors.Is(err, persistence.ErrNotFound) {
+		a.fail(c, err)
+		return
+	}
+	u := &pb.EndUser{
+		Id:           m.Id,
+		PlatformId:   pid,
+		ExternalId:   m.ExternalId,
+		DisplayName:  m.DisplayName,
+		MetadataJson: m.MetadataJson,
+		CreatedAtMs:  now.UnixMilli(),
+		UpdatedAtMs:  now.UnixMilli(),
+	}
+	if u.Id == "" {
+		u.Id = ids.New(ids.EndUserPrefix, now)
+	}
+	var ops []persistence.Op
+	if db := a.p.Settings.GetDefaultBudget(); db != nil {
+		u.Budget = &pb.Budget{
+			AmountNanos:     db.AmountNanos,
+			Period:          db.Period,
+			BalanceNanos:    db.AmountNanos,
+			LowBalanceNanos: a.p.Settings.BudgetLowBalanceNanos,
+			PeriodStartMs:   periodStart(db.Period, now).UnixMilli(),
+			CreatedAtMs:     now.UnixMilli(),
+			UpdatedAtMs:     now.UnixMilli(),
+		}
+		u.LedgerSeq = 1
+		e := &pb.LedgerEntry{
+			Id: ids.New(ids.EntryPrefix, now), PlatformId: pid, Account: u.Id, Seq: 1,
+			Type: EntryBudgetSet, AmountNanos: db.AmountNanos, BalanceAfterNanos: db.AmountNanos,
+			Reason: "default_budget", CreatedAtMs: now.UnixMilli(),
+		}
+		ops = append(ops, persistence.Set(persistence.LedgerKey(pid, u.Id, 1), marshal(e)))
+	}
+	k, rawKey := a.newKey(now, ids.KindEndUser, u.Id, "")
+	ops = append(ops,
+		persistence.Set(persistence.EndUserKey(pid, u.Id), marshal(u)),
+		persistence.Set(persistence.ExternalKey(pid, u.ExternalId), []byte(u.Id)),
+	)
+	ops = append(ops, a.keyOps(k)...)
+	a.commit(c, ops, &pb.EndUserCreated{EndUser: u, Key: k, RawKey: rawKey, Created: true}, false)
+}
+
+func (a *platformActor) walletEntry(now time.Time, typ string, amount money.Nanos) *pb.LedgerEntry {
+	w := a.p.Wallet
+	w.LedgerSeq++
+	return &pb.LedgerEntry{
+		Id:                ids.New(ids.EntryPrefix, now),
+		PlatformId:        a.p.Id,
+		Account:           WalletAccount,
+		Seq:               w.LedgerSeq,
+		Type:              typ,
+		AmountNanos:       int64(amount),
+		BalanceAfterNanos: w.BalanceNanos,
+		CreatedAtMs:       now.UnixMilli(),
+	}
+}
+
+func (a *platformActor) topup(c actor.Context, m *pb.WalletTopup) {
+	if m.IdempotencyKey != "" {
+		rec, err := a.idempotent(a.p.Id, WalletAccount, "topup", m.IdempotencyKey, m.RequestHash)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		if rec != nil {
+			var v pb.WalletView
+			if err := proto.Unmarshal(rec.Reply, &v); err != nil {
+				a.fail(c, err)
+				return
+			}
+			v.Replayed = true
+			a.respondDurable(c, &v)
+			return
+		}
+	}
+	amount := money.Nanos(m.AmountNanos)
+	if amount <= 0 || amount > money.MaxAmount {
+		a.fail(c, errorf(ErrAmountOutOfRange, "amount_usd must be positive and at most %s", money.MaxAmount))
+		return
+	}
+	now := a.now()
+	nb, err := money.Add(money.Nanos(a.p.Wallet.BalanceNanos), amount)
+	if err != nil || nb > 8*money.MaxAmount {
+		a.fail(c, errorf(ErrAmountOutOfRange, "wallet balance would exceed the maximum"))
+		return
+	}
+	a.p.Wallet.BalanceNanos = int64(nb)
+	e := a.walletEntry(now, EntryTopup, amount)
+	e.Reason, e.IdempotencyKey, e.RequestId = m.Reason, m.IdempotencyKey, m.RequestId
+	reply := &pb.WalletView{Wallet: proto.Clone(a.p.Wallet).(*pb.Wallet), ReservedNanos: int64(a.reserved), Entry: e}
+	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	if m.IdempotencyKey != "" {
+		rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 200, Reply: marshal(reply), CreatedAtMs: now.UnixMilli()}
+		ops = append(ops, persistence.Set(persistence.IdempotencyKey(a.p.Id, WalletAccount, "topup", m.IdempotencyKey), marshal(rec)))
+	}
+	a.commit(c, ops, reply, false)
+}
+
+func (a *platformActor) setAutoTopup(c actor.Context, m *pb.SetAutoTopup) {
+	at := m.AutoTopup
+	if at != nil && at.Enabled && (at.AmountNanos <= 0 || at.ThresholdNanos < 0 || at.AmountNanos > int64(money.MaxAmount)) {
+		a.fail(c, errorf(ErrAmountOutOfRange, "auto top-up needs a positive amount and a non-negative threshold"))
+		return
+	}
+	a.p.Wallet.AutoTopup = at
+	a.p.UpdatedAtMs = a.now().UnixMilli()
+	a.commit(c, a.write(), &pb.WalletView{Wallet: a.p.Wallet, ReservedNanos: int64(a.reserved)}, false)
+	a.maybeAutoTopup(c)
+}
+
+func (a *platformActor) reserve(c actor.Context, m *pb.WalletReserve) {
+	if _, dup := a.open[m.ReservationId]; dup {
+		a.fail(c, errorf(ErrConflict, "reservation %s already open", m.ReservationId))
+		return
+	}
+	amt := money.Nanos(m.AmountNanos)
+	if amt < 0 {
+		a.fail(c, errorf(ErrInvalid, "negative reservation"))
+		return
+	}
+	if money.Nanos(a.p.Wallet.BalanceNanos)-a.reserved < amt {
+		a.fail(c, errorf(ErrWalletInsufficient, "the platform wallet cannot cover this request"))
+		return
+	}
+	a.open[m.ReservationId] = amt
+	a.reserved += amt
+	a.respond(c, &pb.Ack{})
+}
+
+func (a *platformActor) settle(c actor.Context, m *pb.WalletSettle) {
+	amt, ok := a.open[m.ReservationId]
+	if !ok {
+		a.fail(c, errorf(ErrReservationUnknown, "wallet reservation %s is not open", m.ReservationId))
+		return
+	}
+	if m.CostNanos < 0 {
+		a.fail(c, errorf(ErrInvalid, "negative cost"))
+		return
+	}
+	delete(a.open, m.ReservationId)
+	a.reserved -= amt
+	now := a.now()
+	w := a.p.Wallet
+	cost := money.Nanos(m.CostNanos)
+	var uncharged money.Nanos
+	if avail := money.Nanos(w.BalanceNanos) - a.reserved; cost > avail {
+		uncharged = cost - max(avail, 0)
+		cost = max(avail, 0)
+	}
+	w.BalanceNanos -= int64(cost)
+	e := a.walletEntry(now, EntryUsage, -cost)
+	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = m.RequestId, m.Model, m.PromptTokens, m.CompletionTokens
+	e.UnchargedNanos = int64(uncharged)
+	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
+	a.maybeAutoTopup(c)
+}
+
+// maybeAutoTopup starts one charge when auto top-up is on and the balance
+// fell below its threshold. The charge runs off the mailbox; its result
+// comes back as an autoTopupResult message.
+func (a *platformActor) maybeAutoTopup(c actor.Context) {
+	at := a.p.Wallet.GetAutoTopup()
+	if a.charging || at == nil || !at.Enabled || a.p.Wallet.BalanceNanos >= at.ThresholdNanos {
+		return
+	}
+	a.charging = true
+	key := fmt.Sprintf("%s-auto-%d", a.p.Id, a.p.Wallet.LedgerSeq)
+	amount := money.Nanos(at.AmountNanos)
+	pay, self, root, platform := a.env.Payments, a.self, c.ActorSystem().Root, a.id.Platform
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		id, err := pay.Charge(ctx, platform, amount, key)
+		root.Send(self, &autoTopupResult{amount: amount, chargeID: id, key: key, err: err})
+	}()
+}
+
+func (a *platformActor) autoTopupDone(c actor.Context, r *autoTopupResult) {
+	a.charging = false
+	if r.err != nil {
+		a.env.Log.Warn("auto top-up charge failed", "platform", a.id.Platform, "err", r.err)
+		return
+	}
+	now := a.now()
+	a.p.Wallet.BalanceNanos += int64(r.amount)
+	e := a.walletEntry(now, EntryAutoTopup, r.amount)
+	e.Reason, e.IdempotencyKey = "auto_topup "+r.chargeID, r.key
+	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	a.commit(c, ops, nil, false)
+}
+
+// listLedger reads one account's entries, newest first, before a sequence.
+func listLedger(st *persistence.Store, platformID, account string, m *pb.ListLedger) proto.Message {
+	limit := int(m.Limit)
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	prefix := persistence.LedgerPrefix(platformID, account)
+	end := persistence.PrefixEnd(prefix)
+	if m.BeforeSeq > 0 {
+		end = persistence.LedgerKey(platformID, account, m.BeforeSeq)
+	}
+	page := &pb.LedgerPage{}
+	var failure error
+	err := st.Scan(prefix, end, true, func(_, v []byte) bool {
+		if len(page.Entries) == limit {
+			page.NextBeforeSeq = page.Entries[limit-1].Seq
+			return false
+		}
+		var e pb.LedgerEntry
+		if err := proto.Unmarshal(v, &e); err != nil {
+			failure = err
+			return false
+		}
+		page.Entries = append(page.Entries, &e)
+		return true
+	})
+	if err == nil {
+		err = failure
+	}
+	if err != nil {
+		return (&Error{Code: "internal_error", Message: err.Error()}).failure()
+	}
+	return page
+}

@@ -1,0 +1,151 @@
+package actors
+
+import "time"
+
+// window is an exact sliding log of admissions over a fixed span: it never
+// admits more than limit units in any interval of length span. Entries are
+// (time, units) pairs in time order; entries within one granule are merged,
+// and a merged entry counts as if it happened at the end of its granule for
+// expiry, so merging can only make the window stricter, never looser.
+//
+// A token bucket or GCRA would admit up to 2N−1 across a boundary; this
+// admits at most N, at the cost of memory proportional to the number of
+// granules with admissions inside the span. Not safe for concurrent use.
+type window struct {
+	span    time.Duration
+	granule time.Duration // 0: exact timestamps
+	entries []wentry      // oldest first
+	head    int           // entries[:head] are expired and reusable
+	sum     int64
+}
+
+type wentry struct {
+	at    int64 // unix nanos; for merged entries the end of their granule
+	units int64
+}
+
+func newWindow(span, granule time.Duration) window {
+	return window{span: span, granule: granule}
+}
+
+// expire drops entries that left the window at now.
+func (w *window) expire(now time.Time) {
+	cut := now.UnixNano() - int64(w.span)
+	for w.head < len(w.entries) && w.entries[w.head].at <= cut {
+		w.sum -= w.entries[w.head].units
+		w.head++
+	}
+	if w.head == len(w.entries) {
+		w.entries, w.head = w.entries[:0], 0
+		if cap(w.entries) > 64 {
+			w.entries = nil // an idle user gives its memory back
+		}
+	} else if w.head > 32 && w.head*2 > len(w.entries) {
+		n := copy(w.entries, w.entries[w.head:])
+		w.entries, w.head = w.entries[:n], 0
+	}
+}
+
+// check reports whether units more may be admitted at now under limit, and
+// if not, how long until they may (0 when they never can, units > limit).
+func (w *window) check(now time.Time, units, limit int64) (ok bool, retry time.Duration) {
+	w.expire(now)
+	if w.sum+units <= limit {
+		return true, 0
+	}
+	if units > limit {
+		return false, 0
+	}
+	// Walk from the oldest entry until enough has expired.
+	need := w.sum + units - limit
+	for i := w.head; i < len(w.entries); i++ {
+		need -= w.entries[i].units
+		if need <= 0 {
+			d := time.Duration(w.entries[i].at+int64(w.span)-now.UnixNano()) + time.Nanosecond
+			if d < 0 {
+				d = 0
+			}
+			return false, d
+		}
+	}
+	return false, w.span
+}
+
+// add records units admitted at now. now must not be before the newest
+// entry minus a granule; a clock that went backwards is treated as the
+// newest entry's time, so windows never go negative.
+func (w *window) add(now time.Time, units int64) {
+	at := now.UnixNano()
+	if w.granule > 0 {
+		g := int64(w.granule)
+		at = (at/g + 1) * g
+	}
+	if n := len(w.entries); n > w.head {
+		last := &w.entries[n-1]
+		if at <= last.at {
+			last.units += units
+			w.sum += units
+			return
+		}
+	}
+	w.entries = append(w.entries, wentry{at: at, units: units})
+	w.sum += units
+}
+
+// adjust changes the units of the entry recorded at admitted (settlement
+// correcting a token estimate). The entry may have expired already, in
+// which case nothing changes. delta may be negative; units never go below 0.
+func (w *window) adjust(admitted time.Time, delta int64) {
+	at := admitted.UnixNano()
+	if w.granule > 0 {
+		g := int64(w.granule)
+		at = (at/g + 1) * g
+	}
+	for i := len(w.entries) - 1; i >= w.head; i-- {
+		e := &w.entries[i]
+		if e.at < at {
+			return
+		}
+		if e.at == at || (i == w.head || w.entries[i-1].at < at) {
+			if e.units+delta < 0 {
+				delta = -e.units
+			}
+			e.units += delta
+			w.sum += delta
+			return
+		}
+	}
+}
+
+// used returns the units inside the window at now.
+func (w *window) used(now time.Time) int64 {
+	w.expire(now)
+	return w.sum
+}
+
+// resetIn returns how long until the oldest entry leaves the window.
+func (w *window) resetIn(now time.Time) time.Duration {
+	w.expire(now)
+	if w.head == len(w.entries) {
+		return 0
+	}
+	d := time.Duration(w.entries[w.head].at + int64(w.span) - now.UnixNano())
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// snapshot returns the live entries, for persisting across passivation.
+func (w *window) snapshot(now time.Time) []wentry {
+	w.expire(now)
+	return append([]wentry(nil), w.entries[w.head:]...)
+}
+
+// restore replaces the entries (from snapshot).
+func (w *window) restore(es []wentry) {
+	w.entries, w.head, w.sum = append(w.entries[:0], es...), 0, 0
+	for _, e := range es {
+		w.sum += e.units
+	}
+}

@@ -1,0 +1,74 @@
+package ids
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewIsTimeOrderedAndValid(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	a := New(EndUserPrefix, t0)
+	b := New(EndUserPrefix, t0.Add(time.Millisecond))
+	if !(a < b) {
+		t.Fatalf("New not time-ordered: %s !< %s", a, b)
+	}
+	if !Valid(EndUserPrefix, a) || Valid(PlatformPrefix, a) || Valid(EndUserPrefix, a[:len(a)-1]) {
+		t.Fatalf("Valid disagrees with New for %s", a)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		id := New(KeyPrefix, t0)
+		if seen[id] {
+			t.Fatalf("duplicate id %s", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestKeyRoundTrip(t *testing.T) {
+	for _, kind := range []KeyKind{KindPlatform, KindEndUser, KindAdmin} {
+		raw, d := NewKey(kind)
+		k, d2, err := ParseKey(raw)
+		if err != nil || k != kind || d != d2 {
+			t.Fatalf("ParseKey(NewKey(%v)) = %v, %v", kind, k, err)
+		}
+	}
+}
+
+func TestParseKeyRefusesMalformed(t *testing.T) {
+	raw, _ := NewKey(KindEndUser)
+	flipped := []byte(raw)
+	if flipped[10] == 'a' {
+		flipped[10] = 'b'
+	} else {
+		flipped[10] = 'a'
+	}
+	tests := map[string]string{
+		"empty":          "",
+		"wrong prefix":   "sk-xyz_" + raw[6:],
+		"short":          raw[:len(raw)-1],
+		"long":           raw + "A",
+		"bad checksum":   string(flipped),
+		"bad characters": strings.Replace(raw, raw[8:9], "!", 1),
+		"bearer word":    "Bearer " + raw,
+	}
+	for name, in := range tests {
+		if _, _, err := ParseKey(in); !errors.Is(err, ErrMalformedKey) {
+			t.Errorf("%s: ParseKey(%q) error = %v, want ErrMalformedKey", name, in, err)
+		}
+	}
+}
+
+func FuzzParseKey(f *testing.F) {
+	raw, _ := NewKey(KindPlatform)
+	f.Add(raw)
+	f.Add("sk-eu_")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, _, err := ParseKey(s)
+		if err == nil && k == 0 {
+			t.Fatalf("ParseKey(%q) accepted with no kind", s)
+		}
+	})
+}

@@ -1,0 +1,40 @@
+// Package persistence owns the node's store: Pebble as the write-ahead log
+// and the state of every actor, its key spaces, the group-commit pipeline,
+// and (in package postgres below it) periodic snapshots to Postgres.
+//
+// # Key spaces
+//
+// Every key starts with one byte naming its record family; the families and
+// the layout of the rest are fixed for a schema version (stored under
+// [MetaSchemaKey]). Ids never contain a 0x00 byte, so 0x00 separates
+// components and a prefix scan of one tenant never crosses into another:
+//
+//	0x01 meta        0x01 name                             → value
+//	0x02 changefeed  0x02 seq(8, big-endian)               → keys changed by one commit
+//	0x10 platform    0x10 platformID                       → pb.Platform
+//	0x11 key         0x11 digest(32)                       → pb.APIKey
+//	0x12 plat keys   0x12 platformID 0x00 keyID            → digest(32)
+//	0x13 end-user    0x13 platformID 0x00 endUserID        → pb.EndUser
+//	0x14 external    0x14 platformID 0x00 externalID       → endUserID
+//	0x15 ledger      0x15 platformID 0x00 account 0x00 seq(8) → pb.LedgerEntry
+//	0x16 idempotency 0x16 platformID 0x00 account 0x00 route 0x00 key → pb.IdempotencyRecord
+//	0x17 reservation 0x17 platformID 0x00 account 0x00 reservationID → pb.Reservation
+//	0x18 user keys   0x18 platformID 0x00 endUserID 0x00 keyID → digest(32)
+//
+// # Durability
+//
+// Writers hand [Write]s to [Store.Submit]. One committer goroutine drains
+// the queue in order, folds whatever has queued into one Pebble batch, and
+// applies it with a synced write without waiting for the fsync; a second
+// goroutine waits for each batch's fsync in order and only then calls the
+// writers' Done callbacks. Many actors' records therefore share one fsync,
+// order is kept (a durable record implies every earlier one is durable), and
+// an actor never blocks on the disk: it replies from Done. A write or fsync
+// error is fatal: the store refuses every later write and calls
+// [Config.OnFatal], so nothing is acknowledged after a failed sync.
+//
+// Each batch also records the keys it changed under the changefeed family,
+// which the Postgres snapshotter reads from its watermark.
+//
+// This package imports no sibling package of ours (style.md §1).
+package persistence

@@ -1,0 +1,494 @@
+package persistence
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Errors returned by the store.
+var (
+	ErrNotFound = errors.New("persistence: not found")
+	ErrFailed   = errors.New("persistence: store failed; refusing writes")
+	ErrClosed   = errors.New("persistence: store closed")
+)
+
+// Config configures [Open].
+type Config struct {
+	// Dir is the data directory; Pebble lives in Dir/pebble. Required.
+	Dir string
+	// QueueDepth bounds the writes waiting for the committer. A full queue
+	// makes Submit block (backpressure). Default 65536, range 1..1<<20.
+	QueueDepth int
+	// MaxBatch bounds how many writes one commit folds together.
+	// Default 4096, range 1..65536.
+	MaxBatch int
+	// Logger receives the store's log lines. Default slog.Default().
+	Logger *slog.Logger
+	// OnFatal is called once when a write or fsync fails. The store has
+	// already refused further writes. Default: log and exit the process
+	// with status 70, so the node stops rather than acknowledge (fsyncgate).
+	OnFatal func(error)
+	// DisableChangefeed turns off the changefeed records (for data dirs
+	// that are never snapshotted, such as benchmarks of Pebble alone).
+	DisableChangefeed bool
+	// FS, when set, replaces the real filesystem (crash tests use Pebble's
+	// strict in-memory FS).
+	FS pebbleFS
+}
+
+// DefaultConfig returns the defaults documented on [Config].
+func DefaultConfig() Config {
+	return Config{QueueDepth: 65536, MaxBatch: 4096}
+}
+
+// Validate reports the first invalid field of c.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "" && c.FS == nil:
+		return errors.New("persistence: Config.Dir is required")
+	case c.QueueDepth < 1 || c.QueueDepth > 1<<20:
+		return fmt.Errorf("persistence: QueueDepth %d out of range 1..1048576", c.QueueDepth)
+	case c.MaxBatch < 1 || c.MaxBatch > 65536:
+		return fmt.Errorf("persistence: MaxBatch %d out of range 1..65536", c.MaxBatch)
+	}
+	return nil
+}
+
+// Op is one mutation in a [Write].
+type Op struct {
+	Key   []byte
+	Value []byte // nil with Delete
+	// Delete removes Key; with End set it removes the range [Key, End).
+	Delete bool
+	End    []byte
+}
+
+// Set returns an Op that sets key to value.
+func Set(key, value []byte) Op { return Op{Key: key, Value: value} }
+
+// Delete returns an Op that deletes key.
+func Delete(key []byte) Op { return Op{Key: key, Delete: true} }
+
+// DeleteRange returns an Op that deletes [start, end).
+func DeleteRange(start, end []byte) Op { return Op{Key: start, End: end, Delete: true} }
+
+// Write is a group of Ops applied atomically.
+type Write struct {
+	Ops []Op
+	// NoSync lets Done run once the write is applied, before its fsync.
+	// Used for records whose loss a crash recovery handles (reservations).
+	NoSync bool
+	// Done is called exactly once, from the store's goroutine, with nil
+	// when the write is durable (applied, for NoSync) or the error that
+	// stopped it. It must not block. A Write with no Ops is a barrier: its
+	// Done runs once every earlier write is durable.
+	Done func(error)
+}
+
+type syncItem struct {
+	batch *pebble.Batch // nil: nothing to wait for
+	dones []func(error)
+}
+
+// Store is the node's Pebble store with its group-commit pipeline. Its
+// methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	db     *pebble.DB
+	log    *slog.Logger
+	in     chan Write
+	syncq  chan syncItem
+	failed atomic.Pointer[error]
+	closed atomic.Bool
+	wg     sync.WaitGroup
+
+	mu       sync.RWMutex // guards closing of in against concurrent Submit
+	feedSeq  uint64       // owned by the committer goroutine after Open
+	commits  atomic.Uint64
+	writes   atomic.Uint64
+	fatalOne sync.Once
+}
+
+// Open opens (creating if needed) the store in cfg.Dir and starts its
+// committer. It never mutates the caller's cfg.
+func Open(cfg Config) (*Store, error) {
+	def := DefaultConfig()
+	if cfg.QueueDepth == 0 {
+		cfg.QueueDepth = def.QueueDepth
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = def.MaxBatch
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OnFatal == nil {
+		log := cfg.Logger
+		cfg.OnFatal = func(err error) {
+			log.Error("store failed; stopping the node rather than acknowledge", "err", err)
+			os.Exit(70)
+		}
+	}
+	opts := &pebble.Options{Logger: quietLogger{cfg.Logger}}
+	dir := filepath.Join(cfg.Dir, "pebble")
+	if cfg.FS != nil {
+		opts.FS = cfg.FS
+	} else if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("persistence: create data dir: %w", err)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("persistence: open pebble: %w", err)
+	}
+	s := &Store{
+		cfg:   cfg,
+		db:    db,
+		log:   cfg.Logger,
+		in:    make(chan Write, cfg.QueueDepth),
+		syncq: make(chan syncItem, 1024),
+	}
+	if err := s.checkSchema(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.feedSeq, err = s.lastFeedSeq(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.wg.Add(2)
+	go s.commitLoop()
+	go s.syncLoop()
+	return s, nil
+}
+
+func (s *Store) checkSchema() error {
+	v, err := s.Get(MetaSchemaKey)
+	if errors.Is(err, ErrNotFound) {
+		return s.db.Set(MetaSchemaKey, []byte(strconv.Itoa(SchemaVersion)), pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	if string(v) != strconv.Itoa(SchemaVersion) {
+		return fmt.Errorf("persistence: data dir has schema version %s, this build reads %d", v, SchemaVersion)
+	}
+	return nil
+}
+
+func (s *Store) lastFeedSeq() (uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{FamilyChangefeed},
+		UpperBound: []byte{FamilyChangefeed + 1},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if it.Last() && len(it.Key()) == 9 {
+		return binary.BigEndian.Uint64(it.Key()[1:]), nil
+	}
+	// The snapshotter may have pruned the feed: keep counting from the
+	// watermark it recorded.
+	if v, err := s.Get(MetaKey("changefeed_next")); err == nil && len(v) == 8 {
+		return binary.BigEndian.Uint64(v), nil
+	}
+	return 0, it.Error()
+}
+
+// Submit queues w for the committer. It blocks only while the queue is
+// full. After a fatal error or Close, w.Done is called at once with
+// [ErrFailed] or [ErrClosed].
+func (s *Store) Submit(w Write) {
+	if e := s.failed.Load(); e != nil {
+		w.Done(fmt.Errorf("%w: %v", ErrFailed, *e))
+		return
+	}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		w.Done(ErrClosed)
+		return
+	}
+	s.in <- w
+	s.mu.RUnlock()
+}
+
+// Commit submits ops and waits until they are durable.
+func (s *Store) Commit(ops ...Op) error {
+	ch := make(chan error, 1)
+	s.Submit(Write{Ops: ops, Done: func(err error) { ch <- err }})
+	return <-ch
+}
+
+// Barrier waits until every write submitted before it is durable.
+func (s *Store) Barrier() error { return s.Commit() }
+
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	defer close(s.syncq)
+	var feed []byte
+	for w := range s.in {
+		if s.failed.Load() != nil {
+			s.failAll(w, ErrFailed)
+			continue
+		}
+		batch := s.db.NewBatch()
+		dones := make([]func(error), 0, 8)
+		var noSyncDones []func(error)
+		sync := false
+		feed = feed[:0]
+		n := 0
+		add := func(w Write) {
+			for _, op := range w.Ops {
+				switch {
+				case op.Delete && op.End != nil:
+					_ = batch.DeleteRange(op.Key, op.End, nil)
+					feed = appendFeed(feed, 2, op.Key, op.End)
+				case op.Delete:
+					_ = batch.Delete(op.Key, nil)
+					feed = appendFeed(feed, 1, op.Key, nil)
+				default:
+					_ = batch.Set(op.Key, op.Value, nil)
+					feed = appendFeed(feed, 0, op.Key, nil)
+				}
+			}
+			if w.NoSync {
+				noSyncDones = append(noSyncDones, w.Done)
+			} else {
+				if len(w.Ops) > 0 {
+					sync = true
+				}
+				dones = append(dones, w.Done)
+			}
+			n++
+		}
+		add(w)
+	drain:
+		for n < s.cfg.MaxBatch {
+			select {
+			case w2, ok := <-s.in:
+				if !ok {
+					break drain
+				}
+				add(w2)
+			default:
+				break drain
+			}
+		}
+		if len(feed) > 0 && !s.cfg.DisableChangefeed {
+			s.feedSeq++
+			_ = batch.Set(ChangefeedKey(s.feedSeq), feed, nil)
+		}
+		s.writes.Add(uint64(n))
+		var err error
+		switch {
+		case batch.Empty():
+			batch.Close()
+			batch = nil
+		case sync:
+			err = s.db.ApplyNoSyncWait(batch, pebble.Sync)
+		default:
+			err = s.db.Apply(batch, pebble.NoSync)
+			batch.Close()
+			batch = nil
+		}
+		if err != nil {
+			s.fatal(fmt.Errorf("apply batch: %w", err))
+			for _, d := range append(dones, noSyncDones...) {
+				d(fmt.Errorf("%w: %v", ErrFailed, err))
+			}
+			continue
+		}
+		for _, d := range noSyncDones {
+			d(nil)
+		}
+		s.syncq <- syncItem{batch: batch, dones: dones}
+	}
+}
+
+func (s *Store) syncLoop() {
+	defer s.wg.Done()
+	for item := range s.syncq {
+		var err error
+		if item.batch != nil {
+			err = item.batch.SyncWait()
+			item.batch.Close()
+			s.commits.Add(1)
+		}
+		if err == nil {
+			if e := s.failed.Load(); e != nil {
+				err = *e
+			}
+		} else {
+			s.fatal(fmt.Errorf("sync WAL: %w", err))
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		for _, d := range item.dones {
+			d(err)
+		}
+	}
+}
+
+func (s *Store) failAll(w Write, err error) { w.Done(err) }
+
+func (s *Store) fatal(err error) {
+	s.failed.CompareAndSwap(nil, &err)
+	s.fatalOne.Do(func() { s.cfg.OnFatal(err) })
+}
+
+func appendFeed(b []byte, op byte, key, end []byte) []byte {
+	b = append(b, op)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	if op == 2 {
+		b = binary.AppendUvarint(b, uint64(len(end)))
+		b = append(b, end...)
+	}
+	return b
+}
+
+// FeedOp is one change decoded from a changefeed record.
+type FeedOp struct {
+	Kind byte // 0 set, 1 delete, 2 delete range [Key, End)
+	Key  []byte
+	End  []byte
+}
+
+// DecodeFeed decodes a changefeed record.
+func DecodeFeed(b []byte) ([]FeedOp, error) {
+	var ops []FeedOp
+	for len(b) > 0 {
+		kind := b[0]
+		b = b[1:]
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errors.New("persistence: corrupt changefeed record")
+		}
+		op := FeedOp{Kind: kind, Key: b[k : k+int(n)]}
+		b = b[k+int(n):]
+		if kind == 2 {
+			n, k = binary.Uvarint(b)
+			if k <= 0 || uint64(len(b)-k) < n {
+				return nil, errors.New("persistence: corrupt changefeed record")
+			}
+			op.End = b[k : k+int(n)]
+			b = b[k+int(n):]
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// Get returns a copy of the value at key, or [ErrNotFound]. It reads what
+// has been applied, which may include writes not yet durable; actors only
+// read their own records, which they wrote themselves.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// Scan calls fn for each key in [start, end) in order (reverse order when
+// reverse is set) until fn returns false. Keys and values are only valid
+// during the call.
+func (s *Store) Scan(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if reverse {
+		for ok := it.Last(); ok; ok = it.Prev() {
+			if !fn(it.Key(), it.Value()) {
+				break
+			}
+		}
+	} else {
+		for ok := it.First(); ok; ok = it.Next() {
+			if !fn(it.Key(), it.Value()) {
+				break
+			}
+		}
+	}
+	return it.Error()
+}
+
+// ScanPrefix is Scan over every key starting with prefix.
+func (s *Store) ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error {
+	return s.Scan(prefix, PrefixEnd(prefix), reverse, fn)
+}
+
+// Stats reports the committer's counters.
+type Stats struct {
+	Writes  uint64 // Writes folded into batches
+	Commits uint64 // synced batches
+}
+
+// Stats returns the committer's counters.
+func (s *Store) Stats() Stats {
+	return Stats{Writes: s.writes.Load(), Commits: s.commits.Load()}
+}
+
+// Err returns the fatal error that stopped the store, or nil.
+func (s *Store) Err() error {
+	if e := s.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Close stops accepting writes, waits for queued ones to become durable,
+// flushes and closes Pebble.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return nil
+	}
+	close(s.in)
+	s.mu.Unlock()
+	s.wg.Wait()
+	if s.failed.Load() == nil {
+		_ = s.db.Flush()
+	}
+	return s.db.Close()
+}
+
+// DB exposes the underlying Pebble database to this module's snapshot and
+// restore code. Callers must not write through it while the store runs.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {
+	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(70)
+}
