@@ -1,0 +1,49 @@
+# The two commands: `make run` (one node, embedded defaults, data in ./data,
+# with the mock upstream beside it) and `make test` (every test).
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+# Packages whose tests hold concurrency run under the race detector.
+RACE_PKGS := ./actors/... ./persistence/... ./edge/... ./internal/... ./providers/... ./mockllm/... ./webhooks/... ./bench/...
+FUZZTIME  ?= 10s
+
+.PHONY: build run test test-race lint vet fmt fuzz bench proto check tidy clean
+
+build:
+	$(GO) build -o $(BIN)/gateway ./cmd/gateway
+	@if [ -d cmd/mockllm ] && ls cmd/mockllm/*.go >/dev/null 2>&1; then $(GO) build -o $(BIN)/mockllm ./cmd/mockllm; fi
+
+run: build
+	./scripts/run.sh
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fuzz:
+	$(GO) test ./internal/money -run '^$$' -fuzz FuzzParseUSD -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ids -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME)
+	$(GO) test ./edge -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME)
+
+bench: build
+	$(GO) run ./bench/cmd/benchrun
+
+proto:
+	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto
+
+check: lint test
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+clean:
+	rm -rf $(BIN)

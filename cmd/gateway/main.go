@@ -1,0 +1,240 @@
+// Command gateway runs the Assistiv-compatible multi-tenant LLM gateway.
+//
+//	gateway serve              run one node (flags or ASSISTIV_* variables)
+//	gateway version            print the version
+//
+// cmd/gateway is the only wiring: it reads flags and the environment into
+// each component's Config, opens the store, starts the actors and the edge,
+// and on SIGINT/SIGTERM stops accepting, drains in-flight requests,
+// passivates actors and flushes the store.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/edge"
+	"github.com/assistiv/gateway/internal/clock"
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/persistence"
+)
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "version":
+		fmt.Println(version)
+	case "-h", "--help", "help":
+		usage()
+	default:
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: gateway <command> [flags]
+
+commands:
+  serve     run one gateway node
+  version   print the version
+
+Run "gateway serve -h" for the flags; each has an ASSISTIV_* variable.
+`)
+}
+
+// env returns the variable's value or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+type options struct {
+	listen            string
+	dataDir           string
+	adminKey          string
+	masterKey         string
+	postgresURL       string
+	allowPrivate      bool
+	logLevel          string
+	logFormat         string
+	idleTimeout       time.Duration
+	billingDurability string
+	maxBody           int
+	shutdownTimeout   time.Duration
+}
+
+func parse(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", env("ASSISTIV_LISTEN", "127.0.0.1:8080"), "address to listen on (ASSISTIV_LISTEN)")
+	fs.StringVar(&o.dataDir, "data-dir", env("ASSISTIV_DATA_DIR", "./data"), "data directory (ASSISTIV_DATA_DIR)")
+	fs.StringVar(&o.postgresURL, "postgres-url", env("ASSISTIV_POSTGRES_URL", ""), "Postgres URL for snapshots; empty: none (ASSISTIV_POSTGRES_URL)")
+	fs.BoolVar(&o.allowPrivate, "allow-private-egress", env("ASSISTIV_ALLOW_PRIVATE_EGRESS", "") == "true" || env("ASSISTIV_ALLOW_PRIVATE_EGRESS", "") == "1", "allow outbound calls to loopback/private addresses (ASSISTIV_ALLOW_PRIVATE_EGRESS)")
+	fs.StringVar(&o.logLevel, "log-level", env("ASSISTIV_LOG_LEVEL", "info"), "debug, info, warn or error (ASSISTIV_LOG_LEVEL)")
+	fs.StringVar(&o.logFormat, "log-format", env("ASSISTIV_LOG_FORMAT", "text"), "text or json (ASSISTIV_LOG_FORMAT)")
+	fs.DurationVar(&o.idleTimeout, "actor-idle-timeout", durEnv("ASSISTIV_ACTOR_IDLE_TIMEOUT", 5*time.Minute), "passivate actors idle this long (ASSISTIV_ACTOR_IDLE_TIMEOUT)")
+	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
+	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
+	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
+	if o.billingDurability != actors.DurabilitySync && o.billingDurability != actors.DurabilityBatch {
+		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
+	}
+	return o, nil
+}
+
+func durEnv(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func newLogger(level, format string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// adminDigest returns the digest of the operator's admin key. With
+// ASSISTIV_ADMIN_KEY set, that key is used (and its digest remembered);
+// without it, the remembered digest is used; on a first start without
+// either, a key is generated, printed once, and only its digest stored.
+func adminDigest(store *persistence.Store, configured string, log *slog.Logger) ([32]byte, error) {
+	key := persistence.MetaKey("admin_key_digest")
+	if configured != "" {
+		if len(configured) < 16 {
+			return [32]byte{}, errors.New("ASSISTIV_ADMIN_KEY must be at least 16 characters")
+		}
+		d := sha256.Sum256([]byte(configured))
+		return d, store.Commit(persistence.Set(key, d[:]))
+	}
+	if v, err := store.Get(key); err == nil && len(v) == 32 {
+		var d [32]byte
+		copy(d[:], v)
+		return d, nil
+	} else if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		return [32]byte{}, err
+	}
+	raw, d := ids.NewKey(ids.KindAdmin)
+	if err := store.Commit(persistence.Set(key, d[:])); err != nil {
+		return [32]byte{}, err
+	}
+	fmt.Fprintf(os.Stderr, "\n  Generated the operator admin key (shown once; only its digest is stored):\n\n    %s\n\n  Use it as: Authorization: Bearer <key> on /admin/v1/...\n\n", raw)
+	log.Info("generated admin key", "prefix", ids.DisplayPrefix(raw))
+	return d, nil
+}
+
+func serve(args []string) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(o.logLevel, o.logFormat)
+	log.Info("starting gateway", "version", version, "listen", o.listen, "data_dir", o.dataDir,
+		"postgres", o.postgresURL != "", "allow_private_egress", o.allowPrivate,
+		"billing_durability", o.billingDurability, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
+
+	scfg := persistence.DefaultConfig()
+	scfg.Dir = o.dataDir
+	scfg.Logger = log
+	store, err := persistence.Open(scfg)
+	if err != nil {
+		return err
+	}
+	digest, err := adminDigest(store, o.adminKey, log)
+	if err != nil {
+		store.Close()
+		return err
+	}
+
+	clk := clock.Real{}
+	aenv := actors.NewEnv(store, clk, log)
+	aenv.IdleTimeout = o.idleTimeout
+	aenv.BillingDurability = o.billingDurability
+	dir := actors.NewLocal(aenv)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ecfg := edge.DefaultConfig()
+	ecfg.AdminKeyDigest = digest
+	ecfg.MaxBodyBytes = o.maxBody
+	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg})
+	if err != nil {
+		dir.Close()
+		store.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		dir.Close()
+		store.Close()
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err := <-errc:
+		if err != nil && !strings.Contains(err.Error(), "closed") {
+			log.Error("server stopped", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
+	dir.Close()
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

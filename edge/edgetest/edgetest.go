@@ -1,0 +1,354 @@
+// Package edgetest starts a real gateway node in-process for tests: a Pebble
+// store in a temporary directory, real protoactor actors, and the edge
+// serving HTTP on 127.0.0.1. It also builds and runs the gateway binary as a
+// child process for crash tests. Only tests import it.
+package edgetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/edge"
+	"github.com/assistiv/gateway/internal/clock"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// AdminKey is the operator key of test gateways.
+const AdminKey = "test-admin-key-0123456789"
+
+// Options tunes Start.
+type Options struct {
+	Dir               string      // data dir; default a fresh t.TempDir()
+	Clock             clock.Clock // default the real clock
+	IdleTimeout       time.Duration
+	BillingDurability string
+	Log               *slog.Logger
+}
+
+// Gateway is a running in-process node.
+type Gateway struct {
+	URL    string
+	Dir    string
+	Store  *persistence.Store
+	Env    *actors.Env
+	Actors *actors.Local
+	Server *edge.Server
+	client *http.Client
+	once   sync.Once
+	done   chan error
+}
+
+// Start runs a node until the test ends (or Close).
+func Start(tb testing.TB, o Options) *Gateway {
+	tb.Helper()
+	if o.Dir == "" {
+		o.Dir = tb.TempDir()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	scfg := persistence.DefaultConfig()
+	scfg.Dir = o.Dir
+	scfg.Logger = o.Log
+	scfg.OnFatal = func(err error) { tb.Errorf("store failed: %v", err) }
+	store, err := persistence.Open(scfg)
+	if err != nil {
+		tb.Fatalf("persistence.Open: %v", err)
+	}
+	env := actors.NewEnv(store, o.Clock, o.Log)
+	if o.IdleTimeout > 0 {
+		env.IdleTimeout = o.IdleTimeout
+	}
+	if o.BillingDurability != "" {
+		env.BillingDurability = o.BillingDurability
+	}
+	dir := actors.NewLocal(env)
+	cfg := edge.DefaultConfig()
+	cfg.AdminKeyDigest = sha256.Sum256([]byte(AdminKey))
+	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Clock: o.Clock, Log: o.Log})
+	if err != nil {
+		tb.Fatalf("edge.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	g := &Gateway{
+		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
+		done:   make(chan error, 1),
+	}
+	go func() { g.done <- srv.Serve(ln) }()
+	tb.Cleanup(g.Close)
+	return g
+}
+
+// Close shuts the node down gracefully (idempotent).
+func (g *Gateway) Close() {
+	g.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Server.Shutdown(ctx)
+		<-g.done
+		g.Actors.Close()
+		_ = g.Store.Close()
+		g.client.CloseIdleConnections()
+	})
+}
+
+// Response is a buffered HTTP response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v.
+func (r *Response) JSON(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Map decodes the body as a JSON object.
+func (r *Response) Map(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	r.JSON(tb, &m)
+	return m
+}
+
+// ErrorCode returns error.code of an error body ("" when there is none).
+func (r *Response) ErrorCode() string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &e)
+	return e.Error.Code
+}
+
+// Do sends one request to base (a gateway URL). body may be nil, a
+// string/[]byte sent as is, or a value encoded as JSON. headers are
+// name, value pairs.
+func Do(tb testing.TB, client *http.Client, base, method, path, key string, body any, headers ...string) *Response {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(enc)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		tb.Fatalf("NewRequest: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("read %s %s: %v", method, path, err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+}
+
+// Do sends one request to this gateway (see the package-level Do).
+func (g *Gateway) Do(tb testing.TB, method, path, key string, body any, headers ...string) *Response {
+	tb.Helper()
+	return Do(tb, g.client, g.URL, method, path, key, body, headers...)
+}
+
+// Client returns the gateway's HTTP client (safe for concurrent use).
+func (g *Gateway) Client() *http.Client { return g.client }
+
+// CreatePlatform creates a platform through the operator API and returns
+// its id and platform key.
+func CreatePlatform(tb testing.TB, client *http.Client, base, name string) (id, key string) {
+	tb.Helper()
+	r := Do(tb, client, base, "POST", "/admin/v1/platforms", AdminKey, map[string]any{"name": name})
+	if r.Status != 201 {
+		tb.Fatalf("create platform: %d %s", r.Status, r.Body)
+	}
+	var out struct {
+		Platform struct{ ID string } `json:"platform"`
+		APIKey   struct {
+			RawKey string `json:"raw_key"`
+		} `json:"api_key"`
+	}
+	r.JSON(tb, &out)
+	return out.Platform.ID, out.APIKey.RawKey
+}
+
+// CreatePlatform is the package-level CreatePlatform on this gateway.
+func (g *Gateway) CreatePlatform(tb testing.TB, name string) (id, key string) {
+	tb.Helper()
+	return CreatePlatform(tb, g.client, g.URL, name)
+}
+
+// CreateEndUser creates (or re-creates) an end-user and returns its id and key.
+func CreateEndUser(tb testing.TB, client *http.Client, base, platformID, platformKey, externalID string) (id, key string) {
+	tb.Helper()
+	r := Do(tb, client, base, "POST", "/v1/platforms/"+platformID+"/end-users", platformKey, map[string]any{"external_id": externalID})
+	if r.Status != 201 && r.Status != 200 {
+		tb.Fatalf("create end-user: %d %s", r.Status, r.Body)
+	}
+	var out struct {
+		ID     string `json:"id"`
+		APIKey struct {
+			RawKey string `json:"raw_key"`
+		} `json:"api_key"`
+	}
+	r.JSON(tb, &out)
+	return out.ID, out.APIKey.RawKey
+}
+
+// CreateEndUser is the package-level CreateEndUser on this gateway.
+func (g *Gateway) CreateEndUser(tb testing.TB, platformID, platformKey, externalID string) (id, key string) {
+	tb.Helper()
+	return CreateEndUser(tb, g.client, g.URL, platformID, platformKey, externalID)
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// BuildBinary builds cmd/gateway once per test process and returns its path.
+func BuildBinary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "gateway-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "gateway")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/gateway")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Process is the gateway binary running as a child process.
+type Process struct {
+	URL  string
+	Dir  string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+// StartProcess runs `gateway serve` on a free loopback port over dataDir
+// and waits for /readyz.
+func StartProcess(tb testing.TB, dataDir string, extraEnv ...string) *Process {
+	tb.Helper()
+	bin := BuildBinary(tb)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "-listen", addr, "-data-dir", dataDir)
+	cmd.Env = append(os.Environ(), "ASSISTIV_ADMIN_KEY="+AdminKey, "ASSISTIV_LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	p := &Process{URL: "http://" + addr, Dir: dataDir, cmd: cmd, logs: logs}
+	tb.Cleanup(func() { p.Kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Kill()
+	tb.Fatalf("gateway did not become ready; logs:\n%s", logs.String())
+	return nil
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Process) Kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+// Stop sends SIGTERM and waits for a graceful exit.
+func (p *Process) Stop(tb testing.TB) {
+	tb.Helper()
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			tb.Errorf("gateway exited with %v; logs:\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		tb.Errorf("gateway did not stop on SIGTERM")
+	}
+}
+
+// Logs returns what the process printed.
+func (p *Process) Logs() string { return p.logs.String() }

@@ -1,0 +1,99 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/assistiv/gateway/internal/money"
+)
+
+// decodeJSON parses the request body into v strictly: JSON content type,
+// one object, no unknown fields, no trailing data. optional lets an empty
+// body stand for {}.
+func (c *call) decodeJSON(v any, optional bool) error {
+	body := c.ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return errBadRequest("missing_body", "this route needs a JSON body")
+	}
+	ct := string(c.ctx.Request.Header.ContentType())
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return &apiError{Status: 415, Type: typeInvalid, Code: "unsupported_media_type",
+			Message: fmt.Sprintf("Content-Type must be application/json, not %q", ct)}
+	}
+	return decodeStrict(body, v)
+}
+
+func decodeStrict(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return errBadRequest("invalid_json", "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errBadRequest("invalid_json", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return errBadRequest("invalid_json", "malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return errBadRequest("invalid_field", "field %q must be a %s", te.Field, te.Type)
+	case errors.Is(err, money.ErrPrecision):
+		return errBadRequest("invalid_amount", "amounts take at most 9 decimal places")
+	case errors.Is(err, money.ErrRange):
+		return errBadRequest("invalid_amount", "amount out of range (at most %s USD)", money.MaxAmount)
+	case errors.Is(err, money.ErrSyntax):
+		return errBadRequest("invalid_amount", "amounts must be JSON numbers in USD")
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return errBadRequest("unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return errBadRequest("invalid_json", "the JSON body ended early")
+	}
+	return errBadRequest("invalid_json", "%v", err)
+}
+
+// writeJSON renders v with status.
+func (c *call) writeJSON(status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	c.ctx.SetStatusCode(status)
+	c.ctx.SetContentType("application/json")
+	c.ctx.SetBody(b)
+	return nil
+}
+
+// ts renders a unix-millisecond timestamp as RFC 3339 (UTC, milliseconds).
+func ts(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// optTime renders a timestamp or null.
+func optTime(ms int64) *string {
+	if ms == 0 {
+		return nil
+	}
+	s := ts(ms)
+	return &s
+}

@@ -1,0 +1,346 @@
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/internal/clock"
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// Config configures the HTTP front.
+type Config struct {
+	// MaxBodyBytes bounds a request body; larger bodies answer 413.
+	// Default 4 MiB, range 1 KiB..64 MiB.
+	MaxBodyBytes int
+	// ReadTimeout bounds reading one request (headers and body).
+	// Default 30 s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a non-streamed response. Default 60 s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Default 120 s.
+	IdleTimeout time.Duration
+	// MaxConnsPerIP bounds concurrent connections from one address
+	// (0: no bound). Default 0.
+	MaxConnsPerIP int
+	// Concurrency bounds connections served at once. Default 65536.
+	Concurrency int
+	// AdminKeyDigest is the SHA-256 of the operator's admin key.
+	AdminKeyDigest [32]byte
+}
+
+// DefaultConfig returns the defaults documented on [Config].
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes: 4 << 20,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  120 * time.Second,
+		Concurrency:  65536,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 64<<20:
+		return fmt.Errorf("edge: MaxBodyBytes %d out of range 1KiB..64MiB", c.MaxBodyBytes)
+	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("edge: timeouts must be positive")
+	case c.Concurrency <= 0:
+		return errors.New("edge: Concurrency must be positive")
+	case c.AdminKeyDigest == [32]byte{}:
+		return errors.New("edge: AdminKeyDigest is required")
+	}
+	return nil
+}
+
+// Deps are the components the edge calls.
+type Deps struct {
+	Directory actors.Directory
+	Auth      *actors.Auth
+	Store     *persistence.Store
+	Clock     clock.Clock
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+}
+
+// Server is the gateway's HTTP server.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	srv      *fasthttp.Server
+	router   *router.Router
+	ready    atomic.Bool
+	draining atomic.Bool
+	metrics  *metrics
+}
+
+// New builds the server and its routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log}
+	s.metrics = newMetrics(deps.Registry)
+	s.router = router.New()
+	s.router.SaveMatchedRoutePath = true
+	s.router.HandleMethodNotAllowed = true
+	s.router.RedirectTrailingSlash = false
+	s.router.RedirectFixedPath = false
+	s.router.NotFound = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, &apiError{Status: 404, Type: typeNotFound, Code: "route_not_found",
+			Message: fmt.Sprintf("no route for %s %s", ctx.Method(), ctx.Path())}, requestIDOf(ctx))
+	}
+	s.router.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, &apiError{Status: 405, Type: typeInvalid, Code: "method_not_allowed",
+			Message: fmt.Sprintf("%s is not allowed on %s", ctx.Method(), ctx.Path())}, requestIDOf(ctx))
+	}
+	s.router.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
+		s.log.Error("handler panic", "request_id", requestIDOf(ctx), "panic", v)
+		writeError(ctx, &apiError{Status: 500, Type: typeInternal, Code: "internal_error", Message: "internal error"}, requestIDOf(ctx))
+	}
+	s.routes()
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "assistiv-gateway",
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		MaxConnsPerIP:                 cfg.MaxConnsPerIP,
+		Concurrency:                   cfg.Concurrency,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         false,
+		NoDefaultDate:                 true,
+		ReduceMemoryUsage:             false,
+		ErrorHandler:                  s.transportError,
+		Logger:                        fasthttpLogger{s.log},
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown. It marks the server
+// ready first.
+func (s *Server) Serve(ln net.Listener) error {
+	s.ready.Store(true)
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits, at most until ctx ends,
+// for in-flight requests to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.ready.Store(false)
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// Handler returns the root handler (for tests and benchmarks that serve it
+// themselves).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+const requestIDKey = "assistiv.request_id"
+
+func requestIDOf(ctx *fasthttp.RequestCtx) string {
+	if v, ok := ctx.UserValue(requestIDKey).(string); ok {
+		return v
+	}
+	return ""
+}
+
+// handle is the root: request id, metrics, routing.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	rid := ids.New(ids.RequestPrefix, start)
+	ctx.SetUserValue(requestIDKey, rid)
+	ctx.Response.Header.Set("X-Request-Id", rid)
+	s.router.Handler(ctx)
+	if ctx.Response.Header.Peek("X-Request-Id") == nil {
+		ctx.Response.Header.Set("X-Request-Id", rid)
+	}
+	route, _ := ctx.UserValue(router.MatchedRoutePathParam).(string)
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.observe(string(ctx.Method()), route, ctx.Response.StatusCode(), time.Since(start))
+}
+
+// transportError renders errors fasthttp meets before a handler runs.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	rid := ids.New(ids.RequestPrefix, time.Now())
+	var e *apiError
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = &apiError{Status: 413, Type: typeInvalid, Code: "request_too_large", Message: fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)}
+	case isTimeout(err):
+		e = &apiError{Status: 408, Type: typeInvalid, Code: "request_timeout", Message: "the request was not received in time"}
+	default:
+		e = &apiError{Status: 400, Type: typeInvalid, Code: "malformed_request", Message: "the HTTP request could not be parsed"}
+	}
+	writeError(ctx, e, rid)
+	ctx.SetConnectionClose()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// adminOnly wraps an operator handler: the admin key is compared as a
+// SHA-256 digest in constant time.
+func (s *Server) adminOnly(h func(*call) error) fasthttp.RequestHandler {
+	return s.wrap(func(c *call) error {
+		raw, err := bearer(c.ctx)
+		if err != nil {
+			return err
+		}
+		d := sha256.Sum256([]byte(raw))
+		if subtle.ConstantTimeCompare(d[:], s.cfg.AdminKeyDigest[:]) != 1 {
+			return errInvalidKey
+		}
+		c.admin = true
+		return h(c)
+	})
+}
+
+// withKey wraps a handler that needs a platform or end-user key. kinds
+// lists the key kinds the route accepts; another kind answers 403
+// wrong_key_type.
+func (s *Server) withKey(h func(*call) error, kinds ...ids.KeyKind) fasthttp.RequestHandler {
+	return s.wrap(func(c *call) error {
+		raw, err := bearer(c.ctx)
+		if err != nil {
+			return err
+		}
+		_, digest, err := ids.ParseKey(raw)
+		if err != nil {
+			return errInvalidKey
+		}
+		p, err := s.deps.Auth.Lookup(digest)
+		if errors.Is(err, actors.ErrUnknownKey) {
+			return errInvalidKey
+		}
+		if err != nil {
+			return err
+		}
+		ok := false
+		for _, k := range kinds {
+			ok = ok || p.Kind == k
+		}
+		if !ok {
+			return &apiError{Status: 403, Type: typePerm, Code: "wrong_key_type",
+				Message: fmt.Sprintf("a %s key cannot call this route", p.Kind)}
+		}
+		if hp := c.ctx.Request.Header.Peek("X-Assistiv-Platform-Id"); len(hp) > 0 && string(hp) != string(p.Platform) {
+			return &apiError{Status: 403, Type: typePerm, Code: "platform_mismatch",
+				Message: "X-Assistiv-Platform-Id does not match the key's platform"}
+		}
+		c.principal = p
+		return h(c)
+	})
+}
+
+// bearer extracts the key from the Authorization header. Keys in the query
+// string are refused so they never land in access logs.
+func bearer(ctx *fasthttp.RequestCtx) (string, error) {
+	args := ctx.QueryArgs()
+	if args.Has("api_key") || args.Has("key") || args.Has("access_token") {
+		return "", errKeyInQuery
+	}
+	h := ctx.Request.Header.Peek("Authorization")
+	if len(h) == 0 {
+		return "", errMissingKey
+	}
+	const p = "Bearer "
+	if len(h) <= len(p) || !strings.EqualFold(string(h[:len(p)]), p) {
+		return "", errMissingKey
+	}
+	return strings.TrimSpace(string(h[len(p):])), nil
+}
+
+// call is one request's context inside a handler.
+type call struct {
+	s         *Server
+	ctx       *fasthttp.RequestCtx
+	rid       string
+	principal actors.Principal
+	admin     bool
+}
+
+func (s *Server) wrap(h func(*call) error) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		c := &call{s: s, ctx: ctx, rid: requestIDOf(ctx)}
+		if err := h(c); err != nil {
+			writeError(ctx, toAPIError(err, s.log, c.rid), c.rid)
+		}
+	}
+}
+
+// context returns a context for actor calls, bounded by the write timeout.
+func (c *call) context() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+}
+
+// health and readiness.
+func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"status":"ok"}`)
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	if !s.ready.Load() || s.draining.Load() {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(`{"status":"not_ready"}`)
+		return
+	}
+	if err := s.deps.Store.Err(); err != nil {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(`{"status":"store_failed"}`)
+		return
+	}
+	ctx.SetBodyString(`{"status":"ready"}`)
+}
+
+func (s *Server) metricsHandler() fasthttp.RequestHandler {
+	return fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{}))
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+func sprintf(format string, args ...any) string {
+	if len(args) == 0 {
+		return format
+	}
+	return fmt.Sprintf(format, args...)
+}

@@ -1,0 +1,218 @@
+package edge
+
+import (
+	"encoding/json"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+)
+
+// JSON shapes of the REST surface.
+
+type platformJSON struct {
+	ID        string       `json:"id"`
+	Object    string       `json:"object"`
+	Name      string       `json:"name"`
+	CreatedAt string       `json:"created_at"`
+	UpdatedAt string       `json:"updated_at"`
+	Settings  settingsJSON `json:"settings"`
+	Wallet    *walletJSON  `json:"wallet,omitempty"`
+}
+
+type budgetTemplateJSON struct {
+	AmountUSD money.Nanos `json:"amount_usd"`
+	Period    string      `json:"period"`
+}
+
+type rateLimitsJSON struct {
+	RequestsPerMinute int64 `json:"requests_per_minute"`
+	TokensPerMinute   int64 `json:"tokens_per_minute"`
+	RequestsPerDay    int64 `json:"requests_per_day"`
+}
+
+type settingsJSON struct {
+	DisplayName         string              `json:"display_name"`
+	DefaultBudget       *budgetTemplateJSON `json:"default_budget"`
+	MarkupPct           json.Number         `json:"markup_pct"`
+	DefaultRateLimits   rateLimitsJSON      `json:"default_rate_limits"`
+	SkillsEnabled       bool                `json:"skills_enabled"`
+	WalletLowBalanceUSD money.Nanos         `json:"wallet_low_balance_usd"`
+	BudgetLowBalanceUSD money.Nanos         `json:"budget_low_balance_usd"`
+}
+
+type walletJSON struct {
+	Object      string         `json:"object"`
+	BalanceUSD  money.Nanos    `json:"balance_usd"`
+	ReservedUSD money.Nanos    `json:"reserved_usd"`
+	AutoTopup   *autoTopupJSON `json:"auto_topup"`
+}
+
+type autoTopupJSON struct {
+	Enabled      bool        `json:"enabled"`
+	ThresholdUSD money.Nanos `json:"threshold_usd"`
+	AmountUSD    money.Nanos `json:"amount_usd"`
+}
+
+func limitsView(r *pb.RateLimits) rateLimitsJSON {
+	if r == nil {
+		return rateLimitsJSON{}
+	}
+	return rateLimitsJSON{r.RequestsPerMinute, r.TokensPerMinute, r.RequestsPerDay}
+}
+
+func optLimitsView(r *pb.RateLimits) *rateLimitsJSON {
+	if r == nil {
+		return nil
+	}
+	v := limitsView(r)
+	return &v
+}
+
+// bpsToPct renders basis points as a percentage number: 2050 → 20.5.
+func bpsToPct(bps int64) json.Number {
+	// bps × 1e7 nanos is the percentage in money's 9-decimal form.
+	return json.Number(money.Nanos(bps * 10_000_000).String())
+}
+
+func platformView(p *pb.Platform, withWallet bool) platformJSON {
+	s := p.GetSettings()
+	v := platformJSON{
+		ID: p.Id, Object: "platform", Name: p.Name, CreatedAt: ts(p.CreatedAtMs), UpdatedAt: ts(p.UpdatedAtMs),
+		Settings: settingsJSON{
+			DisplayName:         s.GetDisplayName(),
+			MarkupPct:           bpsToPct(s.GetMarkupBps()),
+			DefaultRateLimits:   limitsView(s.GetDefaultRateLimits()),
+			SkillsEnabled:       s.GetSkillsEnabled(),
+			WalletLowBalanceUSD: money.Nanos(s.GetWalletLowBalanceNanos()),
+			BudgetLowBalanceUSD: money.Nanos(s.GetBudgetLowBalanceNanos()),
+		},
+	}
+	if db := s.GetDefaultBudget(); db != nil {
+		v.Settings.DefaultBudget = &budgetTemplateJSON{money.Nanos(db.AmountNanos), db.Period}
+	}
+	if withWallet {
+		w := walletView(p.Wallet, 0)
+		v.Wallet = &w
+	}
+	return v
+}
+
+func walletView(w *pb.Wallet, reserved int64) walletJSON {
+	v := walletJSON{Object: "wallet", BalanceUSD: money.Nanos(w.GetBalanceNanos()), ReservedUSD: money.Nanos(reserved)}
+	if at := w.GetAutoTopup(); at != nil {
+		v.AutoTopup = &autoTopupJSON{at.Enabled, money.Nanos(at.ThresholdNanos), money.Nanos(at.AmountNanos)}
+	}
+	return v
+}
+
+type apiKeyJSON struct {
+	ID        string  `json:"id"`
+	Object    string  `json:"object"`
+	Name      string  `json:"name,omitempty"`
+	Kind      string  `json:"kind"`
+	KeyPrefix string  `json:"key_prefix"`
+	EndUserID string  `json:"end_user_id,omitempty"`
+	CreatedAt string  `json:"created_at"`
+	RawKey    string  `json:"raw_key,omitempty"`
+	RevokedAt *string `json:"revoked_at,omitempty"`
+}
+
+func keyView(k *pb.APIKey, raw string) apiKeyJSON {
+	return apiKeyJSON{
+		ID: k.Id, Object: "api_key", Name: k.Name, Kind: ids.KeyKind(k.Kind).String(), KeyPrefix: k.Prefix,
+		EndUserID: k.EndUserId, CreatedAt: ts(k.CreatedAtMs), RawKey: raw, RevokedAt: optTime(k.RevokedAtMs),
+	}
+}
+
+type endUserJSON struct {
+	ID                  string          `json:"id"`
+	Object              string          `json:"object"`
+	PlatformID          string          `json:"platform_id"`
+	ExternalID          string          `json:"external_id"`
+	DisplayName         string          `json:"display_name"`
+	Metadata            json.RawMessage `json:"metadata"`
+	CreatedAt           string          `json:"created_at"`
+	UpdatedAt           string          `json:"updated_at"`
+	Budget              *budgetJSON     `json:"budget"`
+	RateLimits          *rateLimitsJSON `json:"rate_limits"`
+	EffectiveRateLimits *rateLimitsJSON `json:"effective_rate_limits,omitempty"`
+}
+
+func endUserView(u *pb.EndUser, effective *pb.RateLimits) endUserJSON {
+	md := json.RawMessage(u.MetadataJson)
+	if len(md) == 0 {
+		md = json.RawMessage("{}")
+	}
+	v := endUserJSON{
+		ID: u.Id, Object: "end_user", PlatformID: u.PlatformId, ExternalID: u.ExternalId, DisplayName: u.DisplayName,
+		Metadata: md, CreatedAt: ts(u.CreatedAtMs), UpdatedAt: ts(u.UpdatedAtMs),
+		RateLimits: optLimitsView(u.RateLimits), EffectiveRateLimits: optLimitsView(effective),
+	}
+	if u.Budget != nil {
+		b := budgetView(u.Id, u.Budget, 0)
+		v.Budget = &b
+	}
+	return v
+}
+
+type budgetJSON struct {
+	Object                 string      `json:"object"`
+	EndUserID              string      `json:"end_user_id"`
+	AmountUSD              money.Nanos `json:"amount_usd"`
+	Period                 string      `json:"period"`
+	BalanceUSD             money.Nanos `json:"balance_usd"`
+	ReservedUSD            money.Nanos `json:"reserved_usd"`
+	AvailableUSD           money.Nanos `json:"available_usd"`
+	IsSuspended            bool        `json:"is_suspended"`
+	LowBalanceThresholdUSD money.Nanos `json:"low_balance_threshold_usd"`
+	PeriodStart            *string     `json:"period_start"`
+	CreatedAt              string      `json:"created_at"`
+	UpdatedAt              string      `json:"updated_at"`
+}
+
+func budgetView(endUser string, b *pb.Budget, reserved int64) budgetJSON {
+	return budgetJSON{
+		Object: "budget", EndUserID: endUser, AmountUSD: money.Nanos(b.AmountNanos), Period: b.Period,
+		BalanceUSD: money.Nanos(b.BalanceNanos), ReservedUSD: money.Nanos(reserved),
+		AvailableUSD: money.Nanos(b.BalanceNanos - reserved), IsSuspended: b.IsSuspended,
+		LowBalanceThresholdUSD: money.Nanos(b.LowBalanceNanos), PeriodStart: optTime(b.PeriodStartMs),
+		CreatedAt: ts(b.CreatedAtMs), UpdatedAt: ts(b.UpdatedAtMs),
+	}
+}
+
+type transactionJSON struct {
+	ID               string      `json:"id"`
+	Object           string      `json:"object"`
+	Account          string      `json:"account"`
+	Type             string      `json:"type"`
+	AmountUSD        money.Nanos `json:"amount_usd"`
+	BalanceAfterUSD  money.Nanos `json:"balance_after_usd"`
+	IdempotencyKey   string      `json:"idempotency_key,omitempty"`
+	Reason           string      `json:"reason,omitempty"`
+	RequestID        string      `json:"request_id,omitempty"`
+	Model            string      `json:"model,omitempty"`
+	PromptTokens     int64       `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64       `json:"completion_tokens,omitempty"`
+	UnchargedUSD     money.Nanos `json:"uncharged_usd,omitempty"`
+	Sequence         uint64      `json:"sequence"`
+	CreatedAt        string      `json:"created_at"`
+}
+
+func txView(e *pb.LedgerEntry) transactionJSON {
+	return transactionJSON{
+		ID: e.Id, Object: "transaction", Account: e.Account, Type: e.Type, AmountUSD: money.Nanos(e.AmountNanos),
+		BalanceAfterUSD: money.Nanos(e.BalanceAfterNanos), IdempotencyKey: e.IdempotencyKey, Reason: e.Reason,
+		RequestID: e.RequestId, Model: e.Model, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
+		UnchargedUSD: money.Nanos(e.UnchargedNanos), Sequence: e.Seq, CreatedAt: ts(e.CreatedAtMs),
+	}
+}
+
+// listJSON is every paginated list: data, then an opaque cursor for the next
+// page (null on the last).
+type listJSON[T any] struct {
+	Object     string  `json:"object"`
+	Data       []T     `json:"data"`
+	HasMore    bool    `json:"has_more"`
+	NextCursor *string `json:"next_cursor"`
+}
