@@ -88,6 +88,9 @@ type Write struct {
 	// NoSync lets Done run once the write is applied, before its fsync.
 	// Used for records whose loss a crash recovery handles (reservations).
 	NoSync bool
+	// Untracked leaves the write out of the changefeed (the snapshotter's
+	// own bookkeeping).
+	Untracked bool
 	// Done is called exactly once, from the store's goroutine, with nil
 	// when the write is durable (applied, for NoSync) or the error that
 	// stopped it. It must not block. A Write with no Ops is a barrier: its
@@ -233,6 +236,13 @@ func (s *Store) Commit(ops ...Op) error {
 	return <-ch
 }
 
+// CommitUntracked is Commit for writes left out of the changefeed.
+func (s *Store) CommitUntracked(ops ...Op) error {
+	ch := make(chan error, 1)
+	s.Submit(Write{Ops: ops, Untracked: true, Done: func(err error) { ch <- err }})
+	return <-ch
+}
+
 // Barrier waits until every write submitted before it is durable.
 func (s *Store) Barrier() error { return s.Commit() }
 
@@ -253,16 +263,19 @@ func (s *Store) commitLoop() {
 		n := 0
 		add := func(w Write) {
 			for _, op := range w.Ops {
+				var kind byte
 				switch {
 				case op.Delete && op.End != nil:
 					_ = batch.DeleteRange(op.Key, op.End, nil)
-					feed = appendFeed(feed, 2, op.Key, op.End)
+					kind = 2
 				case op.Delete:
 					_ = batch.Delete(op.Key, nil)
-					feed = appendFeed(feed, 1, op.Key, nil)
+					kind = 1
 				default:
 					_ = batch.Set(op.Key, op.Value, nil)
-					feed = appendFeed(feed, 0, op.Key, nil)
+				}
+				if !w.Untracked {
+					feed = appendFeed(feed, kind, op.Key, op.End)
 				}
 			}
 			if w.NoSync {

@@ -31,6 +31,7 @@ import (
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/persistence"
+	"github.com/assistiv/gateway/persistence/postgres"
 )
 
 var version = "dev"
@@ -44,6 +45,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "restore":
+		err = restore(os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -63,6 +66,7 @@ func usage() {
 
 commands:
   serve     run one gateway node
+  restore   rebuild a lost data dir: gateway restore --from-postgres [-data-dir DIR]
   version   print the version
 
 Run "gateway serve -h" for the flags; each has an ASSISTIV_* variable.
@@ -90,6 +94,7 @@ type options struct {
 	billingDurability string
 	maxBody           int
 	shutdownTimeout   time.Duration
+	snapshotInterval  time.Duration
 }
 
 func parse(args []string) (options, error) {
@@ -103,6 +108,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.logFormat, "log-format", env("ASSISTIV_LOG_FORMAT", "text"), "text or json (ASSISTIV_LOG_FORMAT)")
 	fs.DurationVar(&o.idleTimeout, "actor-idle-timeout", durEnv("ASSISTIV_ACTOR_IDLE_TIMEOUT", 5*time.Minute), "passivate actors idle this long (ASSISTIV_ACTOR_IDLE_TIMEOUT)")
 	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
+	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -189,6 +195,21 @@ func serve(args []string) error {
 		return err
 	}
 
+	var snap *postgres.Snapshotter
+	if o.postgresURL != "" {
+		pcfg := postgres.DefaultConfig()
+		pcfg.URL, pcfg.Interval, pcfg.Logger = o.postgresURL, o.snapshotInterval, log
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		snap, err = postgres.Open(ctx, pcfg, store)
+		cancel()
+		if err != nil {
+			store.Close()
+			return err
+		}
+		snap.Start()
+		log.Info("postgres snapshots on", "interval", o.snapshotInterval)
+	}
+
 	clk := clock.Real{}
 	aenv := actors.NewEnv(store, clk, log)
 	aenv.IdleTimeout = o.idleTimeout
@@ -232,9 +253,46 @@ func serve(args []string) error {
 		log.Warn("drain incomplete", "err", err)
 	}
 	dir.Close()
+	if snap != nil {
+		snap.Close()
+	}
 	if err := store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// restore rebuilds a data dir from the last Postgres snapshot.
+func restore(args []string) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	from := fs.Bool("from-postgres", false, "restore from the snapshot in ASSISTIV_POSTGRES_URL (required)")
+	dataDir := fs.String("data-dir", env("ASSISTIV_DATA_DIR", "./data"), "data directory to rebuild; must be empty (ASSISTIV_DATA_DIR)")
+	url := fs.String("postgres-url", env("ASSISTIV_POSTGRES_URL", ""), "Postgres URL (ASSISTIV_POSTGRES_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !*from || *url == "" {
+		return errors.New("restore needs --from-postgres and a Postgres URL (ASSISTIV_POSTGRES_URL or -postgres-url)")
+	}
+	log := newLogger("info", "text")
+	scfg := persistence.DefaultConfig()
+	scfg.Dir, scfg.Logger = *dataDir, log
+	store, err := persistence.Open(scfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx := context.Background()
+	pool, err := postgres.Connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := postgres.Restore(ctx, pool, store)
+	if err != nil {
+		return err
+	}
+	log.Info("restored from postgres", "records", n, "data_dir", *dataDir)
 	return nil
 }
