@@ -1,0 +1,51 @@
+// Package actors holds the gateway's state machines: one actor per platform
+// (settings, API keys, wallet, end-user creation) and one per end-user
+// (budget, ledger, rate windows, open reservations), addressed by identity
+// through a [Directory]. [Local] is the single-node directory; the cluster
+// package provides one that places actors across nodes. Messages are the
+// protobuf types of internal/pb, so they cross nodes unchanged.
+//
+// # Rules and I/O
+//
+// The rules live in plain types ([account], [window]) that read no clock and
+// do no I/O; Receive is a thin switch that calls them, appends the records
+// they return to the store and replies. The upstream HTTP call of an
+// inference runs on the edge's goroutine between Admit and Settle, never in
+// a mailbox.
+//
+// # Reserve, settle, release
+//
+//	           Admit (RPM/RPD/TPM windows, suspended?, budget ≥ worst case)
+//	  idle ───────────────────────────────────────────────▶ reserved
+//	   ▲   reservation record appended without fsync            │
+//	   │                                                         │
+//	   │  Settle(actual): usage entry, balance −= actual,        │
+//	   ├──────── reserved −= worst case, TPM corrected ◀─────────┤
+//	   │         (durable before the reply in sync mode)         │
+//	   │                                                         │
+//	   └──────── Release: reserved −= worst case ◀───────────────┘
+//	             (the call never reached the upstream)
+//
+//	crash while reserved → at activation: unsettled_on_crash entry (amount 0,
+//	uncharged = reservation) and the reservation record deleted.
+//
+// # Durable before reply
+//
+// A mutation changes memory, hands its records to the store's group-commit
+// pipeline, and replies from the pipeline's callback once the records are
+// synced; the actor meanwhile serves its next message. Records are ordered,
+// so a later reply implies every earlier record is durable. Reads reply
+// through a barrier when the actor has writes in flight, so nothing a crash
+// could take back is ever shown. Idempotency replays reply through the same
+// barrier: never before the original's record is durable.
+//
+// # Activation and passivation
+//
+// An actor loads its records on Started (after waiting for writes queued by
+// a predecessor to be applied) and passivates after Env.IdleTimeout without
+// messages, unless it holds open reservations or writes in flight. The
+// directory removes its entry only when no call is in flight, so no message
+// is ever delivered to a stopping actor.
+//
+// Imports: internal/*, persistence. Never cluster, edge or cmd.
+package actors

@@ -1,0 +1,117 @@
+// Architecture tests: the dependency direction of style.md §1 and the
+// package documentation of §9, checked on every `make test`.
+package gateway_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/assistiv/gateway"
+
+// rule forbids packages under from to depend (directly or not) on any
+// package under one of the listed prefixes.
+type rule struct {
+	from   string
+	forbid []string
+	why    string
+}
+
+var rules = []rule{
+	{"internal/", []string{""}, "internal packages are leaves: they import nothing of ours"},
+	{"persistence", []string{"actors", "edge", "cluster", "providers", "mcp", "webhooks", "logs", "cmd", "bench", "mockllm"}, "persistence imports no sibling"},
+	{"providers", []string{"actors", "edge", "cluster", "persistence", "mcp", "webhooks", "logs", "cmd", "bench", "mockllm"}, "providers are pure translation + client; they import no sibling"},
+	{"actors", []string{"cluster", "edge", "cmd", "mcp", "webhooks", "logs", "bench"}, "actors never import cluster or edge; feature homes call actors, not the reverse"},
+	{"cluster", []string{"edge", "cmd"}, "nothing imports edge or cmd"},
+	{"mcp", []string{"edge", "cmd"}, "feature homes never import edge"},
+	{"webhooks", []string{"edge", "cmd"}, "feature homes never import edge"},
+	{"logs", []string{"edge", "cmd"}, "feature homes never import edge"},
+	{"mockllm", []string{"actors", "edge", "cluster", "persistence", "cmd", "mcp", "webhooks", "logs"}, "the mock upstream stands alone"},
+	{"edge", []string{"cmd"}, "nothing imports cmd"},
+}
+
+func TestDependencyDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], module+"/")
+		for _, r := range rules {
+			if !under(pkg, r.from) {
+				continue
+			}
+			checked++
+			for _, dep := range fields[1:] {
+				if !strings.HasPrefix(dep, module+"/") {
+					continue
+				}
+				d := strings.TrimPrefix(dep, module+"/")
+				for _, f := range r.forbid {
+					if f == "" && !under(d, r.from) && !under(d, "internal/") {
+						t.Errorf("%s imports %s: %s", pkg, d, r.why)
+					}
+					if f != "" && under(d, f) && !under(d, r.from) {
+						t.Errorf("%s imports %s: %s", pkg, d, r.why)
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package matched any rule; is the module path right?")
+	}
+}
+
+// under reports whether pkg is prefix or inside it ("edge" matches
+// "edge/edgetest" but not "edgex").
+func under(pkg, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return pkg == prefix || strings.HasPrefix(pkg, prefix+"/")
+}
+
+func TestEveryPackageHasADocComment(t *testing.T) {
+	dirs := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bin" || d.Name() == "data") && path != "." {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			dirs[filepath.Dir(path)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := range dirs {
+		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi os.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Errorf("parse %s: %v", dir, err)
+			continue
+		}
+		for name, p := range pkgs {
+			documented := false
+			for _, f := range p.Files {
+				if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
+					documented = true
+				}
+			}
+			if !documented {
+				t.Errorf("package %s in %s has no package doc comment (style.md §9)", name, dir)
+			}
+		}
+	}
+}
