@@ -47,9 +47,13 @@ func (b *base) fail(c actor.Context, err error) {
 func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message, noSync bool) {
 	sender := c.Sender()
 	root := c.ActorSystem().Root
+	notify := b.env.Notify != nil && hasEvent(ops)
 	b.pending.Add(1)
 	b.env.Store.Submit(persistence.Write{Ops: ops, NoSync: noSync, Done: func(err error) {
 		b.pending.Add(-1)
+		if notify && err == nil {
+			b.env.Notify()
+		}
 		if sender == nil {
 			return
 		}
@@ -124,4 +128,13 @@ func (b *base) idempotent(platformID, account, route, key string, hash []byte) (
 		return nil, errorf(ErrIdempotencyReused, "Idempotency-Key %q was already used with a different request", key)
 	}
 	return &rec, nil
+}
+
+func hasEvent(ops []persistence.Op) bool {
+	for _, op := range ops {
+		if len(op.Key) > 0 && op.Key[0] == persistence.FamilyOutbox {
+			return true
+		}
+	}
+	return false
 }

@@ -332,6 +332,13 @@ func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.Se
 				b.PeriodStartMs = periodStart(in.Period, now).UnixMilli()
 			}
 		case "is_suspended":
+			if b.IsSuspended != in.IsSuspended {
+				typ := EventBudgetSuspended
+				if !in.IsSuspended {
+					typ = EventBudgetUnsuspend
+				}
+				ops = append(ops, a.env.event(a.id.Platform, typ, now, a.eventData(b))...)
+			}
 			b.IsSuspended = in.IsSuspended
 		case "low_balance_threshold_usd":
 			b.LowBalanceNanos = in.LowBalanceNanos
@@ -383,7 +390,12 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 		rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 200, Reply: marshal(reply), CreatedAtMs: now.UnixMilli()}
 		ops = append(ops, persistence.Set(persistence.IdempotencyKey(pid, uid, route, m.IdempotencyKey), marshal(rec)))
 	}
-	a.acct.lowBalanceCrossed()
+	typ := EventBudgetToppedUp
+	if m.Debit {
+		typ = EventBudgetDebited
+	}
+	ops = append(ops, a.entryEvent(now, typ, e)...)
+	ops = append(ops, a.lowBalanceEvent(now)...)
 	a.commit(c, ops, reply, false)
 }
 
@@ -415,7 +427,8 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	ops := append(pre, persistence.Delete(persistence.ReservationKey(pid, uid, m.ReservationId)))
 	if e != nil {
 		ops = append(ops, a.entryOps(e)...)
-		a.acct.lowBalanceCrossed()
+		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e)...)
+		ops = append(ops, a.lowBalanceEvent(now)...)
 	}
 	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
 }
@@ -423,3 +436,48 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 // ErrIsNotFound reports whether err is a not_found refusal.
 func ErrIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
+// eventData is what every budget event carries: who, and the balance now.
+func (a *endUserActor) eventData(b *pb.Budget) map[string]any {
+	u := a.acct.user
+	return map[string]any{
+		"end_user_id": u.Id, "external_id": u.ExternalId,
+		"balance_usd": usd(b.BalanceNanos), "amount_usd": usd(b.AmountNanos), "period": b.Period,
+	}
+}
+
+// entryEvent is a budget.topped_up or budget.debited event for entry e.
+func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry) []persistence.Op {
+	if a.env.Subscriptions == nil {
+		return nil
+	}
+	d := a.eventData(a.acct.user.Budget)
+	amt := e.AmountNanos
+	if amt < 0 {
+		amt = -amt
+	}
+	d["amount_usd"] = usd(amt)
+	d["transaction_id"] = e.Id
+	d["transaction_type"] = e.Type
+	if e.Reason != "" {
+		d["reason"] = e.Reason
+	}
+	if e.RequestId != "" {
+		d["request_id"] = e.RequestId
+	}
+	if e.Model != "" {
+		d["model"] = e.Model
+	}
+	return a.env.event(a.id.Platform, typ, now, d)
+}
+
+// lowBalanceEvent fires budget.low_balance once per crossing below the
+// budget's threshold.
+func (a *endUserActor) lowBalanceEvent(now time.Time) []persistence.Op {
+	if !a.acct.lowBalanceCrossed() {
+		return nil
+	}
+	b := a.acct.user.Budget
+	d := a.eventData(b)
+	d["threshold_usd"] = usd(b.LowBalanceNanos)
+	return a.env.event(a.id.Platform, EventBudgetLowBalance, now, d)
+}

@@ -52,6 +52,11 @@ type Env struct {
 	// records each charge in the store.
 	Payments Payments
 
+	// Subscriptions says which webhook events to write (nil: none).
+	Subscriptions *Subscriptions
+	// Notify wakes the webhook dispatcher after events were written.
+	Notify OutboxNotify
+
 	dir       *Local
 	platforms sync.Map // ids.PlatformID → *sharedPlatform
 }

@@ -37,20 +37,20 @@ func fromFailure(f *pb.Failure) *Error {
 
 // Refusals. The edge maps each code to its HTTP status in one table.
 var (
-	ErrNotFound            = &Error{Code: "not_found", Message: "not found"}
-	ErrConflict            = &Error{Code: "conflict", Message: "already exists"}
-	ErrInvalid             = &Error{Code: "invalid_request", Message: "invalid request"}
-	ErrBudgetExhausted     = &Error{Code: "budget_exhausted", Message: "budget exhausted"}
-	ErrBudgetSuspended     = &Error{Code: "budget_suspended", Message: "budget suspended"}
-	ErrWalletInsufficient  = &Error{Code: "wallet_insufficient", Message: "platform wallet balance is insufficient"}
-	ErrRateLimited         = &Error{Code: "rate_limited", Message: "rate limit exceeded"}
-	ErrIdempotencyReused   = &Error{Code: "idempotency_key_reused", Message: "Idempotency-Key was used with a different request"}
-	ErrIdempotencyInUse    = &Error{Code: "idempotency_key_in_use", Message: "a request with this Idempotency-Key is in flight"}
-	ErrUnavailable         = &Error{Code: "unavailable", Message: "actor unavailable"}
-	ErrStoreFailed         = &Error{Code: "store_failed", Message: "the store failed; the request was not acknowledged"}
-	ErrReservationUnknown  = &Error{Code: "reservation_unknown", Message: "no such reservation"}
-	ErrEndUserDeleted      = &Error{Code: "not_found", Message: "end-user not found"}
-	ErrPlatformNotFound    = &Error{Code: "not_found", Message: "platform not found"}
-	ErrAmountOutOfRange    = &Error{Code: "invalid_amount", Message: "amount out of range"}
-	errPassivated          = &Error{Code: "passivated", Message: "actor passivated; retry"}
+	ErrNotFound           = &Error{Code: "not_found", Message: "not found"}
+	ErrConflict           = &Error{Code: "conflict", Message: "already exists"}
+	ErrInvalid            = &Error{Code: "invalid_request", Message: "invalid request"}
+	ErrBudgetExhausted    = &Error{Code: "budget_exhausted", Message: "budget exhausted"}
+	ErrBudgetSuspended    = &Error{Code: "budget_suspended", Message: "budget suspended"}
+	ErrWalletInsufficient = &Error{Code: "wallet_insufficient", Message: "platform wallet balance is insufficient"}
+	ErrRateLimited        = &Error{Code: "rate_limited", Message: "rate limit exceeded"}
+	ErrIdempotencyReused  = &Error{Code: "idempotency_key_reused", Message: "Idempotency-Key was used with a different request"}
+	ErrIdempotencyInUse   = &Error{Code: "idempotency_key_in_use", Message: "a request with this Idempotency-Key is in flight"}
+	ErrUnavailable        = &Error{Code: "unavailable", Message: "actor unavailable"}
+	ErrStoreFailed        = &Error{Code: "store_failed", Message: "the store failed; the request was not acknowledged"}
+	ErrReservationUnknown = &Error{Code: "reservation_unknown", Message: "no such reservation"}
+	ErrEndUserDeleted     = &Error{Code: "not_found", Message: "end-user not found"}
+	ErrPlatformNotFound   = &Error{Code: "not_found", Message: "platform not found"}
+	ErrAmountOutOfRange   = &Error{Code: "invalid_amount", Message: "amount out of range"}
+	errPassivated         = &Error{Code: "passivated", Message: "actor passivated; retry"}
 )

@@ -405,6 +405,7 @@ func (a *platformActor) topup(c actor.Context, m *pb.WalletTopup) {
 	e.Reason, e.IdempotencyKey, e.RequestId = m.Reason, m.IdempotencyKey, m.RequestId
 	reply := &pb.WalletView{Wallet: proto.Clone(a.p.Wallet).(*pb.Wallet), ReservedNanos: int64(a.reserved), Entry: e}
 	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, amount, e)...)
 	if m.IdempotencyKey != "" {
 		rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 200, Reply: marshal(reply), CreatedAtMs: now.UnixMilli()}
 		ops = append(ops, persistence.Set(persistence.IdempotencyKey(a.p.Id, WalletAccount, "topup", m.IdempotencyKey), marshal(rec)))
@@ -468,6 +469,7 @@ func (a *platformActor) settle(c actor.Context, m *pb.WalletSettle) {
 	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = m.RequestId, m.Model, m.PromptTokens, m.CompletionTokens
 	e.UnchargedNanos = int64(uncharged)
 	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	ops = append(ops, a.walletLowEvent(now, w.BalanceNanos+int64(cost))...)
 	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
 	a.maybeAutoTopup(c)
 }
@@ -503,6 +505,7 @@ func (a *platformActor) autoTopupDone(c actor.Context, r *autoTopupResult) {
 	e := a.walletEntry(now, EntryAutoTopup, r.amount)
 	e.Reason, e.IdempotencyKey = "auto_topup "+r.chargeID, r.key
 	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, r.amount, e)...)
 	a.commit(c, ops, nil, false)
 }
 
@@ -539,4 +542,38 @@ func listLedger(st *persistence.Store, platformID, account string, m *pb.ListLed
 		return (&Error{Code: "internal_error", Message: err.Error()}).failure()
 	}
 	return page
+}
+
+func (a *platformActor) walletEvent(now time.Time, typ string, amount money.Nanos, e *pb.LedgerEntry) []persistence.Op {
+	if a.env.Subscriptions == nil {
+		return nil
+	}
+	d := map[string]any{"balance_usd": usd(a.p.Wallet.BalanceNanos), "amount_usd": usd(int64(amount))}
+	if e != nil {
+		d["transaction_id"] = e.Id
+		d["transaction_type"] = e.Type
+	}
+	return a.env.event(a.id.Platform, typ, now, d)
+}
+
+// walletLowEvent fires wallet.low_balance when a debit takes the balance
+// from at-or-above to below the platform's low-balance threshold or the
+// auto top-up threshold; it is written with the debit, so it precedes the
+// auto top-up charge that the same debit starts.
+func (a *platformActor) walletLowEvent(now time.Time, before int64) []persistence.Op {
+	after := a.p.Wallet.BalanceNanos
+	thresholds := []int64{a.p.Settings.GetWalletLowBalanceNanos()}
+	if at := a.p.Wallet.GetAutoTopup(); at != nil && at.Enabled {
+		thresholds = append(thresholds, at.ThresholdNanos)
+	}
+	for _, t := range thresholds {
+		if t > 0 && before >= t && after < t {
+			d := map[string]any{"balance_usd": usd(after), "threshold_usd": usd(t)}
+			if at := a.p.Wallet.GetAutoTopup(); at != nil && at.Enabled {
+				d["auto_topup_amount_usd"] = usd(at.AmountNanos)
+			}
+			return a.env.event(a.id.Platform, EventWalletLowBalance, now, d)
+		}
+	}
+	return nil
 }

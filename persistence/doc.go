@@ -20,6 +20,8 @@
 //	0x16 idempotency 0x16 platformID 0x00 account 0x00 route 0x00 key → pb.IdempotencyRecord
 //	0x17 reservation 0x17 platformID 0x00 account 0x00 reservationID → pb.Reservation
 //	0x18 user keys   0x18 platformID 0x00 endUserID 0x00 keyID → digest(32)
+//	0x19 windows     0x19 platformID 0x00 endUserID        → saved rate windows
+//	0x20 outbox      0x20 platformID 0x00 eventID          → webhook event JSON
 //
 // # Durability
 //

@@ -142,3 +142,11 @@ func WindowsKey(platformID, endUserID string) []byte {
 func ChargeKey(platformID, chargeID string) []byte {
 	return join(FamilyMeta, "charge", platformID, chargeID)
 }
+
+// FamilyOutbox holds webhook events written in the same commit as their
+// cause: 0x20 platformID 0x00 eventID → the event's JSON payload. The
+// webhooks dispatcher fans each out to subscribed endpoints and deletes it.
+const FamilyOutbox byte = 0x20
+
+// OutboxKey is the key of one outbox event.
+func OutboxKey(platformID, eventID string) []byte { return join(FamilyOutbox, platformID, eventID) }
