@@ -402,7 +402,15 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit) {
 	now := a.now()
 	a.flush(pre)
-	info, err := a.acct.admit(now, a.limits(), m)
+	charge, err := a.withMarkup(m.MaxCostNanos)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	info, err := a.acct.admit(now, a.limits(), &pb.Admit{
+		ReservationId: m.ReservationId, RequestId: m.RequestId,
+		EstimatedTokens: m.EstimatedTokens, MaxCostNanos: int64(charge),
+	})
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -410,14 +418,23 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 	// The reservation record is appended without waiting for its fsync:
 	// time to first token pays nothing for it. Recovery voids any that a
 	// crash left open.
-	r := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: m.MaxCostNanos, Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli()}
+	r := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: int64(charge), Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli()}
 	a.flushOps([]persistence.Op{persistence.Set(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId), marshal(r))}, true)
 	a.respond(c, &pb.Admitted{Rate: info})
 }
 
 func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settle) {
 	now := a.now()
-	e, err := a.acct.settle(now, a.limits(), m)
+	charge, err := a.withMarkup(m.CostNanos)
+	if err != nil {
+		a.flush(pre)
+		a.fail(c, err)
+		return
+	}
+	e, err := a.acct.settle(now, a.limits(), &pb.Settle{
+		ReservationId: m.ReservationId, CostNanos: int64(charge), Tokens: m.Tokens, RequestId: m.RequestId,
+		Model: m.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens,
+	})
 	if err != nil {
 		a.flush(pre)
 		a.fail(c, err)
@@ -480,4 +497,21 @@ func (a *endUserActor) lowBalanceEvent(now time.Time) []persistence.Op {
 	d := a.eventData(b)
 	d["threshold_usd"] = usd(b.LowBalanceNanos)
 	return a.env.event(a.id.Platform, EventBudgetLowBalance, now, d)
+}
+
+// withMarkup turns a provider cost into the end-user's charge: cost ×
+// (1 + markup), rounded up to the next nano-USD, in exact integers.
+func (a *endUserActor) withMarkup(cost int64) (money.Nanos, error) {
+	if cost < 0 {
+		return 0, errorf(ErrInvalid, "negative cost")
+	}
+	bps := a.env.shared(a.id.Platform).markup.Load()
+	if bps == 0 {
+		return money.Nanos(cost), nil
+	}
+	v, err := money.MulDivCeil(money.Nanos(cost), 10_000+bps, 10_000)
+	if err != nil {
+		return 0, errorf(ErrAmountOutOfRange, "cost with markup overflows")
+	}
+	return v, nil
 }

@@ -86,6 +86,7 @@ func NewEnv(store *persistence.Store, clk clock.Clock, log *slog.Logger) *Env {
 // read lock-free.
 type sharedPlatform struct {
 	limits atomic.Pointer[pb.RateLimits]
+	markup atomic.Int64 // basis points
 }
 
 func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
@@ -97,6 +98,7 @@ func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 		var pl pb.Platform
 		if proto.Unmarshal(raw, &pl) == nil {
 			sp.limits.Store(pl.GetSettings().GetDefaultRateLimits())
+			sp.markup.Store(pl.GetSettings().GetMarkupBps())
 		}
 	}
 	v, _ := e.platforms.LoadOrStore(p, sp)
@@ -106,6 +108,7 @@ func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 func (e *Env) publishPlatform(pl *pb.Platform) {
 	sp := e.shared(ids.PlatformID(pl.Id))
 	sp.limits.Store(proto.Clone(pl.GetSettings().GetDefaultRateLimits()).(*pb.RateLimits))
+	sp.markup.Store(pl.GetSettings().GetMarkupBps())
 }
 
 // OfflinePayments is the [Payments] of a gateway without a payment

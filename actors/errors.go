@@ -52,5 +52,6 @@ var (
 	ErrEndUserDeleted     = &Error{Code: "not_found", Message: "end-user not found"}
 	ErrPlatformNotFound   = &Error{Code: "not_found", Message: "platform not found"}
 	ErrAmountOutOfRange   = &Error{Code: "invalid_amount", Message: "amount out of range"}
+	ErrProviderNotEnabled = &Error{Code: "provider_not_enabled", Message: "the model's provider is not enabled for this platform"}
 	errPassivated         = &Error{Code: "passivated", Message: "actor passivated; retry"}
 )

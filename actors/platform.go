@@ -98,6 +98,8 @@ func (a *platformActor) Receive(c actor.Context) {
 		a.setAutoTopup(c, m)
 	case *pb.WalletReserve:
 		a.reserve(c, m)
+	case *pb.SetProvider:
+		a.setProvider(c, m)
 	case *pb.WalletSettle:
 		a.settle(c, m)
 	case *pb.WalletRelease:
@@ -439,9 +441,64 @@ func (a *platformActor) reserve(c actor.Context, m *pb.WalletReserve) {
 		a.fail(c, errorf(ErrWalletInsufficient, "the platform wallet cannot cover this request"))
 		return
 	}
+	var pc *pb.ProviderConfig
+	if m.Provider != "" {
+		pc = a.p.Providers[m.Provider]
+		if pc == nil || !pc.Enabled || len(pc.SealedApiKey) == 0 {
+			a.fail(c, errorf(ErrProviderNotEnabled, "provider %s is not configured and enabled for this platform", m.Provider))
+			return
+		}
+	}
 	a.open[m.ReservationId] = amt
 	a.reserved += amt
-	a.respond(c, &pb.Ack{})
+	a.respond(c, &pb.WalletReserved{Provider: pc, MarkupBps: a.p.Settings.GetMarkupBps()})
+}
+
+// setProvider stores a provider config; the key arrives sealed.
+func (a *platformActor) setProvider(c actor.Context, m *pb.SetProvider) {
+	in := m.Config
+	if in == nil || in.Provider == "" {
+		a.fail(c, errorf(ErrInvalid, "provider name required"))
+		return
+	}
+	if a.p.Providers == nil {
+		a.p.Providers = map[string]*pb.ProviderConfig{}
+	}
+	if m.Delete {
+		if _, ok := a.p.Providers[in.Provider]; !ok {
+			a.fail(c, errorf(ErrNotFound, "provider %s is not configured", in.Provider))
+			return
+		}
+		delete(a.p.Providers, in.Provider)
+		a.p.UpdatedAtMs = a.now().UnixMilli()
+		a.commit(c, a.write(), &pb.Ack{}, false)
+		return
+	}
+	cur := a.p.Providers[in.Provider]
+	if cur == nil {
+		if !m.SetKey {
+			a.fail(c, errorf(ErrInvalid, "api_key is required when configuring %s", in.Provider))
+			return
+		}
+		cur = &pb.ProviderConfig{Provider: in.Provider, Enabled: true}
+	} else {
+		cur = proto.Clone(cur).(*pb.ProviderConfig)
+	}
+	if m.SetKey {
+		cur.SealedApiKey, cur.KeyLast4 = in.SealedApiKey, in.KeyLast4
+	}
+	if m.SetBaseUrl {
+		cur.BaseUrl = in.BaseUrl
+	}
+	if m.SetEnabled {
+		cur.Enabled = in.Enabled
+	}
+	cur.UpdatedAtMs = a.now().UnixMilli()
+	// Rotation replaces the sealed key in the same record write: one
+	// atomic commit, never a moment without a key.
+	a.p.Providers[in.Provider] = cur
+	a.p.UpdatedAtMs = cur.UpdatedAtMs
+	a.commit(c, a.write(), &pb.ProviderView{Config: cur}, false)
 }
 
 func (a *platformActor) settle(c actor.Context, m *pb.WalletSettle) {

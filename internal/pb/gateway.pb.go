@@ -351,13 +351,14 @@ func (x *Wallet) GetAutoTopup() *AutoTopup {
 }
 
 type Platform struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	CreatedAtMs   int64                  `protobuf:"varint,3,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
-	UpdatedAtMs   int64                  `protobuf:"varint,4,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
-	Settings      *PlatformSettings      `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
-	Wallet        *Wallet                `protobuf:"bytes,6,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Id            string                     `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                     `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedAtMs   int64                      `protobuf:"varint,3,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	UpdatedAtMs   int64                      `protobuf:"varint,4,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	Settings      *PlatformSettings          `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
+	Wallet        *Wallet                    `protobuf:"bytes,6,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	Providers     map[string]*ProviderConfig `protobuf:"bytes,7,rep,name=providers,proto3" json:"providers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // by provider name
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -434,6 +435,220 @@ func (x *Platform) GetWallet() *Wallet {
 	return nil
 }
 
+func (x *Platform) GetProviders() map[string]*ProviderConfig {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+// ProviderConfig is a platform's upstream credentials for one provider. The
+// API key is sealed by the edge (AES-256-GCM under the master key, AAD
+// "provider_key|<platform>|<provider>"); actors never see it in clear.
+type ProviderConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	SealedApiKey  []byte                 `protobuf:"bytes,2,opt,name=sealed_api_key,json=sealedApiKey,proto3" json:"sealed_api_key,omitempty"`
+	KeyLast4      string                 `protobuf:"bytes,3,opt,name=key_last4,json=keyLast4,proto3" json:"key_last4,omitempty"`
+	BaseUrl       string                 `protobuf:"bytes,4,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	Enabled       bool                   `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	UpdatedAtMs   int64                  `protobuf:"varint,6,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderConfig) Reset() {
+	*x = ProviderConfig{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderConfig) ProtoMessage() {}
+
+func (x *ProviderConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderConfig.ProtoReflect.Descriptor instead.
+func (*ProviderConfig) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ProviderConfig) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ProviderConfig) GetSealedApiKey() []byte {
+	if x != nil {
+		return x.SealedApiKey
+	}
+	return nil
+}
+
+func (x *ProviderConfig) GetKeyLast4() string {
+	if x != nil {
+		return x.KeyLast4
+	}
+	return ""
+}
+
+func (x *ProviderConfig) GetBaseUrl() string {
+	if x != nil {
+		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *ProviderConfig) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *ProviderConfig) GetUpdatedAtMs() int64 {
+	if x != nil {
+		return x.UpdatedAtMs
+	}
+	return 0
+}
+
+type SetProvider struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *ProviderConfig        `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	SetKey        bool                   `protobuf:"varint,2,opt,name=set_key,json=setKey,proto3" json:"set_key,omitempty"`
+	SetBaseUrl    bool                   `protobuf:"varint,3,opt,name=set_base_url,json=setBaseUrl,proto3" json:"set_base_url,omitempty"`
+	SetEnabled    bool                   `protobuf:"varint,4,opt,name=set_enabled,json=setEnabled,proto3" json:"set_enabled,omitempty"`
+	Delete        bool                   `protobuf:"varint,5,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProvider) Reset() {
+	*x = SetProvider{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProvider) ProtoMessage() {}
+
+func (x *SetProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProvider.ProtoReflect.Descriptor instead.
+func (*SetProvider) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetProvider) GetConfig() *ProviderConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *SetProvider) GetSetKey() bool {
+	if x != nil {
+		return x.SetKey
+	}
+	return false
+}
+
+func (x *SetProvider) GetSetBaseUrl() bool {
+	if x != nil {
+		return x.SetBaseUrl
+	}
+	return false
+}
+
+func (x *SetProvider) GetSetEnabled() bool {
+	if x != nil {
+		return x.SetEnabled
+	}
+	return false
+}
+
+func (x *SetProvider) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+type ProviderView struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *ProviderConfig        `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderView) Reset() {
+	*x = ProviderView{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderView) ProtoMessage() {}
+
+func (x *ProviderView) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderView.ProtoReflect.Descriptor instead.
+func (*ProviderView) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ProviderView) GetConfig() *ProviderConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
 type APIKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -451,7 +666,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[6]
+	mi := &file_internal_pb_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +678,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[6]
+	mi := &file_internal_pb_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +691,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{6}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *APIKey) GetId() string {
@@ -559,7 +774,7 @@ type Budget struct {
 
 func (x *Budget) Reset() {
 	*x = Budget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[7]
+	mi := &file_internal_pb_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +786,7 @@ func (x *Budget) String() string {
 func (*Budget) ProtoMessage() {}
 
 func (x *Budget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[7]
+	mi := &file_internal_pb_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +799,7 @@ func (x *Budget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Budget.ProtoReflect.Descriptor instead.
 func (*Budget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{7}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Budget) GetAmountNanos() int64 {
@@ -668,7 +883,7 @@ type EndUser struct {
 
 func (x *EndUser) Reset() {
 	*x = EndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[8]
+	mi := &file_internal_pb_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +895,7 @@ func (x *EndUser) String() string {
 func (*EndUser) ProtoMessage() {}
 
 func (x *EndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[8]
+	mi := &file_internal_pb_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +908,7 @@ func (x *EndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUser.ProtoReflect.Descriptor instead.
 func (*EndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{8}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EndUser) GetId() string {
@@ -789,7 +1004,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[9]
+	mi := &file_internal_pb_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1016,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[9]
+	mi := &file_internal_pb_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1029,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{9}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LedgerEntry) GetId() string {
@@ -935,7 +1150,7 @@ type IdempotencyRecord struct {
 
 func (x *IdempotencyRecord) Reset() {
 	*x = IdempotencyRecord{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[10]
+	mi := &file_internal_pb_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1162,7 @@ func (x *IdempotencyRecord) String() string {
 func (*IdempotencyRecord) ProtoMessage() {}
 
 func (x *IdempotencyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[10]
+	mi := &file_internal_pb_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1175,7 @@ func (x *IdempotencyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyRecord.ProtoReflect.Descriptor instead.
 func (*IdempotencyRecord) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{10}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IdempotencyRecord) GetKey() string {
@@ -1013,7 +1228,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[11]
+	mi := &file_internal_pb_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1240,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[11]
+	mi := &file_internal_pb_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1253,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{11}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Reservation) GetId() string {
@@ -1091,7 +1306,7 @@ type RateLimitInfo struct {
 
 func (x *RateLimitInfo) Reset() {
 	*x = RateLimitInfo{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[12]
+	mi := &file_internal_pb_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1318,7 @@ func (x *RateLimitInfo) String() string {
 func (*RateLimitInfo) ProtoMessage() {}
 
 func (x *RateLimitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[12]
+	mi := &file_internal_pb_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1331,7 @@ func (x *RateLimitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitInfo.ProtoReflect.Descriptor instead.
 func (*RateLimitInfo) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{12}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RateLimitInfo) GetLimitRequests() int64 {
@@ -1181,7 +1396,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[13]
+	mi := &file_internal_pb_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1408,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[13]
+	mi := &file_internal_pb_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1421,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{13}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Failure) GetCode() string {
@@ -1238,7 +1453,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[14]
+	mi := &file_internal_pb_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1465,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[14]
+	mi := &file_internal_pb_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1478,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{14}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 type CreatePlatform struct {
@@ -1277,7 +1492,7 @@ type CreatePlatform struct {
 
 func (x *CreatePlatform) Reset() {
 	*x = CreatePlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[15]
+	mi := &file_internal_pb_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1504,7 @@ func (x *CreatePlatform) String() string {
 func (*CreatePlatform) ProtoMessage() {}
 
 func (x *CreatePlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[15]
+	mi := &file_internal_pb_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1517,7 @@ func (x *CreatePlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlatform.ProtoReflect.Descriptor instead.
 func (*CreatePlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{15}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreatePlatform) GetName() string {
@@ -1337,7 +1552,7 @@ type PlatformCreated struct {
 
 func (x *PlatformCreated) Reset() {
 	*x = PlatformCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[16]
+	mi := &file_internal_pb_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1564,7 @@ func (x *PlatformCreated) String() string {
 func (*PlatformCreated) ProtoMessage() {}
 
 func (x *PlatformCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[16]
+	mi := &file_internal_pb_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1577,7 @@ func (x *PlatformCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformCreated.ProtoReflect.Descriptor instead.
 func (*PlatformCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{16}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PlatformCreated) GetPlatform() *Platform {
@@ -1394,7 +1609,7 @@ type GetPlatform struct {
 
 func (x *GetPlatform) Reset() {
 	*x = GetPlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[17]
+	mi := &file_internal_pb_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1621,7 @@ func (x *GetPlatform) String() string {
 func (*GetPlatform) ProtoMessage() {}
 
 func (x *GetPlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[17]
+	mi := &file_internal_pb_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1634,7 @@ func (x *GetPlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlatform.ProtoReflect.Descriptor instead.
 func (*GetPlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{17}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 // PatchPlatform replaces the settings fields named in fields (JSON names).
@@ -1434,7 +1649,7 @@ type PatchPlatform struct {
 
 func (x *PatchPlatform) Reset() {
 	*x = PatchPlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[18]
+	mi := &file_internal_pb_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1661,7 @@ func (x *PatchPlatform) String() string {
 func (*PatchPlatform) ProtoMessage() {}
 
 func (x *PatchPlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[18]
+	mi := &file_internal_pb_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1674,7 @@ func (x *PatchPlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchPlatform.ProtoReflect.Descriptor instead.
 func (*PatchPlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{18}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PatchPlatform) GetSettings() *PlatformSettings {
@@ -1492,7 +1707,7 @@ type PlatformView struct {
 
 func (x *PlatformView) Reset() {
 	*x = PlatformView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[19]
+	mi := &file_internal_pb_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1719,7 @@ func (x *PlatformView) String() string {
 func (*PlatformView) ProtoMessage() {}
 
 func (x *PlatformView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[19]
+	mi := &file_internal_pb_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1732,7 @@ func (x *PlatformView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformView.ProtoReflect.Descriptor instead.
 func (*PlatformView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{19}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlatformView) GetPlatform() *Platform {
@@ -1536,7 +1751,7 @@ type CreateAPIKey struct {
 
 func (x *CreateAPIKey) Reset() {
 	*x = CreateAPIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[20]
+	mi := &file_internal_pb_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1763,7 @@ func (x *CreateAPIKey) String() string {
 func (*CreateAPIKey) ProtoMessage() {}
 
 func (x *CreateAPIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[20]
+	mi := &file_internal_pb_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1776,7 @@ func (x *CreateAPIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKey.ProtoReflect.Descriptor instead.
 func (*CreateAPIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{20}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateAPIKey) GetName() string {
@@ -1581,7 +1796,7 @@ type APIKeyCreated struct {
 
 func (x *APIKeyCreated) Reset() {
 	*x = APIKeyCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	mi := &file_internal_pb_gateway_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1808,7 @@ func (x *APIKeyCreated) String() string {
 func (*APIKeyCreated) ProtoMessage() {}
 
 func (x *APIKeyCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	mi := &file_internal_pb_gateway_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1821,7 @@ func (x *APIKeyCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeyCreated.ProtoReflect.Descriptor instead.
 func (*APIKeyCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{21}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *APIKeyCreated) GetKey() *APIKey {
@@ -1631,7 +1846,7 @@ type ListAPIKeys struct {
 
 func (x *ListAPIKeys) Reset() {
 	*x = ListAPIKeys{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[22]
+	mi := &file_internal_pb_gateway_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1858,7 @@ func (x *ListAPIKeys) String() string {
 func (*ListAPIKeys) ProtoMessage() {}
 
 func (x *ListAPIKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[22]
+	mi := &file_internal_pb_gateway_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1871,7 @@ func (x *ListAPIKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeys.ProtoReflect.Descriptor instead.
 func (*ListAPIKeys) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{22}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{25}
 }
 
 type APIKeyList struct {
@@ -1668,7 +1883,7 @@ type APIKeyList struct {
 
 func (x *APIKeyList) Reset() {
 	*x = APIKeyList{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[23]
+	mi := &file_internal_pb_gateway_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1895,7 @@ func (x *APIKeyList) String() string {
 func (*APIKeyList) ProtoMessage() {}
 
 func (x *APIKeyList) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[23]
+	mi := &file_internal_pb_gateway_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1908,7 @@ func (x *APIKeyList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeyList.ProtoReflect.Descriptor instead.
 func (*APIKeyList) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{23}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *APIKeyList) GetKeys() []*APIKey {
@@ -1712,7 +1927,7 @@ type RevokeAPIKey struct {
 
 func (x *RevokeAPIKey) Reset() {
 	*x = RevokeAPIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[24]
+	mi := &file_internal_pb_gateway_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1939,7 @@ func (x *RevokeAPIKey) String() string {
 func (*RevokeAPIKey) ProtoMessage() {}
 
 func (x *RevokeAPIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[24]
+	mi := &file_internal_pb_gateway_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1952,7 @@ func (x *RevokeAPIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKey.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{24}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RevokeAPIKey) GetKeyId() string {
@@ -1759,7 +1974,7 @@ type CreateEndUser struct {
 
 func (x *CreateEndUser) Reset() {
 	*x = CreateEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[25]
+	mi := &file_internal_pb_gateway_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1986,7 @@ func (x *CreateEndUser) String() string {
 func (*CreateEndUser) ProtoMessage() {}
 
 func (x *CreateEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[25]
+	mi := &file_internal_pb_gateway_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1999,7 @@ func (x *CreateEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndUser.ProtoReflect.Descriptor instead.
 func (*CreateEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{25}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateEndUser) GetExternalId() string {
@@ -1827,7 +2042,7 @@ type EndUserCreated struct {
 
 func (x *EndUserCreated) Reset() {
 	*x = EndUserCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[26]
+	mi := &file_internal_pb_gateway_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2054,7 @@ func (x *EndUserCreated) String() string {
 func (*EndUserCreated) ProtoMessage() {}
 
 func (x *EndUserCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[26]
+	mi := &file_internal_pb_gateway_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2067,7 @@ func (x *EndUserCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserCreated.ProtoReflect.Descriptor instead.
 func (*EndUserCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{26}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EndUserCreated) GetEndUser() *EndUser {
@@ -1896,7 +2111,7 @@ type WalletTopup struct {
 
 func (x *WalletTopup) Reset() {
 	*x = WalletTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[27]
+	mi := &file_internal_pb_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2123,7 @@ func (x *WalletTopup) String() string {
 func (*WalletTopup) ProtoMessage() {}
 
 func (x *WalletTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[27]
+	mi := &file_internal_pb_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2136,7 @@ func (x *WalletTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletTopup.ProtoReflect.Descriptor instead.
 func (*WalletTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{27}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WalletTopup) GetAmountNanos() int64 {
@@ -1971,7 +2186,7 @@ type WalletView struct {
 
 func (x *WalletView) Reset() {
 	*x = WalletView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[28]
+	mi := &file_internal_pb_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2198,7 @@ func (x *WalletView) String() string {
 func (*WalletView) ProtoMessage() {}
 
 func (x *WalletView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[28]
+	mi := &file_internal_pb_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2211,7 @@ func (x *WalletView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletView.ProtoReflect.Descriptor instead.
 func (*WalletView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{28}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WalletView) GetWallet() *Wallet {
@@ -2035,7 +2250,7 @@ type GetWallet struct {
 
 func (x *GetWallet) Reset() {
 	*x = GetWallet{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[29]
+	mi := &file_internal_pb_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2262,7 @@ func (x *GetWallet) String() string {
 func (*GetWallet) ProtoMessage() {}
 
 func (x *GetWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[29]
+	mi := &file_internal_pb_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2275,7 @@ func (x *GetWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWallet.ProtoReflect.Descriptor instead.
 func (*GetWallet) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{29}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 type SetAutoTopup struct {
@@ -2072,7 +2287,7 @@ type SetAutoTopup struct {
 
 func (x *SetAutoTopup) Reset() {
 	*x = SetAutoTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[30]
+	mi := &file_internal_pb_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2299,7 @@ func (x *SetAutoTopup) String() string {
 func (*SetAutoTopup) ProtoMessage() {}
 
 func (x *SetAutoTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[30]
+	mi := &file_internal_pb_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2312,7 @@ func (x *SetAutoTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAutoTopup.ProtoReflect.Descriptor instead.
 func (*SetAutoTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{30}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetAutoTopup) GetAutoTopup() *AutoTopup {
@@ -2111,13 +2326,14 @@ type WalletReserve struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
 	AmountNanos   int64                  `protobuf:"varint,2,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
+	Provider      string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"` // the reply carries this provider's config
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WalletReserve) Reset() {
 	*x = WalletReserve{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[31]
+	mi := &file_internal_pb_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2345,7 @@ func (x *WalletReserve) String() string {
 func (*WalletReserve) ProtoMessage() {}
 
 func (x *WalletReserve) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[31]
+	mi := &file_internal_pb_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2358,7 @@ func (x *WalletReserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletReserve.ProtoReflect.Descriptor instead.
 func (*WalletReserve) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{31}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WalletReserve) GetReservationId() string {
@@ -2155,6 +2371,65 @@ func (x *WalletReserve) GetReservationId() string {
 func (x *WalletReserve) GetAmountNanos() int64 {
 	if x != nil {
 		return x.AmountNanos
+	}
+	return 0
+}
+
+func (x *WalletReserve) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+type WalletReserved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      *ProviderConfig        `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	MarkupBps     int64                  `protobuf:"varint,2,opt,name=markup_bps,json=markupBps,proto3" json:"markup_bps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WalletReserved) Reset() {
+	*x = WalletReserved{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WalletReserved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WalletReserved) ProtoMessage() {}
+
+func (x *WalletReserved) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WalletReserved.ProtoReflect.Descriptor instead.
+func (*WalletReserved) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WalletReserved) GetProvider() *ProviderConfig {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+func (x *WalletReserved) GetMarkupBps() int64 {
+	if x != nil {
+		return x.MarkupBps
 	}
 	return 0
 }
@@ -2173,7 +2448,7 @@ type WalletSettle struct {
 
 func (x *WalletSettle) Reset() {
 	*x = WalletSettle{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[32]
+	mi := &file_internal_pb_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2460,7 @@ func (x *WalletSettle) String() string {
 func (*WalletSettle) ProtoMessage() {}
 
 func (x *WalletSettle) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[32]
+	mi := &file_internal_pb_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2473,7 @@ func (x *WalletSettle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletSettle.ProtoReflect.Descriptor instead.
 func (*WalletSettle) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{32}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WalletSettle) GetReservationId() string {
@@ -2252,7 +2527,7 @@ type WalletRelease struct {
 
 func (x *WalletRelease) Reset() {
 	*x = WalletRelease{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[33]
+	mi := &file_internal_pb_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2539,7 @@ func (x *WalletRelease) String() string {
 func (*WalletRelease) ProtoMessage() {}
 
 func (x *WalletRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[33]
+	mi := &file_internal_pb_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2552,7 @@ func (x *WalletRelease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletRelease.ProtoReflect.Descriptor instead.
 func (*WalletRelease) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{33}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WalletRelease) GetReservationId() string {
@@ -2298,7 +2573,7 @@ type ListLedger struct {
 
 func (x *ListLedger) Reset() {
 	*x = ListLedger{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[34]
+	mi := &file_internal_pb_gateway_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2585,7 @@ func (x *ListLedger) String() string {
 func (*ListLedger) ProtoMessage() {}
 
 func (x *ListLedger) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[34]
+	mi := &file_internal_pb_gateway_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2598,7 @@ func (x *ListLedger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLedger.ProtoReflect.Descriptor instead.
 func (*ListLedger) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{34}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListLedger) GetAccount() string {
@@ -2357,7 +2632,7 @@ type LedgerPage struct {
 
 func (x *LedgerPage) Reset() {
 	*x = LedgerPage{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[35]
+	mi := &file_internal_pb_gateway_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2644,7 @@ func (x *LedgerPage) String() string {
 func (*LedgerPage) ProtoMessage() {}
 
 func (x *LedgerPage) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[35]
+	mi := &file_internal_pb_gateway_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2657,7 @@ func (x *LedgerPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerPage.ProtoReflect.Descriptor instead.
 func (*LedgerPage) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{35}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LedgerPage) GetEntries() []*LedgerEntry {
@@ -2407,7 +2682,7 @@ type GetEndUser struct {
 
 func (x *GetEndUser) Reset() {
 	*x = GetEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[36]
+	mi := &file_internal_pb_gateway_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2694,7 @@ func (x *GetEndUser) String() string {
 func (*GetEndUser) ProtoMessage() {}
 
 func (x *GetEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[36]
+	mi := &file_internal_pb_gateway_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2707,7 @@ func (x *GetEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndUser.ProtoReflect.Descriptor instead.
 func (*GetEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{36}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{40}
 }
 
 type PatchEndUser struct {
@@ -2447,7 +2722,7 @@ type PatchEndUser struct {
 
 func (x *PatchEndUser) Reset() {
 	*x = PatchEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[37]
+	mi := &file_internal_pb_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2734,7 @@ func (x *PatchEndUser) String() string {
 func (*PatchEndUser) ProtoMessage() {}
 
 func (x *PatchEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[37]
+	mi := &file_internal_pb_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2747,7 @@ func (x *PatchEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchEndUser.ProtoReflect.Descriptor instead.
 func (*PatchEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{37}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PatchEndUser) GetDisplayName() string {
@@ -2513,7 +2788,7 @@ type EndUserView struct {
 
 func (x *EndUserView) Reset() {
 	*x = EndUserView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[38]
+	mi := &file_internal_pb_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2800,7 @@ func (x *EndUserView) String() string {
 func (*EndUserView) ProtoMessage() {}
 
 func (x *EndUserView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[38]
+	mi := &file_internal_pb_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2813,7 @@ func (x *EndUserView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserView.ProtoReflect.Descriptor instead.
 func (*EndUserView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{38}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EndUserView) GetEndUser() *EndUser {
@@ -2563,7 +2838,7 @@ type DeleteEndUser struct {
 
 func (x *DeleteEndUser) Reset() {
 	*x = DeleteEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[39]
+	mi := &file_internal_pb_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2850,7 @@ func (x *DeleteEndUser) String() string {
 func (*DeleteEndUser) ProtoMessage() {}
 
 func (x *DeleteEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[39]
+	mi := &file_internal_pb_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2863,7 @@ func (x *DeleteEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndUser.ProtoReflect.Descriptor instead.
 func (*DeleteEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{39}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 type SetBudget struct {
@@ -2602,7 +2877,7 @@ type SetBudget struct {
 
 func (x *SetBudget) Reset() {
 	*x = SetBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[40]
+	mi := &file_internal_pb_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2889,7 @@ func (x *SetBudget) String() string {
 func (*SetBudget) ProtoMessage() {}
 
 func (x *SetBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[40]
+	mi := &file_internal_pb_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2902,7 @@ func (x *SetBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudget.ProtoReflect.Descriptor instead.
 func (*SetBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{40}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetBudget) GetCreate() bool {
@@ -2659,7 +2934,7 @@ type GetBudget struct {
 
 func (x *GetBudget) Reset() {
 	*x = GetBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[41]
+	mi := &file_internal_pb_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2946,7 @@ func (x *GetBudget) String() string {
 func (*GetBudget) ProtoMessage() {}
 
 func (x *GetBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[41]
+	mi := &file_internal_pb_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2959,7 @@ func (x *GetBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBudget.ProtoReflect.Descriptor instead.
 func (*GetBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{41}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 type DeleteBudget struct {
@@ -2695,7 +2970,7 @@ type DeleteBudget struct {
 
 func (x *DeleteBudget) Reset() {
 	*x = DeleteBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[42]
+	mi := &file_internal_pb_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2982,7 @@ func (x *DeleteBudget) String() string {
 func (*DeleteBudget) ProtoMessage() {}
 
 func (x *DeleteBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[42]
+	mi := &file_internal_pb_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2995,7 @@ func (x *DeleteBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudget.ProtoReflect.Descriptor instead.
 func (*DeleteBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{42}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 type BudgetView struct {
@@ -2735,7 +3010,7 @@ type BudgetView struct {
 
 func (x *BudgetView) Reset() {
 	*x = BudgetView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[43]
+	mi := &file_internal_pb_gateway_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +3022,7 @@ func (x *BudgetView) String() string {
 func (*BudgetView) ProtoMessage() {}
 
 func (x *BudgetView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[43]
+	mi := &file_internal_pb_gateway_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3035,7 @@ func (x *BudgetView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetView.ProtoReflect.Descriptor instead.
 func (*BudgetView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{43}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BudgetView) GetBudget() *Budget {
@@ -2805,7 +3080,7 @@ type BudgetTopup struct {
 
 func (x *BudgetTopup) Reset() {
 	*x = BudgetTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[44]
+	mi := &file_internal_pb_gateway_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3092,7 @@ func (x *BudgetTopup) String() string {
 func (*BudgetTopup) ProtoMessage() {}
 
 func (x *BudgetTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[44]
+	mi := &file_internal_pb_gateway_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +3105,7 @@ func (x *BudgetTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetTopup.ProtoReflect.Descriptor instead.
 func (*BudgetTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{44}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BudgetTopup) GetAmountNanos() int64 {
@@ -2884,7 +3159,7 @@ type SetRateLimits struct {
 
 func (x *SetRateLimits) Reset() {
 	*x = SetRateLimits{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[45]
+	mi := &file_internal_pb_gateway_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3171,7 @@ func (x *SetRateLimits) String() string {
 func (*SetRateLimits) ProtoMessage() {}
 
 func (x *SetRateLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[45]
+	mi := &file_internal_pb_gateway_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3184,7 @@ func (x *SetRateLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRateLimits.ProtoReflect.Descriptor instead.
 func (*SetRateLimits) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{45}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SetRateLimits) GetLimits() *RateLimits {
@@ -2925,14 +3200,14 @@ type Admit struct {
 	ReservationId   string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
 	RequestId       string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	EstimatedTokens int64                  `protobuf:"varint,3,opt,name=estimated_tokens,json=estimatedTokens,proto3" json:"estimated_tokens,omitempty"`
-	MaxCostNanos    int64                  `protobuf:"varint,4,opt,name=max_cost_nanos,json=maxCostNanos,proto3" json:"max_cost_nanos,omitempty"` // worst-case charge to the budget
+	MaxCostNanos    int64                  `protobuf:"varint,4,opt,name=max_cost_nanos,json=maxCostNanos,proto3" json:"max_cost_nanos,omitempty"` // worst-case provider cost; the actor adds the platform markup
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Admit) Reset() {
 	*x = Admit{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[46]
+	mi := &file_internal_pb_gateway_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3219,7 @@ func (x *Admit) String() string {
 func (*Admit) ProtoMessage() {}
 
 func (x *Admit) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[46]
+	mi := &file_internal_pb_gateway_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3232,7 @@ func (x *Admit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admit.ProtoReflect.Descriptor instead.
 func (*Admit) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{46}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Admit) GetReservationId() string {
@@ -2997,7 +3272,7 @@ type Admitted struct {
 
 func (x *Admitted) Reset() {
 	*x = Admitted{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[47]
+	mi := &file_internal_pb_gateway_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +3284,7 @@ func (x *Admitted) String() string {
 func (*Admitted) ProtoMessage() {}
 
 func (x *Admitted) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[47]
+	mi := &file_internal_pb_gateway_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +3297,7 @@ func (x *Admitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admitted.ProtoReflect.Descriptor instead.
 func (*Admitted) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{47}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Admitted) GetRate() *RateLimitInfo {
@@ -3042,7 +3317,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[48]
+	mi := &file_internal_pb_gateway_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3329,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[48]
+	mi := &file_internal_pb_gateway_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,13 +3342,13 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{48}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{52}
 }
 
 type Settle struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId    string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
-	CostNanos        int64                  `protobuf:"varint,2,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"` // actual charge to the budget (with markup)
+	CostNanos        int64                  `protobuf:"varint,2,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"` // actual provider cost; the actor adds the platform markup
 	Tokens           int64                  `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`                        // actual tokens, to correct the TPM window
 	RequestId        string                 `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Model            string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
@@ -3085,7 +3360,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[49]
+	mi := &file_internal_pb_gateway_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3372,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[49]
+	mi := &file_internal_pb_gateway_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3385,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{49}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Settle) GetReservationId() string {
@@ -3171,7 +3446,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[50]
+	mi := &file_internal_pb_gateway_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3458,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[50]
+	mi := &file_internal_pb_gateway_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3471,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{50}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Release) GetReservationId() string {
@@ -3214,7 +3489,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[51]
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +3501,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[51]
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +3514,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{51}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
 }
 
 var File_internal_pb_gateway_proto protoreflect.FileDescriptor
@@ -3273,14 +3548,35 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\n" +
 	"ledger_seq\x18\x02 \x01(\x04R\tledgerSeq\x125\n" +
 	"\n" +
-	"auto_topup\x18\x03 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"\xde\x01\n" +
+	"auto_topup\x18\x03 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"\xfd\x02\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
 	"\rcreated_at_ms\x18\x03 \x01(\x03R\vcreatedAtMs\x12\"\n" +
 	"\rupdated_at_ms\x18\x04 \x01(\x03R\vupdatedAtMs\x129\n" +
 	"\bsettings\x18\x05 \x01(\v2\x1d.assistiv.v1.PlatformSettingsR\bsettings\x12+\n" +
-	"\x06wallet\x18\x06 \x01(\v2\x13.assistiv.v1.WalletR\x06wallet\"\xf9\x01\n" +
+	"\x06wallet\x18\x06 \x01(\v2\x13.assistiv.v1.WalletR\x06wallet\x12B\n" +
+	"\tproviders\x18\a \x03(\v2$.assistiv.v1.Platform.ProvidersEntryR\tproviders\x1aY\n" +
+	"\x0eProvidersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\x05value:\x028\x01\"\xc8\x01\n" +
+	"\x0eProviderConfig\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12$\n" +
+	"\x0esealed_api_key\x18\x02 \x01(\fR\fsealedApiKey\x12\x1b\n" +
+	"\tkey_last4\x18\x03 \x01(\tR\bkeyLast4\x12\x19\n" +
+	"\bbase_url\x18\x04 \x01(\tR\abaseUrl\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\x12\"\n" +
+	"\rupdated_at_ms\x18\x06 \x01(\x03R\vupdatedAtMs\"\xb6\x01\n" +
+	"\vSetProvider\x123\n" +
+	"\x06config\x18\x01 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\x06config\x12\x17\n" +
+	"\aset_key\x18\x02 \x01(\bR\x06setKey\x12 \n" +
+	"\fset_base_url\x18\x03 \x01(\bR\n" +
+	"setBaseUrl\x12\x1f\n" +
+	"\vset_enabled\x18\x04 \x01(\bR\n" +
+	"setEnabled\x12\x16\n" +
+	"\x06delete\x18\x05 \x01(\bR\x06delete\"C\n" +
+	"\fProviderView\x123\n" +
+	"\x06config\x18\x01 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\x06config\"\xf9\x01\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vplatform_id\x18\x02 \x01(\tR\n" +
@@ -3416,10 +3712,15 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\tGetWallet\"E\n" +
 	"\fSetAutoTopup\x125\n" +
 	"\n" +
-	"auto_topup\x18\x01 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"Y\n" +
+	"auto_topup\x18\x01 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"u\n" +
 	"\rWalletReserve\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12!\n" +
-	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\"\xdb\x01\n" +
+	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\"h\n" +
+	"\x0eWalletReserved\x127\n" +
+	"\bprovider\x18\x01 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\bprovider\x12\x1d\n" +
+	"\n" +
+	"markup_bps\x18\x02 \x01(\x03R\tmarkupBps\"\xdb\x01\n" +
 	"\fWalletSettle\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
 	"\n" +
@@ -3509,7 +3810,7 @@ func file_internal_pb_gateway_proto_rawDescGZIP() []byte {
 	return file_internal_pb_gateway_proto_rawDescData
 }
 
-var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_internal_pb_gateway_proto_goTypes = []any{
 	(*RateLimits)(nil),        // 0: assistiv.v1.RateLimits
 	(*BudgetTemplate)(nil),    // 1: assistiv.v1.BudgetTemplate
@@ -3517,52 +3818,57 @@ var file_internal_pb_gateway_proto_goTypes = []any{
 	(*PlatformSettings)(nil),  // 3: assistiv.v1.PlatformSettings
 	(*Wallet)(nil),            // 4: assistiv.v1.Wallet
 	(*Platform)(nil),          // 5: assistiv.v1.Platform
-	(*APIKey)(nil),            // 6: assistiv.v1.APIKey
-	(*Budget)(nil),            // 7: assistiv.v1.Budget
-	(*EndUser)(nil),           // 8: assistiv.v1.EndUser
-	(*LedgerEntry)(nil),       // 9: assistiv.v1.LedgerEntry
-	(*IdempotencyRecord)(nil), // 10: assistiv.v1.IdempotencyRecord
-	(*Reservation)(nil),       // 11: assistiv.v1.Reservation
-	(*RateLimitInfo)(nil),     // 12: assistiv.v1.RateLimitInfo
-	(*Failure)(nil),           // 13: assistiv.v1.Failure
-	(*Ack)(nil),               // 14: assistiv.v1.Ack
-	(*CreatePlatform)(nil),    // 15: assistiv.v1.CreatePlatform
-	(*PlatformCreated)(nil),   // 16: assistiv.v1.PlatformCreated
-	(*GetPlatform)(nil),       // 17: assistiv.v1.GetPlatform
-	(*PatchPlatform)(nil),     // 18: assistiv.v1.PatchPlatform
-	(*PlatformView)(nil),      // 19: assistiv.v1.PlatformView
-	(*CreateAPIKey)(nil),      // 20: assistiv.v1.CreateAPIKey
-	(*APIKeyCreated)(nil),     // 21: assistiv.v1.APIKeyCreated
-	(*ListAPIKeys)(nil),       // 22: assistiv.v1.ListAPIKeys
-	(*APIKeyList)(nil),        // 23: assistiv.v1.APIKeyList
-	(*RevokeAPIKey)(nil),      // 24: assistiv.v1.RevokeAPIKey
-	(*CreateEndUser)(nil),     // 25: assistiv.v1.CreateEndUser
-	(*EndUserCreated)(nil),    // 26: assistiv.v1.EndUserCreated
-	(*WalletTopup)(nil),       // 27: assistiv.v1.WalletTopup
-	(*WalletView)(nil),        // 28: assistiv.v1.WalletView
-	(*GetWallet)(nil),         // 29: assistiv.v1.GetWallet
-	(*SetAutoTopup)(nil),      // 30: assistiv.v1.SetAutoTopup
-	(*WalletReserve)(nil),     // 31: assistiv.v1.WalletReserve
-	(*WalletSettle)(nil),      // 32: assistiv.v1.WalletSettle
-	(*WalletRelease)(nil),     // 33: assistiv.v1.WalletRelease
-	(*ListLedger)(nil),        // 34: assistiv.v1.ListLedger
-	(*LedgerPage)(nil),        // 35: assistiv.v1.LedgerPage
-	(*GetEndUser)(nil),        // 36: assistiv.v1.GetEndUser
-	(*PatchEndUser)(nil),      // 37: assistiv.v1.PatchEndUser
-	(*EndUserView)(nil),       // 38: assistiv.v1.EndUserView
-	(*DeleteEndUser)(nil),     // 39: assistiv.v1.DeleteEndUser
-	(*SetBudget)(nil),         // 40: assistiv.v1.SetBudget
-	(*GetBudget)(nil),         // 41: assistiv.v1.GetBudget
-	(*DeleteBudget)(nil),      // 42: assistiv.v1.DeleteBudget
-	(*BudgetView)(nil),        // 43: assistiv.v1.BudgetView
-	(*BudgetTopup)(nil),       // 44: assistiv.v1.BudgetTopup
-	(*SetRateLimits)(nil),     // 45: assistiv.v1.SetRateLimits
-	(*Admit)(nil),             // 46: assistiv.v1.Admit
-	(*Admitted)(nil),          // 47: assistiv.v1.Admitted
-	(*CountRequest)(nil),      // 48: assistiv.v1.CountRequest
-	(*Settle)(nil),            // 49: assistiv.v1.Settle
-	(*Release)(nil),           // 50: assistiv.v1.Release
-	(*Passivate)(nil),         // 51: assistiv.v1.Passivate
+	(*ProviderConfig)(nil),    // 6: assistiv.v1.ProviderConfig
+	(*SetProvider)(nil),       // 7: assistiv.v1.SetProvider
+	(*ProviderView)(nil),      // 8: assistiv.v1.ProviderView
+	(*APIKey)(nil),            // 9: assistiv.v1.APIKey
+	(*Budget)(nil),            // 10: assistiv.v1.Budget
+	(*EndUser)(nil),           // 11: assistiv.v1.EndUser
+	(*LedgerEntry)(nil),       // 12: assistiv.v1.LedgerEntry
+	(*IdempotencyRecord)(nil), // 13: assistiv.v1.IdempotencyRecord
+	(*Reservation)(nil),       // 14: assistiv.v1.Reservation
+	(*RateLimitInfo)(nil),     // 15: assistiv.v1.RateLimitInfo
+	(*Failure)(nil),           // 16: assistiv.v1.Failure
+	(*Ack)(nil),               // 17: assistiv.v1.Ack
+	(*CreatePlatform)(nil),    // 18: assistiv.v1.CreatePlatform
+	(*PlatformCreated)(nil),   // 19: assistiv.v1.PlatformCreated
+	(*GetPlatform)(nil),       // 20: assistiv.v1.GetPlatform
+	(*PatchPlatform)(nil),     // 21: assistiv.v1.PatchPlatform
+	(*PlatformView)(nil),      // 22: assistiv.v1.PlatformView
+	(*CreateAPIKey)(nil),      // 23: assistiv.v1.CreateAPIKey
+	(*APIKeyCreated)(nil),     // 24: assistiv.v1.APIKeyCreated
+	(*ListAPIKeys)(nil),       // 25: assistiv.v1.ListAPIKeys
+	(*APIKeyList)(nil),        // 26: assistiv.v1.APIKeyList
+	(*RevokeAPIKey)(nil),      // 27: assistiv.v1.RevokeAPIKey
+	(*CreateEndUser)(nil),     // 28: assistiv.v1.CreateEndUser
+	(*EndUserCreated)(nil),    // 29: assistiv.v1.EndUserCreated
+	(*WalletTopup)(nil),       // 30: assistiv.v1.WalletTopup
+	(*WalletView)(nil),        // 31: assistiv.v1.WalletView
+	(*GetWallet)(nil),         // 32: assistiv.v1.GetWallet
+	(*SetAutoTopup)(nil),      // 33: assistiv.v1.SetAutoTopup
+	(*WalletReserve)(nil),     // 34: assistiv.v1.WalletReserve
+	(*WalletReserved)(nil),    // 35: assistiv.v1.WalletReserved
+	(*WalletSettle)(nil),      // 36: assistiv.v1.WalletSettle
+	(*WalletRelease)(nil),     // 37: assistiv.v1.WalletRelease
+	(*ListLedger)(nil),        // 38: assistiv.v1.ListLedger
+	(*LedgerPage)(nil),        // 39: assistiv.v1.LedgerPage
+	(*GetEndUser)(nil),        // 40: assistiv.v1.GetEndUser
+	(*PatchEndUser)(nil),      // 41: assistiv.v1.PatchEndUser
+	(*EndUserView)(nil),       // 42: assistiv.v1.EndUserView
+	(*DeleteEndUser)(nil),     // 43: assistiv.v1.DeleteEndUser
+	(*SetBudget)(nil),         // 44: assistiv.v1.SetBudget
+	(*GetBudget)(nil),         // 45: assistiv.v1.GetBudget
+	(*DeleteBudget)(nil),      // 46: assistiv.v1.DeleteBudget
+	(*BudgetView)(nil),        // 47: assistiv.v1.BudgetView
+	(*BudgetTopup)(nil),       // 48: assistiv.v1.BudgetTopup
+	(*SetRateLimits)(nil),     // 49: assistiv.v1.SetRateLimits
+	(*Admit)(nil),             // 50: assistiv.v1.Admit
+	(*Admitted)(nil),          // 51: assistiv.v1.Admitted
+	(*CountRequest)(nil),      // 52: assistiv.v1.CountRequest
+	(*Settle)(nil),            // 53: assistiv.v1.Settle
+	(*Release)(nil),           // 54: assistiv.v1.Release
+	(*Passivate)(nil),         // 55: assistiv.v1.Passivate
+	nil,                       // 56: assistiv.v1.Platform.ProvidersEntry
 }
 var file_internal_pb_gateway_proto_depIdxs = []int32{
 	1,  // 0: assistiv.v1.PlatformSettings.default_budget:type_name -> assistiv.v1.BudgetTemplate
@@ -3570,34 +3876,39 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	2,  // 2: assistiv.v1.Wallet.auto_topup:type_name -> assistiv.v1.AutoTopup
 	3,  // 3: assistiv.v1.Platform.settings:type_name -> assistiv.v1.PlatformSettings
 	4,  // 4: assistiv.v1.Platform.wallet:type_name -> assistiv.v1.Wallet
-	7,  // 5: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
-	0,  // 6: assistiv.v1.EndUser.rate_limits:type_name -> assistiv.v1.RateLimits
-	12, // 7: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
-	3,  // 8: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
-	5,  // 9: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
-	6,  // 10: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
-	3,  // 11: assistiv.v1.PatchPlatform.settings:type_name -> assistiv.v1.PlatformSettings
-	5,  // 12: assistiv.v1.PlatformView.platform:type_name -> assistiv.v1.Platform
-	6,  // 13: assistiv.v1.APIKeyCreated.key:type_name -> assistiv.v1.APIKey
-	6,  // 14: assistiv.v1.APIKeyList.keys:type_name -> assistiv.v1.APIKey
-	8,  // 15: assistiv.v1.EndUserCreated.end_user:type_name -> assistiv.v1.EndUser
-	6,  // 16: assistiv.v1.EndUserCreated.key:type_name -> assistiv.v1.APIKey
-	4,  // 17: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
-	9,  // 18: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
-	2,  // 19: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
-	9,  // 20: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
-	8,  // 21: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
-	0,  // 22: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
-	7,  // 23: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
-	7,  // 24: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
-	9,  // 25: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
-	0,  // 26: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
-	12, // 27: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	56, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
+	6,  // 6: assistiv.v1.SetProvider.config:type_name -> assistiv.v1.ProviderConfig
+	6,  // 7: assistiv.v1.ProviderView.config:type_name -> assistiv.v1.ProviderConfig
+	10, // 8: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
+	0,  // 9: assistiv.v1.EndUser.rate_limits:type_name -> assistiv.v1.RateLimits
+	15, // 10: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
+	3,  // 11: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
+	5,  // 12: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
+	9,  // 13: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
+	3,  // 14: assistiv.v1.PatchPlatform.settings:type_name -> assistiv.v1.PlatformSettings
+	5,  // 15: assistiv.v1.PlatformView.platform:type_name -> assistiv.v1.Platform
+	9,  // 16: assistiv.v1.APIKeyCreated.key:type_name -> assistiv.v1.APIKey
+	9,  // 17: assistiv.v1.APIKeyList.keys:type_name -> assistiv.v1.APIKey
+	11, // 18: assistiv.v1.EndUserCreated.end_user:type_name -> assistiv.v1.EndUser
+	9,  // 19: assistiv.v1.EndUserCreated.key:type_name -> assistiv.v1.APIKey
+	4,  // 20: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
+	12, // 21: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
+	2,  // 22: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
+	6,  // 23: assistiv.v1.WalletReserved.provider:type_name -> assistiv.v1.ProviderConfig
+	12, // 24: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
+	11, // 25: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
+	0,  // 26: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
+	10, // 27: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
+	10, // 28: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
+	12, // 29: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
+	0,  // 30: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
+	15, // 31: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
+	6,  // 32: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_internal_pb_gateway_proto_init() }
@@ -3611,7 +3922,7 @@ func file_internal_pb_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_pb_gateway_proto_rawDesc), len(file_internal_pb_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
