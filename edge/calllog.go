@@ -1,0 +1,56 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/logs"
+	"github.com/assistiv/gateway/providers"
+)
+
+// callLog is one inference call's log entry, filled as the call proceeds.
+// Everything it holds is copied out of the request context, so a stream
+// writer may finish it after the handler returned.
+type callLog struct {
+	s     *Server
+	e     logs.Entry
+	start time.Time
+}
+
+func (s *Server) newLog(c *call, b *billing, start time.Time, stream bool) *callLog {
+	l := &callLog{s: s, start: start}
+	l.e = logs.Entry{
+		RequestID: c.rid, PlatformID: c.principal.Platform, EndUserID: c.principal.EndUser,
+		Kind: logs.KindChatCompletions, Stream: stream,
+	}
+	if b != nil {
+		l.e.Model, l.e.Provider = b.model.ID, b.model.Provider
+	}
+	return l
+}
+
+// finish records the outcome; the write never blocks the response.
+func (l *callLog) finish(providerCost int64, u providers.Usage, ttft time.Duration, fail *apiError) {
+	if l.s.deps.Logs == nil {
+		return
+	}
+	l.e.StatusCode = 200
+	if fail != nil {
+		l.e.StatusCode, l.e.ErrorCode = fail.Status, fail.Code
+	}
+	l.e.PromptTokens, l.e.CompletionTokens = u.PromptTokens, u.CompletionTokens
+	l.e.ProviderCost = money.Nanos(providerCost)
+	l.e.Cost = money.Nanos(providerCost) // the budget charge adds the platform markup; see the ledger entry
+	l.e.Latency = time.Since(l.start)
+	l.e.TTFT = ttft
+	l.s.deps.Logs.Writer().Write(l.e)
+}
+
+// logCall records a non-streamed call (or a stream refused before it began).
+func (s *Server) logCall(c *call, b *billing, providerCost int64, u providers.Usage, start time.Time, ttft time.Duration, stream bool, err error) {
+	var fail *apiError
+	if err != nil {
+		fail = toAPIError(err, s.log, c.rid)
+	}
+	s.newLog(c, b, start, stream).finish(providerCost, u, ttft, fail)
+}

@@ -1,0 +1,398 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/providers"
+	"github.com/assistiv/gateway/providers/catalog"
+)
+
+// platformOf names the actor of the caller's platform.
+func platformOf(c *call) actors.Identity { return actors.PlatformActor(c.principal.Platform) }
+
+// billing is one inference call's reservation on both accounts, from
+// admission to settlement.
+type billing struct {
+	s         *Server
+	platform  ids.PlatformID
+	endUser   ids.EndUserID
+	resID     string
+	rid       string
+	model     catalog.Model
+	promptEst int64
+	rate      *pb.RateLimitInfo
+	provider  *pb.ProviderConfig
+	done      bool
+}
+
+// admit reserves the worst case on the end-user's budget (and its rate
+// windows) and then on the platform wallet. 402 and 429 come from here,
+// before any upstream request.
+func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m catalog.Model, promptEst, maxOut int64) (*billing, error) {
+	worst, err := m.Cost(promptEst, maxOut)
+	if err != nil {
+		return nil, errBadRequest("invalid_request", "the request's worst-case cost is out of range")
+	}
+	b := &billing{s: s, platform: p.Platform, endUser: p.EndUser, resID: rid, rid: rid, model: m, promptEst: promptEst}
+	res, err := s.deps.Directory.Ask(ctx, actors.EndUserActor(p.Platform, p.EndUser), &pb.Admit{
+		ReservationId: rid, RequestId: rid, EstimatedTokens: promptEst + maxOut, MaxCostNanos: worst,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.rate = res.(*pb.Admitted).Rate
+	res, err = s.deps.Directory.Ask(ctx, actors.PlatformActor(p.Platform), &pb.WalletReserve{
+		ReservationId: rid, AmountNanos: worst, Provider: m.Provider,
+	})
+	if err != nil {
+		s.release(b)
+		return nil, err
+	}
+	b.provider = res.(*pb.WalletReserved).Provider
+	return b, nil
+}
+
+// release drops both reservations (the call produced nothing billable).
+func (s *Server) release(b *billing) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), &pb.Release{ReservationId: b.resID}); err != nil {
+		s.log.Error("release end-user reservation", "request_id", b.rid, "err", err)
+	}
+	if b.provider != nil {
+		if _, err := s.deps.Directory.Ask(ctx, actors.PlatformActor(b.platform), &pb.WalletRelease{ReservationId: b.resID}); err != nil {
+			s.log.Error("release wallet reservation", "request_id", b.rid, "err", err)
+		}
+	}
+}
+
+// settle charges the actual usage to both accounts, concurrently; each
+// answer means that account's record is durable (billing_durability=sync).
+func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
+	if b.done {
+		return 0, nil
+	}
+	b.done = true
+	cost, err := b.model.Cost(u.PromptTokens, u.CompletionTokens)
+	if err != nil {
+		s.log.Error("cost overflow; releasing", "request_id", b.rid, "err", err)
+		s.release(b)
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var werr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, werr = s.deps.Directory.Ask(ctx, actors.PlatformActor(b.platform), &pb.WalletSettle{
+			ReservationId: b.resID, CostNanos: cost, RequestId: b.rid, Model: b.model.ID,
+			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		})
+	}()
+	_, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), &pb.Settle{
+		ReservationId: b.resID, CostNanos: cost, Tokens: u.PromptTokens + u.CompletionTokens, RequestId: b.rid,
+		Model: b.model.ID, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+	})
+	wg.Wait()
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		s.log.Error("settle", "request_id", b.rid, "err", err)
+	}
+	return cost, err
+}
+
+// estimateTokens is a cheap upper-leaning estimate of a request's prompt
+// tokens for admission: about one token per 3 bytes of the JSON body.
+func estimateTokens(body []byte) int64 { return int64(len(body))/3 + 16 }
+
+// toAPI maps an upstream failure to what the client sees.
+func upstreamError(err error) error {
+	var pe *providers.Error
+	if errors.As(err, &pe) {
+		status, typ, code := pe.Status, pe.Type, pe.Code
+		if status == 401 || status == 403 {
+			// The platform's provider key was refused: not the caller's fault.
+			status, typ, code = 502, typeInternal, "provider_auth_failed"
+		}
+		if status == 0 {
+			status = 502
+		}
+		if code == "" {
+			code = "upstream_error"
+		}
+		if typ == "" {
+			typ = typeInternal
+		}
+		e := &apiError{Status: status, Type: typ, Code: code, Message: pe.Message}
+		if pe.RetryAfter > 0 {
+			e.Header = map[string]string{"Retry-After": strconv.Itoa(int((pe.RetryAfter + time.Second - 1) / time.Second))}
+		}
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{Status: 504, Type: typeInternal, Code: "upstream_timeout", Message: "the upstream did not answer in time"}
+	}
+	return &apiError{Status: 502, Type: typeInternal, Code: "upstream_error", Message: "the upstream call failed"}
+}
+
+// chatCompletions is POST /v1/chat/completions (end-user keys only).
+func (s *Server) chatCompletions(c *call) error {
+	body := c.ctx.PostBody()
+	var req providers.ChatRequest
+	ct := string(c.ctx.Request.Header.ContentType())
+	if len(body) == 0 {
+		return errBadRequest("missing_body", "this route needs a JSON body")
+	}
+	if !isJSONContentType(ct) {
+		return &apiError{Status: 415, Type: typeInvalid, Code: "unsupported_media_type", Message: "Content-Type must be application/json"}
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return jsonError(err)
+	}
+	if err := req.Validate(); err != nil {
+		return upstreamError(err)
+	}
+	m, err := catalog.Lookup(req.Model)
+	if err != nil {
+		return &apiError{Status: 404, Type: typeNotFound, Code: "model_not_found", Message: "model " + strconv.Quote(req.Model) + " is not in the catalog"}
+	}
+	req.Model = m.ID
+	maxOut := int64(req.MaxOutputTokens())
+	if maxOut <= 0 || maxOut > m.MaxOutputTokens {
+		maxOut = m.MaxOutputTokens
+		if req.MaxOutputTokens() > 0 {
+			// Clamp an absurd max_tokens to the model's limit before
+			// reserving, and send the clamped value upstream.
+			v := int(maxOut)
+			if req.MaxCompletionTokens != nil {
+				req.MaxCompletionTokens = &v
+			} else {
+				req.MaxTokens = &v
+			}
+		}
+	}
+	up, ok := s.deps.Upstreams[m.Provider]
+	if !ok {
+		return &apiError{Status: 501, Type: typeInternal, Code: "provider_unavailable", Message: "no client for provider " + m.Provider}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.UpstreamTimeout)
+	start := time.Now()
+	promptEst := estimateTokens(body)
+	b, err := s.admit(ctx, c.principal, c.rid, m, promptEst, maxOut)
+	if err != nil {
+		cancel()
+		return err
+	}
+	key, err := s.keys.open(string(b.platform), m.Provider, b.provider.SealedApiKey)
+	if err != nil {
+		cancel()
+		s.release(b)
+		return err
+	}
+	target := providers.Upstream{BaseURL: b.provider.BaseUrl, APIKey: key}
+	if b.rate != nil {
+		setRateHeaders(&c.ctx.Response.Header, b.rate)
+	}
+	if req.Stream {
+		return s.streamChat(c, ctx, cancel, up, target, &req, b, start)
+	}
+	defer cancel()
+	resp, err := up.Complete(ctx, target, &req)
+	if err != nil {
+		s.release(b)
+		s.logCall(c, b, 0, providers.Usage{}, start, 0, false, upstreamError(err))
+		return upstreamError(err)
+	}
+	u := providers.Usage{}
+	if resp.Usage != nil {
+		u = *resp.Usage
+	} else {
+		u = estimateUsage(promptEst, resp)
+	}
+	cost, err := s.settle(b, u)
+	if err != nil {
+		return err
+	}
+	s.logCall(c, b, cost, u, start, 0, false, nil)
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	c.ctx.SetStatusCode(200)
+	c.ctx.SetContentType("application/json")
+	c.ctx.SetBody(out)
+	return nil
+}
+
+// estimateUsage stands in for usage when the upstream reported none.
+func estimateUsage(promptEst int64, resp *providers.ChatResponse) providers.Usage {
+	var n int64
+	for _, ch := range resp.Choices {
+		n += int64(len(ch.Message.Content.String()))
+		for _, tc := range ch.Message.ToolCalls {
+			n += int64(len(tc.Function.Arguments) + len(tc.Function.Name))
+		}
+	}
+	out := (n + 3) / 4
+	return providers.Usage{PromptTokens: promptEst, CompletionTokens: out, TotalTokens: promptEst + out}
+}
+
+func isJSONContentType(ct string) bool {
+	for i := 0; i < len(ct); i++ {
+		if ct[i] == ';' {
+			ct = ct[:i]
+			break
+		}
+	}
+	for len(ct) > 0 && ct[len(ct)-1] == ' ' {
+		ct = ct[:len(ct)-1]
+	}
+	return len(ct) == len("application/json") && (ct == "application/json" || equalFoldASCII(ct, "application/json"))
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// streamChat answers with server-sent events. The upstream stream is
+// opened before the status is sent, so a refusal still gets a proper HTTP
+// error; after that, chunks are written and flushed as they arrive. A
+// failed flush means the client left: the upstream call is cancelled and
+// what was produced is billed.
+func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelFunc, up Upstream, target providers.Upstream, req *providers.ChatRequest, b *billing, start time.Time) error {
+	st, err := up.Stream(ctx, target, req)
+	if err != nil {
+		cancel()
+		s.release(b)
+		s.logCall(c, b, 0, providers.Usage{}, start, 0, true, upstreamError(err))
+		return upstreamError(err)
+	}
+	c.ctx.SetStatusCode(200)
+	c.ctx.SetContentType("text/event-stream")
+	c.ctx.Response.Header.Set("Cache-Control", "no-cache")
+	c.ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	c.ctx.Response.ImmediateHeaderFlush = true
+	entry := s.newLog(c, b, start, true)
+	promptEst := b.promptEst
+	c.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		defer st.Close()
+		var produced int64 // bytes of content and tool arguments streamed
+		var ttft time.Duration
+		var streamErr error
+		gone := false
+		buf := make([]byte, 0, 1024)
+		for {
+			ch, err := st.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					streamErr = err
+				}
+				break
+			}
+			for _, cc := range ch.Choices {
+				if cc.Delta.Content != nil {
+					produced += int64(len(*cc.Delta.Content))
+				}
+				for _, tc := range cc.Delta.ToolCalls {
+					produced += int64(len(tc.Function.Arguments) + len(tc.Function.Name))
+				}
+			}
+			if ttft == 0 {
+				ttft = time.Since(start)
+			}
+			if gone {
+				continue
+			}
+			out, err := json.Marshal(ch)
+			if err != nil {
+				streamErr = err
+				break
+			}
+			buf = append(buf[:0], "data: "...)
+			buf = append(buf, out...)
+			buf = append(buf, '\n', '\n')
+			if _, err := w.Write(buf); err != nil {
+				gone = true
+			} else if err := w.Flush(); err != nil {
+				gone = true
+			}
+			if gone {
+				cancel() // the client left: stop the upstream, bill what it produced
+				break
+			}
+		}
+		u, reported := st.Usage()
+		if !reported || u.CompletionTokens == 0 && produced > 0 {
+			est := (produced + 3) / 4
+			if u.PromptTokens == 0 {
+				u.PromptTokens = promptEst
+			}
+			if est > u.CompletionTokens {
+				u.CompletionTokens = est
+			}
+			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		}
+		cost, serr := s.settle(b, u)
+		var final *apiError
+		if streamErr != nil && !gone {
+			final = upstreamError(streamErr).(*apiError)
+			eb, _ := json.Marshal(errorBody{errorFields{Type: final.Type, Code: final.Code, Message: final.Message, RequestID: c.rid}})
+			_, _ = w.Write([]byte("data: "))
+			_, _ = w.Write(eb)
+			_, _ = w.Write([]byte("\n\n"))
+		}
+		if serr != nil && final == nil {
+			final = toAPIError(serr, s.log, c.rid)
+		}
+		if !gone {
+			// In sync mode the settlement is durable before [DONE].
+			_, _ = w.Write([]byte("data: [DONE]\n\n"))
+			_ = w.Flush()
+		} else if final == nil {
+			final = &apiError{Status: 499, Code: "client_disconnected", Message: "the client closed the connection"}
+		}
+		entry.finish(cost, u, ttft, final)
+	})
+	return nil
+}
+
+// fasthttpWriteTimeoutFor raises the write timeout of streaming routes.
+func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	p := string(h.RequestURI())
+	if p == "/v1/chat/completions" || p == "/v1/responses" {
+		return fasthttp.RequestConfig{WriteTimeout: s.cfg.UpstreamTimeout + time.Minute}
+	}
+	return fasthttp.RequestConfig{}
+}
