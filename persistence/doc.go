@@ -22,6 +22,15 @@
 //	0x18 user keys   0x18 platformID 0x00 endUserID 0x00 keyID → digest(32)
 //	0x19 windows     0x19 platformID 0x00 endUserID        → saved rate windows
 //	0x20 outbox      0x20 platformID 0x00 eventID          → webhook event JSON
+//	0x21 wh endpoint 0x21 platformID 0x00 endpointID       → webhook endpoint JSON (package webhooks)
+//	0x22 wh message  0x22 platformID 0x00 endpointID 0x00 msgID → delivery state JSON (package webhooks)
+//	0x23 wh due      0x23 platformID 0x00 endpointID 0x00 due(8) msgID → empty: a pending message's next attempt
+//	0x30 log entry   0x30 platformID 0x00 seq(8)           → log entry (package logs)
+//	0x31 log request 0x31 platformID 0x00 requestID        → seq(8) of its log entry
+//	0x40 mcp app     0x40 platformID 0x00 app              → MCP app activation JSON, client secret sealed (package mcp)
+//	0x41 mcp conn    0x41 platformID 0x00 app 0x00 endUserID → MCP connection JSON, OAuth tokens sealed (package mcp)
+//	0x42 oauth state 0x42 sha256(state)(32)                → pending OAuth authorization JSON, PKCE verifier sealed (package mcp)
+//	0x50 response    0x50 platformID 0x00 endUserID 0x00 responseID → stored response and its conversation, JSON (package edge)
 //
 // # Durability
 //

@@ -23,6 +23,10 @@ const SchemaVersion = 1
 // MetaSchemaKey holds the schema version of a data dir.
 var MetaSchemaKey = MetaKey("schema_version")
 
+// MetaChangefeedGap is set while (and after) the store ran without a
+// changefeed; a snapshotter that finds it makes a full copy, then clears it.
+var MetaChangefeedGap = MetaKey("changefeed_gap")
+
 // MetaKey returns the key of a meta value.
 func MetaKey(name string) []byte { return join(FamilyMeta, name) }
 
@@ -150,3 +154,122 @@ const FamilyOutbox byte = 0x20
 
 // OutboxKey is the key of one outbox event.
 func OutboxKey(platformID, eventID string) []byte { return join(FamilyOutbox, platformID, eventID) }
+
+// Webhook delivery families (package webhooks owns their values; see doc.go):
+//
+//	0x21 endpoint  0x21 platformID 0x00 endpointID                       → endpoint JSON
+//	0x22 message   0x22 platformID 0x00 endpointID 0x00 msgID           → message JSON
+//	0x23 due       0x23 platformID 0x00 endpointID 0x00 due(8) msgID    → empty
+//
+// A message is one event fanned out to one endpoint; msgID is the event id
+// (the webhook-id). A pending message has exactly one due entry, due(8)
+// being its next attempt time in big-endian Unix milliseconds, so a scan of
+// an endpoint's due prefix yields its work in time order.
+const (
+	FamilyWebhookEndpoint byte = 0x21
+	FamilyWebhookMessage  byte = 0x22
+	FamilyWebhookDue      byte = 0x23
+)
+
+// WebhookEndpointKey is the key of a webhook endpoint record.
+func WebhookEndpointKey(platformID, endpointID string) []byte {
+	return join(FamilyWebhookEndpoint, platformID, endpointID)
+}
+
+// WebhookEndpointsPrefix is the prefix of all of a platform's endpoints.
+func WebhookEndpointsPrefix(platformID string) []byte {
+	return append(join(FamilyWebhookEndpoint, platformID), 0)
+}
+
+// WebhookMessageKey is the key of one message (event × endpoint).
+func WebhookMessageKey(platformID, endpointID, msgID string) []byte {
+	return join(FamilyWebhookMessage, platformID, endpointID, msgID)
+}
+
+// WebhookMessagesPrefix is the prefix of all of one endpoint's messages.
+func WebhookMessagesPrefix(platformID, endpointID string) []byte {
+	return append(join(FamilyWebhookMessage, platformID, endpointID), 0)
+}
+
+// WebhookDueKey is the key of a pending message's due entry.
+func WebhookDueKey(platformID, endpointID string, dueMs int64, msgID string) []byte {
+	k := binary.BigEndian.AppendUint64(WebhookDuePrefix(platformID, endpointID), uint64(max(dueMs, 0)))
+	return append(k, msgID...)
+}
+
+// WebhookDuePrefix is the prefix of all of one endpoint's due entries.
+func WebhookDuePrefix(platformID, endpointID string) []byte {
+	return append(join(FamilyWebhookDue, platformID, endpointID), 0)
+}
+
+// Per-call logs (package logs). Entries are keyed by a per-node sequence
+// the log writer assigns, so newest-first cursors stay exact while entries
+// arrive; the request index finds one entry by its request id:
+//
+//	0x30 platformID 0x00 seq(8, big-endian) → encoded log entry
+//	0x31 platformID 0x00 requestID          → seq(8, big-endian)
+const (
+	FamilyLogEntry   byte = 0x30
+	FamilyLogRequest byte = 0x31
+)
+
+// LogEntriesPrefix is the prefix of all of a platform's log entries.
+func LogEntriesPrefix(platformID string) []byte { return append(join(FamilyLogEntry, platformID), 0) }
+
+// LogEntryKey is the key of the log entry with sequence seq.
+func LogEntryKey(platformID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(LogEntriesPrefix(platformID), seq)
+}
+
+// LogRequestKey is the key of the request id → log sequence index row.
+func LogRequestKey(platformID, requestID string) []byte {
+	return join(FamilyLogRequest, platformID, requestID)
+}
+
+// MCP families (package mcp owns their values; see doc.go):
+//
+//	0x40 mcp app      0x40 platformID 0x00 app                   → activation JSON (client secret sealed)
+//	0x41 mcp conn     0x41 platformID 0x00 app 0x00 endUserID    → connection JSON (tokens sealed)
+//	0x42 oauth state  0x42 sha256(state)(32)                     → pending authorization JSON (PKCE verifier sealed)
+//
+// Connections sort under their app so deactivating an app revokes every
+// end-user's connection with one range delete. A state is keyed by its
+// digest: the raw state never reaches the disk.
+const (
+	FamilyMCPApp     byte = 0x40
+	FamilyMCPConn    byte = 0x41
+	FamilyOAuthState byte = 0x42
+)
+
+// MCPAppKey is the key of a platform's activation of one MCP app.
+func MCPAppKey(platformID, app string) []byte { return join(FamilyMCPApp, platformID, app) }
+
+// MCPAppsPrefix is the prefix of all of a platform's MCP app activations.
+func MCPAppsPrefix(platformID string) []byte { return append(join(FamilyMCPApp, platformID), 0) }
+
+// MCPConnKey is the key of one end-user's connection to one MCP app.
+func MCPConnKey(platformID, app, endUserID string) []byte {
+	return join(FamilyMCPConn, platformID, app, endUserID)
+}
+
+// MCPConnsPrefix is the prefix of every end-user's connection to one app.
+func MCPConnsPrefix(platformID, app string) []byte {
+	return append(join(FamilyMCPConn, platformID, app), 0)
+}
+
+// OAuthStateKey is the key of a pending authorization, by the SHA-256 of
+// its state parameter.
+func OAuthStateKey(stateDigest []byte) []byte {
+	return append([]byte{FamilyOAuthState}, stateDigest...)
+}
+
+// FamilyResponse holds stored Responses API objects (package edge), each
+// with its conversation so far:
+//
+//	0x50 platformID 0x00 endUserID 0x00 responseID → JSON {"response","messages"}
+const FamilyResponse byte = 0x50
+
+// ResponseKey is the key of one end-user's stored response.
+func ResponseKey(platformID, endUserID, responseID string) []byte {
+	return join(FamilyResponse, platformID, endUserID, responseID)
+}

@@ -94,7 +94,9 @@ type Write struct {
 	// Done is called exactly once, from the store's goroutine, with nil
 	// when the write is durable (applied, for NoSync) or the error that
 	// stopped it. It must not block. A Write with no Ops is a barrier: its
-	// Done runs once every earlier write is durable.
+	// Done runs once every earlier write is durable (applied, for earlier
+	// NoSync writes: a barrier orders, it syncs nothing by itself; the
+	// next synced write makes them durable).
 	Done func(error)
 }
 
@@ -171,6 +173,14 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if cfg.DisableChangefeed {
+		// Changes made now reach no changefeed: the next snapshotter must
+		// copy everything, not just the feed after its watermark.
+		if err := db.Set(MetaChangefeedGap, []byte{1}, pebble.Sync); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	s.wg.Add(2)
 	go s.commitLoop()
 	go s.syncLoop()
@@ -243,7 +253,8 @@ func (s *Store) CommitUntracked(ops ...Op) error {
 	return <-ch
 }
 
-// Barrier waits until every write submitted before it is durable.
+// Barrier waits until every write submitted before it is durable (see
+// [Write]: NoSync writes are only applied).
 func (s *Store) Barrier() error { return s.Commit() }
 
 func (s *Store) commitLoop() {
@@ -300,6 +311,15 @@ func (s *Store) commitLoop() {
 			default:
 				break drain
 			}
+		}
+		if e := s.failed.Load(); e != nil {
+			// The store failed while this batch was being gathered (the
+			// check above saw only its first write): apply nothing more.
+			batch.Close()
+			for _, d := range append(dones, noSyncDones...) {
+				d(fmt.Errorf("%w: %v", ErrFailed, *e))
+			}
+			continue
 		}
 		if len(feed) > 0 && !s.cfg.DisableChangefeed {
 			s.feedSeq++
@@ -463,6 +483,9 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	return Stats{Writes: s.writes.Load(), Commits: s.commits.Load()}
 }
+
+// ChangefeedDisabled reports whether this store records no changefeed.
+func (s *Store) ChangefeedDisabled() bool { return s.cfg.DisableChangefeed }
 
 // Err returns the fatal error that stopped the store, or nil.
 func (s *Store) Err() error {

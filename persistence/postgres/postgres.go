@@ -265,6 +265,11 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	var ranges [][2][]byte
 	var order []string
 	last := watermark
+	full := false
+	if v, closer, err := snap.Get(persistence.MetaChangefeedGap); err == nil {
+		full = len(v) > 0
+		closer.Close()
+	}
 	it, err := snap.NewIter(&pebble.IterOptions{
 		LowerBound: persistence.ChangefeedKey(watermark + 1),
 		UpperBound: []byte{persistence.FamilyChangefeed + 1},
@@ -300,7 +305,30 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	if err := it.Close(); err != nil {
 		return 0, err
 	}
-	if last == watermark {
+	if full {
+		// The store ran without a changefeed: mirror every record of the
+		// snapshot, replacing whatever Postgres held.
+		order = order[:0]
+		for k := range sets {
+			delete(sets, k)
+		}
+		ranges = append(ranges[:0], [2][]byte{{0x00}, {0xff}})
+		it, err := snap.NewIter(&pebble.IterOptions{})
+		if err != nil {
+			return 0, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) == 0 || !snapshotted(k[0]) || string(k) == string(persistence.MetaChangefeedGap) {
+				continue
+			}
+			order = append(order, string(k))
+		}
+		if err := it.Close(); err != nil {
+			return 0, err
+		}
+	}
+	if last == watermark && !full {
 		return watermark, nil
 	}
 
@@ -394,10 +422,14 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	// where the sequence stands in case the feed is now empty.
 	mark := make([]byte, 8)
 	putSeq(mark, last)
-	if err := s.store.CommitUntracked(
+	prune := []persistence.Op{
 		persistence.DeleteRange(persistence.ChangefeedKey(0), persistence.ChangefeedKey(last+1)),
 		persistence.Set(persistence.MetaKey("changefeed_next"), mark),
-	); err != nil {
+	}
+	if full && !s.store.ChangefeedDisabled() {
+		prune = append(prune, persistence.Delete(persistence.MetaChangefeedGap))
+	}
+	if err := s.store.CommitUntracked(prune...); err != nil {
 		return 0, fmt.Errorf("prune changefeed: %w", err)
 	}
 	s.log.Debug("postgres snapshot", "watermark", last, "keys", len(order), "deletes", len(deletes), "ranges", len(ranges))

@@ -286,3 +286,51 @@ func TestSnapshotCatchesUpAfterPostgresOutage(t *testing.T) {
 	}
 	sameMirror(t, mirror(t, g.Store), pgMirror(t, snap2.Pool()))
 }
+
+func TestFullCopyAfterRunningWithoutChangefeed(t *testing.T) {
+	url := testURL(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	// A node that ran without Postgres: no changefeed.
+	scfg := persistence.DefaultConfig()
+	scfg.Dir, scfg.Logger, scfg.DisableChangefeed = dir, quiet(), true
+	st, err := persistence.Open(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if err := st.Commit(persistence.Set(persistence.EndUserKey("plat_x", fmt.Sprintf("eu_%02d", i)), []byte{byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	// Restarted with Postgres: the first round copies everything.
+	scfg.DisableChangefeed = false
+	st, err = persistence.Open(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := postgres.DefaultConfig()
+	cfg.URL, cfg.Logger = url, quiet()
+	snap, err := postgres.Open(ctx, cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Pool().Close()
+	if _, err := snap.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sameMirror(t, mirror(t, st), pgMirror(t, snap.Pool()))
+	if _, err := st.Get(persistence.MetaChangefeedGap); err == nil {
+		t.Fatal("the gap flag survived a full copy")
+	}
+	// Later changes go through the feed as usual.
+	if err := st.Commit(persistence.Delete(persistence.EndUserKey("plat_x", "eu_07"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sameMirror(t, mirror(t, st), pgMirror(t, snap.Pool()))
+}
