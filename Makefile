@@ -35,7 +35,11 @@ fuzz:
 	$(GO) test ./internal/ids -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME)
 
+# The bench suite (bench/README.md): at most 15 minutes on 2 cores;
+# BENCH_QUICK=1 make bench runs the quick suite in under 3. Results go to
+# bench/results/<timestamp>.{json,md} and LATEST.md.
 bench: build
+	$(GO) build -o $(BIN)/bareproxy ./bench/cmd/bareproxy
 	$(GO) run ./bench/cmd/benchrun
 
 proto:

@@ -48,6 +48,7 @@ type openReservation struct {
 	amount    money.Nanos
 	tokens    int64
 	at        time.Time
+	tpmAt     time.Time // where its tokens sit in the TPM window; zero: not counted
 	requestID string
 }
 
@@ -176,11 +177,12 @@ func (a *account) admit(now time.Time, lim *pb.RateLimits, req *pb.Admit) (*pb.R
 	if a.user.Budget != nil && cost > a.available() {
 		return nil, errorf(ErrBudgetExhausted, "the end-user's budget (%s available) cannot cover this request's worst case %s", a.available(), cost)
 	}
-	a.countRate(now, lim, 1, req.EstimatedTokens, info)
-	if a.user.Budget != nil {
-		a.reserved += cost
-	}
-	a.open[req.ReservationId] = &openReservation{amount: cost, tokens: req.EstimatedTokens, at: now, requestID: req.RequestId}
+	tpmAt := a.countRate(now, lim, 1, req.EstimatedTokens, info)
+	// Counted with or without a budget: a budget created (or deleted)
+	// while the call is in flight must see the same reservations its
+	// settlement will release.
+	a.reserved += cost
+	a.open[req.ReservationId] = &openReservation{amount: cost, tokens: req.EstimatedTokens, at: now, tpmAt: tpmAt, requestID: req.RequestId}
 	return info, nil
 }
 
@@ -216,8 +218,10 @@ func (a *account) checkRate(now time.Time, lim *pb.RateLimits, reqs, tokens int6
 	return info, nil
 }
 
-// countRate records admitted units and updates info's remaining counts.
-func (a *account) countRate(now time.Time, lim *pb.RateLimits, reqs, tokens int64, info *pb.RateLimitInfo) {
+// countRate records admitted units and updates info's remaining counts. It
+// returns where the tokens were recorded in the TPM window (zero when TPM
+// is off), for settlement to correct.
+func (a *account) countRate(now time.Time, lim *pb.RateLimits, reqs, tokens int64, info *pb.RateLimitInfo) (tpmAt time.Time) {
 	if lim.RequestsPerMinute > 0 {
 		a.rpm.add(now, reqs)
 	}
@@ -225,9 +229,10 @@ func (a *account) countRate(now time.Time, lim *pb.RateLimits, reqs, tokens int6
 		a.rpd.add(now, reqs)
 	}
 	if lim.TokensPerMinute > 0 {
-		a.tpm.add(now, tokens)
+		tpmAt = a.tpm.add(now, tokens)
 	}
 	*info = *a.rateInfo(now, lim)
+	return tpmAt
 }
 
 // rateInfo reports the request and token limits as OpenAI's x-ratelimit-*
@@ -275,11 +280,11 @@ func (a *account) settle(now time.Time, lim *pb.RateLimits, req *pb.Settle) (*pb
 		return nil, errorf(ErrInvalid, "negative usage")
 	}
 	delete(a.open, req.ReservationId)
-	if a.user.Budget != nil {
-		a.reserved -= r.amount
-	}
-	if lim.TokensPerMinute > 0 {
-		a.tpm.adjust(r.at, req.Tokens-r.tokens)
+	a.reserved -= r.amount
+	if !r.tpmAt.IsZero() {
+		// The entry the estimate went into: after a clock step backwards
+		// that is a newer entry than the admission time names.
+		a.tpm.adjust(r.tpmAt, req.Tokens-r.tokens)
 	}
 	b := a.user.Budget
 	if b == nil {
@@ -310,9 +315,7 @@ func (a *account) release(id string) bool {
 		return false
 	}
 	delete(a.open, id)
-	if a.user.Budget != nil {
-		a.reserved -= r.amount
-	}
+	a.reserved -= r.amount
 	return true
 }
 

@@ -93,6 +93,13 @@ func (b *base) readYourWrites() {
 
 func (b *base) now() time.Time { return b.env.Clock.Now() }
 
+// snapshot copies actor state into a reply. Replies travel by pointer to
+// another goroutine (the caller, or the store's when the reply waits for
+// durability) while the actor goes on mutating its state: a reply that
+// shared the actor's own record would race with the next message and
+// could show a balance and a reserved amount from different instants.
+func snapshot[T proto.Message](m T) T { return proto.Clone(m).(T) }
+
 func marshal(m proto.Message) []byte {
 	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {

@@ -30,7 +30,13 @@ func (a *endUserActor) Receive(c actor.Context) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.load(c)
-		c.SetReceiveTimeout(a.env.IdleTimeout)
+		// An actor for an end-user that does not exist (a typo, another
+		// tenant's id) goes after a second, as the platform actor does.
+		d := a.env.IdleTimeout
+		if a.acct == nil && d > time.Second {
+			d = time.Second
+		}
+		c.SetReceiveTimeout(d)
 		return
 	case *actor.ReceiveTimeout:
 		a.passivate(c)
@@ -43,6 +49,10 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	}
 	if a.acct == nil {
+		if _, ok := c.Message().(*pb.DeleteEndUser); ok {
+			a.sweepKeys(c)
+			return
+		}
 		a.fail(c, errorf(ErrNotFound, "end-user %s not found", a.id.EndUser))
 		return
 	}
@@ -75,7 +85,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
 			return
 		}
-		a.respondDurable(c, &pb.BudgetView{Budget: a.acct.user.Budget, ReservedNanos: int64(a.acct.reserved)})
+		a.respondDurable(c, &pb.BudgetView{Budget: snapshot(a.acct.user.Budget), ReservedNanos: int64(a.acct.reserved)})
 	case *pb.DeleteBudget:
 		if a.acct.user.Budget == nil {
 			a.flush(pre)
@@ -88,6 +98,10 @@ func (a *endUserActor) Receive(c actor.Context) {
 		a.topup(c, pre, m)
 	case *pb.ListLedger:
 		a.flush(pre)
+		// The listing reads the store: it must see this actor's writes,
+		// the lazy reset just flushed included, or it would not sum to
+		// the balance.
+		a.readYourWrites()
 		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), string(a.id.EndUser), m))
 	case *pb.SetRateLimits:
 		a.acct.user.RateLimits = m.Limits
@@ -122,7 +136,7 @@ func (a *endUserActor) limits() *pb.RateLimits {
 }
 
 func (a *endUserActor) view() *pb.EndUserView {
-	return &pb.EndUserView{EndUser: a.acct.user, EffectiveRateLimits: a.limits()}
+	return &pb.EndUserView{EndUser: snapshot(a.acct.user), EffectiveRateLimits: a.limits()}
 }
 
 func (a *endUserActor) userOp() persistence.Op {
@@ -253,21 +267,18 @@ func (a *endUserActor) restoreWindows(b []byte) {
 }
 
 func (a *endUserActor) delete(c actor.Context) {
-	st := a.env.Store
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	ops := []persistence.Op{
 		persistence.Delete(persistence.EndUserKey(pid, uid)),
 		persistence.Delete(persistence.ExternalKey(pid, a.acct.user.ExternalId)),
 		persistence.Delete(persistence.WindowsKey(pid, uid)),
 	}
-	_ = st.ScanPrefix(persistence.UserKeysPrefix(pid, uid), false, func(_, digest []byte) bool {
-		d := append([]byte(nil), digest...)
-		a.env.Auth.revoke(d)
-		ops = append(ops, persistence.Delete(persistence.APIKeyKey(d)))
-		return true
-	})
+	ops = append(ops, a.revokeKeys()...)
+	for _, app := range persistence.MCPAppNames {
+		ops = append(ops, persistence.Delete(persistence.MCPConnKey(pid, app, uid)))
+	}
 	for _, p := range [][]byte{
-		persistence.UserKeysPrefix(pid, uid),
+		persistence.ResponsesPrefix(pid, uid),
 		persistence.LedgerPrefix(pid, uid),
 		persistence.IdempotencyPrefix(pid, uid),
 		persistence.ReservationPrefix(pid, uid),
@@ -276,6 +287,30 @@ func (a *endUserActor) delete(c actor.Context) {
 	}
 	a.acct = nil
 	a.commit(c, ops, &pb.Ack{}, false)
+}
+
+// revokeKeys revokes every key indexed under this end-user and returns the
+// ops that delete them. Index entries go one by one, not by range: a key
+// the platform actor mints for a create racing with the delete may land
+// between this scan and the delete's commit, and must stay findable for
+// sweepKeys.
+func (a *endUserActor) revokeKeys() []persistence.Op {
+	var ops []persistence.Op
+	_ = a.env.Store.ScanPrefix(persistence.UserKeysPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, digest []byte) bool {
+		d := append([]byte(nil), digest...)
+		a.env.Auth.revoke(d)
+		ops = append(ops, persistence.Delete(persistence.APIKeyKey(d)), persistence.Delete(append([]byte(nil), k...)))
+		return true
+	})
+	return ops
+}
+
+// sweepKeys answers DeleteEndUser for an end-user already deleted: it
+// revokes keys minted for it since (see revokeKeys) and answers not_found
+// once that is durable. The edge sends it when a create that found the
+// end-user turns out to have raced with its deletion.
+func (a *endUserActor) sweepKeys(c actor.Context) {
+	a.commit(c, a.revokeKeys(), errorf(ErrNotFound, "end-user %s not found", a.id.EndUser).failure(), false)
 }
 
 func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.SetBudget) {
@@ -303,7 +338,7 @@ func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.Se
 		u.Budget = b
 		e := a.acct.entry(now, EntryBudgetSet, money.Nanos(b.AmountNanos))
 		e.Reason = "budget created"
-		a.commit(c, append(pre, a.entryOps(e)...), &pb.BudgetView{Budget: b, ReservedNanos: int64(a.acct.reserved)}, false)
+		a.commit(c, append(pre, a.entryOps(e)...), &pb.BudgetView{Budget: snapshot(b), ReservedNanos: int64(a.acct.reserved)}, false)
 		return
 	}
 	b := u.Budget
@@ -346,7 +381,7 @@ func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.Se
 	}
 	b.UpdatedAtMs = now.UnixMilli()
 	ops = append(ops, a.userOp())
-	a.commit(c, ops, &pb.BudgetView{Budget: b, ReservedNanos: int64(a.acct.reserved)}, false)
+	a.commit(c, ops, &pb.BudgetView{Budget: snapshot(b), ReservedNanos: int64(a.acct.reserved)}, false)
 }
 
 func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.BudgetTopup) {

@@ -72,14 +72,14 @@ func (a *platformActor) Receive(c actor.Context) {
 		return
 	}
 	switch c.Message().(type) {
-	case *pb.ListAPIKeys, *pb.RevokeAPIKey, *pb.CreateEndUser:
-		a.readYourWrites() // they read indexes this actor writes
+	case *pb.ListAPIKeys, *pb.RevokeAPIKey, *pb.CreateEndUser, *pb.ListLedger:
+		a.readYourWrites() // they read records this actor writes
 	}
 	switch m := c.Message().(type) {
 	case *pb.CreatePlatform:
 		a.fail(c, errorf(ErrConflict, "platform %s already exists", a.id.Platform))
 	case *pb.GetPlatform:
-		a.respondDurable(c, &pb.PlatformView{Platform: a.p})
+		a.respondDurable(c, &pb.PlatformView{Platform: snapshot(a.p)})
 	case *pb.PatchPlatform:
 		a.patch(c, m)
 	case *pb.CreateAPIKey:
@@ -93,7 +93,7 @@ func (a *platformActor) Receive(c actor.Context) {
 	case *pb.WalletTopup:
 		a.topup(c, m)
 	case *pb.GetWallet:
-		a.respondDurable(c, &pb.WalletView{Wallet: a.p.Wallet, ReservedNanos: int64(a.reserved)})
+		a.respondDurable(c, &pb.WalletView{Wallet: snapshot(a.p.Wallet), ReservedNanos: int64(a.reserved)})
 	case *pb.SetAutoTopup:
 		a.setAutoTopup(c, m)
 	case *pb.WalletReserve:
@@ -173,7 +173,7 @@ func (a *platformActor) create(c actor.Context, m *pb.CreatePlatform) {
 	a.env.publishPlatform(p)
 	key, raw := a.newKey(now, ids.KindPlatform, "", m.KeyName)
 	ops := append(a.write(), a.keyOps(key)...)
-	a.commit(c, ops, &pb.PlatformCreated{Platform: p, Key: key, RawKey: raw}, false)
+	a.commit(c, ops, &pb.PlatformCreated{Platform: snapshot(p), Key: key, RawKey: raw}, false)
 }
 
 func (a *platformActor) patch(c actor.Context, m *pb.PatchPlatform) {
@@ -209,7 +209,7 @@ func (a *platformActor) patch(c actor.Context, m *pb.PatchPlatform) {
 	a.p.Settings = s
 	a.p.UpdatedAtMs = a.now().UnixMilli()
 	a.env.publishPlatform(a.p)
-	a.commit(c, a.write(), &pb.PlatformView{Platform: a.p}, false)
+	a.commit(c, a.write(), &pb.PlatformView{Platform: snapshot(a.p)}, false)
 }
 
 // newKey mints a key record for this platform (or one of its end-users)
@@ -423,7 +423,7 @@ func (a *platformActor) setAutoTopup(c actor.Context, m *pb.SetAutoTopup) {
 	}
 	a.p.Wallet.AutoTopup = at
 	a.p.UpdatedAtMs = a.now().UnixMilli()
-	a.commit(c, a.write(), &pb.WalletView{Wallet: a.p.Wallet, ReservedNanos: int64(a.reserved)}, false)
+	a.commit(c, a.write(), &pb.WalletView{Wallet: snapshot(a.p.Wallet), ReservedNanos: int64(a.reserved)}, false)
 	a.maybeAutoTopup(c)
 }
 

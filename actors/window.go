@@ -17,6 +17,7 @@ type window struct {
 	entries []wentry      // oldest first
 	head    int           // entries[:head] are expired and reusable
 	sum     int64
+	seen    int64 // latest time expire was called with (unix nanos)
 }
 
 type wentry struct {
@@ -30,6 +31,7 @@ func newWindow(span, granule time.Duration) window {
 
 // expire drops entries that left the window at now.
 func (w *window) expire(now time.Time) {
+	w.seen = max(w.seen, now.UnixNano())
 	cut := now.UnixNano() - int64(w.span)
 	for w.head < len(w.entries) && w.entries[w.head].at <= cut {
 		w.sum -= w.entries[w.head].units
@@ -61,7 +63,7 @@ func (w *window) check(now time.Time, units, limit int64) (ok bool, retry time.D
 	for i := w.head; i < len(w.entries); i++ {
 		need -= w.entries[i].units
 		if need <= 0 {
-			d := time.Duration(w.entries[i].at+int64(w.span)-now.UnixNano()) + time.Nanosecond
+			d := time.Duration(w.entries[i].at + int64(w.span) - now.UnixNano())
 			if d < 0 {
 				d = 0
 			}
@@ -71,11 +73,14 @@ func (w *window) check(now time.Time, units, limit int64) (ok bool, retry time.D
 	return false, w.span
 }
 
-// add records units admitted at now. now must not be before the newest
-// entry minus a granule; a clock that went backwards is treated as the
-// newest entry's time, so windows never go negative.
-func (w *window) add(now time.Time, units int64) {
-	at := now.UnixNano()
+// add records units admitted at now and returns the time under which
+// they are recorded (what [window.adjust] takes). now must not be before
+// the newest entry minus a granule; a clock that went backwards is treated
+// as the latest time the window has seen, so windows never go negative and
+// an admission is never recorded earlier than a reading that already
+// carried older admissions out of the window.
+func (w *window) add(now time.Time, units int64) time.Time {
+	at := max(now.UnixNano(), w.seen)
 	if w.granule > 0 {
 		g := int64(w.granule)
 		at = (at/g + 1) * g
@@ -85,28 +90,26 @@ func (w *window) add(now time.Time, units int64) {
 		if at <= last.at {
 			last.units += units
 			w.sum += units
-			return
+			return time.Unix(0, last.at)
 		}
 	}
 	w.entries = append(w.entries, wentry{at: at, units: units})
 	w.sum += units
+	return time.Unix(0, at)
 }
 
-// adjust changes the units of the entry recorded at admitted (settlement
-// correcting a token estimate). The entry may have expired already, in
-// which case nothing changes. delta may be negative; units never go below 0.
-func (w *window) adjust(admitted time.Time, delta int64) {
-	at := admitted.UnixNano()
-	if w.granule > 0 {
-		g := int64(w.granule)
-		at = (at/g + 1) * g
-	}
+// adjust changes the units of the entry recorded at recorded (as returned
+// by add): settlement correcting a token estimate. The entry may have
+// expired already, in which case nothing changes. delta may be negative;
+// units never go below 0.
+func (w *window) adjust(recorded time.Time, delta int64) {
+	at := recorded.UnixNano()
 	for i := len(w.entries) - 1; i >= w.head; i-- {
 		e := &w.entries[i]
 		if e.at < at {
 			return
 		}
-		if e.at == at || (i == w.head || w.entries[i-1].at < at) {
+		if e.at == at {
 			if e.units+delta < 0 {
 				delta = -e.units
 			}

@@ -12,9 +12,10 @@ import (
 // Everything it holds is copied out of the request context, so a stream
 // writer may finish it after the handler returned.
 type callLog struct {
-	s     *Server
-	e     logs.Entry
-	start time.Time
+	s      *Server
+	e      logs.Entry
+	start  time.Time
+	markup int64
 }
 
 func (s *Server) newLog(c *call, b *billing, start time.Time, stream bool) *callLog {
@@ -24,7 +25,7 @@ func (s *Server) newLog(c *call, b *billing, start time.Time, stream bool) *call
 		Kind: logs.KindChatCompletions, Stream: stream,
 	}
 	if b != nil {
-		l.e.Model, l.e.Provider = b.model.ID, b.model.Provider
+		l.e.Model, l.e.Provider, l.markup = b.model.ID, b.model.Provider, b.markup
 	}
 	return l
 }
@@ -40,7 +41,13 @@ func (l *callLog) finish(providerCost int64, u providers.Usage, ttft time.Durati
 	}
 	l.e.PromptTokens, l.e.CompletionTokens = u.PromptTokens, u.CompletionTokens
 	l.e.ProviderCost = money.Nanos(providerCost)
-	l.e.Cost = money.Nanos(providerCost) // the budget charge adds the platform markup; see the ledger entry
+	l.e.Cost = money.Nanos(providerCost)
+	if l.markup > 0 {
+		// The end-user's charge, computed as the end-user actor does.
+		if c, err := money.MulDivCeil(money.Nanos(providerCost), 10_000+l.markup, 10_000); err == nil {
+			l.e.Cost = c
+		}
+	}
 	l.e.Latency = time.Since(l.start)
 	l.e.TTFT = ttft
 	l.s.deps.Logs.Writer().Write(l.e)

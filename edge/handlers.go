@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -596,8 +597,12 @@ func validMetadata(m json.RawMessage) ([]byte, error) {
 	if len(m) > 16<<10 {
 		return nil, errBadRequest("invalid_field", "metadata is larger than 16 KiB")
 	}
+	// Numbers stay json.Number, their text as sent: float64 would round
+	// ids and amounts past 2^53.
 	var obj map[string]any
-	if err := json.Unmarshal(m, &obj); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(m))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
 		return nil, errBadRequest("invalid_field", "metadata must be a JSON object")
 	}
 	return json.Marshal(obj) // compact, canonical key order
@@ -625,19 +630,35 @@ func (s *Server) createEndUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.askPlatform(&pb.CreateEndUser{ExternalId: *in.ExternalID, DisplayName: name, MetadataJson: md})
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		res, err := c.askPlatform(&pb.CreateEndUser{ExternalId: *in.ExternalID, DisplayName: name, MetadataJson: md})
+		if err != nil {
+			return err
+		}
+		ec := res.(*pb.EndUserCreated)
+		status := 201
+		if !ec.Created {
+			// The platform actor minted a key for an existing end-user; a
+			// DELETE of that end-user may be racing. Its actor orders the
+			// two: if the end-user is still there, a later delete revokes
+			// the new key with the others; if not, sweep the key and
+			// create afresh.
+			status = 200
+			eu := actors.EndUserActor(c.platformID(), ids.EndUserID(ec.EndUser.Id))
+			if _, err := c.ask(eu, &pb.GetEndUser{}); actors.ErrIsNotFound(err) && attempt < 2 {
+				if _, err := c.ask(eu, &pb.DeleteEndUser{}); err != nil && !actors.ErrIsNotFound(err) {
+					return err
+				}
+				continue
+			} else if err != nil {
+				return err
+			}
+		}
+		return c.writeJSON(status, struct {
+			endUserJSON
+			APIKey apiKeyJSON `json:"api_key"`
+		}{endUserView(ec.EndUser, nil), keyView(ec.Key, ec.RawKey)})
 	}
-	ec := res.(*pb.EndUserCreated)
-	status := 201
-	if !ec.Created {
-		status = 200
-	}
-	return c.writeJSON(status, struct {
-		endUserJSON
-		APIKey apiKeyJSON `json:"api_key"`
-	}{endUserView(ec.EndUser, nil), keyView(ec.Key, ec.RawKey)})
 }
 
 func (s *Server) listEndUsers(c *call) error {

@@ -34,6 +34,7 @@ type billing struct {
 	promptEst int64
 	rate      *pb.RateLimitInfo
 	provider  *pb.ProviderConfig
+	markup    int64 // basis points, as the platform actor reported at reservation
 	done      bool
 }
 
@@ -60,7 +61,8 @@ func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m ca
 		s.release(b)
 		return nil, err
 	}
-	b.provider = res.(*pb.WalletReserved).Provider
+	wr := res.(*pb.WalletReserved)
+	b.provider, b.markup = wr.Provider, wr.MarkupBps
 	return b, nil
 }
 
@@ -151,26 +153,39 @@ func upstreamError(err error) error {
 	return &apiError{Status: 502, Type: typeInternal, Code: "upstream_error", Message: "the upstream call failed"}
 }
 
-// chatCompletions is POST /v1/chat/completions (end-user keys only).
-func (s *Server) chatCompletions(c *call) error {
+// inferenceBody returns the request body of an inference route: present
+// and sent as JSON.
+func inferenceBody(c *call) ([]byte, error) {
 	body := c.ctx.PostBody()
-	var req providers.ChatRequest
-	ct := string(c.ctx.Request.Header.ContentType())
 	if len(body) == 0 {
-		return errBadRequest("missing_body", "this route needs a JSON body")
+		return nil, errBadRequest("missing_body", "this route needs a JSON body")
 	}
-	if !isJSONContentType(ct) {
-		return &apiError{Status: 415, Type: typeInvalid, Code: "unsupported_media_type", Message: "Content-Type must be application/json"}
+	if !isJSONContentType(string(c.ctx.Request.Header.ContentType())) {
+		return nil, &apiError{Status: 415, Type: typeInvalid, Code: "unsupported_media_type", Message: "Content-Type must be application/json"}
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return jsonError(err)
-	}
-	if err := req.Validate(); err != nil {
-		return upstreamError(err)
-	}
+	return body, nil
+}
+
+// inflight is an admitted inference call between its reservation and its
+// settlement: the billing, the provider's client and target, and the
+// context that bounds the upstream call (cancel it when done).
+type inflight struct {
+	b      *billing
+	up     Upstream
+	target providers.Upstream
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  time.Time
+}
+
+// begin resolves req.Model in the catalog (rewriting it to the catalog id),
+// clamps an absurd output bound to the model's, admits the worst case on
+// both accounts and opens the platform's provider key. On error nothing
+// stays reserved. promptEst is the admission estimate of the prompt tokens.
+func (s *Server) begin(c *call, req *providers.ChatRequest, promptEst int64) (*inflight, error) {
 	m, err := catalog.Lookup(req.Model)
 	if err != nil {
-		return &apiError{Status: 404, Type: typeNotFound, Code: "model_not_found", Message: "model " + strconv.Quote(req.Model) + " is not in the catalog"}
+		return nil, &apiError{Status: 404, Type: typeNotFound, Code: "model_not_found", Message: "model " + strconv.Quote(req.Model) + " is not in the catalog"}
 	}
 	req.Model = m.ID
 	maxOut := int64(req.MaxOutputTokens())
@@ -189,31 +204,51 @@ func (s *Server) chatCompletions(c *call) error {
 	}
 	up, ok := s.deps.Upstreams[m.Provider]
 	if !ok {
-		return &apiError{Status: 501, Type: typeInternal, Code: "provider_unavailable", Message: "no client for provider " + m.Provider}
+		return nil, &apiError{Status: 501, Type: typeInternal, Code: "provider_unavailable", Message: "no client for provider " + m.Provider}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.UpstreamTimeout)
 	start := time.Now()
-	promptEst := estimateTokens(body)
 	b, err := s.admit(ctx, c.principal, c.rid, m, promptEst, maxOut)
 	if err != nil {
 		cancel()
-		return err
+		return nil, err
 	}
 	key, err := s.keys.open(string(b.platform), m.Provider, b.provider.SealedApiKey)
 	if err != nil {
 		cancel()
 		s.release(b)
-		return err
+		return nil, err
 	}
-	target := providers.Upstream{BaseURL: b.provider.BaseUrl, APIKey: key}
 	if b.rate != nil {
 		setRateHeaders(&c.ctx.Response.Header, b.rate)
 	}
-	if req.Stream {
-		return s.streamChat(c, ctx, cancel, up, target, &req, b, start)
+	return &inflight{b: b, up: up, target: providers.Upstream{BaseURL: b.provider.BaseUrl, APIKey: key}, ctx: ctx, cancel: cancel, start: start}, nil
+}
+
+// chatCompletions is POST /v1/chat/completions (end-user keys only).
+func (s *Server) chatCompletions(c *call) error {
+	body, err := inferenceBody(c)
+	if err != nil {
+		return err
 	}
-	defer cancel()
-	resp, err := up.Complete(ctx, target, &req)
+	var req providers.ChatRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return jsonError(err)
+	}
+	if err := req.Validate(); err != nil {
+		return upstreamError(err)
+	}
+	promptEst := estimateTokens(body)
+	f, err := s.begin(c, &req, promptEst)
+	if err != nil {
+		return err
+	}
+	b, start := f.b, f.start
+	if req.Stream {
+		return s.streamChat(c, f.ctx, f.cancel, f.up, f.target, &req, b, start)
+	}
+	defer f.cancel()
+	resp, err := f.up.Complete(f.ctx, f.target, &req)
 	if err != nil {
 		s.release(b)
 		s.logCall(c, b, 0, providers.Usage{}, start, 0, false, upstreamError(err))
@@ -238,6 +273,25 @@ func (s *Server) chatCompletions(c *call) error {
 	c.ctx.SetContentType("application/json")
 	c.ctx.SetBody(out)
 	return nil
+}
+
+// streamedUsage is what a stream is billed: the usage the upstream
+// reported, topped up with an estimate (about 4 bytes a token) of the
+// produced bytes of content and tool arguments it relayed when it reported
+// no output, as after a cancellation.
+func streamedUsage(st *providers.Stream, produced, promptEst int64) providers.Usage {
+	u, reported := st.Usage()
+	if !reported || u.CompletionTokens == 0 && produced > 0 {
+		est := (produced + 3) / 4
+		if u.PromptTokens == 0 {
+			u.PromptTokens = promptEst
+		}
+		if est > u.CompletionTokens {
+			u.CompletionTokens = est
+		}
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u
 }
 
 // estimateUsage stands in for usage when the upstream reported none.
@@ -353,17 +407,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 				break
 			}
 		}
-		u, reported := st.Usage()
-		if !reported || u.CompletionTokens == 0 && produced > 0 {
-			est := (produced + 3) / 4
-			if u.PromptTokens == 0 {
-				u.PromptTokens = promptEst
-			}
-			if est > u.CompletionTokens {
-				u.CompletionTokens = est
-			}
-			u.TotalTokens = u.PromptTokens + u.CompletionTokens
-		}
+		u := streamedUsage(st, produced, promptEst)
 		cost, serr := s.settle(b, u)
 		var final *apiError
 		if streamErr != nil && !gone {

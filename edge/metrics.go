@@ -31,7 +31,18 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 }
 
 func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	method = methodLabel(method)
 	st := strconv.Itoa(status)
 	m.requests.WithLabelValues(method, route, st).Inc()
 	m.latency.WithLabelValues(method, route, st).Observe(d.Seconds())
+}
+
+// methodLabel keeps the method label bounded: clients may send any token
+// as a method, so anything outside HTTP's standard methods counts as OTHER.
+func methodLabel(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":
+		return m
+	}
+	return "OTHER"
 }

@@ -23,6 +23,8 @@ func (s *Server) routes() {
 	r.GET("/admin/v1/platforms/{platformId}/wallet/transactions", s.adminOnly(s.walletTransactions))
 	r.GET("/admin/v1/platforms/{platformId}/rate-limits", s.adminOnly(s.getPlatformRateLimits))
 	r.PUT("/admin/v1/platforms/{platformId}/rate-limits", s.adminOnly(s.putPlatformRateLimits))
+	s.webhookRoutes(r)
+	s.mcpRoutes(r)
 
 	plat := func(h func(*call) error) fasthttp.RequestHandler {
 		return s.withKey(s.ownPlatform(h), ids.KindPlatform)
@@ -31,10 +33,25 @@ func (s *Server) routes() {
 		return s.withKey(h, ids.KindPlatform, ids.KindEndUser)
 	}
 
+	r.PUT("/admin/v1/platforms/{platformId}/llm-providers/{provider}", s.adminOnly(s.putProvider))
+	r.DELETE("/admin/v1/platforms/{platformId}/llm-providers/{provider}", s.adminOnly(s.deleteProvider))
+	r.GET("/admin/v1/platforms/{platformId}/llm-providers", s.adminOnly(s.listProviders))
+
+	endUser := func(h func(*call) error) fasthttp.RequestHandler {
+		return s.withKey(h, ids.KindEndUser)
+	}
+	r.POST("/v1/chat/completions", endUser(s.chatCompletions))
+	r.POST("/v1/responses", endUser(s.createResponse))
+	r.GET("/v1/responses/{responseId}", endUser(s.getResponse))
+	r.DELETE("/v1/responses/{responseId}", endUser(s.deleteResponse))
+	r.GET("/v1/models", any(s.models))
+
 	r.GET("/v1/me", any(s.me))
 	r.GET("/v1/platforms/{platformId}", plat(s.getOwnPlatform))
 	r.PATCH("/v1/platforms/{platformId}", plat(s.patchOwnPlatform))
 	r.GET("/v1/platforms/{platformId}/wallet", plat(s.walletGet))
+	r.GET("/v1/platforms/{platformId}/logs", plat(s.listLogs))
+	r.GET("/v1/platforms/{platformId}/logs/{requestId}", plat(s.getLog))
 	r.GET("/v1/platforms/{platformId}/api-keys", plat(s.listKeys))
 	r.POST("/v1/platforms/{platformId}/api-keys", plat(s.createKey))
 	r.DELETE("/v1/platforms/{platformId}/api-keys/{keyId}", plat(s.revokeKey))

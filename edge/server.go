@@ -20,8 +20,13 @@ import (
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/clock"
+	"github.com/assistiv/gateway/internal/egress"
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/logs"
+	"github.com/assistiv/gateway/mcp"
 	"github.com/assistiv/gateway/persistence"
+	"github.com/assistiv/gateway/webhooks"
 )
 
 // Config configures the HTTP front.
@@ -43,6 +48,9 @@ type Config struct {
 	Concurrency int
 	// AdminKeyDigest is the SHA-256 of the operator's admin key.
 	AdminKeyDigest [32]byte
+	// UpstreamTimeout bounds one inference call, streaming included.
+	// Default 10 minutes.
+	UpstreamTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -53,6 +61,8 @@ func DefaultConfig() Config {
 		WriteTimeout: 60 * time.Second,
 		IdleTimeout:  120 * time.Second,
 		Concurrency:  65536,
+
+		UpstreamTimeout: 10 * time.Minute,
 	}
 }
 
@@ -63,6 +73,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge: MaxBodyBytes %d out of range 1KiB..64MiB", c.MaxBodyBytes)
 	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("edge: timeouts must be positive")
+	case c.UpstreamTimeout <= 0:
+		return errors.New("edge: UpstreamTimeout must be positive")
 	case c.Concurrency <= 0:
 		return errors.New("edge: Concurrency must be positive")
 	case c.AdminKeyDigest == [32]byte{}:
@@ -79,6 +91,19 @@ type Deps struct {
 	Clock     clock.Clock
 	Log       *slog.Logger
 	Registry  *prometheus.Registry
+	// Webhooks serves the webhook-endpoints routes; nil leaves them out.
+	Webhooks *webhooks.Service
+	// Secrets seals provider keys (nil: provider configuration answers 503).
+	Secrets *secrets.Keyring
+	// Egress checks provider base URLs at registration.
+	Egress egress.Policy
+	// Upstreams are the provider clients by provider name.
+	Upstreams map[string]Upstream
+	// Logs records every inference call (nil: not recorded).
+	Logs *logs.Store
+	// MCP serves /mcp, /mcp/skills, /oauth/callback and the MCP app
+	// routes; nil leaves them out.
+	MCP *mcp.Service
 }
 
 // Server is the gateway's HTTP server.
@@ -91,6 +116,7 @@ type Server struct {
 	ready    atomic.Bool
 	draining atomic.Bool
 	metrics  *metrics
+	keys     keyCache
 }
 
 // New builds the server and its routes.
@@ -109,6 +135,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log}
 	s.metrics = newMetrics(deps.Registry)
+	s.keys.ring = deps.Secrets
 	s.router = router.New()
 	s.router.SaveMatchedRoutePath = true
 	s.router.HandleMethodNotAllowed = true
@@ -141,6 +168,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		NoDefaultDate:                 true,
 		ReduceMemoryUsage:             false,
 		ErrorHandler:                  s.transportError,
+		HeaderReceived:                s.requestConfig,
 		Logger:                        fasthttpLogger{s.log},
 	}
 	return s, nil

@@ -273,3 +273,12 @@ const FamilyResponse byte = 0x50
 func ResponseKey(platformID, endUserID, responseID string) []byte {
 	return join(FamilyResponse, platformID, endUserID, responseID)
 }
+
+// ResponsesPrefix is the prefix of all of one end-user's stored responses.
+func ResponsesPrefix(platformID, endUserID string) []byte {
+	return append(join(FamilyResponse, platformID, endUserID), 0)
+}
+
+// MCPAppNames are the MCP apps whose connections an end-user may hold; an
+// end-user's deletion removes its connection to each.
+var MCPAppNames = []string{"github", "slack", "zoho_mail", "zendesk"}

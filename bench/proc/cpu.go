@@ -2,6 +2,7 @@ package proc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -116,4 +117,47 @@ func countCPUs(list string) int {
 		n += b - a + 1
 	}
 	return n
+}
+
+// Profile samples pid's CPU with perf(1) for d (perf record -F 499 -g,
+// written to dataPath) and returns perf report's flat ("self", like
+// pprof -top) and cumulative ("children", like pprof -top -cum) tops. It
+// needs perf installed and permission to trace pid.
+func Profile(ctx context.Context, pid int, d time.Duration, dataPath string) (string, error) {
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return "", errors.New("proc: perf is not installed")
+	}
+	secs := strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
+	rec := exec.CommandContext(ctx, perf, "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", dataPath, "--", "sleep", secs)
+	if out, err := rec.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("proc: perf record: %w: %s", err, bytes.TrimSpace(out))
+	}
+	defer os.Remove(dataPath)
+	var b strings.Builder
+	for _, v := range []struct{ title, mode string }{
+		{"self (flat)", "--no-children"},
+		{"children (cumulative)", "--children"},
+	} {
+		out, err := exec.CommandContext(ctx, perf, "report", "-i", dataPath, "--stdio", v.mode, "-g", "none",
+			"--sort", "symbol", "--percent-limit", "0.7").Output()
+		if err != nil {
+			return "", fmt.Errorf("proc: perf report: %w", err)
+		}
+		fmt.Fprintf(&b, "== %s ==\n", v.title)
+		n := 0
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if n++; n > 35 {
+				break
+			}
+			// Drop perf's IPC columns ("-  -") and the padding.
+			line = strings.TrimRight(line, " -")
+			b.WriteString(line + "\n")
+		}
+		b.WriteString("\n")
+	}
+	return b.String(), nil
 }

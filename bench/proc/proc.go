@@ -55,6 +55,8 @@ type Spec struct {
 	ReadyPath string
 	// ReadyTimeout bounds the wait. Default 15 s.
 	ReadyTimeout time.Duration
+	// ReadyEvery is the polling interval of the wait. Default 20 ms.
+	ReadyEvery time.Duration
 }
 
 // Process is a started child.
@@ -147,7 +149,11 @@ func (g *Group) Start(ctx context.Context, spec Spec) (*Process, error) {
 func waitReady(ctx context.Context, p *Process, spec Spec) error {
 	ctx, cancel := context.WithTimeout(ctx, spec.ReadyTimeout)
 	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
+	every := spec.ReadyEvery
+	if every <= 0 {
+		every = 20 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		if ready(p.Addr, spec.ReadyPath) {
@@ -195,6 +201,23 @@ func (g *Group) Stop(p *Process) {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, q := range g.procs {
+		if q == p {
+			g.procs = append(g.procs[:i], g.procs[i+1:]...)
+			break
+		}
+	}
+}
+
+// Kill ends p with SIGKILL at once (a crash, for recovery benchmarks) and
+// returns once it has exited.
+func (g *Group) Kill(p *Process) {
+	if !p.Exited() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

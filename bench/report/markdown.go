@@ -35,6 +35,24 @@ func Markdown(w io.Writer, r *Run, plotDir string) error {
 		fmt.Fprintf(bw, "- %s\n", n)
 	}
 
+	if len(r.Headline) > 0 {
+		fmt.Fprint(bw, "\n## Headline: targets\n\n")
+		fmt.Fprint(bw, "Each figure is a ratio to (or a difference from) a baseline measured in this run, "+
+			"except the absolute targets (debits/s, bytes per actor, recovery time, rate-limit exactness).\n\n")
+		tbl(bw, []string{"target", "durability", "measured", "result", "how"}, func(row func(...string)) {
+			for _, t := range r.Headline {
+				st := t.Status
+				switch st {
+				case StatusPass:
+					st = "pass"
+				case StatusMiss:
+					st = "**MISS**"
+				}
+				row(t.Name, orDash(t.Mode), t.Measured, st, t.Detail)
+			}
+		})
+	}
+
 	fmt.Fprint(bw, "\n## Process layout\n\n")
 	tbl(bw, []string{"process", "binary", "CPUs"}, func(row func(...string)) {
 		for _, p := range r.Layout {
@@ -69,6 +87,13 @@ func Markdown(w io.Writer, r *Run, plotDir string) error {
 					row(r...)
 				}
 			})
+		}
+		for _, t := range s.Texts {
+			fmt.Fprintf(bw, "### %s\n\n", t.Title)
+			if t.Note != "" {
+				fmt.Fprintf(bw, "%s\n\n", t.Note)
+			}
+			fmt.Fprintf(bw, "```\n%s\n```\n\n", strings.TrimRight(t.Body, "\n"))
 		}
 		if ps := plots[s.Name]; len(ps) > 0 {
 			fmt.Fprint(bw, "### Distributions\n\n")

@@ -37,6 +37,40 @@ type Run struct {
 	Layout    []Placement `json:"layout"`
 	Scenarios []Scenario  `json:"scenarios"`
 	Notes     []string    `json:"notes,omitempty"`
+	// Headline is the targets table at the top of the report, computed
+	// from Scenarios by the runner.
+	Headline []Target `json:"headline,omitempty"`
+}
+
+// Target is one row of the headline table: a goal, what this run measured
+// for it and whether that meets it.
+type Target struct {
+	// Name says what is measured and the goal, e.g. "full-path saturation
+	// ≥ 0.7× bare proxy".
+	Name string `json:"name"`
+	// Mode is the configuration the row is about ("batch", "sync", or "").
+	Mode string `json:"mode,omitempty"`
+	// Measured is the value as shown; Value the number compared.
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	// Status is "pass", "miss" or "n/a" (not measured in this run).
+	Status string `json:"status"`
+	// Detail explains the figure (its inputs, the scenario it comes from).
+	Detail string `json:"detail,omitempty"`
+}
+
+// Target statuses.
+const (
+	StatusPass = "pass"
+	StatusMiss = "miss"
+	StatusNA   = "n/a"
+)
+
+// Text is a preformatted block in a scenario's section (a CPU profile).
+type Text struct {
+	Title string `json:"title"`
+	Note  string `json:"note,omitempty"` // a sentence above the block
+	Body  string `json:"body"`
 }
 
 // Host describes the machine.
@@ -71,11 +105,16 @@ type Scenario struct {
 	Description string `json:"description,omitempty"`
 	// Baselines lists the variants every other variant's points are
 	// compared with, in order (e.g. "direct", "bareproxy").
-	Baselines   []string `json:"baselines,omitempty"`
-	Points      []Point  `json:"points"`
-	Tables      []Table  `json:"tables,omitempty"` // scenario-specific extras, rendered as given
-	Error       string   `json:"error,omitempty"`  // why the scenario stopped early
-	DurationSec float64  `json:"duration_sec"`
+	Baselines []string `json:"baselines,omitempty"`
+	Points    []Point  `json:"points"`
+	Tables    []Table  `json:"tables,omitempty"` // scenario-specific extras, rendered as given
+	// Metrics are a scenario's named figures for the headline table (e.g.
+	// "debits_per_sec"); units are in the name.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Texts are preformatted blocks shown after the tables (profiles).
+	Texts       []Text  `json:"texts,omitempty"`
+	Error       string  `json:"error,omitempty"` // why the scenario stopped early
+	DurationSec float64 `json:"duration_sec"`
 }
 
 // Point is one measurement: one variant at one load.

@@ -15,9 +15,10 @@ import (
 // (from each stream's intended start) and the gaps between chunks, directly,
 // through the bare proxy and (once added) through the gateway.
 type Streaming struct {
-	// Concurrent is the target number of open streams. Default 1000.
+	// Concurrent is the target number of open streams. Default 1000 (250
+	// in quick mode).
 	Concurrent int
-	// Chunks per stream, default 200; ChunkInterval between them, default
+	// Chunks per stream, default 200 (60 in quick mode); ChunkInterval between them, default
 	// 50 ms (20 tokens/s, a realistic model speed). Sent to the upstream as X-Bench-Chunks and
 	// X-Bench-Chunk-Interval (honoured by benchupstream).
 	Chunks        int
@@ -33,11 +34,13 @@ func (*Streaming) Name() string { return "streaming" }
 func (st *Streaming) Run(ctx context.Context, env *Env) (report.Scenario, error) {
 	start := time.Now()
 	conc, chunks, interval := st.Concurrent, st.Chunks, st.ChunkInterval
+	// Quick mode keeps the shape (200 chunks, 50 ms apart: a realistic
+	// model speed) but opens fewer streams for a shorter time.
 	if conc == 0 {
-		conc = 1000
+		conc = pick(env, 250, 1000)
 	}
 	if chunks == 0 {
-		chunks = 200
+		chunks = pick(env, 60, 200)
 	}
 	if interval == 0 {
 		interval = 50 * time.Millisecond
@@ -45,7 +48,7 @@ func (st *Streaming) Run(ctx context.Context, env *Env) (report.Scenario, error)
 	streamDur := time.Duration(chunks) * interval
 	rate := float64(conc) / streamDur.Seconds()
 	// Arrivals run for the ramp (one stream duration) plus the steady part.
-	dur := streamDur + pick(env, 2*time.Second, 16*time.Second)
+	dur := streamDur + pick(env, 2*time.Second, 10*time.Second)
 
 	s := report.Scenario{
 		Name:  st.Name(),
@@ -59,9 +62,27 @@ func (st *Streaming) Run(ctx context.Context, env *Env) (report.Scenario, error)
 		Baselines: env.baselineNames(),
 	}
 	defer func() { s.DurationSec = sinceSec(start) }()
-	if env.Upstream.Kind != "benchupstream" {
+	if env.Upstream.Kind == "mockllm" && env.StartUpstream != nil {
+		// The gateway does not forward X-Bench-*/X-Mock-* headers, so the
+		// stream shape is set on a dedicated mockllm for every variant.
+		tps := strconv.FormatFloat(float64(time.Second)/float64(interval), 'f', -1, 64)
+		up, err := env.StartUpstream(ctx, []string{"-tokens", strconv.Itoa(chunks), "-tokens-per-second", tps})
+		if err != nil {
+			return s, fmt.Errorf("start the streaming upstream: %w", err)
+		}
+		saved := env.Upstream
+		env.Upstream = up
+		defer func() {
+			env.Upstream = saved
+			env.Procs.Stop(up.Process)
+		}()
+		s.Description += fmt.Sprintf(" The upstream is a dedicated mockllm started with -tokens %d -tokens-per-second %s.", chunks, tps)
+	} else if env.Upstream.Kind != "benchupstream" {
 		s.Description += fmt.Sprintf(" The upstream is %s, which may ignore the requested stream shape; "+
 			"see events/stream.", env.Upstream.Kind)
+	}
+	if env.Quick {
+		s.Description += " Quick mode: fewer and shorter streams than the full run."
 	}
 
 	insts, stop, err := env.StartAll(ctx)

@@ -89,14 +89,20 @@ const ChatPath = "/v1/chat/completions"
 
 // Request bodies of [DefaultTemplates].
 const (
-	ChatBody   = `{"model":"bench-model","messages":[{"role":"user","content":"Say hello."}]}`
-	StreamBody = `{"model":"bench-model","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
+	ChatBody   = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}]}`
+	StreamBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
 )
 
-// DefaultTemplates returns POST baseURL+[ChatPath] with JSON bodies and no
-// credentials.
+// UpstreamKey is the provider key sent to the upstream: mockllm accepts any
+// non-empty one, benchupstream ignores it. The gateway variant replaces it
+// with the end-user's key (and sends its own provider key upstream).
+const UpstreamKey = "bench-upstream-key"
+
+// DefaultTemplates returns POST baseURL+[ChatPath] with JSON bodies for
+// model gpt-4o-mini (which the gateway routes to its openai provider) and
+// the upstream's key.
 func DefaultTemplates(baseURL string) Templates {
-	h := []loadgen.Header{{Key: "Content-Type", Value: "application/json"}}
+	h := []loadgen.Header{{Key: "Content-Type", Value: "application/json"}, {Key: "Authorization", Value: "Bearer " + UpstreamKey}}
 	return Templates{
 		Chat:   loadgen.Request{Method: "POST", URL: baseURL + ChatPath, Header: h, Body: []byte(ChatBody)},
 		Stream: loadgen.Request{Method: "POST", URL: baseURL + ChatPath, Header: h, Body: []byte(StreamBody)},
@@ -126,9 +132,30 @@ type Env struct {
 	Variants []Variant
 	// Log receives progress lines.
 	Log *log.Logger
+	// TmpDir holds the run's scratch files (data dirs, key files); the
+	// runner removes it at the end.
+	TmpDir string
+	// GatewayBin is the gateway binary scenarios start on their own data
+	// dirs; SeedBin is bench/cmd/benchseed, which writes such data dirs.
+	GatewayBin, SeedBin string
+	// TestBins are test binaries compiled before the run (go test -c), by
+	// package path such as "./actors/"; "" when the package has none or
+	// did not compile. Scenarios fall back to go test for packages not
+	// listed.
+	TestBins map[string]string
+	// StartUpstream, if set, starts another upstream of the run's kind
+	// with extra arguments (the streaming scenario uses it to shape
+	// streams the gateway cannot ask for per request). The caller stops
+	// it with Procs.Stop.
+	StartUpstream func(ctx context.Context, extraArgs []string) (Upstream, error)
 
-	mu     sync.Mutex // guards placed
+	// Profile asks the overhead scenario for a CPU profile of the gateway
+	// even when it meets its targets (BENCH_PROFILE=1).
+	Profile bool
+
+	mu     sync.Mutex // guards placed and seeds
 	placed []report.Placement
+	seeds  map[SeedSpec]*Seeded
 }
 
 // StartProcess starts spec through env.Procs, pinned to the layout's CPUs
@@ -202,7 +229,7 @@ func (env *Env) StartAll(ctx context.Context) ([]*Instance, func(), error) {
 func (env *Env) baselineNames() []string {
 	var names []string
 	for _, v := range env.Variants {
-		if v.Name() != "gateway" {
+		if !IsGateway(v.Name()) {
 			names = append(names, v.Name())
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,9 +30,15 @@ import (
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
+	"github.com/assistiv/gateway/internal/egress"
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/logs"
+	"github.com/assistiv/gateway/mcp"
 	"github.com/assistiv/gateway/persistence"
 	"github.com/assistiv/gateway/persistence/postgres"
+	"github.com/assistiv/gateway/providers"
+	"github.com/assistiv/gateway/webhooks"
 )
 
 var version = "dev"
@@ -95,6 +102,14 @@ type options struct {
 	maxBody           int
 	shutdownTimeout   time.Duration
 	snapshotInterval  time.Duration
+	demoUpstream      string
+	logRetention      time.Duration
+	publicURL         string
+	// webhookSchedule overrides the webhook retry schedule. Test-only
+	// (ASSISTIV_WEBHOOK_TEST_SCHEDULE, comma-separated durations such as
+	// "0,200ms,200ms"): crash tests use it so retries happen in
+	// milliseconds. Never set it in production.
+	webhookSchedule []time.Duration
 }
 
 func parse(args []string) (options, error) {
@@ -108,7 +123,10 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.logFormat, "log-format", env("ASSISTIV_LOG_FORMAT", "text"), "text or json (ASSISTIV_LOG_FORMAT)")
 	fs.DurationVar(&o.idleTimeout, "actor-idle-timeout", durEnv("ASSISTIV_ACTOR_IDLE_TIMEOUT", 5*time.Minute), "passivate actors idle this long (ASSISTIV_ACTOR_IDLE_TIMEOUT)")
 	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
+	fs.DurationVar(&o.logRetention, "log-retention", durEnv("ASSISTIV_LOG_RETENTION", logs.DefaultConfig().Retention), "keep per-call logs this long, e.g. 720h (ASSISTIV_LOG_RETENTION)")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
+	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
+	fs.StringVar(&o.publicURL, "public-url", env("ASSISTIV_PUBLIC_URL", "http://127.0.0.1:8080"), "the gateway's public base URL; OAuth redirect_uri is it + /oauth/callback (ASSISTIV_PUBLIC_URL)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +134,15 @@ func parse(args []string) (options, error) {
 	}
 	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
 	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
+	if v := os.Getenv("ASSISTIV_WEBHOOK_TEST_SCHEDULE"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil {
+				return o, fmt.Errorf("ASSISTIV_WEBHOOK_TEST_SCHEDULE: %w", err)
+			}
+			o.webhookSchedule = append(o.webhookSchedule, d)
+		}
+	}
 	if o.billingDurability != actors.DurabilitySync && o.billingDurability != actors.DurabilityBatch {
 		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
 	}
@@ -180,11 +207,14 @@ func serve(args []string) error {
 	log := newLogger(o.logLevel, o.logFormat)
 	log.Info("starting gateway", "version", version, "listen", o.listen, "data_dir", o.dataDir,
 		"postgres", o.postgresURL != "", "allow_private_egress", o.allowPrivate,
-		"billing_durability", o.billingDurability, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
+		"billing_durability", o.billingDurability, "public_url", o.publicURL, "log_retention", o.logRetention, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
 
 	scfg := persistence.DefaultConfig()
 	scfg.Dir = o.dataDir
 	scfg.Logger = log
+	// Without Postgres nothing reads the changefeed: do not grow it. A
+	// later start with Postgres makes one full copy first.
+	scfg.DisableChangefeed = o.postgresURL == ""
 	store, err := persistence.Open(scfg)
 	if err != nil {
 		return err
@@ -211,29 +241,96 @@ func serve(args []string) error {
 	}
 
 	clk := clock.Real{}
+	keyring, err := masterKeyring(o.masterKey, o.dataDir, log)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	wcfg := webhooks.DefaultConfig()
+	wcfg.Keyring, wcfg.Clock, wcfg.Logger = keyring, clk, log
+	wcfg.Egress = egress.Policy{AllowPrivate: o.allowPrivate}
+	if o.webhookSchedule != nil {
+		wcfg.Schedule, wcfg.Jitter = o.webhookSchedule, 0
+		log.Warn("using the test-only webhook retry schedule", "schedule", o.webhookSchedule)
+	}
+	subs := &actors.Subscriptions{}
+	hooks, err := webhooks.New(wcfg, store, subs)
+	if err != nil {
+		store.Close()
+		return err
+	}
+
 	aenv := actors.NewEnv(store, clk, log)
 	aenv.IdleTimeout = o.idleTimeout
 	aenv.BillingDurability = o.billingDurability
+	aenv.Subscriptions = subs
+	aenv.Notify = hooks.Wake
 	dir := actors.NewLocal(aenv)
+	hooks.Start()
+
+	lcfg := logs.DefaultConfig()
+	lcfg.Retention, lcfg.Clock, lcfg.Logger = o.logRetention, clk, log
+	lg, err := logs.Open(lcfg, store)
+	if err != nil {
+		dir.Close()
+		hooks.Close()
+		store.Close()
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "assistiv_logs_dropped_total",
+		Help: "Per-call log entries dropped because the log writer's queue was full.",
+	}, func() float64 { return float64(lg.Writer().Dropped()) }))
+	pcfg := providers.DefaultConfig()
+	pcfg.AllowPrivateEgress = o.allowPrivate
+	upstreams, err := edge.NewUpstreams(pcfg)
+	if err != nil {
+		dir.Close()
+		hooks.Close()
+		lg.Close()
+		store.Close()
+		return err
+	}
+	mcfg := mcp.DefaultConfig()
+	mcfg.PublicURL, mcfg.Clock, mcfg.Logger = o.publicURL, clk, log
+	mcfg.Egress = egress.Policy{AllowPrivate: o.allowPrivate}
+	msvc, err := mcp.New(mcfg, mcp.Deps{Store: store, Directory: dir, Keyring: keyring, Logs: lg.Writer()})
+	if err != nil {
+		dir.Close()
+		hooks.Close()
+		lg.Close()
+		store.Close()
+		return err
+	}
 	ecfg := edge.DefaultConfig()
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
-	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg})
+	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
+		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc})
 	if err != nil {
 		dir.Close()
+		hooks.Close()
+		lg.Close()
 		store.Close()
 		return err
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		dir.Close()
+		hooks.Close()
+		lg.Close()
 		store.Close()
 		return err
 	}
 	log.Info("listening", "addr", ln.Addr().String())
+	if o.demoUpstream != "" {
+		if err := setupDemo(dir, store, keyring, o.demoUpstream, "http://"+ln.Addr().String()); err != nil {
+			log.Error("demo setup failed", "err", err)
+		}
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -249,10 +346,13 @@ func serve(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
+	_ = msvc.Close(ctx) // ends MCP listening streams so the drain is not held up
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
 	dir.Close()
+	hooks.Close() // after the actors (their last events stay in the outbox), before the store
+	lg.Close()    // writes the queued log entries; before the store
 	if snap != nil {
 		snap.Close()
 	}
@@ -261,6 +361,28 @@ func serve(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// masterKeyring returns the keyring that seals secrets at rest: the key in
+// ASSISTIV_MASTER_KEY when set, else the key file in the data dir (created
+// on first start).
+func masterKeyring(configured, dataDir string, log *slog.Logger) (*secrets.Keyring, error) {
+	if configured != "" {
+		k, err := secrets.FromBase64(configured)
+		if err != nil {
+			return nil, fmt.Errorf("ASSISTIV_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	}
+	key, created, err := secrets.LoadOrCreateKeyFile(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("generated a master key file; back it up, secrets sealed under it are lost without it",
+			"path", filepath.Join(dataDir, secrets.KeyFileName))
+	}
+	return secrets.NewKeyring(key)
 }
 
 // restore rebuilds a data dir from the last Postgres snapshot.

@@ -20,13 +20,20 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
+	"github.com/assistiv/gateway/internal/egress"
+	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/logs"
+	"github.com/assistiv/gateway/mcp"
 	"github.com/assistiv/gateway/persistence"
+	"github.com/assistiv/gateway/providers"
+	"github.com/assistiv/gateway/webhooks"
 )
 
 // AdminKey is the operator key of test gateways.
@@ -39,7 +46,31 @@ type Options struct {
 	IdleTimeout       time.Duration
 	BillingDurability string
 	Log               *slog.Logger
+	// MaxBodyBytes overrides edge.Config.MaxBodyBytes (0: the default).
+	MaxBodyBytes int
+	// Listener, when set, is served instead of a fresh 127.0.0.1 listener
+	// (fuzz tests pass fasthttputil's in-memory listener). URL is then
+	// "http://" + its address; when it has a Dial() method, the gateway's
+	// client dials through it.
+	Listener net.Listener
+	// Webhooks runs a webhooks service (Gateway.Webhooks) with the
+	// egress policy allowing loopback receivers, no jitter and
+	// TestWebhookSchedule; WebhookConfig, when set, adjusts its config
+	// last. The master key is a key file in Dir, so a restart over the
+	// same Dir opens the same secrets.
+	Webhooks      bool
+	WebhookConfig func(*webhooks.Config)
+	// ProviderConfig adjusts the upstream transport's config (private
+	// egress is allowed and retries are fast by default).
+	ProviderConfig func(*providers.Config)
+	// MCPConfig adjusts the MCP service's config (PublicURL is the
+	// gateway's URL, private egress is allowed, heartbeat 200 ms).
+	MCPConfig func(*mcp.Config)
 }
+
+// TestWebhookSchedule is the retry schedule of test gateways: four
+// attempts within a few hundred milliseconds.
+var TestWebhookSchedule = []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
 
 // Gateway is a running in-process node.
 type Gateway struct {
@@ -49,6 +80,12 @@ type Gateway struct {
 	Env    *actors.Env
 	Actors *actors.Local
 	Server *edge.Server
+	// Webhooks is the webhooks service (nil unless Options.Webhooks).
+	Webhooks *webhooks.Service
+	// Logs is the per-call log store (always on).
+	Logs *logs.Store
+	// MCP is the MCP service (always on).
+	MCP    *mcp.Service
 	client *http.Client
 	once   sync.Once
 	done   chan error
@@ -78,20 +115,81 @@ func Start(tb testing.TB, o Options) *Gateway {
 	if o.BillingDurability != "" {
 		env.BillingDurability = o.BillingDurability
 	}
+	key, _, err := secrets.LoadOrCreateKeyFile(o.Dir)
+	if err != nil {
+		tb.Fatalf("master key: %v", err)
+	}
+	kr, err := secrets.NewKeyring(key)
+	if err != nil {
+		tb.Fatalf("keyring: %v", err)
+	}
+	pcfg := providers.DefaultConfig()
+	pcfg.AllowPrivateEgress = true
+	pcfg.Retry.BaseDelay = 5 * time.Millisecond
+	if o.ProviderConfig != nil {
+		o.ProviderConfig(&pcfg)
+	}
+	upstreams, err := edge.NewUpstreams(pcfg)
+	if err != nil {
+		tb.Fatalf("edge.NewUpstreams: %v", err)
+	}
+	var hooks *webhooks.Service
+	if o.Webhooks {
+		wcfg := webhooks.DefaultConfig()
+		wcfg.Keyring, wcfg.Clock, wcfg.Logger = kr, o.Clock, o.Log
+		wcfg.Egress = egress.Policy{AllowPrivate: true}
+		wcfg.Schedule, wcfg.Jitter = append([]time.Duration(nil), TestWebhookSchedule...), 0
+		wcfg.PollInterval = 50 * time.Millisecond
+		if o.WebhookConfig != nil {
+			o.WebhookConfig(&wcfg)
+		}
+		env.Subscriptions = &actors.Subscriptions{}
+		if hooks, err = webhooks.New(wcfg, store, env.Subscriptions); err != nil {
+			tb.Fatalf("webhooks.New: %v", err)
+		}
+		env.Notify = hooks.Wake
+		hooks.Start()
+	}
+	lg, err := logs.Open(logs.Config{Clock: o.Clock, Logger: o.Log}, store)
+	if err != nil {
+		tb.Fatalf("logs.Open: %v", err)
+	}
 	dir := actors.NewLocal(env)
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatalf("listen: %v", err)
+		}
+	}
+	mcfg := mcp.DefaultConfig()
+	mcfg.PublicURL = "http://" + ln.Addr().String()
+	mcfg.Egress = egress.Policy{AllowPrivate: true}
+	mcfg.HeartbeatInterval = 200 * time.Millisecond
+	mcfg.Clock, mcfg.Logger = o.Clock, o.Log
+	if o.MCPConfig != nil {
+		o.MCPConfig(&mcfg)
+	}
+	msvc, err := mcp.New(mcfg, mcp.Deps{Store: store, Directory: dir, Keyring: kr, Logs: lg.Writer()})
+	if err != nil {
+		tb.Fatalf("mcp.New: %v", err)
+	}
 	cfg := edge.DefaultConfig()
 	cfg.AdminKeyDigest = sha256.Sum256([]byte(AdminKey))
-	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Clock: o.Clock, Log: o.Log})
+	if o.MaxBodyBytes > 0 {
+		cfg.MaxBodyBytes = o.MaxBodyBytes
+	}
+	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
+		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc})
 	if err != nil {
 		tb.Fatalf("edge.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	if d, ok := ln.(interface{ Dial() (net.Conn, error) }); ok {
+		tr.DialContext = func(context.Context, string, string) (net.Conn, error) { return d.Dial() }
 	}
 	g := &Gateway{
-		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
+		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv, Webhooks: hooks, Logs: lg, MCP: msvc,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: tr},
 		done:   make(chan error, 1),
 	}
 	go func() { g.done <- srv.Serve(ln) }()
@@ -102,13 +200,21 @@ func Start(tb testing.TB, o Options) *Gateway {
 // Close shuts the node down gracefully (idempotent).
 func (g *Gateway) Close() {
 	g.once.Do(func() {
+		// Close the client's idle connections first: fasthttp counts a
+		// connection that has not sent a request as busy for its first 5 s,
+		// and the transport dials spares during bursts.
+		g.client.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		_ = g.MCP.Close(ctx) // ends MCP listening streams so the drain below is not held up
 		_ = g.Server.Shutdown(ctx)
 		<-g.done
 		g.Actors.Close()
+		if g.Webhooks != nil {
+			g.Webhooks.Close()
+		}
+		g.Logs.Close() // drains queued entries before the store closes
 		_ = g.Store.Close()
-		g.client.CloseIdleConnections()
 	})
 }
 
@@ -278,10 +384,32 @@ func BuildBinary(tb testing.TB) string {
 
 // Process is the gateway binary running as a child process.
 type Process struct {
-	URL  string
-	Dir  string
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	URL    string
+	Dir    string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	client *http.Client
+	exited chan struct{} // closed once the process has been waited for
+	err    error         // Wait's result, set before exited closes
+}
+
+// syncBuffer is a bytes.Buffer the child's output goroutine writes while
+// a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // StartProcess runs `gateway serve` on a free loopback port over dataDir
@@ -298,55 +426,68 @@ func StartProcess(tb testing.TB, dataDir string, extraEnv ...string) *Process {
 	cmd := exec.Command(bin, "serve", "-listen", addr, "-data-dir", dataDir)
 	cmd.Env = append(os.Environ(), "ASSISTIV_ADMIN_KEY="+AdminKey, "ASSISTIV_LOG_LEVEL=warn")
 	cmd.Env = append(cmd.Env, extraEnv...)
-	logs := &bytes.Buffer{}
+	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	p := &Process{URL: "http://" + addr, Dir: dataDir, cmd: cmd, logs: logs}
-	tb.Cleanup(func() { p.Kill() })
+	p := &Process{URL: "http://" + addr, Dir: dataDir, cmd: cmd, logs: logs, exited: make(chan struct{}),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	tb.Cleanup(p.Kill)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.URL + "/readyz")
+		resp, err := p.client.Get(p.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return p
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-p.exited:
+			tb.Fatalf("gateway exited with %v before it was ready; logs:\n%s", p.err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	p.Kill()
 	tb.Fatalf("gateway did not become ready; logs:\n%s", logs.String())
 	return nil
 }
 
-// Kill sends SIGKILL and waits for the process to exit.
-func (p *Process) Kill() {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
+// Do sends one request to the process (see the package-level Do).
+func (p *Process) Do(tb testing.TB, method, path, key string, body any, headers ...string) *Response {
+	tb.Helper()
+	return Do(tb, p.client, p.URL, method, path, key, body, headers...)
 }
 
-// Stop sends SIGTERM and waits for a graceful exit.
+// Client returns the process's HTTP client (safe for concurrent use).
+func (p *Process) Client() *http.Client { return p.client }
+
+// Kill sends SIGKILL and waits for the process to exit (idempotent).
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	p.client.CloseIdleConnections()
+}
+
+// Stop sends SIGTERM and waits for a graceful exit; an exit status other
+// than 0, or no exit within 30 s, fails the test.
 func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
+	p.client.CloseIdleConnections()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-done:
-		if err != nil {
-			tb.Errorf("gateway exited with %v; logs:\n%s", err, p.logs.String())
+	case <-p.exited:
+		if p.err != nil {
+			tb.Errorf("gateway exited with %v; logs:\n%s", p.err, p.logs.String())
 		}
 	case <-time.After(30 * time.Second):
 		p.Kill()
-		tb.Errorf("gateway did not stop on SIGTERM")
+		tb.Errorf("gateway did not stop on SIGTERM; logs:\n%s", p.logs.String())
 	}
 }
 

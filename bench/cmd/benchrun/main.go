@@ -44,7 +44,7 @@ type options struct {
 	bareproxy, gateway     string
 	scenarios, variants    string
 	timeout                time.Duration
-	pin                    bool
+	pin, profile           bool
 	render                 string
 }
 
@@ -54,11 +54,12 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", o.quick, "quick mode (also BENCH_QUICK=1): short points, under 3 minutes in all")
 	flag.StringVar(&o.out, "out", envOr("BENCH_OUT", "bench/results"), "output directory, relative to the repository root (env BENCH_OUT)")
 	flag.StringVar(&o.upstream, "upstream", "", "upstream binary (default bin/mockllm if present, else bin/benchupstream, else built)")
-	flag.StringVar(&o.upstreamArgs, "upstream-args", "-listen {addr}", "upstream arguments; {addr} becomes its host:port (ASSISTIV_LISTEN is set too)")
+	flag.StringVar(&o.upstreamArgs, "upstream-args", "-listen {addr}", "upstream arguments; {addr} becomes its host:port (ASSISTIV_LISTEN is set too); mockllm also gets -record 0")
 	flag.StringVar(&o.bareproxy, "bareproxy", "bin/bareproxy", "bare proxy binary (built if missing)")
 	flag.StringVar(&o.gateway, "gateway", "bin/gateway", "gateway binary, for the gateway variant")
-	flag.StringVar(&o.scenarios, "scenarios", envOr("BENCH_SCENARIOS", "overhead,streaming"), "comma-separated scenarios (env BENCH_SCENARIOS)")
-	flag.StringVar(&o.variants, "variants", envOr("BENCH_VARIANTS", "direct,bareproxy"), "comma-separated variants, baselines first (env BENCH_VARIANTS)")
+	flag.StringVar(&o.scenarios, "scenarios", envOr("BENCH_SCENARIOS", "overhead,streaming,ledger,tenants,recovery,ratelimit"), "comma-separated scenarios (env BENCH_SCENARIOS)")
+	flag.StringVar(&o.variants, "variants", envOr("BENCH_VARIANTS", "direct,bareproxy,gateway-batch,gateway-sync"), "comma-separated variants, baselines first (env BENCH_VARIANTS)")
+	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") == "1", "profile the gateway during overhead even when it meets its targets (env BENCH_PROFILE=1)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long (default 3m quick, 15m full)")
 	flag.BoolVar(&o.pin, "pin", true, "pin processes to CPUs with taskset when available")
 	flag.StringVar(&o.render, "render", "", "only re-render the report of this saved <id>.json next to it")
@@ -85,15 +86,16 @@ func envOr(key, def string) string {
 // scenarioRegistry lists every scenario by name, in report order. New
 // scenarios are added here.
 func scenarioRegistry() []suite.Scenario {
-	return []suite.Scenario{&suite.Overhead{}, &suite.Streaming{}}
+	return []suite.Scenario{&suite.Overhead{}, &suite.Streaming{}, &suite.Ledger{}, suite.Tenants{}, suite.Recovery{}, &suite.RateLimit{}}
 }
 
-// variantRegistry lists every variant by name. The gateway variant is added
-// here once it exists: "gateway": &suite.Gateway{Bin: o.gateway}.
+// variantRegistry lists every variant by name.
 func variantRegistry(o options) map[string]suite.Variant {
 	return map[string]suite.Variant{
-		"direct":    suite.Direct{},
-		"bareproxy": &suite.BareProxy{Bin: o.bareproxy},
+		"direct":        suite.Direct{},
+		"bareproxy":     &suite.BareProxy{Bin: o.bareproxy},
+		"gateway-batch": &suite.Gateway{Bin: o.gateway, Durability: "batch"},
+		"gateway-sync":  &suite.Gateway{Bin: o.gateway, Durability: "sync"},
 	}
 }
 
@@ -104,6 +106,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
+		r.Headline = suite.Headline(r)
 		f, err := report.WriteFiles(filepath.Dir(o.render), r)
 		logger.Printf("wrote %s", f.Markdown)
 		return err
@@ -141,10 +144,38 @@ func run(o options) error {
 	if o.bareproxy, err = ensureBuilt(o.bareproxy, "bareproxy", tmp, logger); err != nil {
 		return err
 	}
+	if o.gateway, err = buildIfMissing(o.gateway, "./cmd/gateway", "gateway", tmp, logger); err != nil {
+		return err
+	}
+	// benchseed writes the gateway's records with its packages: always
+	// built from this tree, so it matches the gateway binary of `make bench`.
+	seedBin, err := build("./bench/cmd/benchseed", "benchseed", tmp, logger)
+	if err != nil {
+		return err
+	}
+	// The ledger scenario's in-process benchmarks, compiled now so that
+	// compiling does not count as (or disturb) a measurement.
+	testBins := map[string]string{}
+	for _, pkg := range []string{"./bench/", "./actors/"} {
+		out := filepath.Join(tmp, strings.Trim(strings.ReplaceAll(pkg, "/", "_"), "._")+".test")
+		cmd := exec.Command("go", "test", "-c", "-o", out, pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			logger.Printf("go test -c %s failed (%v); its benchmarks will be reported as not run", pkg, err)
+			out = ""
+		} else if _, err := os.Stat(out); err != nil {
+			out = "" // no test files
+		}
+		testBins[pkg] = out
+	}
 	for i, v := range variants {
-		if bp, ok := v.(*suite.BareProxy); ok {
-			bp.Bin = o.bareproxy
-			variants[i] = bp
+		switch v := v.(type) {
+		case *suite.BareProxy:
+			v.Bin = o.bareproxy
+			variants[i] = v
+		case *suite.Gateway:
+			v.Bin = o.gateway
+			variants[i] = v
 		}
 	}
 
@@ -172,7 +203,8 @@ func run(o options) error {
 	group := &proc.Group{LogDir: filepath.Join(tmp, "logs"), Taskset: taskset}
 	defer group.StopAll()
 	self, _ := os.Executable()
-	env := &suite.Env{Quick: o.quick, Procs: group, Layout: layout, Variants: variants, Log: logger}
+	env := &suite.Env{Quick: o.quick, Procs: group, Layout: layout, Variants: variants, Log: logger,
+		TmpDir: tmp, GatewayBin: o.gateway, SeedBin: seedBin, TestBins: testBins, Profile: o.profile}
 	env.Place(report.Placement{Role: "loadgen", Binary: filepath.Base(self), CPUs: layout.Loadgen})
 
 	up, kind, err := startUpstream(ctx, env, upstreamBin, upstreamKind, o, tmp, logger)
@@ -183,6 +215,13 @@ func run(o options) error {
 		notes = append(notes, fmt.Sprintf("%s did not start; fell back to benchupstream.", upstreamBin))
 	}
 	env.Upstream = up
+	env.StartUpstream = func(ctx context.Context, extra []string) (suite.Upstream, error) {
+		u, _, err := startUpstreamWith(ctx, env, up.Process.Binary, kind, o, extra)
+		if err == nil {
+			u.Kind = kind
+		}
+		return u, err
+	}
 
 	r := &report.Run{
 		Schema: report.SchemaVersion, ID: id, Started: started.UTC(), Quick: o.quick,
@@ -209,6 +248,7 @@ func run(o options) error {
 		notes = append(notes, "The run was cut short: "+context.Cause(ctx).Error()+".")
 	}
 	group.StopAll()
+	r.Headline = suite.Headline(r)
 	r.Finished = time.Now().UTC()
 	r.Layout = env.Placements()
 	r.Notes = notes
@@ -242,7 +282,7 @@ func selectVariants(o options) ([]suite.Variant, error) {
 	for _, name := range splitList(o.variants) {
 		v, ok := reg[name]
 		if !ok {
-			return nil, fmt.Errorf("unknown variant %q (the gateway variant is not wired in yet)", name)
+			return nil, fmt.Errorf("unknown variant %q (known: direct, bareproxy, gateway-batch, gateway-sync)", name)
 		}
 		out = append(out, v)
 	}
@@ -323,22 +363,8 @@ func ensureBuilt(path, name, tmp string, logger *log.Logger) (string, error) {
 // whole run (the report says so).
 func startUpstream(ctx context.Context, env *suite.Env, bin, kind string, o options, tmp string, logger *log.Logger) (suite.Upstream, string, error) {
 	start := func(bin string) (suite.Upstream, error) {
-		addr, err := proc.FreeAddr()
-		if err != nil {
-			return suite.Upstream{}, err
-		}
-		var args []string
-		for _, a := range strings.Fields(o.upstreamArgs) {
-			args = append(args, strings.ReplaceAll(a, "{addr}", addr))
-		}
-		p, err := env.StartProcess(ctx, proc.Spec{
-			Role: "upstream", Path: bin, Args: args, Addr: addr, ReadyPath: "/healthz",
-			Env: []string{"ASSISTIV_LISTEN=" + addr},
-		})
-		if err != nil {
-			return suite.Upstream{}, err
-		}
-		return suite.Upstream{Addr: addr, URL: "http://" + addr, Process: p}, nil
+		up, _, err := startUpstreamWith(ctx, env, bin, kindOf(bin), o, nil)
+		return up, err
 	}
 	up, err := start(bin)
 	if err == nil {
@@ -358,6 +384,53 @@ func startUpstream(ctx context.Context, env *suite.Env, bin, kind string, o opti
 	}
 	up.Kind = "benchupstream"
 	return up, "benchupstream", nil
+}
+
+// startUpstreamWith starts one upstream process of kind with o's arguments
+// plus extra; a mockllm also gets -record 0 (no request recording: it
+// takes a lock per request).
+func startUpstreamWith(ctx context.Context, env *suite.Env, bin, kind string, o options, extra []string) (suite.Upstream, string, error) {
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		return suite.Upstream{}, kind, err
+	}
+	var args []string
+	for _, a := range strings.Fields(o.upstreamArgs) {
+		args = append(args, strings.ReplaceAll(a, "{addr}", addr))
+	}
+	if kind == "mockllm" {
+		args = append(args, "-record", "0")
+	}
+	args = append(args, extra...)
+	p, err := env.StartProcess(ctx, proc.Spec{
+		Role: "upstream", Path: bin, Args: args, Addr: addr, ReadyPath: "/healthz",
+		Env: []string{"ASSISTIV_LISTEN=" + addr},
+	})
+	if err != nil {
+		return suite.Upstream{}, kind, err
+	}
+	return suite.Upstream{Addr: addr, URL: "http://" + addr, Process: p, Kind: kind}, kind, nil
+}
+
+// buildIfMissing returns path if it is an executable, else builds pkg into
+// tmp/name.
+func buildIfMissing(path, pkg, name, tmp string, logger *log.Logger) (string, error) {
+	if p, err := proc.Executable(path); err == nil {
+		return p, nil
+	}
+	logger.Printf("%s not found; building %s", path, pkg)
+	return build(pkg, name, tmp, logger)
+}
+
+// build builds pkg into tmp/name.
+func build(pkg, name, tmp string, logger *log.Logger) (string, error) {
+	out := filepath.Join(tmp, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build %s: %w", name, err)
+	}
+	return out, nil
 }
 
 func hostInfo() report.Host {

@@ -1,0 +1,385 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// Errors the edge maps to API errors (match with errors.Is).
+var (
+	// ErrUnknownApp: the app name is not one of [AppNames].
+	ErrUnknownApp = errors.New("mcp: unknown app")
+	// ErrAppNotActive: the platform has not activated the app.
+	ErrAppNotActive = errors.New("mcp: app not active")
+	// ErrNotConnected: the end-user has no connection to the app.
+	ErrNotConnected = errors.New("mcp: app not connected")
+	// ErrInvalid wraps a message about invalid input, safe to show.
+	ErrInvalid = errors.New("mcp: invalid input")
+	// ErrInvalidState: the OAuth state is missing, unknown, used or expired.
+	ErrInvalidState = errors.New("mcp: invalid or expired OAuth state")
+	// ErrNoKeyring: secrets cannot be sealed (no master key configured).
+	ErrNoKeyring = errors.New("mcp: no keyring to seal secrets")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// appSpec describes one OAuth-backed app: its real endpoints, how its
+// authorization server wants requests, and its tools.
+type appSpec struct {
+	name          string
+	title         string
+	authorizeURL  string // may hold {subdomain}
+	tokenURL      string
+	apiBase       string
+	defaultScopes []string
+	scopeSep      string
+	scopeParam    string            // "scope", or Slack's "user_scope" (the tools act as the user)
+	extraAuth     map[string]string // extra authorization parameters
+	jsonToken     bool              // token requests as JSON (Zendesk) instead of a form
+	authScheme    string            // Authorization scheme for API calls
+	subdomain     bool              // endpoints are per tenant subdomain (Zendesk)
+	tools         []appTool
+}
+
+// AppNames lists the supported apps.
+var AppNames = []string{"github", "slack", "zoho_mail", "zendesk"}
+
+var apps = map[string]*appSpec{}
+
+func register(a *appSpec) { apps[a.name] = a }
+
+func init() {
+	register(githubApp())
+	register(slackApp())
+	register(zohoApp())
+	register(zendeskApp())
+}
+
+// activation is a platform's configuration of one app (stored as JSON).
+type activation struct {
+	App          string   `json:"app"`
+	ClientID     string   `json:"client_id"`
+	SealedSecret []byte   `json:"sealed_secret"`
+	LandingURL   string   `json:"landing_url"`
+	Scopes       []string `json:"scopes"`
+	Active       bool     `json:"active"`
+	AuthorizeURL string   `json:"authorize_url,omitempty"`
+	TokenURL     string   `json:"token_url,omitempty"`
+	APIBaseURL   string   `json:"api_base_url,omitempty"`
+	Subdomain    string   `json:"subdomain,omitempty"`
+	// Epoch changes on every deactivation; connections of another epoch
+	// are void.
+	Epoch       uint64 `json:"epoch"`
+	CreatedAtMs int64  `json:"created_at_ms"`
+	UpdatedAtMs int64  `json:"updated_at_ms"`
+}
+
+func (a *activation) endpoints(spec *appSpec) (authorize, token, api string) {
+	sub := func(s string) string { return strings.ReplaceAll(s, "{subdomain}", a.Subdomain) }
+	authorize, token, api = sub(spec.authorizeURL), sub(spec.tokenURL), sub(spec.apiBase)
+	if a.AuthorizeURL != "" {
+		authorize = a.AuthorizeURL
+	}
+	if a.TokenURL != "" {
+		token = a.TokenURL
+	}
+	if a.APIBaseURL != "" {
+		api = strings.TrimSuffix(a.APIBaseURL, "/")
+	}
+	return authorize, token, api
+}
+
+// AppInput is the operator's PUT of one app. Nil fields keep their stored
+// value; the client secret is write-only.
+type AppInput struct {
+	ClientID     *string
+	ClientSecret *string
+	LandingURL   *string
+	Scopes       []string // nil: keep (default scopes on creation)
+	Active       *bool
+	AuthorizeURL *string // endpoint overrides ("" clears)
+	TokenURL     *string
+	APIBaseURL   *string
+	Subdomain    *string // Zendesk: the customer's subdomain
+}
+
+// AppView is what the operator API shows of an activation: never the
+// secret, only whether one is set.
+type AppView struct {
+	App             string   `json:"app"`
+	Object          string   `json:"object"`
+	Active          bool     `json:"active"`
+	Configured      bool     `json:"configured"`
+	ClientID        string   `json:"client_id,omitempty"`
+	ClientSecretSet bool     `json:"client_secret_set"`
+	LandingURL      string   `json:"landing_url,omitempty"`
+	Scopes          []string `json:"scopes"`
+	AuthorizeURL    string   `json:"authorize_url,omitempty"`
+	TokenURL        string   `json:"token_url,omitempty"`
+	APIBaseURL      string   `json:"api_base_url,omitempty"`
+	Subdomain       string   `json:"subdomain,omitempty"`
+	Tools           []string `json:"tools"`
+	UpdatedAtMs     int64    `json:"-"`
+}
+
+func (s *Service) view(name string, a *activation) AppView {
+	spec := apps[name]
+	v := AppView{App: name, Object: "mcp_app", Scopes: spec.defaultScopes, Tools: spec.toolNames()}
+	if a == nil {
+		return v
+	}
+	v.Active, v.Configured, v.ClientID = a.Active, true, a.ClientID
+	v.ClientSecretSet = len(a.SealedSecret) > 0
+	v.LandingURL, v.Scopes = a.LandingURL, a.Scopes
+	v.AuthorizeURL, v.TokenURL, v.APIBaseURL, v.Subdomain = a.AuthorizeURL, a.TokenURL, a.APIBaseURL, a.Subdomain
+	v.UpdatedAtMs = a.UpdatedAtMs
+	return v
+}
+
+func (a *appSpec) toolNames() []string {
+	out := make([]string, len(a.tools))
+	for i, t := range a.tools {
+		out[i] = t.def.Name
+	}
+	return out
+}
+
+func secretAAD(pid ids.PlatformID, app string) []byte {
+	return []byte("mcp_client_secret|" + string(pid) + "|" + app)
+}
+
+// loadActivation returns the platform's activation of app, or nil.
+func (s *Service) loadActivation(pid ids.PlatformID, app string) (*activation, error) {
+	raw, err := s.store.Get(persistence.MCPAppKey(string(pid), app))
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a activation
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("decode activation %s/%s: %w", pid, app, err)
+	}
+	return &a, nil
+}
+
+// ListApps returns every supported app with the platform's configuration.
+func (s *Service) ListApps(pid ids.PlatformID) ([]AppView, error) {
+	out := make([]AppView, 0, len(AppNames))
+	for _, name := range AppNames {
+		a, err := s.loadActivation(pid, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.view(name, a))
+	}
+	return out, nil
+}
+
+// PutApp creates or updates the platform's activation of app. Turning an
+// app inactive revokes every end-user connection to it in the same commit.
+// The caller must have checked that the platform exists. Blocks until the
+// change is durable.
+func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in AppInput) (AppView, error) {
+	spec, ok := apps[app]
+	if !ok {
+		return AppView{}, ErrUnknownApp
+	}
+	s.appMu.Lock() // serializes read-modify-write of activations
+	defer s.appMu.Unlock()
+	cur, err := s.loadActivation(pid, app)
+	if err != nil {
+		return AppView{}, err
+	}
+	now := s.cfg.Clock.Now().UnixMilli()
+	a := activation{App: app, Scopes: spec.defaultScopes, CreatedAtMs: now}
+	if cur != nil {
+		a = *cur
+	}
+	wasActive := a.Active
+	if in.ClientID != nil {
+		if err := checkText("client_id", *in.ClientID, 512); err != nil {
+			return AppView{}, err
+		}
+		a.ClientID = *in.ClientID
+	}
+	if in.ClientSecret != nil {
+		if err := checkText("client_secret", *in.ClientSecret, 1024); err != nil {
+			return AppView{}, err
+		}
+		if s.keyring == nil {
+			return AppView{}, ErrNoKeyring
+		}
+		sealed, err := s.keyring.Seal([]byte(*in.ClientSecret), secretAAD(pid, app))
+		if err != nil {
+			return AppView{}, err
+		}
+		a.SealedSecret = sealed
+	}
+	if in.LandingURL != nil {
+		if err := s.checkLanding(*in.LandingURL); err != nil {
+			return AppView{}, err
+		}
+		a.LandingURL = strings.TrimSuffix(*in.LandingURL, "/")
+	}
+	if in.Scopes != nil {
+		for _, sc := range in.Scopes {
+			if sc == "" || len(sc) > 200 || strings.ContainsAny(sc, " ,\t\r\n") || !utf8.ValidString(sc) {
+				return AppView{}, invalidf("scopes must be non-empty tokens without spaces or commas")
+			}
+		}
+		if len(in.Scopes) > 50 {
+			return AppView{}, invalidf("at most 50 scopes")
+		}
+		a.Scopes = append([]string{}, in.Scopes...)
+	}
+	for _, o := range []struct {
+		field string
+		in    *string
+		out   *string
+	}{{"authorize_url", in.AuthorizeURL, &a.AuthorizeURL}, {"token_url", in.TokenURL, &a.TokenURL}, {"api_base_url", in.APIBaseURL, &a.APIBaseURL}} {
+		if o.in == nil {
+			continue
+		}
+		if *o.in != "" {
+			if err := s.cfg.Egress.CheckURLContext(ctx, *o.in, true); err != nil {
+				return AppView{}, invalidf("%s: %v", o.field, err)
+			}
+		}
+		*o.out = *o.in
+	}
+	if in.Subdomain != nil {
+		if !spec.subdomain && *in.Subdomain != "" {
+			return AppView{}, invalidf("subdomain applies only to zendesk")
+		}
+		if *in.Subdomain != "" && !validSubdomain(*in.Subdomain) {
+			return AppView{}, invalidf("subdomain must be letters, digits and hyphens")
+		}
+		a.Subdomain = *in.Subdomain
+	}
+	if in.Active != nil {
+		a.Active = *in.Active
+	}
+	if a.Active {
+		switch {
+		case a.ClientID == "" || len(a.SealedSecret) == 0:
+			return AppView{}, invalidf("client_id and client_secret are required to activate %s", app)
+		case a.LandingURL == "":
+			return AppView{}, invalidf("landing_url is required to activate %s", app)
+		case spec.subdomain && a.Subdomain == "" && (a.AuthorizeURL == "" || a.TokenURL == "" || a.APIBaseURL == ""):
+			return AppView{}, invalidf("subdomain is required to activate %s", app)
+		}
+	}
+	a.UpdatedAtMs = now
+	ops := []persistence.Op{}
+	if wasActive && !a.Active {
+		// Deactivation revokes every connection: a range delete now, and a
+		// new epoch so a token exchange racing this commit stores a
+		// connection that is already void.
+		a.Epoch++
+		prefix := persistence.MCPConnsPrefix(string(pid), app)
+		ops = append(ops, persistence.DeleteRange(prefix, persistence.PrefixEnd(prefix)))
+	}
+	b, err := json.Marshal(&a)
+	if err != nil {
+		return AppView{}, err
+	}
+	ops = append(ops, persistence.Set(persistence.MCPAppKey(string(pid), app), b))
+	if err := s.store.Commit(ops...); err != nil {
+		return AppView{}, err
+	}
+	return s.view(app, &a), nil
+}
+
+func (s *Service) checkLanding(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return invalidf("landing_url must be an absolute URL without query or fragment")
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && s.cfg.Egress.AllowPrivate) {
+		return invalidf("landing_url must use https")
+	}
+	return nil
+}
+
+func checkText(field, v string, max int) error {
+	if v == "" {
+		return invalidf("%s must not be empty", field)
+	}
+	if len(v) > max || !utf8.ValidString(v) {
+		return invalidf("%s must be valid UTF-8 of at most %d bytes", field, max)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return invalidf("%s contains control characters", field)
+		}
+	}
+	return nil
+}
+
+func validSubdomain(s string) bool {
+	if len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// UserApp is one app as an end-user sees it: whether the platform offers
+// it and whether this user connected it.
+type UserApp struct {
+	App         string   `json:"app"`
+	Object      string   `json:"object"`
+	Title       string   `json:"title"`
+	Active      bool     `json:"active"`
+	Connected   bool     `json:"connected"`
+	ConnectedAt *string  `json:"connected_at"`
+	Scopes      []string `json:"scopes"`
+	Tools       []string `json:"tools"`
+}
+
+// UserApps lists the apps the platform activated with the end-user's
+// connection state.
+func (s *Service) UserApps(pid ids.PlatformID, eid ids.EndUserID) ([]UserApp, error) {
+	out := []UserApp{}
+	for _, name := range AppNames {
+		a, err := s.loadActivation(pid, name)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil || !a.Active {
+			continue
+		}
+		spec := apps[name]
+		u := UserApp{App: name, Object: "mcp_app", Title: spec.title, Active: true, Scopes: a.Scopes, Tools: spec.toolNames()}
+		c, err := s.loadConnection(pid, eid, name, a)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			u.Connected = true
+			t := s.fmtTime(c.ConnectedAtMs)
+			u.ConnectedAt = &t
+		}
+		out = append(out, u)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].App < out[j].App })
+	return out, nil
+}

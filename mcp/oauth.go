@@ -1,0 +1,426 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// pendingAuth is an authorization in progress, keyed by the digest of its
+// state (stored as JSON).
+type pendingAuth struct {
+	PlatformID     string `json:"platform_id"`
+	EndUserID      string `json:"end_user_id"`
+	App            string `json:"app"`
+	Epoch          uint64 `json:"epoch"`
+	SealedVerifier []byte `json:"sealed_verifier"`
+	CreatedAtMs    int64  `json:"created_at_ms"`
+	ExpiresAtMs    int64  `json:"expires_at_ms"`
+}
+
+func verifierAAD(digest []byte) []byte { return []byte("oauth_verifier|" + hex.EncodeToString(digest)) }
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("mcp: crypto/rand failed: " + err.Error()) // broken invariant: no randomness
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Connect starts the authorization of app for the end-user: it stores a
+// single-use state (256 random bits, expiring after Config.StateTTL,
+// bound to platform, end-user and app) with a PKCE verifier, and returns
+// the authorization server URL to send the user's browser to.
+func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (string, error) {
+	spec, ok := apps[app]
+	if !ok {
+		return "", ErrUnknownApp
+	}
+	act, err := s.loadActivation(pid, app)
+	if err != nil {
+		return "", err
+	}
+	if act == nil || !act.Active {
+		return "", ErrAppNotActive
+	}
+	if s.keyring == nil {
+		return "", ErrNoKeyring
+	}
+	state := randomToken(32)
+	verifier := randomToken(32) // 43 characters, RFC 7636 §4.1
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	digest := sha256.Sum256([]byte(state))
+	sealed, err := s.keyring.Seal([]byte(verifier), verifierAAD(digest[:]))
+	if err != nil {
+		return "", err
+	}
+	now := s.cfg.Clock.Now()
+	p := pendingAuth{PlatformID: string(pid), EndUserID: string(eid), App: app, Epoch: act.Epoch,
+		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(s.cfg.StateTTL).UnixMilli()}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	if err := s.store.Commit(persistence.Set(persistence.OAuthStateKey(digest[:]), b)); err != nil {
+		return "", err
+	}
+	authorize, _, _ := act.endpoints(spec)
+	u, err := url.Parse(authorize)
+	if err != nil {
+		return "", fmt.Errorf("authorize URL of %s: %w", app, err)
+	}
+	q := u.Query()
+	q.Set("response_type", "code")
+	q.Set("client_id", act.ClientID)
+	q.Set("redirect_uri", s.cfg.RedirectURI())
+	if len(act.Scopes) > 0 {
+		q.Set(spec.scopeParam, strings.Join(act.Scopes, spec.scopeSep))
+	}
+	q.Set("state", state)
+	q.Set("code_challenge", challenge)
+	q.Set("code_challenge_method", "S256")
+	for k, v := range spec.extraAuth {
+		q.Set(k, v)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// CallbackResult says where to send the browser after the callback.
+type CallbackResult struct {
+	// Redirect is {landing_url}/mcp/oauth-callback?app=...&status=...
+	Redirect string
+	App      string
+	// Connected is false when the authorization server refused or the
+	// exchange failed (Redirect then carries status=error).
+	Connected bool
+}
+
+// consumeState deletes the pending authorization of state and returns it.
+// A state is usable once: concurrent callbacks with one state serialize
+// here and all but the first find nothing.
+func (s *Service) consumeState(state string) (*pendingAuth, []byte, error) {
+	if state == "" || len(state) > 256 {
+		return nil, nil, ErrInvalidState
+	}
+	digest := sha256.Sum256([]byte(state))
+	key := persistence.OAuthStateKey(digest[:])
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	raw, err := s.store.Get(key)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil, ErrInvalidState
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var p pendingAuth
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, nil, fmt.Errorf("decode state: %w", err)
+	}
+	if err := s.store.Commit(persistence.Delete(key)); err != nil {
+		return nil, nil, err
+	}
+	if s.cfg.Clock.Now().UnixMilli() >= p.ExpiresAtMs {
+		return nil, nil, ErrInvalidState
+	}
+	return &p, digest[:], nil
+}
+
+// Callback completes an authorization: it consumes state, exchanges code
+// at the app's token endpoint with the PKCE verifier and the exact
+// redirect_uri, and stores the tokens sealed. An unknown, used or expired
+// state answers ErrInvalidState (there is no landing URL to go back to);
+// any later failure redirects with status=error. authError is the
+// authorization server's error parameter, if any.
+func (s *Service) Callback(ctx context.Context, code, state, authError string) (CallbackResult, error) {
+	p, digest, err := s.consumeState(state)
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	pid, eid := ids.PlatformID(p.PlatformID), ids.EndUserID(p.EndUserID)
+	act, err := s.loadActivation(pid, p.App)
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	if act == nil || !act.Active || act.Epoch != p.Epoch {
+		return CallbackResult{}, fmt.Errorf("%w: the app was deactivated", ErrInvalidState)
+	}
+	res := CallbackResult{App: p.App, Redirect: landing(act.LandingURL, p.App, "error")}
+	if authError != "" || code == "" || len(code) > 2048 {
+		return res, nil
+	}
+	verifier, err := s.keyring.Open(p.SealedVerifier, verifierAAD(digest))
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	spec := apps[p.App]
+	tok, err := s.tokenRequest(ctx, spec, act, pid, url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {s.cfg.RedirectURI()},
+		"code_verifier": {string(verifier)},
+	})
+	if err != nil {
+		s.log.Warn("oauth code exchange failed", "platform_id", pid, "app", p.App, "err", err)
+		return res, nil
+	}
+	now := s.cfg.Clock.Now()
+	c := &connection{App: p.App, Epoch: act.Epoch, Scope: tok.scope, ConnectedAtMs: now.UnixMilli()}
+	if tok.expiresIn > 0 {
+		c.ExpiresAtMs = now.Add(tok.expiresIn).UnixMilli()
+	}
+	if err := s.saveConnection(pid, eid, c, tokenSet{AccessToken: tok.access, RefreshToken: tok.refresh}); err != nil {
+		return CallbackResult{}, err
+	}
+	res.Redirect, res.Connected = landing(act.LandingURL, p.App, "connected"), true
+	return res, nil
+}
+
+func landing(base, app, status string) string {
+	return base + "/mcp/oauth-callback?" + url.Values{"app": {app}, "status": {status}}.Encode()
+}
+
+// grant is a token endpoint's answer.
+type grant struct {
+	access, refresh, scope string
+	expiresIn              time.Duration
+}
+
+// errTokenEndpoint is a refusal by the token endpoint; its text never
+// carries a token.
+type errTokenEndpoint struct {
+	status int
+	code   string
+}
+
+func (e *errTokenEndpoint) Error() string {
+	return fmt.Sprintf("token endpoint answered %d %s", e.status, e.code)
+}
+
+// tokenRequest posts form (plus the client credentials) to the app's token
+// endpoint and parses the grant, including Slack's authed_user shape and
+// GitHub's errors inside a 200.
+func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activation, pid ids.PlatformID, form url.Values) (grant, error) {
+	secret, err := s.keyring.Open(act.SealedSecret, secretAAD(pid, act.App))
+	if err != nil {
+		return grant{}, err
+	}
+	form.Set("client_id", act.ClientID)
+	form.Set("client_secret", string(secret))
+	_, tokenURL, _ := act.endpoints(spec)
+	var body io.Reader
+	ctype := "application/x-www-form-urlencoded"
+	if spec.jsonToken {
+		m := map[string]string{}
+		for k := range form {
+			m[k] = form.Get(k)
+		}
+		b, _ := json.Marshal(m)
+		body, ctype = bytes.NewReader(b), "application/json"
+	} else {
+		body = strings.NewReader(form.Encode())
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, body)
+	if err != nil {
+		return grant{}, fmt.Errorf("token request: %w", scrubURLError(err))
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return grant{}, scrubURLError(err)
+	}
+	defer resp.Body.Close()
+	raw, err := readBounded(resp.Body, s.cfg.MaxResponseBytes)
+	if err != nil {
+		return grant{}, err
+	}
+	var out struct {
+		OK           *bool            `json:"ok"`
+		Error        string           `json:"error"`
+		AccessToken  string           `json:"access_token"`
+		RefreshToken string           `json:"refresh_token"`
+		ExpiresIn    json.Number      `json:"expires_in"`
+		Scope        string           `json:"scope"`
+		AuthedUser   *json.RawMessage `json:"authed_user"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: "malformed_response"}
+	}
+	if resp.StatusCode != http.StatusOK || out.Error != "" || (out.OK != nil && !*out.OK) {
+		code := out.Error
+		if code == "" {
+			code = "http_" + strconv.Itoa(resp.StatusCode)
+		}
+		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: safeCode(code)}
+	}
+	g := grant{access: out.AccessToken, refresh: out.RefreshToken, scope: out.Scope}
+	if n, err := out.ExpiresIn.Int64(); err == nil && n > 0 {
+		g.expiresIn = time.Duration(n) * time.Second
+	}
+	if out.AuthedUser != nil {
+		// Slack: the tools act as the user, so the user token wins.
+		var u struct {
+			AccessToken  string      `json:"access_token"`
+			RefreshToken string      `json:"refresh_token"`
+			ExpiresIn    json.Number `json:"expires_in"`
+			Scope        string      `json:"scope"`
+		}
+		if json.Unmarshal(*out.AuthedUser, &u) == nil && u.AccessToken != "" {
+			g = grant{access: u.AccessToken, refresh: u.RefreshToken, scope: u.Scope}
+			if n, err := u.ExpiresIn.Int64(); err == nil && n > 0 {
+				g.expiresIn = time.Duration(n) * time.Second
+			}
+		}
+	}
+	if g.access == "" {
+		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: "no_access_token"}
+	}
+	return g, nil
+}
+
+// safeCode keeps an error code short and printable.
+func safeCode(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// errReconnect means the stored grant no longer works: the user must
+// connect again.
+var errReconnect = errors.New("mcp: the connection expired; connect the app again")
+
+// accessToken returns a usable access token of (pid, eid) for app,
+// refreshing it first when it expires within Config.RefreshSkew. Refreshes
+// of one connection serialize, so a rotating refresh token is used once.
+func (s *Service) accessToken(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (tokenSet, *activation, error) {
+	act, err := s.loadActivation(pid, app)
+	if err != nil {
+		return tokenSet{}, nil, err
+	}
+	c, err := s.loadConnection(pid, eid, app, act)
+	if err != nil || c == nil {
+		return tokenSet{}, act, errors.Join(err, ErrNotConnected)
+	}
+	if !s.expiring(c) {
+		t, err := s.openTokens(pid, eid, c)
+		return t, act, err
+	}
+	mu := s.refreshLock(pid, eid, app)
+	mu.Lock()
+	defer mu.Unlock()
+	// Another call may have refreshed while this one waited.
+	if c, err = s.loadConnection(pid, eid, app, act); err != nil || c == nil {
+		return tokenSet{}, act, errors.Join(err, ErrNotConnected)
+	}
+	t, err := s.openTokens(pid, eid, c)
+	if err != nil || !s.expiring(c) {
+		return t, act, err
+	}
+	if t.RefreshToken == "" {
+		return tokenSet{}, act, errReconnect
+	}
+	g, err := s.tokenRequest(ctx, apps[app], act, pid, url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {t.RefreshToken},
+	})
+	var te *errTokenEndpoint
+	if errors.As(err, &te) && (te.status >= 400 && te.status < 500 || te.code == "invalid_grant") {
+		_ = s.Disconnect(pid, eid, app)
+		return tokenSet{}, act, errReconnect
+	}
+	if err != nil {
+		return tokenSet{}, act, err
+	}
+	now := s.cfg.Clock.Now()
+	t.AccessToken = g.access
+	if g.refresh != "" {
+		t.RefreshToken = g.refresh
+	}
+	c.ExpiresAtMs, c.RefreshedAtMs = 0, now.UnixMilli()
+	if g.expiresIn > 0 {
+		c.ExpiresAtMs = now.Add(g.expiresIn).UnixMilli()
+	}
+	if g.scope != "" {
+		c.Scope = g.scope
+	}
+	if err := s.saveConnection(pid, eid, c, t); err != nil {
+		return tokenSet{}, act, err
+	}
+	return t, act, nil
+}
+
+func (s *Service) expiring(c *connection) bool {
+	return c.ExpiresAtMs != 0 && s.cfg.Clock.Now().Add(s.cfg.RefreshSkew).UnixMilli() >= c.ExpiresAtMs
+}
+
+// saveAccountID caches an app account id in the sealed token set.
+func (s *Service) saveAccountID(pid ids.PlatformID, eid ids.EndUserID, app, account string) {
+	act, err := s.loadActivation(pid, app)
+	if err != nil {
+		return
+	}
+	mu := s.refreshLock(pid, eid, app)
+	mu.Lock()
+	defer mu.Unlock()
+	c, err := s.loadConnection(pid, eid, app, act)
+	if err != nil || c == nil {
+		return
+	}
+	t, err := s.openTokens(pid, eid, c)
+	if err != nil {
+		return
+	}
+	t.AccountID = account
+	_ = s.saveConnection(pid, eid, c, t)
+}
+
+// readBounded reads at most max bytes of r; more is an error.
+func readBounded(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("response larger than %d bytes", max)
+	}
+	return b, nil
+}
+
+// scrubURLError drops the URL from a *url.Error: it may carry a query
+// with a secret.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
