@@ -282,3 +282,40 @@ func ResponsesPrefix(platformID, endUserID string) []byte {
 // MCPAppNames are the MCP apps whose connections an end-user may hold; an
 // end-user's deletion removes its connection to each.
 var MCPAppNames = []string{"github", "slack", "zoho_mail", "zendesk"}
+
+// Skill families (package mcp owns their values; see its doc.go). The
+// files' bytes live outside Pebble, sealed and content-addressed under the
+// skills directory; these records only name them:
+//
+//	0x60 skill     0x60 skillID                                  → skill JSON (name, description, files, review sums)
+//	0x61 owner     0x61 owner 0x00 skillID                       → empty; owner is the platform id, "" for public skills
+//	0x62 review    0x62 skillID 0x00 platformID 0x00 endUserID   → review JSON (one per end-user and skill)
+//	0x63 blob ref  0x63 sha256(32)                               → uint64 big-endian: file references to the blob
+const (
+	FamilySkill       byte = 0x60
+	FamilySkillOwner  byte = 0x61
+	FamilySkillReview byte = 0x62
+	FamilySkillBlob   byte = 0x63
+)
+
+// SkillKey is the key of one skill's record.
+func SkillKey(skillID string) []byte { return join(FamilySkill, skillID) }
+
+// SkillOwnerKey is the key of a skill's owner index entry (owner "" for a
+// public skill).
+func SkillOwnerKey(owner, skillID string) []byte { return join(FamilySkillOwner, owner, skillID) }
+
+// SkillOwnerPrefix is the prefix of every skill owned by owner ("": public).
+func SkillOwnerPrefix(owner string) []byte { return append(join(FamilySkillOwner, owner), 0) }
+
+// SkillReviewKey is the key of one end-user's review of one skill.
+func SkillReviewKey(skillID, platformID, endUserID string) []byte {
+	return join(FamilySkillReview, skillID, platformID, endUserID)
+}
+
+// SkillReviewsPrefix is the prefix of every review of one skill.
+func SkillReviewsPrefix(skillID string) []byte { return append(join(FamilySkillReview, skillID), 0) }
+
+// SkillBlobRefKey is the key of a blob's reference count, by the SHA-256
+// of its plaintext.
+func SkillBlobRefKey(sha []byte) []byte { return append([]byte{FamilySkillBlob}, sha...) }
