@@ -188,6 +188,10 @@ func (a *account) admit(now time.Time, lim *pb.RateLimits, req *pb.Admit) (*pb.R
 
 // checkRate checks the three windows without recording anything.
 func (a *account) checkRate(now time.Time, lim *pb.RateLimits, reqs, tokens int64) (*pb.RateLimitInfo, error) {
+	if lim.TokensPerMinute > 0 && tokens > lim.TokensPerMinute {
+		// Waiting never helps: this one request is larger than the window.
+		return nil, errorf(ErrInvalid, "this request's estimated %d tokens exceed the tokens_per_minute limit of %d; lower max_tokens or the prompt", tokens, lim.TokensPerMinute)
+	}
 	var retry time.Duration
 	refused := false
 	try := func(w *window, limit, units int64) {

@@ -222,7 +222,7 @@ tpm used=900
 > admit r3 cost=0 tokens=100
 admitted tokens=0/1000 reset=10000ms
 > admit r4 cost=0 tokens=1001
-error rate_limited retry_after_ms=60000 tokens=0/1000
+error invalid_request
 `},
 	{"requests per minute: exact, with the reset and retry the headers carry", `
 > at 2025-01-15T10:00:00Z

@@ -92,8 +92,16 @@ func (a *endUserActor) Receive(c actor.Context) {
 			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
 			return
 		}
+		// Close the budget's ledger with an entry taking the balance to
+		// zero, so it still sums to the balance if a budget is created
+		// again.
+		b := a.acct.user.Budget
+		closing := money.Nanos(-b.BalanceNanos)
+		b.BalanceNanos = 0
+		e := a.acct.entry(now, EntryBudgetSet, closing)
+		e.Reason = "budget deleted"
 		a.acct.user.Budget = nil
-		a.commit(c, append(pre, a.userOp()), &pb.Ack{}, false)
+		a.commit(c, append(pre, a.entryOps(e)...), &pb.Ack{}, false)
 	case *pb.BudgetTopup:
 		a.topup(c, pre, m)
 	case *pb.ListLedger:
@@ -355,6 +363,9 @@ func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.Se
 			// balance moves by the difference so the ledger explains it.
 			delta := in.AmountNanos - b.AmountNanos
 			b.AmountNanos = in.AmountNanos
+			// Never below zero: an amount lowered under this period's
+			// spend ends the period's allowance; it creates no debt.
+			delta = max(delta, -b.BalanceNanos)
 			if delta != 0 {
 				b.BalanceNanos += delta
 				e := a.acct.entry(now, EntryBudgetSet, money.Nanos(delta))

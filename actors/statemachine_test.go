@@ -64,7 +64,7 @@ func TestEndUserActorMatchesModel(t *testing.T) {
 	}
 	// A run that never exercised a branch would pass vacuously.
 	for _, k := range []string{"topup", "debit", "debit refused", "replay", "key reused", "admit", "admit refused",
-		"settle", "uncharged", "release", "reset", "passivated", "restart", "crash", "voided"} {
+		"settle", "uncharged", "release", "reset", "passivated", "restart", "crash", "voided", "amount"} {
 		if did[k] == 0 && !t.Failed() {
 			t.Errorf("%d seeds × %d steps never exercised %q; change the mix", seeds, steps, k)
 		}
@@ -177,9 +177,12 @@ func runModel(t *testing.T, seed int64, steps int) map[string]int {
 		case r < 74:
 			what = h.opRelease(u)
 		case r < 77:
-			if u.suspended || h.rng.Intn(3) == 0 {
+			switch {
+			case u.suspended || h.rng.Intn(3) == 0:
 				what = h.opSuspend(u)
-			} else {
+			case h.rng.Intn(2) == 0:
+				what = h.opAmount(u)
+			default:
 				what = h.opRelease(u)
 			}
 		case r < 86:
@@ -443,6 +446,30 @@ func (h *smHarness) opSuspend(u *smUser) string {
 	h.touch(u)
 	u.suspended = want
 	h.syncs++
+	return what
+}
+
+// opAmount changes the budget's period amount: the balance moves by the
+// difference, never below zero.
+func (h *smHarness) opAmount(u *smUser) string {
+	amount := h.amount(8)
+	what := fmt.Sprintf("set amount_usd=%s", money.Nanos(amount))
+	res, err := h.ask(h.actor(u), &pb.SetBudget{Budget: &pb.Budget{AmountNanos: amount}, Fields: []string{"amount_usd"}})
+	if err != nil {
+		h.fatalf("%s: %v", what, err)
+	}
+	h.touch(u)
+	delta := max(amount-u.amount, -u.balance)
+	u.amount = amount
+	if delta != 0 {
+		u.balance += delta
+		u.add(EntryBudgetSet, delta, h.clk.Now().UnixMilli(), func(e *pb.LedgerEntry) { e.Reason = "amount changed" })
+	}
+	h.syncs++
+	if v := res.(*pb.BudgetView); v.Budget.BalanceNanos != u.balance || v.Budget.AmountNanos != u.amount {
+		h.fatalf("%s: reply balance %d amount %d, model %d %d", what, v.Budget.BalanceNanos, v.Budget.AmountNanos, u.balance, u.amount)
+	}
+	h.did["amount"]++
 	return what
 }
 

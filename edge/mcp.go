@@ -28,6 +28,7 @@ func (s *Server) mcpRoutes(r *router.Router) {
 		r.DELETE(path, h)
 	}
 	r.GET("/oauth/callback", s.wrap(s.oauthCallback))
+	s.skillRoutes(r)
 
 	r.PUT("/admin/v1/platforms/{platformId}/mcp-apps/{app}", s.adminOnly(s.putMCPApp))
 	r.GET("/admin/v1/platforms/{platformId}/mcp-apps", s.adminOnly(s.listMCPApps))

@@ -4,15 +4,20 @@ package edge_test
 // node's directory): reliability.md §8 L-1, L-2, L-4..L-7, L-9.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
+	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -931,5 +936,42 @@ func TestDailyResetUnderConcurrentDebits(t *testing.T) {
 	}
 	if balance != usd(t, "6.8") {
 		t.Fatalf("balance = %s, want 10 - 320 × 0.01 = 6.8", balance)
+	}
+}
+
+// B-2, the forms input_test.go does not send: control characters inside
+// the key (tab; DEL, which net/http will not send, over a raw connection,
+// refused by the HTTP parser itself) answer 400 and move no money; a quoted structured-header string is an
+// ordinary printable key and replays.
+func TestIdempotencyKeyControlCharactersAnswer400(t *testing.T) {
+	g := edgetest.Start(t, edgetest.Options{})
+	p, _, up := budgetUser(t, g, "1")
+	wantError(t, "tab in key", g.Do(t, "POST", up+"/topup", p.key, map[string]any{"amount_usd": 1}, "Idempotency-Key", "a\tb"), 400, "invalid_idempotency_key")
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"amount_usd":1}`
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: a\x7fb\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		up+"/topup", p.key, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// fasthttp refuses a DEL in any header value before routing.
+	wantError(t, "DEL in key", &edgetest.Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, 400, "malformed_request")
+
+	first := g.Do(t, "POST", up+"/topup", p.key, map[string]any{"amount_usd": 1}, "Idempotency-Key", `"sf-string"`)
+	wantStatus(t, "quoted key", first, 200)
+	again := g.Do(t, "POST", up+"/topup", p.key, map[string]any{"amount_usd": 1}, "Idempotency-Key", `"sf-string"`)
+	if !bytes.Equal(again.Body, first.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("quoted key replay = %s", again.Body)
+	}
+	if bal, _ := balanceOf(t, g, up, p.key); bal != usd(t, "2") {
+		t.Fatalf("balance = %s, want 2 (one top-up applied)", bal)
 	}
 }

@@ -165,6 +165,7 @@ func Start(tb testing.TB, o Options) *Gateway {
 	mcfg.PublicURL = "http://" + ln.Addr().String()
 	mcfg.Egress = egress.Policy{AllowPrivate: true}
 	mcfg.HeartbeatInterval = 200 * time.Millisecond
+	mcfg.SkillsDir = filepath.Join(o.Dir, "skills")
 	mcfg.Clock, mcfg.Logger = o.Clock, o.Log
 	if o.MCPConfig != nil {
 		o.MCPConfig(&mcfg)

@@ -1,0 +1,77 @@
+package edge
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/fasthttp/router"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/mcp"
+)
+
+// skillRoutes mounts the skill catalog's REST routes. Uploads are bounded
+// first by the server's body limit (413 request_too_large), then by the
+// MCP service's skill limits.
+func (s *Server) skillRoutes(r *router.Router) {
+	r.POST("/admin/v1/skills", s.adminOnly(s.uploadSkill))
+	r.DELETE("/admin/v1/skills/{skillId}", s.adminOnly(s.deleteSkill))
+	r.POST("/v1/skills", s.withKey(s.uploadSkill, ids.KindPlatform))
+	r.GET("/v1/skills/{skillId}", s.withKey(s.getSkill, ids.KindPlatform, ids.KindEndUser))
+	r.DELETE("/v1/skills/{skillId}", s.withKey(s.deleteSkill, ids.KindPlatform))
+}
+
+// skillError maps the skill catalog's errors to API errors.
+func skillError(err error) error {
+	var se *mcp.SkillError
+	switch {
+	case errors.Is(err, mcp.ErrSkillNotFound):
+		return &apiError{Status: 404, Type: typeNotFound, Code: "skill_not_found", Message: "no such skill"}
+	case errors.Is(err, mcp.ErrSkillNotOwned):
+		return &apiError{Status: 403, Type: typePerm, Code: "skill_not_owned", Message: "public skills are managed by the operator; a platform deletes only its private skills"}
+	case errors.Is(err, mcp.ErrSkillsUnavailable):
+		return &apiError{Status: 503, Type: typeInternal, Code: "skills_unavailable", Message: "the skill catalog is not configured on this gateway"}
+	case errors.Is(err, mcp.ErrInvalid):
+		return errBadRequest("invalid_field", "%s", strings.TrimPrefix(err.Error(), mcp.ErrInvalid.Error()+": "))
+	case errors.As(err, &se):
+		return &apiError{Status: se.Status, Type: typeInvalid, Code: se.Code, Message: se.Message}
+	}
+	return err
+}
+
+type skillIn struct {
+	Name          string `json:"name"`
+	Description   string `json:"description"`
+	ArchiveBase64 string `json:"archive_base64"`
+}
+
+// uploadSkill creates a private skill (platform key) or a public one
+// (admin key) from a base64 zip archive of the skill folder.
+func (s *Server) uploadSkill(c *call) error {
+	var in skillIn
+	if err := c.decodeJSON(&in, false); err != nil {
+		return err
+	}
+	owner := c.principal.Platform // "" for the operator: public
+	v, err := s.deps.MCP.UploadSkill(owner, mcp.SkillInput{Name: in.Name, Description: in.Description, ArchiveBase64: in.ArchiveBase64})
+	if err != nil {
+		return skillError(err)
+	}
+	return c.writeJSON(201, v)
+}
+
+func (s *Server) getSkill(c *call) error {
+	v, err := s.deps.MCP.Skill(c.principal.Platform, c.param("skillId"))
+	if err != nil {
+		return skillError(err)
+	}
+	return c.writeJSON(200, v)
+}
+
+func (s *Server) deleteSkill(c *call) error {
+	id := c.param("skillId")
+	if err := s.deps.MCP.DeleteSkill(c.principal.Platform, id); err != nil {
+		return skillError(err)
+	}
+	return c.writeJSON(200, map[string]any{"object": "skill", "id": id, "deleted": true})
+}
