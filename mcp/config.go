@@ -39,6 +39,13 @@ type Config struct {
 	// RefreshSkew refreshes access tokens this long before they expire.
 	// Default 60 s.
 	RefreshSkew time.Duration
+	// SkillsDir holds the skills' sealed file blobs (SkillsDir/blobs/…),
+	// normally <data dir>/skills. Default empty: the skill catalog is off
+	// (uploads answer ErrSkillsUnavailable, the skill tools "unavailable").
+	SkillsDir string
+	// Skills bounds each skill's archive and files. Default
+	// [DefaultSkillLimits].
+	Skills SkillLimits
 	// Clock tells the time (state expiry, token expiry). Default real.
 	Clock clock.Clock
 	// Logger receives operational messages. Default slog.Default().
@@ -55,6 +62,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 15 * time.Second,
 		SessionIdleTTL:    30 * time.Minute,
 		RefreshSkew:       time.Minute,
+		Skills:            DefaultSkillLimits(),
 	}
 }
 
@@ -76,7 +84,7 @@ func (c Config) Validate() error {
 	case c.SessionIdleTTL <= 0 || c.RefreshSkew < 0:
 		return errors.New("mcp: SessionIdleTTL must be positive and RefreshSkew not negative")
 	}
-	return nil
+	return c.Skills.Validate()
 }
 
 // RedirectURI returns the OAuth redirect_uri for PublicURL.

@@ -42,12 +42,56 @@
 // activation's epoch; a connection whose epoch differs from its app's is
 // void, so a token exchange racing the deactivation cannot revive one.
 //
+// # Skills
+//
+// The skill catalog (skills.go, skilltools.go, skillfiles.go) holds public
+// skills (operator import, POST /admin/v1/skills) and each platform's
+// private skills (POST /v1/skills, or the create_skill tool). A platform
+// sees public skills and its own; another platform's private skill is
+// "not found" everywhere (REST 404 skill_not_found, tool error not_found),
+// never "forbidden". The five tools (find_skill, fetch_skill,
+// create_skill, delete_skill, submit_skill_review) are listed only when
+// the platform has skills_enabled, on /mcp and /mcp/skills alike: with it
+// off, /mcp/skills still initializes but lists no tools, and calling one
+// is "tool not found". The REST routes do not depend on the flag.
+//
+// A skill arrives as a zip of its folder with SKILL.md at the root or
+// inside the one top folder holding everything (that folder is stripped).
+// Central-directory sizes are checked before anything is inflated, then
+// re-checked while inflating: archive, per-file and total size, file
+// count, compression ratio; paths must be relative, '/'-separated UTF-8
+// without "." or ".." segments, backslashes, colons or control
+// characters; no symlinks or other special entries; no duplicate paths
+// (also ignoring case) and no path both file and folder. Limits are
+// [Config.Skills]; refusals are [*SkillError] with the API code and status.
+//
+// File contents are content-addressed by SHA-256 and stored once per
+// digest, sealed (AES-256-GCM, additional data "skill_blob|" + hex
+// digest), at SkillsDir/blobs/<2 hex>/<62 hex>, written by temp file,
+// fsync, rename and folder fsync. Pebble holds only metadata; the first
+// lines of SKILL.md (for search) are sealed too ("skill_head|" + id), so
+// no file content is on disk in clear. A blob's reference count (0x63)
+// changes in the same commit as the skill record; a blob is removed after
+// the commit that drops its count to zero (a crash in between leaves an
+// unreferenced blob, never a dangling reference):
+//
+//	0x60 skillID                             → skill JSON (files, review sums)
+//	0x61 owner 0x00 skillID                  → empty (owner "" = public)
+//	0x62 skillID 0x00 platformID 0x00 endUserID → review JSON
+//	0x63 sha256(32)                          → uint64 reference count
+//
+// One review per end-user and skill; a resubmission replaces it, and the
+// skill's sums change in the same commit. find_skill scans the public and
+// the caller's owner index (linear in the visible catalog).
+//
 // # Concurrency and imports
 //
 // A [Service] is safe for concurrent use. Its only goroutines are mcp-go's
-// (per stream, and the session sweeper stopped by Close). Two lock
+// (per stream, and the session sweeper stopped by Close). Lock
 // families, never held together: stateMu serializes consuming a state
-// (single use), refreshMu shards serialize token refresh per connection.
+// (single use), refreshMu shards serialize token refresh per connection,
+// skillMu serializes skill writes (records, review sums, blob reference
+// counts and blob files; uploads therefore run one at a time).
 // Outbound HTTP goes through an egress-guarded client that follows no
 // redirects and bounds time and body size.
 //

@@ -54,6 +54,9 @@ type Service struct {
 	stateMu   sync.Mutex // serializes consuming OAuth states (single use)
 	seed      maphash.Seed
 	refreshMu [64]sync.Mutex // serialize refresh per connection (sharded)
+
+	blobs   *blobStore // nil: skills are off (no SkillsDir or no keyring)
+	skillMu sync.Mutex // serializes skill writes: records, review sums, blob refs and files
 }
 
 // New builds the service and its MCP server. Call Close when done.
@@ -63,6 +66,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Skills == (SkillLimits{}) {
+		cfg.Skills = DefaultSkillLimits()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -81,6 +87,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	tr.ResponseHeaderTimeout = cfg.CallTimeout
 	tr.MaxIdleConnsPerHost = 16
 	s.http = &http.Client{Transport: tr, Timeout: cfg.CallTimeout, CheckRedirect: egress.NoRedirect}
+	if cfg.SkillsDir != "" && d.Keyring != nil {
+		s.blobs = &blobStore{dir: cfg.SkillsDir, keyring: d.Keyring}
+	}
 	s.buildServer()
 	return s, nil
 }

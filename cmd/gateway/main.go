@@ -297,6 +297,7 @@ func serve(args []string) error {
 	mcfg := mcp.DefaultConfig()
 	mcfg.PublicURL, mcfg.Clock, mcfg.Logger = o.publicURL, clk, log
 	mcfg.Egress = egress.Policy{AllowPrivate: o.allowPrivate}
+	mcfg.SkillsDir = filepath.Join(o.dataDir, "skills")
 	msvc, err := mcp.New(mcfg, mcp.Deps{Store: store, Directory: dir, Keyring: keyring, Logs: lg.Writer()})
 	if err != nil {
 		dir.Close()
