@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,8 +13,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/pb"
 )
 
 // The quickstart over real HTTP: the operator creates a platform and gets
@@ -333,6 +336,37 @@ func TestEndUserCreateIsIdempotentOnExternalID(t *testing.T) {
 	l := list(t, g.Do(t, "GET", p.path("/end-users?external_id=racer"), p.key, nil))
 	if len(l) != 1 {
 		t.Errorf("end-users with external_id racer: %d, want 1", len(l))
+	}
+
+	// HTTP parsing spaces requests out; straight through the Directory, a
+	// burst lands in the platform actor's mailbox at once.
+	for round := range 10 {
+		ext := fmt.Sprintf("burst-%d", round)
+		made := make([]string, 50)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range made {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := g.Actors.Ask(context.Background(), actors.PlatformActor(ids.PlatformID(p.id)), &pb.CreateEndUser{ExternalId: ext})
+				if err != nil {
+					t.Errorf("CreateEndUser(%s): %v", ext, err)
+					return
+				}
+				made[i] = res.(*pb.EndUserCreated).EndUser.GetId()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		distinct := map[string]bool{}
+		for _, id := range made {
+			distinct[id] = true
+		}
+		if len(distinct) != 1 {
+			t.Errorf("a burst of 50 CreateEndUser(%s) made %d end-users, want 1", ext, len(distinct))
+		}
 	}
 }
 

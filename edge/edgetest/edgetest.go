@@ -365,6 +365,15 @@ func BuildBinary(tb testing.TB) string {
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
+		// Binaries of earlier test processes (one each, ~35 MB) are
+		// removed once they are an hour old; this process's is fresh.
+		if old, _ := filepath.Glob(filepath.Join(os.TempDir(), "gateway-bin-*")); len(old) > 0 {
+			for _, d := range old {
+				if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Hour {
+					os.RemoveAll(d)
+				}
+			}
+		}
 		dir, err := os.MkdirTemp("", "gateway-bin-")
 		if err != nil {
 			buildErr = err
