@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -469,4 +471,116 @@ func TestModelsListsOnlyEnabledProviders(t *testing.T) {
 	if strings.Contains(string(r.Body), canaryProviderKey) || !strings.Contains(string(r.Body), canaryProviderKey[len(canaryProviderKey)-4:]) {
 		t.Fatalf("provider list: %s", r.Body)
 	}
+}
+
+func TestConcurrentCallsCannotOverspendASmallBudget(t *testing.T) {
+	// 100,000 nano-USD: each call's worst case (about 37,000) fits twice,
+	// its actual cost (about 12,000) eight times.
+	e := newInferenceEnv(t, mockllm.DefaultConfig(), 0.0001)
+	const calls = 32
+	body := `{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"a short question"}]}`
+	statuses := make(chan int, calls)
+	var wg sync.WaitGroup
+	for i := 0; i < calls; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+e.uk)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := e.g.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	ok, refused := 0, 0
+	for s := range statuses {
+		switch s {
+		case 200:
+			ok++
+		case 402:
+			refused++
+		default:
+			t.Errorf("unexpected status %d", s)
+		}
+	}
+	if ok == 0 || refused == 0 {
+		t.Fatalf("want some calls admitted and some refused by a $0.0001 budget: %d ok, %d refused", ok, refused)
+	}
+	var spent int64
+	usage := 0
+	for _, le := range e.ledger(t, "/v1/platforms/"+e.pid+"/end-users/"+e.uid+"/budget/transactions", e.pk) {
+		if le.Type == "usage" {
+			usage++
+			spent -= nanos(t, le.Amount)
+		}
+	}
+	if usage != ok {
+		t.Fatalf("%d usage entries for %d admitted calls", usage, ok)
+	}
+	if spent > 100_000 {
+		t.Fatalf("spent %d nano-USD from a 100,000 nano-USD budget", spent)
+	}
+	var b struct {
+		Balance  json.Number `json:"balance_usd"`
+		Reserved json.Number `json:"reserved_usd"`
+	}
+	e.g.Do(t, "GET", "/v1/platforms/"+e.pid+"/end-users/"+e.uid+"/budget", e.pk, nil).JSON(t, &b)
+	if nanos(t, b.Balance) != 100_000-spent || b.Reserved != "0" {
+		t.Fatalf("budget after the burst: balance %s reserved %s; spent %d", b.Balance, b.Reserved, spent)
+	}
+}
+
+func TestProviderKeyNeverInLogLines(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mockURL, _ := mocktest.Start(t, mockllm.DefaultConfig())
+	g := edgetest.Start(t, edgetest.Options{Log: log})
+	pid, pk := g.CreatePlatform(t, "canary")
+	g.Do(t, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/openai", edgetest.AdminKey, map[string]any{"api_key": canaryProviderKey, "base_url": mockURL})
+	g.Do(t, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 1})
+	_, uk := g.CreateEndUser(t, pid, pk, "u")
+	for _, model := range []string{"gpt-4o-mini", "gpt-4o-mini-mock-error-401"} {
+		g.Do(t, "POST", "/v1/chat/completions", uk, map[string]any{"model": model, "messages": []any{map[string]any{"role": "user", "content": "hi"}}})
+	}
+	// An upstream that refuses the key: its error must not echo it either.
+	g.Do(t, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/openai", edgetest.AdminKey, map[string]any{"api_key": canaryProviderKey + "-rotated"})
+	g.Close()
+	if strings.Contains(buf.String(), canaryProviderKey) {
+		t.Fatalf("a log line holds the provider key:\n%s", buf.String())
+	}
+	if buf.Len() == 0 {
+		t.Fatal("nothing was logged: the check read nothing")
+	}
+	assertNoCanary(t, g.Dir, canaryProviderKey)
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
 }
