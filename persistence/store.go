@@ -44,7 +44,25 @@ type Config struct {
 	// FS, when set, replaces the real filesystem (crash tests use Pebble's
 	// strict in-memory FS).
 	FS pebbleFS
+	// Failpoint is for tests only; leave it nil in production (the store
+	// then pays one nil check per batch). When set, the committer calls it
+	// at each stage of a batch's life: [FailpointBeforeApply] (gathered,
+	// nothing applied), [FailpointAfterApply] (applied to the memtable and
+	// queued for the WAL, fsync not yet awaited, no Done run) and
+	// [FailpointAfterSync] (fsynced, before the synced writes' Dones). A
+	// non-nil error is treated as an I/O failure at that point: fail-stop,
+	// OnFatal once, the batch's unacknowledged writes fail with
+	// [ErrFailed] and every later write is refused. It runs on the
+	// store's goroutines and must not block for long.
+	Failpoint func(stage string) error
 }
+
+// Stages passed to [Config.Failpoint].
+const (
+	FailpointBeforeApply = "before-apply"
+	FailpointAfterApply  = "after-apply"
+	FailpointAfterSync   = "after-sync"
+)
 
 // DefaultConfig returns the defaults documented on [Config].
 func DefaultConfig() Config {
@@ -327,6 +345,17 @@ func (s *Store) commitLoop() {
 		}
 		s.writes.Add(uint64(n))
 		var err error
+		if fp := s.cfg.Failpoint; fp != nil {
+			if err = fp(FailpointBeforeApply); err != nil {
+				err = fmt.Errorf("failpoint %s: %w", FailpointBeforeApply, err)
+				batch.Close()
+				s.fatal(fmt.Errorf("apply batch: %w", err))
+				for _, d := range append(dones, noSyncDones...) {
+					d(fmt.Errorf("%w: %v", ErrFailed, err))
+				}
+				continue
+			}
+		}
 		switch {
 		case batch.Empty():
 			batch.Close()
@@ -345,6 +374,19 @@ func (s *Store) commitLoop() {
 			}
 			continue
 		}
+		if fp := s.cfg.Failpoint; fp != nil {
+			if err := fp(FailpointAfterApply); err != nil {
+				// Applied (and maybe reaching the WAL) but acknowledged to
+				// no one: fail-stop; syncLoop still waits for the batch
+				// before closing it and fails its Dones.
+				err = fmt.Errorf("failpoint %s: %w", FailpointAfterApply, err)
+				s.fatal(fmt.Errorf("apply batch: %w", err))
+				for _, d := range noSyncDones {
+					d(fmt.Errorf("%w: %v", ErrFailed, err))
+				}
+				noSyncDones = nil
+			}
+		}
 		for _, d := range noSyncDones {
 			d(nil)
 		}
@@ -360,6 +402,11 @@ func (s *Store) syncLoop() {
 			err = item.batch.SyncWait()
 			item.batch.Close()
 			s.commits.Add(1)
+			if fp := s.cfg.Failpoint; err == nil && fp != nil {
+				if ferr := fp(FailpointAfterSync); ferr != nil {
+					s.fatal(fmt.Errorf("sync WAL: failpoint %s: %w", FailpointAfterSync, ferr))
+				}
+			}
 		}
 		if err == nil {
 			if e := s.failed.Load(); e != nil {
