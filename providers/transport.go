@@ -448,3 +448,15 @@ func (b *Body) Close() error {
 	})
 	return nil
 }
+
+// OpenStream opens c as a stream and returns it decoded by dec into Chat
+// Completions chunks, with this transport's event bound. It is what every
+// adapter's Stream does once it has built its call and decoder. Retries
+// happen only before it returns; the Stream owns the body.
+func (t *Transport) OpenStream(ctx context.Context, c *Call, dec EventDecoder, includeUsage bool) (*Stream, error) {
+	body, err := t.Open(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return NewStream(body, dec, StreamConfig{MaxEventBytes: t.cfg.MaxEventBytes, IncludeUsage: includeUsage}), nil
+}

@@ -99,14 +99,7 @@ func (c *Client) Stream(ctx context.Context, up providers.Upstream, req *provide
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.t.Open(ctx, call)
-	if err != nil {
-		return nil, err
-	}
-	cfg := c.t.Config()
-	return providers.NewStream(body, newDecoder(req, cfg.Now()), providers.StreamConfig{
-		MaxEventBytes: cfg.MaxEventBytes, IncludeUsage: req.IncludeUsage(),
-	}), nil
+	return c.t.OpenStream(ctx, call, newDecoder(req, c.t.Config().Now()), req.IncludeUsage())
 }
 
 func (c *Client) call(up providers.Upstream, req *providers.ChatRequest, stream bool) (*providers.Call, error) {
