@@ -145,21 +145,27 @@ func TestWriteNeverBlocksFullQueueDropsAndCounts(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Write blocked while the store was stalled")
 	}
-	if got := s.Writer().Dropped(); got != 100 {
-		t.Errorf("Dropped() = %d, want 100 (queue of %d full)", got, depth)
+	// The drain goroutine may have folded up to MaxBatch-1 of the burst
+	// into the batch it was gathering before it blocked in Submit; every
+	// other entry beyond the queue's depth is dropped and counted.
+	const total, maxBatch = depth + 101, 16
+	dropped := s.Writer().Dropped()
+	if dropped < 100-(maxBatch-1) || dropped > 100 {
+		t.Errorf("Dropped() = %d, want 85..100 (queue of %d full)", dropped, depth)
 	}
 	release()
 	flush(t, s)
 	st := s.Writer().Stats()
-	if st.Written != depth+1 || st.Dropped != 100 || st.Failed != 0 {
-		t.Errorf("Stats() = %+v, want Written %d Dropped 100", st, depth+1)
+	if st.Written+st.Dropped != total || st.Dropped != dropped || st.Failed != 0 {
+		t.Errorf("Stats() = %+v: written + dropped must be %d, dropped %d", st, total, dropped)
 	}
-	// 1 entry alone, then the queued 64 folded 16 at a time.
-	if st.Batches != 1+depth/16 {
-		t.Errorf("Stats().Batches = %d, want %d (entries batched)", st.Batches, 1+depth/16)
+	// Entries are batched: never more than one batch per MaxBatch entries
+	// plus the first, lone one.
+	if want := 2 + int(st.Written)/maxBatch; st.Batches > uint64(want) {
+		t.Errorf("Stats().Batches = %d, want at most %d (entries batched)", st.Batches, want)
 	}
-	if got := len(listAll(t, s, platA, Query{Limit: MaxLimit})); got != depth+1 {
-		t.Errorf("listed %d entries, want %d", got, depth+1)
+	if got := len(listAll(t, s, platA, Query{Limit: MaxLimit})); got != int(st.Written) {
+		t.Errorf("listed %d entries, want %d written", got, st.Written)
 	}
 }
 
