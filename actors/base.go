@@ -20,13 +20,39 @@ type base struct {
 	self    *actor.PID
 	pending atomic.Int64 // writes submitted and not yet durable
 	stopped bool
+	to      replyTo // who the current message's reply goes to
+}
+
+// replyTo is where a reply goes: the one-slot channel of an in-process
+// [Local.Ask], or a sender PID (a protoactor future, a remote caller).
+type replyTo struct {
+	ch  chan proto.Message
+	pid *actor.PID
+}
+
+func (r replyTo) send(root *actor.RootContext, msg proto.Message) {
+	switch {
+	case r.ch != nil:
+		r.ch <- msg // one slot, one reply per ask: never blocks
+	case r.pid != nil:
+		root.Send(r.pid, msg)
+	}
+}
+
+// message unwraps the current message, noting where its reply goes. Actor
+// kinds call it once per user message and switch on what it returns.
+func (b *base) message(c actor.Context) any {
+	if a, ok := c.Message().(*localAsk); ok {
+		b.to = replyTo{ch: a.ch}
+		return a.msg
+	}
+	b.to = replyTo{pid: c.Sender()}
+	return c.Message()
 }
 
 // respond answers the current message's sender now.
 func (b *base) respond(c actor.Context, msg proto.Message) {
-	if c.Sender() != nil {
-		c.Respond(msg)
-	}
+	b.to.send(c.ActorSystem().Root, msg)
 }
 
 func (b *base) fail(c actor.Context, err error) {
@@ -45,7 +71,7 @@ func (b *base) fail(c actor.Context, err error) {
 // ordered, so anything it answers later is durable after these ops are.
 // With noSync the answer follows the write's application, not its fsync.
 func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message, noSync bool) {
-	sender := c.Sender()
+	to := b.to
 	root := c.ActorSystem().Root
 	notify := b.env.Notify != nil && hasEvent(ops)
 	b.pending.Add(1)
@@ -54,14 +80,13 @@ func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message
 		if notify && err == nil {
 			b.env.Notify()
 		}
-		if sender == nil {
-			return
-		}
 		if err != nil {
-			root.Send(sender, errorf(ErrStoreFailed, "%v", err).failure())
+			to.send(root, errorf(ErrStoreFailed, "%v", err).failure())
 			return
 		}
-		root.Send(sender, reply)
+		if reply != nil {
+			to.send(root, reply)
+		}
 	}})
 }
 

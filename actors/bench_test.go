@@ -1,9 +1,17 @@
 package actors
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/persistence"
 
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
@@ -47,5 +55,54 @@ func BenchmarkAdmitSettle(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLocalAsk compares one in-process round trip to an end-user actor
+// (GetEndUser: no write, so the reply is immediate) through the pooled
+// reply channel of Local.Ask with the same round trip through a protoactor
+// future (a temporary process registered and removed, plus a timer).
+//
+//	go test ./actors -run '^$' -bench BenchmarkLocalAsk -benchmem
+func BenchmarkLocalAsk(b *testing.B) {
+	log := slog.New(slog.DiscardHandler)
+	cfg := persistence.DefaultConfig()
+	cfg.Dir, cfg.FS, cfg.Logger = "/data", vfs.NewMem(), log
+	st, err := persistence.Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := NewEnv(st, nil, log)
+	d := NewLocal(env)
+	defer func() { d.Close(); st.Close() }()
+	ctx := context.Background()
+	pid := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	if _, err := d.Ask(ctx, PlatformActor(pid), &pb.CreatePlatform{Name: "b"}); err != nil {
+		b.Fatal(err)
+	}
+	res, err := d.Ask(ctx, PlatformActor(pid), &pb.CreateEndUser{ExternalId: "x"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := EndUserActor(pid, ids.EndUserID(res.(*pb.EndUserCreated).EndUser.Id))
+	for _, c := range []struct {
+		name string
+		ask  func(context.Context, Identity, proto.Message) (proto.Message, error)
+	}{{"channel", d.Ask}, {"future", d.askFuture}} {
+		for _, par := range []int{1, 64} {
+			b.Run(c.name+"/callers="+strconv.Itoa(par), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism((par + 1) / 2)
+				b.RunParallel(func(p *testing.PB) {
+					msg := &pb.GetEndUser{}
+					for p.Next() {
+						if _, err := c.ask(ctx, id, msg); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }

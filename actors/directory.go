@@ -191,32 +191,59 @@ func (d *Local) Resident() int {
 	return n
 }
 
+// localAsk carries one in-process Ask to an actor: the message and a
+// one-slot channel for its reply. It replaces a protoactor future (a
+// temporary process registered and removed per call, plus a timer): the
+// actor writes its one reply into ch, which never blocks. Asks are pooled;
+// one whose caller gave up is never reused, so a late reply cannot reach
+// the next caller.
+type localAsk struct {
+	msg proto.Message
+	ch  chan proto.Message
+}
+
+var askPool = sync.Pool{New: func() any { return &localAsk{ch: make(chan proto.Message, 1)} }}
+
 // Ask implements [Directory].
 func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
 	timeout := d.env.AskTimeout
+	deadlineFromCtx := false
 	if dl, ok := ctx.Deadline(); ok {
-		if t := time.Until(dl); t < timeout {
-			timeout = t
+		if t := time.Until(dl); t <= timeout {
+			timeout, deadlineFromCtx = t, true
 		}
 	}
 	if timeout <= 0 {
 		return nil, ctx.Err()
 	}
+	var timer *time.Timer
+	var expired <-chan time.Time
+	if !deadlineFromCtx {
+		timer = time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	for attempt := 0; ; attempt++ {
 		pid := d.acquire(id)
-		f := d.system.Root.RequestFuture(pid, msg, timeout)
-		res, err := f.Result()
-		d.releaseCall(id, pid)
-		if err != nil {
-			if errors.Is(err, actor.ErrDeadLetter) && attempt < 3 {
-				d.forget(id, pid)
-				continue
-			}
-			if errors.Is(err, actor.ErrTimeout) {
+		a := askPool.Get().(*localAsk)
+		a.msg = msg
+		d.system.Root.Send(pid, a)
+		var res proto.Message
+		select {
+		case res = <-a.ch:
+			a.msg = nil
+			askPool.Put(a)
+		case <-ctx.Done():
+			d.releaseCall(id, pid)
+			if deadlineFromCtx && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, errorf(ErrUnavailable, "%s did not answer within %s", id, timeout)
 			}
-			return nil, err
+			return nil, ctx.Err()
+		case <-expired:
+			d.releaseCall(id, pid)
+			return nil, errorf(ErrUnavailable, "%s did not answer within %s", id, timeout)
 		}
+		d.releaseCall(id, pid)
 		if f, ok := res.(*pb.Failure); ok {
 			e := fromFailure(f)
 			if e.Code == errPassivated.Code && attempt < 3 {
@@ -224,12 +251,27 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 			}
 			return nil, e
 		}
-		m, ok := res.(proto.Message)
-		if !ok {
-			return nil, fmt.Errorf("actors: %s answered a %T", id, res)
-		}
-		return m, nil
+		return res, nil
 	}
+}
+
+// askFuture is Ask through a protoactor future: the path a remote sender
+// takes. Kept for the benchmark that compares it with the local path.
+func (d *Local) askFuture(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
+	pid := d.acquire(id)
+	defer d.releaseCall(id, pid)
+	res, err := d.system.Root.RequestFuture(pid, msg, d.env.AskTimeout).Result()
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := res.(*pb.Failure); ok {
+		return nil, fromFailure(f)
+	}
+	m, ok := res.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("actors: %s answered a %T", id, res)
+	}
+	return m, nil
 }
 
 // Close stops every actor, waiting for each to finish its current message.

@@ -26,7 +26,8 @@ func newEndUserActor(env *Env, id Identity) actor.Actor {
 }
 
 func (a *endUserActor) Receive(c actor.Context) {
-	switch c.Message().(type) {
+	msg := a.message(c)
+	switch msg.(type) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.load(c)
@@ -49,7 +50,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	}
 	if a.acct == nil {
-		if _, ok := c.Message().(*pb.DeleteEndUser); ok {
+		if _, ok := msg.(*pb.DeleteEndUser); ok {
 			a.sweepKeys(c)
 			return
 		}
@@ -61,7 +62,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 	if e := a.acct.resetIfDue(now); e != nil {
 		pre = a.entryOps(e)
 	}
-	switch m := c.Message().(type) {
+	switch m := msg.(type) {
 	case *pb.GetEndUser:
 		a.flush(pre)
 		a.respondDurable(c, a.view())

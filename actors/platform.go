@@ -44,7 +44,8 @@ func newPlatformActor(env *Env, id Identity) actor.Actor {
 }
 
 func (a *platformActor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
+	msg := a.message(c)
+	switch m := msg.(type) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.load()
@@ -64,18 +65,18 @@ func (a *platformActor) Receive(c actor.Context) {
 		return
 	}
 	if a.p == nil {
-		if m, ok := c.Message().(*pb.CreatePlatform); ok {
+		if m, ok := msg.(*pb.CreatePlatform); ok {
 			a.create(c, m)
 			return
 		}
 		a.fail(c, errorf(ErrPlatformNotFound, "platform %s not found", a.id.Platform))
 		return
 	}
-	switch c.Message().(type) {
+	switch msg.(type) {
 	case *pb.ListAPIKeys, *pb.RevokeAPIKey, *pb.CreateEndUser, *pb.ListLedger:
 		a.readYourWrites() // they read records this actor writes
 	}
-	switch m := c.Message().(type) {
+	switch m := msg.(type) {
 	case *pb.CreatePlatform:
 		a.fail(c, errorf(ErrConflict, "platform %s already exists", a.id.Platform))
 	case *pb.GetPlatform:
