@@ -29,6 +29,7 @@ const (
 	EntryBudgetSet        = "budget_set"
 	EntryUnsettledOnCrash = "unsettled_on_crash"
 	EntryAutoTopup        = "auto_topup"
+	EntryLeaseReturned    = "lease_returned"
 )
 
 // periodStart returns the start of the budget period containing t (UTC).
@@ -46,6 +47,7 @@ func periodStart(period string, t time.Time) time.Time {
 // openReservation is admitted spend not yet settled.
 type openReservation struct {
 	amount    money.Nanos
+	wallet    money.Nanos // provider cost held on the wallet lease
 	tokens    int64
 	at        time.Time
 	tpmAt     time.Time // where its tokens sit in the TPM window; zero: not counted
@@ -184,6 +186,21 @@ func (a *account) admit(now time.Time, lim *pb.RateLimits, req *pb.Admit) (*pb.R
 	a.reserved += cost
 	a.open[req.ReservationId] = &openReservation{amount: cost, tokens: req.EstimatedTokens, at: now, tpmAt: tpmAt, requestID: req.RequestId}
 	return info, nil
+}
+
+// precheck reports the refusal admit would give (suspension, rate windows,
+// budget), changing nothing.
+func (a *account) precheck(now time.Time, lim *pb.RateLimits, tokens int64, cost money.Nanos) error {
+	if b := a.user.Budget; b != nil && b.IsSuspended {
+		return errorf(ErrBudgetSuspended, "the end-user's budget is suspended")
+	}
+	if _, err := a.checkRate(now, lim, 1, tokens); err != nil {
+		return err
+	}
+	if a.user.Budget != nil && cost > a.available() {
+		return errorf(ErrBudgetExhausted, "the end-user's budget (%s available) cannot cover this request's worst case %s", a.available(), cost)
+	}
+	return nil
 }
 
 // checkRate checks the three windows without recording anything.

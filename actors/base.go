@@ -90,6 +90,13 @@ func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message
 	}})
 }
 
+// flushOps submits ops with no reply of its own; a reply that follows
+// waits for them through respondDurable (or the ordering of commit).
+func (b *base) flushOps(ops []persistence.Op, noSync bool) {
+	b.pending.Add(1)
+	b.env.Store.Submit(persistence.Write{Ops: ops, NoSync: noSync, Done: func(error) { b.pending.Add(-1) }})
+}
+
 // respondDurable answers with reply once every write this actor submitted
 // so far is durable: reads never show state a crash could take back.
 func (b *base) respondDurable(c actor.Context, reply proto.Message) {

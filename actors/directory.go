@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -74,6 +75,7 @@ type Local struct {
 	shards [256]dirShard
 	gen    uint64 // guarded by genMu
 	genMu  sync.Mutex
+	closed atomic.Bool
 }
 
 type dirShard struct {
@@ -216,6 +218,9 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 	if timeout <= 0 {
 		return nil, ctx.Err()
 	}
+	if d.closed.Load() {
+		return nil, errorf(ErrUnavailable, "the actor system is stopped")
+	}
 	var timer *time.Timer
 	var expired <-chan time.Time
 	if !deadlineFromCtx {
@@ -274,8 +279,15 @@ func (d *Local) askFuture(ctx context.Context, id Identity, msg proto.Message) (
 	return m, nil
 }
 
-// Close stops every actor, waiting for each to finish its current message.
+// Close returns this node's wallet leases (their spend folded into the
+// wallets, their free credit given back), then stops every actor, waiting
+// for each to finish its current message. Asks after Close fail at once.
 func (d *Local) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d.env.ReturnLeases(ctx)
+	cancel()
+	d.closed.Store(true)
+	d.env.tells.Wait()
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.Lock()

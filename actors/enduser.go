@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -129,11 +130,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 	case *pb.Settle:
 		a.settle(c, pre, m)
 	case *pb.Release:
-		a.flush(pre)
-		if a.acct.release(m.ReservationId) {
-			a.flushOps([]persistence.Op{persistence.Delete(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
-		}
-		a.respond(c, &pb.Ack{})
+		a.release(c, pre, m)
 	default:
 		a.flush(pre)
 		a.fail(c, errorf(ErrInvalid, "end-user actor cannot handle %T", m))
@@ -166,11 +163,6 @@ func (a *endUserActor) flush(ops []persistence.Op) {
 	if len(ops) > 0 {
 		a.flushOps(ops, false)
 	}
-}
-
-func (a *endUserActor) flushOps(ops []persistence.Op, noSync bool) {
-	a.pending.Add(1)
-	a.env.Store.Submit(persistence.Write{Ops: ops, NoSync: noSync, Done: func(error) { a.pending.Add(-1) }})
 }
 
 func (a *endUserActor) load(c actor.Context) {
@@ -454,22 +446,68 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 		a.fail(c, err)
 		return
 	}
+	reply := &pb.Admitted{MarkupBps: a.env.shared(a.id.Platform).markup.Load()}
+	var lease *walletLease
+	wallet := money.Nanos(m.MaxCostNanos)
+	if m.Provider != "" {
+		if reply.Provider = a.env.provider(a.id.Platform, m.Provider); reply.Provider == nil {
+			a.fail(c, errorf(ErrProviderNotEnabled, "provider %s is not configured and enabled for this platform", m.Provider))
+			return
+		}
+		// Refusals that cost nothing to check come first: a call the
+		// budget or the rate windows refuse never waits for a refill.
+		if err := a.acct.precheck(now, a.limits(), m.EstimatedTokens, charge); err != nil {
+			a.fail(c, err)
+			return
+		}
+		lease = a.env.lease(a.id.Platform)
+		ctx, cancel := context.WithTimeout(context.Background(), a.env.AskTimeout)
+		err := lease.reserve(ctx, wallet)
+		cancel()
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+	}
 	info, err := a.acct.admit(now, a.limits(), &pb.Admit{
 		ReservationId: m.ReservationId, RequestId: m.RequestId,
 		EstimatedTokens: m.EstimatedTokens, MaxCostNanos: int64(charge),
 	})
 	if err != nil {
+		if lease != nil {
+			lease.release(wallet)
+		}
 		a.fail(c, err)
 		return
 	}
+	if lease != nil {
+		a.acct.open[m.ReservationId].wallet = wallet
+	}
+	reply.Rate = info
 	// The reservation record is appended without waiting for its fsync:
 	// time to first token pays nothing for it. Recovery voids any that a
 	// crash left open.
-	r := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: int64(charge), Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli()}
+	r := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: int64(charge), Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli(), WalletNanos: int64(wallet)}
 	a.flushOps([]persistence.Op{persistence.Set(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId), marshal(r))}, true)
-	a.respond(c, &pb.Admitted{Rate: info})
+	a.respond(c, reply)
 }
 
+func (a *endUserActor) release(c actor.Context, pre []persistence.Op, m *pb.Release) {
+	a.flush(pre)
+	if r, ok := a.acct.open[m.ReservationId]; ok {
+		if r.wallet > 0 {
+			a.env.lease(a.id.Platform).release(r.wallet)
+		}
+		a.acct.release(m.ReservationId)
+		a.flushOps([]persistence.Op{persistence.Delete(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
+	}
+	a.respond(c, &pb.Ack{})
+}
+
+// settle closes a reservation with the call's actual provider cost: the
+// budget is charged the cost with markup, the wallet lease the cost, and
+// both records (the budget's usage entry and the lease's spend record) go
+// in one atomic batch.
 func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settle) {
 	now := a.now()
 	charge, err := a.withMarkup(m.CostNanos)
@@ -478,6 +516,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		a.fail(c, err)
 		return
 	}
+	r := a.acct.open[m.ReservationId]
 	e, err := a.acct.settle(now, a.limits(), &pb.Settle{
 		ReservationId: m.ReservationId, CostNanos: int64(charge), Tokens: m.Tokens, RequestId: m.RequestId,
 		Model: m.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens,
@@ -489,12 +528,28 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	}
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	ops := append(pre, persistence.Delete(persistence.ReservationKey(pid, uid, m.ReservationId)))
+	var lease *walletLease
+	if r.wallet > 0 {
+		lease = a.env.lease(a.id.Platform)
+		charged, _ := lease.settle(r.wallet, money.Nanos(m.CostNanos))
+		spend := &pb.LeaseSpend{
+			RequestId: m.RequestId, EndUserId: uid, CostNanos: int64(charged), Model: m.Model,
+			PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
+		}
+		ops = append(ops, persistence.Set(persistence.LeaseSpendKey(pid, lease.id, lease.seq.Add(1)), marshal(spend)))
+		if e != nil {
+			e.ProviderCostNanos = int64(charged)
+		}
+	}
 	if e != nil {
 		ops = append(ops, a.entryOps(e)...)
 		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e)...)
 		ops = append(ops, a.lowBalanceEvent(now)...)
 	}
 	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
+	if lease != nil {
+		lease.spent()
+	}
 }
 
 // ErrIsNotFound reports whether err is a not_found refusal.

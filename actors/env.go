@@ -52,13 +52,27 @@ type Env struct {
 	// records each charge in the store.
 	Payments Payments
 
+	// Node names this node in lease records. Default "local".
+	Node string
+	// LeaseChunk is how much wallet credit this node's lease asks for at
+	// a time (it takes less when the wallet has less). Default $5.
+	LeaseChunk money.Nanos
+	// LeaseFlushInterval bounds how long a settled call's wallet cost
+	// waits before the platform actor folds it into the wallet's balance
+	// and ledger (GET .../wallet flushes first, so it is exact whenever
+	// read). Default 250 ms.
+	LeaseFlushInterval time.Duration
+
 	// Subscriptions says which webhook events to write (nil: none).
 	Subscriptions *Subscriptions
 	// Notify wakes the webhook dispatcher after events were written.
 	Notify OutboxNotify
 
-	dir       *Local
-	platforms sync.Map // ids.PlatformID → *sharedPlatform
+	dir         *Local
+	platforms   sync.Map // ids.PlatformID → *sharedPlatform
+	leases      sync.Map // ids.PlatformID → *walletLease
+	incarnation string   // this process's run: names its leases
+	tells       sync.WaitGroup
 }
 
 // NewEnv returns an Env over store with defaults filled in.
@@ -70,23 +84,52 @@ func NewEnv(store *persistence.Store, clk clock.Clock, log *slog.Logger) *Env {
 		log = slog.Default()
 	}
 	return &Env{
-		Store:             store,
-		Clock:             clk,
-		Log:               log,
-		Auth:              NewAuth(store),
-		IdleTimeout:       5 * time.Minute,
-		AskTimeout:        10 * time.Second,
-		BillingDurability: DurabilitySync,
-		Payments:          &OfflinePayments{Store: store, Clock: clk},
+		Store:              store,
+		Clock:              clk,
+		Log:                log,
+		Auth:               NewAuth(store),
+		IdleTimeout:        5 * time.Minute,
+		AskTimeout:         10 * time.Second,
+		BillingDurability:  DurabilitySync,
+		Payments:           &OfflinePayments{Store: store, Clock: clk},
+		Node:               "local",
+		LeaseChunk:         5 * money.PerUSD,
+		LeaseFlushInterval: 250 * time.Millisecond,
+		incarnation:        ids.New("ls", clk.Now()),
 	}
+}
+
+// ask sends msg to an actor of this node's directory and waits.
+func (e *Env) ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
+	if e.dir == nil {
+		return nil, errorf(ErrUnavailable, "no directory")
+	}
+	return e.dir.Ask(ctx, id, msg)
+}
+
+// tell sends msg without waiting for the answer (logged if it fails).
+func (e *Env) tell(id Identity, msg proto.Message) {
+	if e.dir == nil || e.dir.closed.Load() {
+		return
+	}
+	e.tells.Add(1)
+	go func() {
+		defer e.tells.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), e.AskTimeout)
+		defer cancel()
+		if _, err := e.ask(ctx, id, msg); err != nil {
+			e.Log.Warn("actor message failed", "to", id.String(), "msg", string(msg.ProtoReflect().Descriptor().Name()), "err", err)
+		}
+	}()
 }
 
 // sharedPlatform is the part of a platform's settings that its end-user
 // actors read on every admission: published by the platform actor,
 // read lock-free.
 type sharedPlatform struct {
-	limits atomic.Pointer[pb.RateLimits]
-	markup atomic.Int64 // basis points
+	limits    atomic.Pointer[pb.RateLimits]
+	markup    atomic.Int64 // basis points
+	providers atomic.Pointer[map[string]*pb.ProviderConfig]
 }
 
 func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
@@ -99,6 +142,7 @@ func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 		if proto.Unmarshal(raw, &pl) == nil {
 			sp.limits.Store(pl.GetSettings().GetDefaultRateLimits())
 			sp.markup.Store(pl.GetSettings().GetMarkupBps())
+			sp.providers.Store(&pl.Providers)
 		}
 	}
 	v, _ := e.platforms.LoadOrStore(p, sp)
@@ -109,6 +153,25 @@ func (e *Env) publishPlatform(pl *pb.Platform) {
 	sp := e.shared(ids.PlatformID(pl.Id))
 	sp.limits.Store(proto.Clone(pl.GetSettings().GetDefaultRateLimits()).(*pb.RateLimits))
 	sp.markup.Store(pl.GetSettings().GetMarkupBps())
+	providers := make(map[string]*pb.ProviderConfig, len(pl.Providers))
+	for name, pc := range pl.Providers {
+		providers[name] = proto.Clone(pc).(*pb.ProviderConfig)
+	}
+	sp.providers.Store(&providers)
+}
+
+// provider returns platform p's config of provider name when it is
+// configured with a key and enabled. The config is shared: read only.
+func (e *Env) provider(p ids.PlatformID, name string) *pb.ProviderConfig {
+	m := e.shared(p).providers.Load()
+	if m == nil {
+		return nil
+	}
+	pc := (*m)[name]
+	if pc == nil || !pc.Enabled || len(pc.SealedApiKey) == 0 {
+		return nil
+	}
+	return pc
 }
 
 // OfflinePayments is the [Payments] of a gateway without a payment

@@ -24,9 +24,8 @@ const WalletAccount = "wallet"
 // external_id idempotency).
 type platformActor struct {
 	base
-	p        *pb.Platform // nil: no such platform
-	reserved money.Nanos
-	open     map[string]money.Nanos
+	p        *pb.Platform         // nil: no such platform
+	leases   map[string]*pb.Lease // open leases of its wallet, by id
 	charging bool
 }
 
@@ -40,7 +39,7 @@ type autoTopupResult struct {
 }
 
 func newPlatformActor(env *Env, id Identity) actor.Actor {
-	return &platformActor{base: base{env: env, id: id}, open: make(map[string]money.Nanos)}
+	return &platformActor{base: base{env: env, id: id}, leases: make(map[string]*pb.Lease)}
 }
 
 func (a *platformActor) Receive(c actor.Context) {
@@ -94,22 +93,23 @@ func (a *platformActor) Receive(c actor.Context) {
 	case *pb.WalletTopup:
 		a.topup(c, m)
 	case *pb.GetWallet:
-		a.respondDurable(c, &pb.WalletView{Wallet: snapshot(a.p.Wallet), ReservedNanos: int64(a.reserved)})
+		// Fold settled calls in first: the balance read is exact.
+		a.flushLeases(c)
+		a.respondDurable(c, a.walletView())
 	case *pb.SetAutoTopup:
 		a.setAutoTopup(c, m)
-	case *pb.WalletReserve:
-		a.reserve(c, m)
 	case *pb.SetProvider:
 		a.setProvider(c, m)
-	case *pb.WalletSettle:
-		a.settle(c, m)
-	case *pb.WalletRelease:
-		if amt, ok := a.open[m.ReservationId]; ok {
-			delete(a.open, m.ReservationId)
-			a.reserved -= amt
-		}
+	case *pb.LeaseGrant:
+		a.grant(c, m)
+	case *pb.LeaseReturn:
+		a.giveBack(c, m)
+	case *pb.LeaseFlush:
+		a.flushLeases(c)
 		a.respond(c, &pb.Ack{})
 	case *pb.ListLedger:
+		a.flushLeases(c)
+		a.readYourWrites()
 		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), WalletAccount, m))
 	default:
 		a.fail(c, errorf(ErrInvalid, "platform actor cannot handle %T", m))
@@ -137,10 +137,11 @@ func (a *platformActor) load() {
 	}
 	a.p = &p
 	a.env.publishPlatform(&p)
+	a.loadLeases()
 }
 
 func (a *platformActor) passivate(c actor.Context) {
-	if len(a.open) > 0 || a.charging || a.pending.Load() > 0 {
+	if a.charging || a.pending.Load() > 0 {
 		return // keep the receive timeout running; try again later
 	}
 	if a.env.dir != nil && !a.env.dir.tryPassivate(a.id, a.self) {
@@ -406,7 +407,7 @@ func (a *platformActor) topup(c actor.Context, m *pb.WalletTopup) {
 	a.p.Wallet.BalanceNanos = int64(nb)
 	e := a.walletEntry(now, EntryTopup, amount)
 	e.Reason, e.IdempotencyKey, e.RequestId = m.Reason, m.IdempotencyKey, m.RequestId
-	reply := &pb.WalletView{Wallet: proto.Clone(a.p.Wallet).(*pb.Wallet), ReservedNanos: int64(a.reserved), Entry: e}
+	reply := &pb.WalletView{Wallet: proto.Clone(a.p.Wallet).(*pb.Wallet), Entry: e}
 	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
 	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, amount, e)...)
 	if m.IdempotencyKey != "" {
@@ -424,35 +425,8 @@ func (a *platformActor) setAutoTopup(c actor.Context, m *pb.SetAutoTopup) {
 	}
 	a.p.Wallet.AutoTopup = at
 	a.p.UpdatedAtMs = a.now().UnixMilli()
-	a.commit(c, a.write(), &pb.WalletView{Wallet: snapshot(a.p.Wallet), ReservedNanos: int64(a.reserved)}, false)
+	a.commit(c, a.write(), a.walletView(), false)
 	a.maybeAutoTopup(c)
-}
-
-func (a *platformActor) reserve(c actor.Context, m *pb.WalletReserve) {
-	if _, dup := a.open[m.ReservationId]; dup {
-		a.fail(c, errorf(ErrConflict, "reservation %s already open", m.ReservationId))
-		return
-	}
-	amt := money.Nanos(m.AmountNanos)
-	if amt < 0 {
-		a.fail(c, errorf(ErrInvalid, "negative reservation"))
-		return
-	}
-	if money.Nanos(a.p.Wallet.BalanceNanos)-a.reserved < amt {
-		a.fail(c, errorf(ErrWalletInsufficient, "the platform wallet cannot cover this request"))
-		return
-	}
-	var pc *pb.ProviderConfig
-	if m.Provider != "" {
-		pc = a.p.Providers[m.Provider]
-		if pc == nil || !pc.Enabled || len(pc.SealedApiKey) == 0 {
-			a.fail(c, errorf(ErrProviderNotEnabled, "provider %s is not configured and enabled for this platform", m.Provider))
-			return
-		}
-	}
-	a.open[m.ReservationId] = amt
-	a.reserved += amt
-	a.respond(c, &pb.WalletReserved{Provider: pc, MarkupBps: a.p.Settings.GetMarkupBps()})
 }
 
 // setProvider stores a provider config; the key arrives sealed.
@@ -472,6 +446,7 @@ func (a *platformActor) setProvider(c actor.Context, m *pb.SetProvider) {
 		}
 		delete(a.p.Providers, in.Provider)
 		a.p.UpdatedAtMs = a.now().UnixMilli()
+		a.env.publishPlatform(a.p)
 		a.commit(c, a.write(), &pb.Ack{}, false)
 		return
 	}
@@ -499,37 +474,8 @@ func (a *platformActor) setProvider(c actor.Context, m *pb.SetProvider) {
 	// atomic commit, never a moment without a key.
 	a.p.Providers[in.Provider] = cur
 	a.p.UpdatedAtMs = cur.UpdatedAtMs
+	a.env.publishPlatform(a.p)
 	a.commit(c, a.write(), &pb.ProviderView{Config: cur}, false)
-}
-
-func (a *platformActor) settle(c actor.Context, m *pb.WalletSettle) {
-	amt, ok := a.open[m.ReservationId]
-	if !ok {
-		a.fail(c, errorf(ErrReservationUnknown, "wallet reservation %s is not open", m.ReservationId))
-		return
-	}
-	if m.CostNanos < 0 {
-		a.fail(c, errorf(ErrInvalid, "negative cost"))
-		return
-	}
-	delete(a.open, m.ReservationId)
-	a.reserved -= amt
-	now := a.now()
-	w := a.p.Wallet
-	cost := money.Nanos(m.CostNanos)
-	var uncharged money.Nanos
-	if avail := money.Nanos(w.BalanceNanos) - a.reserved; cost > avail {
-		uncharged = cost - max(avail, 0)
-		cost = max(avail, 0)
-	}
-	w.BalanceNanos -= int64(cost)
-	e := a.walletEntry(now, EntryUsage, -cost)
-	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = m.RequestId, m.Model, m.PromptTokens, m.CompletionTokens
-	e.UnchargedNanos = int64(uncharged)
-	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
-	ops = append(ops, a.walletLowEvent(now, w.BalanceNanos+int64(cost))...)
-	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
-	a.maybeAutoTopup(c)
 }
 
 // maybeAutoTopup starts one charge when auto top-up is on and the balance

@@ -71,6 +71,7 @@ var actorCodes = map[string]struct {
 	actors.ErrUnavailable.Code:        {503, typeOverload},
 	actors.ErrStoreFailed.Code:        {503, typeInternal},
 	actors.ErrReservationUnknown.Code: {409, typeConflict},
+	actors.ErrProviderNotEnabled.Code: {400, typeInvalid},
 }
 
 // toAPIError maps any error to what the client sees. Unmapped errors are

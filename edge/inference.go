@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,7 +38,8 @@ type billing struct {
 }
 
 // admit reserves the worst case on the end-user's budget (and its rate
-// windows) and then on the platform wallet. 402 and 429 come from here,
+// windows) and, in the same step, the provider cost on this node's lease of
+// the platform wallet: one actor round trip. 402 and 429 come from here,
 // before any upstream request.
 func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m catalog.Model, promptEst, maxOut int64) (*billing, error) {
 	worst, err := m.Cost(promptEst, maxOut)
@@ -48,40 +48,28 @@ func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m ca
 	}
 	b := &billing{s: s, platform: p.Platform, endUser: p.EndUser, resID: rid, rid: rid, model: m, promptEst: promptEst}
 	res, err := s.deps.Directory.Ask(ctx, actors.EndUserActor(p.Platform, p.EndUser), &pb.Admit{
-		ReservationId: rid, RequestId: rid, EstimatedTokens: promptEst + maxOut, MaxCostNanos: worst,
+		ReservationId: rid, RequestId: rid, EstimatedTokens: promptEst + maxOut, MaxCostNanos: worst, Provider: m.Provider,
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.rate = res.(*pb.Admitted).Rate
-	res, err = s.deps.Directory.Ask(ctx, actors.PlatformActor(p.Platform), &pb.WalletReserve{
-		ReservationId: rid, AmountNanos: worst, Provider: m.Provider,
-	})
-	if err != nil {
-		s.release(b)
-		return nil, err
-	}
-	wr := res.(*pb.WalletReserved)
-	b.provider, b.markup = wr.Provider, wr.MarkupBps
+	ad := res.(*pb.Admitted)
+	b.rate, b.provider, b.markup = ad.Rate, ad.Provider, ad.MarkupBps
 	return b, nil
 }
 
-// release drops both reservations (the call produced nothing billable).
+// release drops the reservation (the call produced nothing billable).
 func (s *Server) release(b *billing) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), &pb.Release{ReservationId: b.resID}); err != nil {
-		s.log.Error("release end-user reservation", "request_id", b.rid, "err", err)
-	}
-	if b.provider != nil {
-		if _, err := s.deps.Directory.Ask(ctx, actors.PlatformActor(b.platform), &pb.WalletRelease{ReservationId: b.resID}); err != nil {
-			s.log.Error("release wallet reservation", "request_id", b.rid, "err", err)
-		}
+		s.log.Error("release reservation", "request_id", b.rid, "err", err)
 	}
 }
 
-// settle charges the actual usage to both accounts, concurrently; each
-// answer means that account's record is durable (billing_durability=sync).
+// settle charges the actual usage: the end-user actor writes the budget's
+// entry and the wallet lease's spend in one batch; its answer means they
+// are durable (billing_durability=sync).
 func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	if b.done {
 		return 0, nil
@@ -95,24 +83,10 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	var werr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, werr = s.deps.Directory.Ask(ctx, actors.PlatformActor(b.platform), &pb.WalletSettle{
-			ReservationId: b.resID, CostNanos: cost, RequestId: b.rid, Model: b.model.ID,
-			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-		})
-	}()
 	_, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), &pb.Settle{
 		ReservationId: b.resID, CostNanos: cost, Tokens: u.PromptTokens + u.CompletionTokens, RequestId: b.rid,
 		Model: b.model.ID, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 	})
-	wg.Wait()
-	if err == nil {
-		err = werr
-	}
 	if err != nil {
 		s.log.Error("settle", "request_id", b.rid, "err", err)
 	}

@@ -172,7 +172,7 @@ func whMessages(t testing.TB, g *edgetest.Gateway, pid, eid, query string) whMes
 }
 
 // Every event type arrives, driven by real API calls (and the directory's
-// WalletReserve/WalletSettle for inference-like wallet use), each with a
+// Admit/Settle with a provider for inference-like wallet use), each with a
 // Standard Webhooks signature that both verifiers accept; then the
 // delivery log lists them newest first by cursor and a replay re-delivers
 // one with the same webhook-id.
@@ -203,17 +203,21 @@ func TestEveryWebhookEventArrivesSigned(t *testing.T) {
 	admin := "/admin/v1/platforms/" + pid + "/wallet"
 	do("POST", admin+"/topup", edgetest.AdminKey, map[string]any{"amount_usd": 10}, 200) // wallet.topped_up
 	do("PUT", admin+"/auto-topup", edgetest.AdminKey, map[string]any{"enabled": true, "threshold_usd": 5, "amount_usd": 20}, 200)
-	// Wallet use as inference makes it: reserve, then settle 8 USD (10 → 2,
+	// Wallet use as inference makes it: an end-user (without a budget)
+	// admits a call that reserves 8 USD on the node's wallet lease, then
+	// settles it (10 → 2 once the lease's spend is folded into the wallet,
 	// below the 5 USD auto top-up threshold): wallet.low_balance, then the
 	// auto top-up's wallet.topped_up.
+	do("PUT", "/admin/v1/platforms/"+pid+"/llm-providers/openai", edgetest.AdminKey, map[string]any{"api_key": "sk-test-0123456789", "base_url": "http://127.0.0.1:9", "enabled": true}, 200)
+	spender, _ := g.CreateEndUser(t, pid, pkey, "ext-spender")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	plat := actors.PlatformActor(ids.PlatformID(pid))
-	if _, err := g.Actors.Ask(ctx, plat, &pb.WalletReserve{ReservationId: "res-1", AmountNanos: 8e9}); err != nil {
-		t.Fatalf("WalletReserve: %v", err)
+	eu := actors.EndUserActor(ids.PlatformID(pid), ids.EndUserID(spender))
+	if _, err := g.Actors.Ask(ctx, eu, &pb.Admit{ReservationId: "res-1", RequestId: "req-1", MaxCostNanos: 8e9, Provider: "openai"}); err != nil {
+		t.Fatalf("Admit: %v", err)
 	}
-	if _, err := g.Actors.Ask(ctx, plat, &pb.WalletSettle{ReservationId: "res-1", CostNanos: 8e9, RequestId: "req-1", Model: "test"}); err != nil {
-		t.Fatalf("WalletSettle: %v", err)
+	if _, err := g.Actors.Ask(ctx, eu, &pb.Settle{ReservationId: "res-1", CostNanos: 8e9, RequestId: "req-1", Model: "test"}); err != nil {
+		t.Fatalf("Settle: %v", err)
 	}
 
 	want := map[string]int{

@@ -385,3 +385,18 @@ func (s *Store) janitor() {
 		}
 	}
 }
+
+// OpenDB opens the per-call logs' own Pebble store under dataDir/logs:
+// logs are append-mostly and expire, money records are small and
+// overwritten, so they live apart and the logs' compactions never run in
+// the money store. Its changefeed is off (call logs are per-node
+// operational data, not part of the Postgres snapshot), and a write
+// failure is logged instead of stopping the node: losing log entries is
+// counted, never a reason to refuse money. Close it after the Store.
+func OpenDB(dataDir string, log *slog.Logger) (*persistence.Store, error) {
+	cfg := persistence.DefaultConfig()
+	cfg.Dir, cfg.Subdir, cfg.Logger = dataDir, "logs", log
+	cfg.AppendMostly, cfg.DisableChangefeed = true, true
+	cfg.OnFatal = func(err error) { log.Error("log store failed; call logs are no longer written", "err", err) }
+	return persistence.Open(cfg)
+}

@@ -319,3 +319,26 @@ func SkillReviewsPrefix(skillID string) []byte { return append(join(FamilySkillR
 // SkillBlobRefKey is the key of a blob's reference count, by the SHA-256
 // of its plaintext.
 func SkillBlobRefKey(sha []byte) []byte { return append([]byte{FamilySkillBlob}, sha...) }
+
+// Wallet lease records (actors: the platform actor owns a lease record;
+// end-user actors write its spend records with their usage entries).
+const (
+	FamilyLease      byte = 0x70
+	FamilyLeaseSpend byte = 0x71
+)
+
+// LeaseKey is the key of a wallet lease record.
+func LeaseKey(platformID, leaseID string) []byte { return join(FamilyLease, platformID, leaseID) }
+
+// LeasesPrefix is the prefix of all of a platform's lease records.
+func LeasesPrefix(platformID string) []byte { return append(join(FamilyLease, platformID), 0) }
+
+// LeaseSpendPrefix is the prefix of one lease's unaggregated spend records.
+func LeaseSpendPrefix(platformID, leaseID string) []byte {
+	return append(join(FamilyLeaseSpend, platformID, leaseID), 0)
+}
+
+// LeaseSpendKey is the key of one settled call's spend on a lease.
+func LeaseSpendKey(platformID, leaseID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(LeaseSpendPrefix(platformID, leaseID), seq)
+}

@@ -24,8 +24,17 @@ var (
 
 // Config configures [Open].
 type Config struct {
-	// Dir is the data directory; Pebble lives in Dir/pebble. Required.
+	// Dir is the data directory; Pebble lives in Dir/<Subdir>. Required.
 	Dir string
+	// Subdir names this store's Pebble directory under Dir. Default
+	// "pebble" (the money and entity store); the per-call logs live in
+	// their own store, "logs".
+	Subdir string
+	// AppendMostly tunes Pebble for an append-mostly, TTL'd workload
+	// (per-call logs): larger memtables and a lazier L0, so compaction
+	// runs less often and in bigger steps. Leave it off for the money
+	// store, whose records are small and overwritten.
+	AppendMostly bool
 	// QueueDepth bounds the writes waiting for the committer. A full queue
 	// makes Submit block (backpressure). Default 65536, range 1..1<<20.
 	QueueDepth int
@@ -119,8 +128,9 @@ type Write struct {
 }
 
 type syncItem struct {
-	batch *pebble.Batch // nil: nothing to wait for
-	dones []func(error)
+	batch  *pebble.Batch // nil: nothing to wait for
+	dones  []func(error)
+	signal bool // tell the committer on s.synced when the fsync returned
 }
 
 // Store is the node's Pebble store with its group-commit pipeline. Its
@@ -135,11 +145,15 @@ type Store struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup
 
-	mu       sync.RWMutex // guards closing of in against concurrent Submit
-	feedSeq  uint64       // owned by the committer goroutine after Open
-	commits  atomic.Uint64
-	writes   atomic.Uint64
-	fatalOne sync.Once
+	mu            sync.RWMutex  // guards closing of in against concurrent Submit
+	feedSeq       uint64        // owned by the committer goroutine after Open
+	synced        chan struct{} // syncLoop → commitLoop: a synced batch's fsync returned (a wake-up, capacity 1)
+	syncedBatches atomic.Uint64 // synced batches whose fsync returned
+	commits       atomic.Uint64
+	writes        atomic.Uint64
+	batches       atomic.Uint64
+	syncedWrites  atomic.Uint64
+	fatalOne      sync.Once
 }
 
 // Open opens (creating if needed) the store in cfg.Dir and starts its
@@ -166,7 +180,18 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	opts := &pebble.Options{Logger: quietLogger{cfg.Logger}}
-	dir := filepath.Join(cfg.Dir, "pebble")
+	if cfg.AppendMostly {
+		opts.MemTableSize = 64 << 20
+		opts.MemTableStopWritesThreshold = 4
+		opts.L0CompactionThreshold = 8
+		opts.L0StopWritesThreshold = 48
+		opts.LBaseMaxBytes = 512 << 20
+	}
+	sub := cfg.Subdir
+	if sub == "" {
+		sub = "pebble"
+	}
+	dir := filepath.Join(cfg.Dir, sub)
 	if cfg.FS != nil {
 		opts.FS = cfg.FS
 	} else if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -177,11 +202,12 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("persistence: open pebble: %w", err)
 	}
 	s := &Store{
-		cfg:   cfg,
-		db:    db,
-		log:   cfg.Logger,
-		in:    make(chan Write, cfg.QueueDepth),
-		syncq: make(chan syncItem, 1024),
+		cfg:    cfg,
+		db:     db,
+		log:    cfg.Logger,
+		in:     make(chan Write, cfg.QueueDepth),
+		syncq:  make(chan syncItem, 1024),
+		synced: make(chan struct{}, 1),
 	}
 	if err := s.checkSchema(); err != nil {
 		db.Close()
@@ -275,123 +301,183 @@ func (s *Store) CommitUntracked(ops ...Op) error {
 // [Write]: NoSync writes are only applied).
 func (s *Store) Barrier() error { return s.Commit() }
 
+// gathering is the batch the committer is building.
+type gathering struct {
+	batch       *pebble.Batch
+	dones       []func(error)
+	noSyncDones []func(error)
+	sync        bool // holds a synced write with ops
+	n           int
+	feed        []byte
+}
+
+func (g *gathering) empty() bool { return g.n == 0 }
+
+// add folds w into the batch.
+func (g *gathering) add(w Write) {
+	for _, op := range w.Ops {
+		var kind byte
+		switch {
+		case op.Delete && op.End != nil:
+			_ = g.batch.DeleteRange(op.Key, op.End, nil)
+			kind = 2
+		case op.Delete:
+			_ = g.batch.Delete(op.Key, nil)
+			kind = 1
+		default:
+			_ = g.batch.Set(op.Key, op.Value, nil)
+		}
+		if !w.Untracked {
+			g.feed = appendFeed(g.feed, kind, op.Key, op.End)
+		}
+	}
+	if w.NoSync {
+		g.noSyncDones = append(g.noSyncDones, w.Done)
+	} else {
+		if len(w.Ops) > 0 {
+			g.sync = true
+		}
+		g.dones = append(g.dones, w.Done)
+	}
+	g.n++
+}
+
+// commitLoop gathers writes into batches and applies them in order. At
+// most one synced batch is being fsynced at a time: while it is, the
+// committer keeps gathering, and hands Pebble one larger batch when the
+// fsync returns (a batch of only unsynced writes is applied at once: it
+// waits for nothing and, everything before it being applied, keeps the
+// order).
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	defer close(s.syncq)
-	var feed []byte
-	for w := range s.in {
-		if s.failed.Load() != nil {
-			s.failAll(w, ErrFailed)
-			continue
-		}
-		batch := s.db.NewBatch()
-		dones := make([]func(error), 0, 8)
-		var noSyncDones []func(error)
-		sync := false
-		feed = feed[:0]
-		n := 0
-		add := func(w Write) {
-			for _, op := range w.Ops {
-				var kind byte
-				switch {
-				case op.Delete && op.End != nil:
-					_ = batch.DeleteRange(op.Key, op.End, nil)
-					kind = 2
-				case op.Delete:
-					_ = batch.Delete(op.Key, nil)
-					kind = 1
-				default:
-					_ = batch.Set(op.Key, op.Value, nil)
+	g := &gathering{}
+	var handed uint64 // synced batches handed to syncLoop
+	inflight := func() bool { return handed > s.syncedBatches.Load() }
+	open := true
+	for open || !g.empty() {
+		if g.empty() {
+			select {
+			case w, ok := <-s.in:
+				if !ok {
+					open = false
+					continue
 				}
-				if !w.Untracked {
-					feed = appendFeed(feed, kind, op.Key, op.End)
+				if s.failed.Load() != nil {
+					s.failAll(w, ErrFailed)
+					continue
 				}
+				g.batch = s.db.NewBatch()
+				g.add(w)
+			case <-s.synced:
+				continue
 			}
-			if w.NoSync {
-				noSyncDones = append(noSyncDones, w.Done)
-			} else {
-				if len(w.Ops) > 0 {
-					sync = true
-				}
-				dones = append(dones, w.Done)
-			}
-			n++
 		}
-		add(w)
 	drain:
-		for n < s.cfg.MaxBatch {
+		for open && g.n < s.cfg.MaxBatch {
 			select {
 			case w2, ok := <-s.in:
 				if !ok {
+					open = false
 					break drain
 				}
-				add(w2)
+				g.add(w2)
 			default:
 				break drain
 			}
 		}
-		if e := s.failed.Load(); e != nil {
-			// The store failed while this batch was being gathered (the
-			// check above saw only its first write): apply nothing more.
-			batch.Close()
-			for _, d := range append(dones, noSyncDones...) {
-				d(fmt.Errorf("%w: %v", ErrFailed, *e))
+		if g.sync && inflight() && open && g.n < s.cfg.MaxBatch {
+			// An fsync is in flight: gather until it returns.
+			select {
+			case w2, ok := <-s.in:
+				if !ok {
+					open = false
+				} else {
+					g.add(w2)
+				}
+			case <-s.synced:
 			}
 			continue
 		}
-		if len(feed) > 0 && !s.cfg.DisableChangefeed {
-			s.feedSeq++
-			_ = batch.Set(ChangefeedKey(s.feedSeq), feed, nil)
+		if s.apply(g) {
+			handed++
 		}
-		s.writes.Add(uint64(n))
-		var err error
-		if fp := s.cfg.Failpoint; fp != nil {
-			if err = fp(FailpointBeforeApply); err != nil {
-				err = fmt.Errorf("failpoint %s: %w", FailpointBeforeApply, err)
-				batch.Close()
-				s.fatal(fmt.Errorf("apply batch: %w", err))
-				for _, d := range append(dones, noSyncDones...) {
-					d(fmt.Errorf("%w: %v", ErrFailed, err))
-				}
-				continue
-			}
+		g = &gathering{feed: g.feed[:0]}
+	}
+}
+
+// apply applies one gathered batch and hands it to syncLoop; it reports
+// whether the batch waits for an fsync (syncLoop then signals s.synced).
+func (s *Store) apply(g *gathering) bool {
+	batch, dones, noSyncDones := g.batch, g.dones, g.noSyncDones
+	if e := s.failed.Load(); e != nil {
+		// The store failed while this batch was being gathered: apply
+		// nothing more.
+		batch.Close()
+		for _, d := range append(dones, noSyncDones...) {
+			d(fmt.Errorf("%w: %v", ErrFailed, *e))
 		}
-		switch {
-		case batch.Empty():
+		return false
+	}
+	if len(g.feed) > 0 && !s.cfg.DisableChangefeed {
+		s.feedSeq++
+		_ = batch.Set(ChangefeedKey(s.feedSeq), g.feed, nil)
+	}
+	s.writes.Add(uint64(g.n))
+	s.batches.Add(1)
+	var err error
+	if fp := s.cfg.Failpoint; fp != nil {
+		if err = fp(FailpointBeforeApply); err != nil {
+			err = fmt.Errorf("failpoint %s: %w", FailpointBeforeApply, err)
 			batch.Close()
-			batch = nil
-		case sync:
-			err = s.db.ApplyNoSyncWait(batch, pebble.Sync)
-		default:
-			err = s.db.Apply(batch, pebble.NoSync)
-			batch.Close()
-			batch = nil
-		}
-		if err != nil {
 			s.fatal(fmt.Errorf("apply batch: %w", err))
 			for _, d := range append(dones, noSyncDones...) {
 				d(fmt.Errorf("%w: %v", ErrFailed, err))
 			}
-			continue
+			return false
 		}
-		if fp := s.cfg.Failpoint; fp != nil {
-			if err := fp(FailpointAfterApply); err != nil {
-				// Applied (and maybe reaching the WAL) but acknowledged to
-				// no one: fail-stop; syncLoop still waits for the batch
-				// before closing it and fails its Dones.
-				err = fmt.Errorf("failpoint %s: %w", FailpointAfterApply, err)
-				s.fatal(fmt.Errorf("apply batch: %w", err))
-				for _, d := range noSyncDones {
-					d(fmt.Errorf("%w: %v", ErrFailed, err))
-				}
-				noSyncDones = nil
-			}
-		}
-		for _, d := range noSyncDones {
-			d(nil)
-		}
-		s.syncq <- syncItem{batch: batch, dones: dones}
 	}
+	sync := false
+	switch {
+	case batch.Empty():
+		batch.Close()
+		batch = nil
+	case g.sync:
+		err = s.db.ApplyNoSyncWait(batch, pebble.Sync)
+		sync = err == nil
+	default:
+		err = s.db.Apply(batch, pebble.NoSync)
+		batch.Close()
+		batch = nil
+	}
+	if err != nil {
+		s.fatal(fmt.Errorf("apply batch: %w", err))
+		for _, d := range append(dones, noSyncDones...) {
+			d(fmt.Errorf("%w: %v", ErrFailed, err))
+		}
+		return false
+	}
+	if fp := s.cfg.Failpoint; fp != nil {
+		if err := fp(FailpointAfterApply); err != nil {
+			// Applied (and maybe reaching the WAL) but acknowledged to
+			// no one: fail-stop; syncLoop still waits for the batch
+			// before closing it and fails its Dones.
+			err = fmt.Errorf("failpoint %s: %w", FailpointAfterApply, err)
+			s.fatal(fmt.Errorf("apply batch: %w", err))
+			for _, d := range noSyncDones {
+				d(fmt.Errorf("%w: %v", ErrFailed, err))
+			}
+			noSyncDones = nil
+		}
+	}
+	for _, d := range noSyncDones {
+		d(nil)
+	}
+	if sync {
+		s.syncedWrites.Add(uint64(len(dones)))
+	}
+	s.syncq <- syncItem{batch: batch, dones: dones, signal: sync}
+	return sync
 }
 
 func (s *Store) syncLoop() {
@@ -420,6 +506,13 @@ func (s *Store) syncLoop() {
 		}
 		for _, d := range item.dones {
 			d(err)
+		}
+		if item.signal {
+			s.syncedBatches.Add(1)
+			select {
+			case s.synced <- struct{}{}:
+			default: // a wake-up is already pending
+			}
 		}
 	}
 }
@@ -522,13 +615,15 @@ func (s *Store) ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) boo
 
 // Stats reports the committer's counters.
 type Stats struct {
-	Writes  uint64 // Writes folded into batches
-	Commits uint64 // synced batches
+	Writes       uint64 // Writes folded into batches
+	Commits      uint64 // synced batches (fsyncs waited for)
+	Batches      uint64 // batches applied to Pebble
+	SyncedWrites uint64 // writes acknowledged by those fsyncs
 }
 
 // Stats returns the committer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Writes: s.writes.Load(), Commits: s.commits.Load()}
+	return Stats{Writes: s.writes.Load(), Commits: s.commits.Load(), Batches: s.batches.Load(), SyncedWrites: s.syncedWrites.Load()}
 }
 
 // ChangefeedDisabled reports whether this store records no changefeed.

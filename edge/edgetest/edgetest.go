@@ -84,6 +84,8 @@ type Gateway struct {
 	Webhooks *webhooks.Service
 	// Logs is the per-call log store (always on).
 	Logs *logs.Store
+	// LogDB is the per-call logs' own Pebble store (Dir/logs).
+	LogDB *persistence.Store
 	// MCP is the MCP service (always on).
 	MCP    *mcp.Service
 	client *http.Client
@@ -98,7 +100,11 @@ func Start(tb testing.TB, o Options) *Gateway {
 		o.Dir = tb.TempDir()
 	}
 	if o.Log == nil {
-		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		var w io.Writer = io.Discard
+		if os.Getenv("EDGETEST_LOG") != "" { // debugging: the gateway's log on stderr
+			w = os.Stderr
+		}
+		o.Log = slog.New(slog.NewTextHandler(w, nil))
 	}
 	scfg := persistence.DefaultConfig()
 	scfg.Dir = o.Dir
@@ -150,7 +156,11 @@ func Start(tb testing.TB, o Options) *Gateway {
 		env.Notify = hooks.Wake
 		hooks.Start()
 	}
-	lg, err := logs.Open(logs.Config{Clock: o.Clock, Logger: o.Log}, store)
+	logDB, err := logs.OpenDB(o.Dir, o.Log)
+	if err != nil {
+		tb.Fatalf("logs.OpenDB: %v", err)
+	}
+	lg, err := logs.Open(logs.Config{Clock: o.Clock, Logger: o.Log}, logDB)
 	if err != nil {
 		tb.Fatalf("logs.Open: %v", err)
 	}
@@ -189,7 +199,7 @@ func Start(tb testing.TB, o Options) *Gateway {
 		tr.DialContext = func(context.Context, string, string) (net.Conn, error) { return d.Dial() }
 	}
 	g := &Gateway{
-		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv, Webhooks: hooks, Logs: lg, MCP: msvc,
+		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv, Webhooks: hooks, Logs: lg, LogDB: logDB, MCP: msvc,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: tr},
 		done:   make(chan error, 1),
 	}
@@ -215,6 +225,7 @@ func (g *Gateway) Close() {
 			g.Webhooks.Close()
 		}
 		g.Logs.Close() // drains queued entries before the store closes
+		_ = g.LogDB.Close()
 		_ = g.Store.Close()
 	})
 }

@@ -997,7 +997,9 @@ type LedgerEntry struct {
 	Model             string                 `protobuf:"bytes,12,opt,name=model,proto3" json:"model,omitempty"`
 	PromptTokens      int64                  `protobuf:"varint,13,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens  int64                  `protobuf:"varint,14,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	UnchargedNanos    int64                  `protobuf:"varint,15,opt,name=uncharged_nanos,json=unchargedNanos,proto3" json:"uncharged_nanos,omitempty"` // usage beyond the balance that could not be charged
+	UnchargedNanos    int64                  `protobuf:"varint,15,opt,name=uncharged_nanos,json=unchargedNanos,proto3" json:"uncharged_nanos,omitempty"`            // usage beyond the balance that could not be charged
+	ProviderCostNanos int64                  `protobuf:"varint,16,opt,name=provider_cost_nanos,json=providerCostNanos,proto3" json:"provider_cost_nanos,omitempty"` // usage on a budget: what the call cost the wallet
+	Calls             int64                  `protobuf:"varint,17,opt,name=calls,proto3" json:"calls,omitempty"`                                                    // usage on the wallet: how many calls the entry aggregates
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1137,6 +1139,20 @@ func (x *LedgerEntry) GetUnchargedNanos() int64 {
 	return 0
 }
 
+func (x *LedgerEntry) GetProviderCostNanos() int64 {
+	if x != nil {
+		return x.ProviderCostNanos
+	}
+	return 0
+}
+
+func (x *LedgerEntry) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
 type IdempotencyRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1222,6 +1238,7 @@ type Reservation struct {
 	AmountNanos   int64                  `protobuf:"varint,3,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
 	Tokens        int64                  `protobuf:"varint,4,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	CreatedAtMs   int64                  `protobuf:"varint,5,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	WalletNanos   int64                  `protobuf:"varint,6,opt,name=wallet_nanos,json=walletNanos,proto3" json:"wallet_nanos,omitempty"` // worst-case provider cost held on the wallet lease
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1291,6 +1308,414 @@ func (x *Reservation) GetCreatedAtMs() int64 {
 	return 0
 }
 
+func (x *Reservation) GetWalletNanos() int64 {
+	if x != nil {
+		return x.WalletNanos
+	}
+	return 0
+}
+
+// Lease is credit of a platform's wallet granted to one holder (one node's
+// process incarnation). Owned by the platform actor.
+type Lease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Incarnation   string                 `protobuf:"bytes,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	GrantedNanos  int64                  `protobuf:"varint,4,opt,name=granted_nanos,json=grantedNanos,proto3" json:"granted_nanos,omitempty"` // credit granted and not returned
+	SpentNanos    int64                  `protobuf:"varint,5,opt,name=spent_nanos,json=spentNanos,proto3" json:"spent_nanos,omitempty"`       // spend aggregated into the wallet so far
+	CreatedAtMs   int64                  `protobuf:"varint,6,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	Calls         int64                  `protobuf:"varint,7,opt,name=calls,proto3" json:"calls,omitempty"` // calls aggregated so far
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lease) Reset() {
+	*x = Lease{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lease) ProtoMessage() {}
+
+func (x *Lease) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lease.ProtoReflect.Descriptor instead.
+func (*Lease) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Lease) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Lease) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Lease) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
+}
+
+func (x *Lease) GetGrantedNanos() int64 {
+	if x != nil {
+		return x.GrantedNanos
+	}
+	return 0
+}
+
+func (x *Lease) GetSpentNanos() int64 {
+	if x != nil {
+		return x.SpentNanos
+	}
+	return 0
+}
+
+func (x *Lease) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+func (x *Lease) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+// LeaseSpend is one settled call's wallet cost, written by the end-user
+// actor in the batch of its usage entry, aggregated into the wallet (and
+// deleted) by the platform actor.
+type LeaseSpend struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	RequestId        string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	EndUserId        string                 `protobuf:"bytes,2,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	CostNanos        int64                  `protobuf:"varint,3,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	Model            string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	PromptTokens     int64                  `protobuf:"varint,5,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int64                  `protobuf:"varint,6,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	AtMs             int64                  `protobuf:"varint,7,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *LeaseSpend) Reset() {
+	*x = LeaseSpend{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseSpend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseSpend) ProtoMessage() {}
+
+func (x *LeaseSpend) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseSpend.ProtoReflect.Descriptor instead.
+func (*LeaseSpend) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LeaseSpend) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LeaseSpend) GetEndUserId() string {
+	if x != nil {
+		return x.EndUserId
+	}
+	return ""
+}
+
+func (x *LeaseSpend) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *LeaseSpend) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *LeaseSpend) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *LeaseSpend) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *LeaseSpend) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+// LeaseGrant asks the platform actor for more credit on a lease (creating
+// it on first use): want_nanos if the wallet has it, at least min_nanos.
+type LeaseGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId       string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Incarnation   string                 `protobuf:"bytes,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	WantNanos     int64                  `protobuf:"varint,4,opt,name=want_nanos,json=wantNanos,proto3" json:"want_nanos,omitempty"`
+	MinNanos      int64                  `protobuf:"varint,5,opt,name=min_nanos,json=minNanos,proto3" json:"min_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseGrant) Reset() {
+	*x = LeaseGrant{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseGrant) ProtoMessage() {}
+
+func (x *LeaseGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseGrant.ProtoReflect.Descriptor instead.
+func (*LeaseGrant) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LeaseGrant) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *LeaseGrant) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *LeaseGrant) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
+}
+
+func (x *LeaseGrant) GetWantNanos() int64 {
+	if x != nil {
+		return x.WantNanos
+	}
+	return 0
+}
+
+func (x *LeaseGrant) GetMinNanos() int64 {
+	if x != nil {
+		return x.MinNanos
+	}
+	return 0
+}
+
+type LeaseGranted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GrantedNanos  int64                  `protobuf:"varint,1,opt,name=granted_nanos,json=grantedNanos,proto3" json:"granted_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseGranted) Reset() {
+	*x = LeaseGranted{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseGranted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseGranted) ProtoMessage() {}
+
+func (x *LeaseGranted) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseGranted.ProtoReflect.Descriptor instead.
+func (*LeaseGranted) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LeaseGranted) GetGrantedNanos() int64 {
+	if x != nil {
+		return x.GrantedNanos
+	}
+	return 0
+}
+
+// LeaseReturn gives unspent credit of a lease back to the wallet.
+type LeaseReturn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId       string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	AmountNanos   int64                  `protobuf:"varint,2,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseReturn) Reset() {
+	*x = LeaseReturn{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseReturn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseReturn) ProtoMessage() {}
+
+func (x *LeaseReturn) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseReturn.ProtoReflect.Descriptor instead.
+func (*LeaseReturn) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LeaseReturn) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *LeaseReturn) GetAmountNanos() int64 {
+	if x != nil {
+		return x.AmountNanos
+	}
+	return 0
+}
+
+// LeaseFlush folds the lease spend records written so far into the wallet.
+type LeaseFlush struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseFlush) Reset() {
+	*x = LeaseFlush{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseFlush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseFlush) ProtoMessage() {}
+
+func (x *LeaseFlush) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseFlush.ProtoReflect.Descriptor instead.
+func (*LeaseFlush) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{20}
+}
+
 type RateLimitInfo struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	LimitRequests     int64                  `protobuf:"varint,1,opt,name=limit_requests,json=limitRequests,proto3" json:"limit_requests,omitempty"`
@@ -1306,7 +1731,7 @@ type RateLimitInfo struct {
 
 func (x *RateLimitInfo) Reset() {
 	*x = RateLimitInfo{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[15]
+	mi := &file_internal_pb_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1743,7 @@ func (x *RateLimitInfo) String() string {
 func (*RateLimitInfo) ProtoMessage() {}
 
 func (x *RateLimitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[15]
+	mi := &file_internal_pb_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1756,7 @@ func (x *RateLimitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitInfo.ProtoReflect.Descriptor instead.
 func (*RateLimitInfo) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{15}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RateLimitInfo) GetLimitRequests() int64 {
@@ -1396,7 +1821,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[16]
+	mi := &file_internal_pb_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1833,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[16]
+	mi := &file_internal_pb_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1846,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{16}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Failure) GetCode() string {
@@ -1453,7 +1878,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[17]
+	mi := &file_internal_pb_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1890,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[17]
+	mi := &file_internal_pb_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1903,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{17}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 type CreatePlatform struct {
@@ -1492,7 +1917,7 @@ type CreatePlatform struct {
 
 func (x *CreatePlatform) Reset() {
 	*x = CreatePlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[18]
+	mi := &file_internal_pb_gateway_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1929,7 @@ func (x *CreatePlatform) String() string {
 func (*CreatePlatform) ProtoMessage() {}
 
 func (x *CreatePlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[18]
+	mi := &file_internal_pb_gateway_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1942,7 @@ func (x *CreatePlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlatform.ProtoReflect.Descriptor instead.
 func (*CreatePlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{18}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreatePlatform) GetName() string {
@@ -1552,7 +1977,7 @@ type PlatformCreated struct {
 
 func (x *PlatformCreated) Reset() {
 	*x = PlatformCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[19]
+	mi := &file_internal_pb_gateway_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1989,7 @@ func (x *PlatformCreated) String() string {
 func (*PlatformCreated) ProtoMessage() {}
 
 func (x *PlatformCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[19]
+	mi := &file_internal_pb_gateway_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +2002,7 @@ func (x *PlatformCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformCreated.ProtoReflect.Descriptor instead.
 func (*PlatformCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{19}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PlatformCreated) GetPlatform() *Platform {
@@ -1609,7 +2034,7 @@ type GetPlatform struct {
 
 func (x *GetPlatform) Reset() {
 	*x = GetPlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[20]
+	mi := &file_internal_pb_gateway_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +2046,7 @@ func (x *GetPlatform) String() string {
 func (*GetPlatform) ProtoMessage() {}
 
 func (x *GetPlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[20]
+	mi := &file_internal_pb_gateway_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +2059,7 @@ func (x *GetPlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlatform.ProtoReflect.Descriptor instead.
 func (*GetPlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{20}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{26}
 }
 
 // PatchPlatform replaces the settings fields named in fields (JSON names).
@@ -1649,7 +2074,7 @@ type PatchPlatform struct {
 
 func (x *PatchPlatform) Reset() {
 	*x = PatchPlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	mi := &file_internal_pb_gateway_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +2086,7 @@ func (x *PatchPlatform) String() string {
 func (*PatchPlatform) ProtoMessage() {}
 
 func (x *PatchPlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	mi := &file_internal_pb_gateway_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +2099,7 @@ func (x *PatchPlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchPlatform.ProtoReflect.Descriptor instead.
 func (*PatchPlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{21}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PatchPlatform) GetSettings() *PlatformSettings {
@@ -1707,7 +2132,7 @@ type PlatformView struct {
 
 func (x *PlatformView) Reset() {
 	*x = PlatformView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[22]
+	mi := &file_internal_pb_gateway_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2144,7 @@ func (x *PlatformView) String() string {
 func (*PlatformView) ProtoMessage() {}
 
 func (x *PlatformView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[22]
+	mi := &file_internal_pb_gateway_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2157,7 @@ func (x *PlatformView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformView.ProtoReflect.Descriptor instead.
 func (*PlatformView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{22}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlatformView) GetPlatform() *Platform {
@@ -1751,7 +2176,7 @@ type CreateAPIKey struct {
 
 func (x *CreateAPIKey) Reset() {
 	*x = CreateAPIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[23]
+	mi := &file_internal_pb_gateway_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +2188,7 @@ func (x *CreateAPIKey) String() string {
 func (*CreateAPIKey) ProtoMessage() {}
 
 func (x *CreateAPIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[23]
+	mi := &file_internal_pb_gateway_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +2201,7 @@ func (x *CreateAPIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKey.ProtoReflect.Descriptor instead.
 func (*CreateAPIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{23}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateAPIKey) GetName() string {
@@ -1796,7 +2221,7 @@ type APIKeyCreated struct {
 
 func (x *APIKeyCreated) Reset() {
 	*x = APIKeyCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[24]
+	mi := &file_internal_pb_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +2233,7 @@ func (x *APIKeyCreated) String() string {
 func (*APIKeyCreated) ProtoMessage() {}
 
 func (x *APIKeyCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[24]
+	mi := &file_internal_pb_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +2246,7 @@ func (x *APIKeyCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeyCreated.ProtoReflect.Descriptor instead.
 func (*APIKeyCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{24}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *APIKeyCreated) GetKey() *APIKey {
@@ -1846,7 +2271,7 @@ type ListAPIKeys struct {
 
 func (x *ListAPIKeys) Reset() {
 	*x = ListAPIKeys{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[25]
+	mi := &file_internal_pb_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2283,7 @@ func (x *ListAPIKeys) String() string {
 func (*ListAPIKeys) ProtoMessage() {}
 
 func (x *ListAPIKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[25]
+	mi := &file_internal_pb_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2296,7 @@ func (x *ListAPIKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeys.ProtoReflect.Descriptor instead.
 func (*ListAPIKeys) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{25}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 type APIKeyList struct {
@@ -1883,7 +2308,7 @@ type APIKeyList struct {
 
 func (x *APIKeyList) Reset() {
 	*x = APIKeyList{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[26]
+	mi := &file_internal_pb_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2320,7 @@ func (x *APIKeyList) String() string {
 func (*APIKeyList) ProtoMessage() {}
 
 func (x *APIKeyList) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[26]
+	mi := &file_internal_pb_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2333,7 @@ func (x *APIKeyList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeyList.ProtoReflect.Descriptor instead.
 func (*APIKeyList) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{26}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *APIKeyList) GetKeys() []*APIKey {
@@ -1927,7 +2352,7 @@ type RevokeAPIKey struct {
 
 func (x *RevokeAPIKey) Reset() {
 	*x = RevokeAPIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[27]
+	mi := &file_internal_pb_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2364,7 @@ func (x *RevokeAPIKey) String() string {
 func (*RevokeAPIKey) ProtoMessage() {}
 
 func (x *RevokeAPIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[27]
+	mi := &file_internal_pb_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2377,7 @@ func (x *RevokeAPIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKey.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{27}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeAPIKey) GetKeyId() string {
@@ -1974,7 +2399,7 @@ type CreateEndUser struct {
 
 func (x *CreateEndUser) Reset() {
 	*x = CreateEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[28]
+	mi := &file_internal_pb_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2411,7 @@ func (x *CreateEndUser) String() string {
 func (*CreateEndUser) ProtoMessage() {}
 
 func (x *CreateEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[28]
+	mi := &file_internal_pb_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2424,7 @@ func (x *CreateEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndUser.ProtoReflect.Descriptor instead.
 func (*CreateEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{28}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateEndUser) GetExternalId() string {
@@ -2042,7 +2467,7 @@ type EndUserCreated struct {
 
 func (x *EndUserCreated) Reset() {
 	*x = EndUserCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[29]
+	mi := &file_internal_pb_gateway_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2479,7 @@ func (x *EndUserCreated) String() string {
 func (*EndUserCreated) ProtoMessage() {}
 
 func (x *EndUserCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[29]
+	mi := &file_internal_pb_gateway_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2492,7 @@ func (x *EndUserCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserCreated.ProtoReflect.Descriptor instead.
 func (*EndUserCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{29}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EndUserCreated) GetEndUser() *EndUser {
@@ -2111,7 +2536,7 @@ type WalletTopup struct {
 
 func (x *WalletTopup) Reset() {
 	*x = WalletTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[30]
+	mi := &file_internal_pb_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2548,7 @@ func (x *WalletTopup) String() string {
 func (*WalletTopup) ProtoMessage() {}
 
 func (x *WalletTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[30]
+	mi := &file_internal_pb_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2561,7 @@ func (x *WalletTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletTopup.ProtoReflect.Descriptor instead.
 func (*WalletTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{30}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WalletTopup) GetAmountNanos() int64 {
@@ -2180,13 +2605,14 @@ type WalletView struct {
 	ReservedNanos int64                  `protobuf:"varint,2,opt,name=reserved_nanos,json=reservedNanos,proto3" json:"reserved_nanos,omitempty"`
 	Entry         *LedgerEntry           `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
 	Replayed      bool                   `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	LeasedNanos   int64                  `protobuf:"varint,5,opt,name=leased_nanos,json=leasedNanos,proto3" json:"leased_nanos,omitempty"` // credit held by leases, in-flight reservations included
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WalletView) Reset() {
 	*x = WalletView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[31]
+	mi := &file_internal_pb_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2624,7 @@ func (x *WalletView) String() string {
 func (*WalletView) ProtoMessage() {}
 
 func (x *WalletView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[31]
+	mi := &file_internal_pb_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2637,7 @@ func (x *WalletView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletView.ProtoReflect.Descriptor instead.
 func (*WalletView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{31}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WalletView) GetWallet() *Wallet {
@@ -2242,6 +2668,13 @@ func (x *WalletView) GetReplayed() bool {
 	return false
 }
 
+func (x *WalletView) GetLeasedNanos() int64 {
+	if x != nil {
+		return x.LeasedNanos
+	}
+	return 0
+}
+
 type GetWallet struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2250,7 +2683,7 @@ type GetWallet struct {
 
 func (x *GetWallet) Reset() {
 	*x = GetWallet{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[32]
+	mi := &file_internal_pb_gateway_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2695,7 @@ func (x *GetWallet) String() string {
 func (*GetWallet) ProtoMessage() {}
 
 func (x *GetWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[32]
+	mi := &file_internal_pb_gateway_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2708,7 @@ func (x *GetWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWallet.ProtoReflect.Descriptor instead.
 func (*GetWallet) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{32}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{38}
 }
 
 type SetAutoTopup struct {
@@ -2287,7 +2720,7 @@ type SetAutoTopup struct {
 
 func (x *SetAutoTopup) Reset() {
 	*x = SetAutoTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[33]
+	mi := &file_internal_pb_gateway_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2732,7 @@ func (x *SetAutoTopup) String() string {
 func (*SetAutoTopup) ProtoMessage() {}
 
 func (x *SetAutoTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[33]
+	mi := &file_internal_pb_gateway_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2745,7 @@ func (x *SetAutoTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAutoTopup.ProtoReflect.Descriptor instead.
 func (*SetAutoTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{33}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetAutoTopup) GetAutoTopup() *AutoTopup {
@@ -2320,246 +2753,6 @@ func (x *SetAutoTopup) GetAutoTopup() *AutoTopup {
 		return x.AutoTopup
 	}
 	return nil
-}
-
-type WalletReserve struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
-	AmountNanos   int64                  `protobuf:"varint,2,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
-	Provider      string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"` // the reply carries this provider's config
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *WalletReserve) Reset() {
-	*x = WalletReserve{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[34]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *WalletReserve) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*WalletReserve) ProtoMessage() {}
-
-func (x *WalletReserve) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[34]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use WalletReserve.ProtoReflect.Descriptor instead.
-func (*WalletReserve) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{34}
-}
-
-func (x *WalletReserve) GetReservationId() string {
-	if x != nil {
-		return x.ReservationId
-	}
-	return ""
-}
-
-func (x *WalletReserve) GetAmountNanos() int64 {
-	if x != nil {
-		return x.AmountNanos
-	}
-	return 0
-}
-
-func (x *WalletReserve) GetProvider() string {
-	if x != nil {
-		return x.Provider
-	}
-	return ""
-}
-
-type WalletReserved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Provider      *ProviderConfig        `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
-	MarkupBps     int64                  `protobuf:"varint,2,opt,name=markup_bps,json=markupBps,proto3" json:"markup_bps,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *WalletReserved) Reset() {
-	*x = WalletReserved{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[35]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *WalletReserved) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*WalletReserved) ProtoMessage() {}
-
-func (x *WalletReserved) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[35]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use WalletReserved.ProtoReflect.Descriptor instead.
-func (*WalletReserved) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{35}
-}
-
-func (x *WalletReserved) GetProvider() *ProviderConfig {
-	if x != nil {
-		return x.Provider
-	}
-	return nil
-}
-
-func (x *WalletReserved) GetMarkupBps() int64 {
-	if x != nil {
-		return x.MarkupBps
-	}
-	return 0
-}
-
-type WalletSettle struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ReservationId    string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
-	CostNanos        int64                  `protobuf:"varint,2,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
-	RequestId        string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Model            string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
-	PromptTokens     int64                  `protobuf:"varint,5,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
-	CompletionTokens int64                  `protobuf:"varint,6,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
-}
-
-func (x *WalletSettle) Reset() {
-	*x = WalletSettle{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[36]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *WalletSettle) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*WalletSettle) ProtoMessage() {}
-
-func (x *WalletSettle) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[36]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use WalletSettle.ProtoReflect.Descriptor instead.
-func (*WalletSettle) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{36}
-}
-
-func (x *WalletSettle) GetReservationId() string {
-	if x != nil {
-		return x.ReservationId
-	}
-	return ""
-}
-
-func (x *WalletSettle) GetCostNanos() int64 {
-	if x != nil {
-		return x.CostNanos
-	}
-	return 0
-}
-
-func (x *WalletSettle) GetRequestId() string {
-	if x != nil {
-		return x.RequestId
-	}
-	return ""
-}
-
-func (x *WalletSettle) GetModel() string {
-	if x != nil {
-		return x.Model
-	}
-	return ""
-}
-
-func (x *WalletSettle) GetPromptTokens() int64 {
-	if x != nil {
-		return x.PromptTokens
-	}
-	return 0
-}
-
-func (x *WalletSettle) GetCompletionTokens() int64 {
-	if x != nil {
-		return x.CompletionTokens
-	}
-	return 0
-}
-
-type WalletRelease struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *WalletRelease) Reset() {
-	*x = WalletRelease{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[37]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *WalletRelease) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*WalletRelease) ProtoMessage() {}
-
-func (x *WalletRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[37]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use WalletRelease.ProtoReflect.Descriptor instead.
-func (*WalletRelease) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{37}
-}
-
-func (x *WalletRelease) GetReservationId() string {
-	if x != nil {
-		return x.ReservationId
-	}
-	return ""
 }
 
 type ListLedger struct {
@@ -2573,7 +2766,7 @@ type ListLedger struct {
 
 func (x *ListLedger) Reset() {
 	*x = ListLedger{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[38]
+	mi := &file_internal_pb_gateway_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2778,7 @@ func (x *ListLedger) String() string {
 func (*ListLedger) ProtoMessage() {}
 
 func (x *ListLedger) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[38]
+	mi := &file_internal_pb_gateway_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2791,7 @@ func (x *ListLedger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLedger.ProtoReflect.Descriptor instead.
 func (*ListLedger) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{38}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListLedger) GetAccount() string {
@@ -2632,7 +2825,7 @@ type LedgerPage struct {
 
 func (x *LedgerPage) Reset() {
 	*x = LedgerPage{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[39]
+	mi := &file_internal_pb_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +2837,7 @@ func (x *LedgerPage) String() string {
 func (*LedgerPage) ProtoMessage() {}
 
 func (x *LedgerPage) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[39]
+	mi := &file_internal_pb_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +2850,7 @@ func (x *LedgerPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerPage.ProtoReflect.Descriptor instead.
 func (*LedgerPage) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{39}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LedgerPage) GetEntries() []*LedgerEntry {
@@ -2682,7 +2875,7 @@ type GetEndUser struct {
 
 func (x *GetEndUser) Reset() {
 	*x = GetEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[40]
+	mi := &file_internal_pb_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2694,7 +2887,7 @@ func (x *GetEndUser) String() string {
 func (*GetEndUser) ProtoMessage() {}
 
 func (x *GetEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[40]
+	mi := &file_internal_pb_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2707,7 +2900,7 @@ func (x *GetEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndUser.ProtoReflect.Descriptor instead.
 func (*GetEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{40}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 type PatchEndUser struct {
@@ -2722,7 +2915,7 @@ type PatchEndUser struct {
 
 func (x *PatchEndUser) Reset() {
 	*x = PatchEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[41]
+	mi := &file_internal_pb_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2927,7 @@ func (x *PatchEndUser) String() string {
 func (*PatchEndUser) ProtoMessage() {}
 
 func (x *PatchEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[41]
+	mi := &file_internal_pb_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2940,7 @@ func (x *PatchEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchEndUser.ProtoReflect.Descriptor instead.
 func (*PatchEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{41}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PatchEndUser) GetDisplayName() string {
@@ -2788,7 +2981,7 @@ type EndUserView struct {
 
 func (x *EndUserView) Reset() {
 	*x = EndUserView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[42]
+	mi := &file_internal_pb_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +2993,7 @@ func (x *EndUserView) String() string {
 func (*EndUserView) ProtoMessage() {}
 
 func (x *EndUserView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[42]
+	mi := &file_internal_pb_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +3006,7 @@ func (x *EndUserView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserView.ProtoReflect.Descriptor instead.
 func (*EndUserView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{42}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EndUserView) GetEndUser() *EndUser {
@@ -2838,7 +3031,7 @@ type DeleteEndUser struct {
 
 func (x *DeleteEndUser) Reset() {
 	*x = DeleteEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[43]
+	mi := &file_internal_pb_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +3043,7 @@ func (x *DeleteEndUser) String() string {
 func (*DeleteEndUser) ProtoMessage() {}
 
 func (x *DeleteEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[43]
+	mi := &file_internal_pb_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +3056,7 @@ func (x *DeleteEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndUser.ProtoReflect.Descriptor instead.
 func (*DeleteEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{43}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 type SetBudget struct {
@@ -2877,7 +3070,7 @@ type SetBudget struct {
 
 func (x *SetBudget) Reset() {
 	*x = SetBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[44]
+	mi := &file_internal_pb_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3082,7 @@ func (x *SetBudget) String() string {
 func (*SetBudget) ProtoMessage() {}
 
 func (x *SetBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[44]
+	mi := &file_internal_pb_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3095,7 @@ func (x *SetBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudget.ProtoReflect.Descriptor instead.
 func (*SetBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{44}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetBudget) GetCreate() bool {
@@ -2934,7 +3127,7 @@ type GetBudget struct {
 
 func (x *GetBudget) Reset() {
 	*x = GetBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[45]
+	mi := &file_internal_pb_gateway_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3139,7 @@ func (x *GetBudget) String() string {
 func (*GetBudget) ProtoMessage() {}
 
 func (x *GetBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[45]
+	mi := &file_internal_pb_gateway_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3152,7 @@ func (x *GetBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBudget.ProtoReflect.Descriptor instead.
 func (*GetBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{45}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{47}
 }
 
 type DeleteBudget struct {
@@ -2970,7 +3163,7 @@ type DeleteBudget struct {
 
 func (x *DeleteBudget) Reset() {
 	*x = DeleteBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[46]
+	mi := &file_internal_pb_gateway_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3175,7 @@ func (x *DeleteBudget) String() string {
 func (*DeleteBudget) ProtoMessage() {}
 
 func (x *DeleteBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[46]
+	mi := &file_internal_pb_gateway_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3188,7 @@ func (x *DeleteBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudget.ProtoReflect.Descriptor instead.
 func (*DeleteBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{46}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{48}
 }
 
 type BudgetView struct {
@@ -3010,7 +3203,7 @@ type BudgetView struct {
 
 func (x *BudgetView) Reset() {
 	*x = BudgetView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[47]
+	mi := &file_internal_pb_gateway_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3215,7 @@ func (x *BudgetView) String() string {
 func (*BudgetView) ProtoMessage() {}
 
 func (x *BudgetView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[47]
+	mi := &file_internal_pb_gateway_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3228,7 @@ func (x *BudgetView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetView.ProtoReflect.Descriptor instead.
 func (*BudgetView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{47}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BudgetView) GetBudget() *Budget {
@@ -3080,7 +3273,7 @@ type BudgetTopup struct {
 
 func (x *BudgetTopup) Reset() {
 	*x = BudgetTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[48]
+	mi := &file_internal_pb_gateway_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3285,7 @@ func (x *BudgetTopup) String() string {
 func (*BudgetTopup) ProtoMessage() {}
 
 func (x *BudgetTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[48]
+	mi := &file_internal_pb_gateway_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3298,7 @@ func (x *BudgetTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetTopup.ProtoReflect.Descriptor instead.
 func (*BudgetTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{48}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *BudgetTopup) GetAmountNanos() int64 {
@@ -3159,7 +3352,7 @@ type SetRateLimits struct {
 
 func (x *SetRateLimits) Reset() {
 	*x = SetRateLimits{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[49]
+	mi := &file_internal_pb_gateway_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3364,7 @@ func (x *SetRateLimits) String() string {
 func (*SetRateLimits) ProtoMessage() {}
 
 func (x *SetRateLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[49]
+	mi := &file_internal_pb_gateway_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3377,7 @@ func (x *SetRateLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRateLimits.ProtoReflect.Descriptor instead.
 func (*SetRateLimits) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{49}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetRateLimits) GetLimits() *RateLimits {
@@ -3201,13 +3394,14 @@ type Admit struct {
 	RequestId       string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	EstimatedTokens int64                  `protobuf:"varint,3,opt,name=estimated_tokens,json=estimatedTokens,proto3" json:"estimated_tokens,omitempty"`
 	MaxCostNanos    int64                  `protobuf:"varint,4,opt,name=max_cost_nanos,json=maxCostNanos,proto3" json:"max_cost_nanos,omitempty"` // worst-case provider cost; the actor adds the platform markup
+	Provider        string                 `protobuf:"bytes,5,opt,name=provider,proto3" json:"provider,omitempty"`                                // when set: check it is enabled, reserve max_cost_nanos on the wallet lease
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Admit) Reset() {
 	*x = Admit{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[50]
+	mi := &file_internal_pb_gateway_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3413,7 @@ func (x *Admit) String() string {
 func (*Admit) ProtoMessage() {}
 
 func (x *Admit) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[50]
+	mi := &file_internal_pb_gateway_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3426,7 @@ func (x *Admit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admit.ProtoReflect.Descriptor instead.
 func (*Admit) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{50}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Admit) GetReservationId() string {
@@ -3263,16 +3457,25 @@ func (x *Admit) GetMaxCostNanos() int64 {
 	return 0
 }
 
+func (x *Admit) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
 type Admitted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Rate          *RateLimitInfo         `protobuf:"bytes,1,opt,name=rate,proto3" json:"rate,omitempty"`
+	Provider      *ProviderConfig        `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	MarkupBps     int64                  `protobuf:"varint,3,opt,name=markup_bps,json=markupBps,proto3" json:"markup_bps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Admitted) Reset() {
 	*x = Admitted{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[51]
+	mi := &file_internal_pb_gateway_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3487,7 @@ func (x *Admitted) String() string {
 func (*Admitted) ProtoMessage() {}
 
 func (x *Admitted) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[51]
+	mi := &file_internal_pb_gateway_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3500,7 @@ func (x *Admitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admitted.ProtoReflect.Descriptor instead.
 func (*Admitted) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{51}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Admitted) GetRate() *RateLimitInfo {
@@ -3305,6 +3508,20 @@ func (x *Admitted) GetRate() *RateLimitInfo {
 		return x.Rate
 	}
 	return nil
+}
+
+func (x *Admitted) GetProvider() *ProviderConfig {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+func (x *Admitted) GetMarkupBps() int64 {
+	if x != nil {
+		return x.MarkupBps
+	}
+	return 0
 }
 
 // CountRequest counts one request against the request-rate windows only
@@ -3317,7 +3534,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[52]
+	mi := &file_internal_pb_gateway_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3329,7 +3546,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[52]
+	mi := &file_internal_pb_gateway_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3342,7 +3559,7 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{52}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{54}
 }
 
 type Settle struct {
@@ -3360,7 +3577,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[53]
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +3589,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[53]
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +3602,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{53}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Settle) GetReservationId() string {
@@ -3446,7 +3663,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[54]
+	mi := &file_internal_pb_gateway_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3458,7 +3675,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[54]
+	mi := &file_internal_pb_gateway_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3471,7 +3688,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{54}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Release) GetReservationId() string {
@@ -3489,7 +3706,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	mi := &file_internal_pb_gateway_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3718,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	mi := &file_internal_pb_gateway_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3731,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{57}
 }
 
 var File_internal_pb_gateway_proto protoreflect.FileDescriptor
@@ -3613,7 +3830,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"rateLimits\x12\x1d\n" +
 	"\n" +
 	"ledger_seq\x18\n" +
-	" \x01(\x04R\tledgerSeq\"\xe6\x03\n" +
+	" \x01(\x04R\tledgerSeq\"\xac\x04\n" +
 	"\vLedgerEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vplatform_id\x18\x02 \x01(\tR\n" +
@@ -3632,20 +3849,58 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\x05model\x18\f \x01(\tR\x05model\x12#\n" +
 	"\rprompt_tokens\x18\r \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x0e \x01(\x03R\x10completionTokens\x12'\n" +
-	"\x0funcharged_nanos\x18\x0f \x01(\x03R\x0eunchargedNanos\"\x9a\x01\n" +
+	"\x0funcharged_nanos\x18\x0f \x01(\x03R\x0eunchargedNanos\x12.\n" +
+	"\x13provider_cost_nanos\x18\x10 \x01(\x03R\x11providerCostNanos\x12\x14\n" +
+	"\x05calls\x18\x11 \x01(\x03R\x05calls\"\x9a\x01\n" +
 	"\x11IdempotencyRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\frequest_hash\x18\x02 \x01(\fR\vrequestHash\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\x05R\x06status\x12\x14\n" +
 	"\x05reply\x18\x04 \x01(\fR\x05reply\x12\"\n" +
-	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\"\x9b\x01\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\"\xbe\x01\n" +
 	"\vReservation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12!\n" +
 	"\famount_nanos\x18\x03 \x01(\x03R\vamountNanos\x12\x16\n" +
 	"\x06tokens\x18\x04 \x01(\x03R\x06tokens\x12\"\n" +
-	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\"\xad\x02\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\x12!\n" +
+	"\fwallet_nanos\x18\x06 \x01(\x03R\vwalletNanos\"\xcd\x01\n" +
+	"\x05Lease\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\tR\vincarnation\x12#\n" +
+	"\rgranted_nanos\x18\x04 \x01(\x03R\fgrantedNanos\x12\x1f\n" +
+	"\vspent_nanos\x18\x05 \x01(\x03R\n" +
+	"spentNanos\x12\"\n" +
+	"\rcreated_at_ms\x18\x06 \x01(\x03R\vcreatedAtMs\x12\x14\n" +
+	"\x05calls\x18\a \x01(\x03R\x05calls\"\xe7\x01\n" +
+	"\n" +
+	"LeaseSpend\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
+	"\vend_user_id\x18\x02 \x01(\tR\tendUserId\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x03 \x01(\x03R\tcostNanos\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12#\n" +
+	"\rprompt_tokens\x18\x05 \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x06 \x01(\x03R\x10completionTokens\x12\x13\n" +
+	"\x05at_ms\x18\a \x01(\x03R\x04atMs\"\x99\x01\n" +
+	"\n" +
+	"LeaseGrant\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\tR\vincarnation\x12\x1d\n" +
+	"\n" +
+	"want_nanos\x18\x04 \x01(\x03R\twantNanos\x12\x1b\n" +
+	"\tmin_nanos\x18\x05 \x01(\x03R\bminNanos\"3\n" +
+	"\fLeaseGranted\x12#\n" +
+	"\rgranted_nanos\x18\x01 \x01(\x03R\fgrantedNanos\"K\n" +
+	"\vLeaseReturn\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12!\n" +
+	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\"\f\n" +
+	"\n" +
+	"LeaseFlush\"\xad\x02\n" +
 	"\rRateLimitInfo\x12%\n" +
 	"\x0elimit_requests\x18\x01 \x01(\x03R\rlimitRequests\x12-\n" +
 	"\x12remaining_requests\x18\x02 \x01(\x03R\x11remainingRequests\x12*\n" +
@@ -3702,36 +3957,18 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\frequest_hash\x18\x03 \x01(\fR\vrequestHash\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"\xac\x01\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"\xcf\x01\n" +
 	"\n" +
 	"WalletView\x12+\n" +
 	"\x06wallet\x18\x01 \x01(\v2\x13.assistiv.v1.WalletR\x06wallet\x12%\n" +
 	"\x0ereserved_nanos\x18\x02 \x01(\x03R\rreservedNanos\x12.\n" +
 	"\x05entry\x18\x03 \x01(\v2\x18.assistiv.v1.LedgerEntryR\x05entry\x12\x1a\n" +
-	"\breplayed\x18\x04 \x01(\bR\breplayed\"\v\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\x12!\n" +
+	"\fleased_nanos\x18\x05 \x01(\x03R\vleasedNanos\"\v\n" +
 	"\tGetWallet\"E\n" +
 	"\fSetAutoTopup\x125\n" +
 	"\n" +
-	"auto_topup\x18\x01 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"u\n" +
-	"\rWalletReserve\x12%\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12!\n" +
-	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\x12\x1a\n" +
-	"\bprovider\x18\x03 \x01(\tR\bprovider\"h\n" +
-	"\x0eWalletReserved\x127\n" +
-	"\bprovider\x18\x01 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\bprovider\x12\x1d\n" +
-	"\n" +
-	"markup_bps\x18\x02 \x01(\x03R\tmarkupBps\"\xdb\x01\n" +
-	"\fWalletSettle\x12%\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
-	"\n" +
-	"cost_nanos\x18\x02 \x01(\x03R\tcostNanos\x12\x1d\n" +
-	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\x12\x14\n" +
-	"\x05model\x18\x04 \x01(\tR\x05model\x12#\n" +
-	"\rprompt_tokens\x18\x05 \x01(\x03R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x06 \x01(\x03R\x10completionTokens\"6\n" +
-	"\rWalletRelease\x12%\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\"[\n" +
+	"auto_topup\x18\x01 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"[\n" +
 	"\n" +
 	"ListLedger\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x14\n" +
@@ -3774,15 +4011,19 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12\x14\n" +
 	"\x05debit\x18\x06 \x01(\bR\x05debit\"@\n" +
 	"\rSetRateLimits\x12/\n" +
-	"\x06limits\x18\x01 \x01(\v2\x17.assistiv.v1.RateLimitsR\x06limits\"\x9e\x01\n" +
+	"\x06limits\x18\x01 \x01(\v2\x17.assistiv.v1.RateLimitsR\x06limits\"\xba\x01\n" +
 	"\x05Admit\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12)\n" +
 	"\x10estimated_tokens\x18\x03 \x01(\x03R\x0festimatedTokens\x12$\n" +
-	"\x0emax_cost_nanos\x18\x04 \x01(\x03R\fmaxCostNanos\":\n" +
+	"\x0emax_cost_nanos\x18\x04 \x01(\x03R\fmaxCostNanos\x12\x1a\n" +
+	"\bprovider\x18\x05 \x01(\tR\bprovider\"\x92\x01\n" +
 	"\bAdmitted\x12.\n" +
-	"\x04rate\x18\x01 \x01(\v2\x1a.assistiv.v1.RateLimitInfoR\x04rate\"\x0e\n" +
+	"\x04rate\x18\x01 \x01(\v2\x1a.assistiv.v1.RateLimitInfoR\x04rate\x127\n" +
+	"\bprovider\x18\x02 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\bprovider\x12\x1d\n" +
+	"\n" +
+	"markup_bps\x18\x03 \x01(\x03R\tmarkupBps\"\x0e\n" +
 	"\fCountRequest\"\xed\x01\n" +
 	"\x06Settle\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
@@ -3810,7 +4051,7 @@ func file_internal_pb_gateway_proto_rawDescGZIP() []byte {
 	return file_internal_pb_gateway_proto_rawDescData
 }
 
-var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_internal_pb_gateway_proto_goTypes = []any{
 	(*RateLimits)(nil),        // 0: assistiv.v1.RateLimits
 	(*BudgetTemplate)(nil),    // 1: assistiv.v1.BudgetTemplate
@@ -3827,48 +4068,50 @@ var file_internal_pb_gateway_proto_goTypes = []any{
 	(*LedgerEntry)(nil),       // 12: assistiv.v1.LedgerEntry
 	(*IdempotencyRecord)(nil), // 13: assistiv.v1.IdempotencyRecord
 	(*Reservation)(nil),       // 14: assistiv.v1.Reservation
-	(*RateLimitInfo)(nil),     // 15: assistiv.v1.RateLimitInfo
-	(*Failure)(nil),           // 16: assistiv.v1.Failure
-	(*Ack)(nil),               // 17: assistiv.v1.Ack
-	(*CreatePlatform)(nil),    // 18: assistiv.v1.CreatePlatform
-	(*PlatformCreated)(nil),   // 19: assistiv.v1.PlatformCreated
-	(*GetPlatform)(nil),       // 20: assistiv.v1.GetPlatform
-	(*PatchPlatform)(nil),     // 21: assistiv.v1.PatchPlatform
-	(*PlatformView)(nil),      // 22: assistiv.v1.PlatformView
-	(*CreateAPIKey)(nil),      // 23: assistiv.v1.CreateAPIKey
-	(*APIKeyCreated)(nil),     // 24: assistiv.v1.APIKeyCreated
-	(*ListAPIKeys)(nil),       // 25: assistiv.v1.ListAPIKeys
-	(*APIKeyList)(nil),        // 26: assistiv.v1.APIKeyList
-	(*RevokeAPIKey)(nil),      // 27: assistiv.v1.RevokeAPIKey
-	(*CreateEndUser)(nil),     // 28: assistiv.v1.CreateEndUser
-	(*EndUserCreated)(nil),    // 29: assistiv.v1.EndUserCreated
-	(*WalletTopup)(nil),       // 30: assistiv.v1.WalletTopup
-	(*WalletView)(nil),        // 31: assistiv.v1.WalletView
-	(*GetWallet)(nil),         // 32: assistiv.v1.GetWallet
-	(*SetAutoTopup)(nil),      // 33: assistiv.v1.SetAutoTopup
-	(*WalletReserve)(nil),     // 34: assistiv.v1.WalletReserve
-	(*WalletReserved)(nil),    // 35: assistiv.v1.WalletReserved
-	(*WalletSettle)(nil),      // 36: assistiv.v1.WalletSettle
-	(*WalletRelease)(nil),     // 37: assistiv.v1.WalletRelease
-	(*ListLedger)(nil),        // 38: assistiv.v1.ListLedger
-	(*LedgerPage)(nil),        // 39: assistiv.v1.LedgerPage
-	(*GetEndUser)(nil),        // 40: assistiv.v1.GetEndUser
-	(*PatchEndUser)(nil),      // 41: assistiv.v1.PatchEndUser
-	(*EndUserView)(nil),       // 42: assistiv.v1.EndUserView
-	(*DeleteEndUser)(nil),     // 43: assistiv.v1.DeleteEndUser
-	(*SetBudget)(nil),         // 44: assistiv.v1.SetBudget
-	(*GetBudget)(nil),         // 45: assistiv.v1.GetBudget
-	(*DeleteBudget)(nil),      // 46: assistiv.v1.DeleteBudget
-	(*BudgetView)(nil),        // 47: assistiv.v1.BudgetView
-	(*BudgetTopup)(nil),       // 48: assistiv.v1.BudgetTopup
-	(*SetRateLimits)(nil),     // 49: assistiv.v1.SetRateLimits
-	(*Admit)(nil),             // 50: assistiv.v1.Admit
-	(*Admitted)(nil),          // 51: assistiv.v1.Admitted
-	(*CountRequest)(nil),      // 52: assistiv.v1.CountRequest
-	(*Settle)(nil),            // 53: assistiv.v1.Settle
-	(*Release)(nil),           // 54: assistiv.v1.Release
-	(*Passivate)(nil),         // 55: assistiv.v1.Passivate
-	nil,                       // 56: assistiv.v1.Platform.ProvidersEntry
+	(*Lease)(nil),             // 15: assistiv.v1.Lease
+	(*LeaseSpend)(nil),        // 16: assistiv.v1.LeaseSpend
+	(*LeaseGrant)(nil),        // 17: assistiv.v1.LeaseGrant
+	(*LeaseGranted)(nil),      // 18: assistiv.v1.LeaseGranted
+	(*LeaseReturn)(nil),       // 19: assistiv.v1.LeaseReturn
+	(*LeaseFlush)(nil),        // 20: assistiv.v1.LeaseFlush
+	(*RateLimitInfo)(nil),     // 21: assistiv.v1.RateLimitInfo
+	(*Failure)(nil),           // 22: assistiv.v1.Failure
+	(*Ack)(nil),               // 23: assistiv.v1.Ack
+	(*CreatePlatform)(nil),    // 24: assistiv.v1.CreatePlatform
+	(*PlatformCreated)(nil),   // 25: assistiv.v1.PlatformCreated
+	(*GetPlatform)(nil),       // 26: assistiv.v1.GetPlatform
+	(*PatchPlatform)(nil),     // 27: assistiv.v1.PatchPlatform
+	(*PlatformView)(nil),      // 28: assistiv.v1.PlatformView
+	(*CreateAPIKey)(nil),      // 29: assistiv.v1.CreateAPIKey
+	(*APIKeyCreated)(nil),     // 30: assistiv.v1.APIKeyCreated
+	(*ListAPIKeys)(nil),       // 31: assistiv.v1.ListAPIKeys
+	(*APIKeyList)(nil),        // 32: assistiv.v1.APIKeyList
+	(*RevokeAPIKey)(nil),      // 33: assistiv.v1.RevokeAPIKey
+	(*CreateEndUser)(nil),     // 34: assistiv.v1.CreateEndUser
+	(*EndUserCreated)(nil),    // 35: assistiv.v1.EndUserCreated
+	(*WalletTopup)(nil),       // 36: assistiv.v1.WalletTopup
+	(*WalletView)(nil),        // 37: assistiv.v1.WalletView
+	(*GetWallet)(nil),         // 38: assistiv.v1.GetWallet
+	(*SetAutoTopup)(nil),      // 39: assistiv.v1.SetAutoTopup
+	(*ListLedger)(nil),        // 40: assistiv.v1.ListLedger
+	(*LedgerPage)(nil),        // 41: assistiv.v1.LedgerPage
+	(*GetEndUser)(nil),        // 42: assistiv.v1.GetEndUser
+	(*PatchEndUser)(nil),      // 43: assistiv.v1.PatchEndUser
+	(*EndUserView)(nil),       // 44: assistiv.v1.EndUserView
+	(*DeleteEndUser)(nil),     // 45: assistiv.v1.DeleteEndUser
+	(*SetBudget)(nil),         // 46: assistiv.v1.SetBudget
+	(*GetBudget)(nil),         // 47: assistiv.v1.GetBudget
+	(*DeleteBudget)(nil),      // 48: assistiv.v1.DeleteBudget
+	(*BudgetView)(nil),        // 49: assistiv.v1.BudgetView
+	(*BudgetTopup)(nil),       // 50: assistiv.v1.BudgetTopup
+	(*SetRateLimits)(nil),     // 51: assistiv.v1.SetRateLimits
+	(*Admit)(nil),             // 52: assistiv.v1.Admit
+	(*Admitted)(nil),          // 53: assistiv.v1.Admitted
+	(*CountRequest)(nil),      // 54: assistiv.v1.CountRequest
+	(*Settle)(nil),            // 55: assistiv.v1.Settle
+	(*Release)(nil),           // 56: assistiv.v1.Release
+	(*Passivate)(nil),         // 57: assistiv.v1.Passivate
+	nil,                       // 58: assistiv.v1.Platform.ProvidersEntry
 }
 var file_internal_pb_gateway_proto_depIdxs = []int32{
 	1,  // 0: assistiv.v1.PlatformSettings.default_budget:type_name -> assistiv.v1.BudgetTemplate
@@ -3876,12 +4119,12 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	2,  // 2: assistiv.v1.Wallet.auto_topup:type_name -> assistiv.v1.AutoTopup
 	3,  // 3: assistiv.v1.Platform.settings:type_name -> assistiv.v1.PlatformSettings
 	4,  // 4: assistiv.v1.Platform.wallet:type_name -> assistiv.v1.Wallet
-	56, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
+	58, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
 	6,  // 6: assistiv.v1.SetProvider.config:type_name -> assistiv.v1.ProviderConfig
 	6,  // 7: assistiv.v1.ProviderView.config:type_name -> assistiv.v1.ProviderConfig
 	10, // 8: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
 	0,  // 9: assistiv.v1.EndUser.rate_limits:type_name -> assistiv.v1.RateLimits
-	15, // 10: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
+	21, // 10: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
 	3,  // 11: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
 	5,  // 12: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
 	9,  // 13: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
@@ -3894,15 +4137,15 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	4,  // 20: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
 	12, // 21: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
 	2,  // 22: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
-	6,  // 23: assistiv.v1.WalletReserved.provider:type_name -> assistiv.v1.ProviderConfig
-	12, // 24: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
-	11, // 25: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
-	0,  // 26: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
-	10, // 27: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
-	10, // 28: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
-	12, // 29: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
-	0,  // 30: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
-	15, // 31: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
+	12, // 23: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
+	11, // 24: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
+	0,  // 25: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
+	10, // 26: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
+	10, // 27: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
+	12, // 28: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
+	0,  // 29: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
+	21, // 30: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
+	6,  // 31: assistiv.v1.Admitted.provider:type_name -> assistiv.v1.ProviderConfig
 	6,  // 32: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
 	33, // [33:33] is the sub-list for method output_type
 	33, // [33:33] is the sub-list for method input_type
@@ -3922,7 +4165,7 @@ func file_internal_pb_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_pb_gateway_proto_rawDesc), len(file_internal_pb_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,215 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+)
+
+// A wallet lease is credit of a platform's wallet that the platform actor
+// has granted to this node (one lease per platform per process
+// incarnation). End-user actors reserve each call's worst-case provider
+// cost from it and settle the actual cost into it, so an inference call
+// sends no message to the platform actor: a hot platform is not one
+// mailbox, on one node or across a cluster.
+//
+// Why per node and not per end-user actor: a node's lease is one small
+// object whose counters are atomics (no lock on the hot path), refilled
+// in chunks ahead of need; per-actor leases would split a small wallet
+// into thousands of slivers held by idle actors and turn every refill of
+// every user into a platform round trip.
+//
+// Invariants (tested in lease_test.go):
+//   - credit + reserved + (spend not yet aggregated) = granted - aggregated
+//     spend, and the sum over leases of granted - aggregated spend never
+//     exceeds the wallet balance: leases plus settled usage never
+//     overspend the wallet;
+//   - a call refused for lack of lease credit while the wallet has money
+//     is retried against a refill before it is answered 402;
+//   - each settled call's wallet cost is a LeaseSpend record written in
+//     the same batch as its budget entry; the platform actor folds those
+//     records into the wallet's ledger (one usage entry per flush) and
+//     deletes them in one batch, so a crash can neither lose nor double
+//     them; a lease of a previous incarnation is closed at recovery with
+//     its remaining credit returned to the wallet.
+type walletLease struct {
+	env      *Env
+	platform ids.PlatformID
+	id       string
+
+	credit   atomic.Int64 // granted, neither reserved nor spent
+	reserved atomic.Int64 // held by admitted calls
+	seq      atomic.Uint64
+	armed    atomic.Bool  // a flush is scheduled
+	lastUse  atomic.Int64 // unix nanos of the last reservation
+
+	refillMu   sync.Mutex // one refill at a time; never held on the hot path
+	refilling  atomic.Bool
+	returnedAt atomic.Int64
+}
+
+// lease returns this node's lease on platform p, creating it (empty) on
+// first use.
+func (e *Env) lease(p ids.PlatformID) *walletLease {
+	if v, ok := e.leases.Load(p); ok {
+		return v.(*walletLease)
+	}
+	l := &walletLease{env: e, platform: p, id: e.incarnation}
+	v, _ := e.leases.LoadOrStore(p, l)
+	return v.(*walletLease)
+}
+
+// tryReserve takes amount from the lease's credit if it has that much.
+func (l *walletLease) tryReserve(amount money.Nanos) bool {
+	a := int64(amount)
+	for {
+		c := l.credit.Load()
+		if c < a {
+			return false
+		}
+		if l.credit.CompareAndSwap(c, c-a) {
+			l.reserved.Add(a)
+			return true
+		}
+	}
+}
+
+// reserve holds amount of wallet credit for one call. When the lease runs
+// short it asks the platform actor for more (blocking this caller, not
+// the node), and refills ahead of need when credit runs low. It fails
+// with wallet_insufficient only when the wallet itself cannot cover the
+// amount.
+func (l *walletLease) reserve(ctx context.Context, amount money.Nanos) error {
+	l.lastUse.Store(l.env.Clock.Now().UnixNano())
+	for {
+		if l.tryReserve(amount) {
+			if l.credit.Load() < int64(l.env.LeaseChunk)/4 {
+				l.refillAsync()
+			}
+			return nil
+		}
+		// Short: refill (a refusal means the wallet itself cannot cover
+		// the amount) and try again; concurrent callers may take the new
+		// credit first, so loop until the wallet says no or ctx ends.
+		if err := l.refill(ctx, amount); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return errorf(ErrUnavailable, "wallet lease refill: %v", err)
+		}
+	}
+}
+
+// release gives a reservation back to the lease's credit.
+func (l *walletLease) release(amount money.Nanos) {
+	l.reserved.Add(-int64(amount))
+	l.credit.Add(int64(amount))
+}
+
+// settle closes a reservation of held credit with the actual cost. A cost
+// above what was held takes the difference from free credit; what the
+// lease cannot cover is returned as uncharged. It returns the amount
+// charged to the wallet.
+func (l *walletLease) settle(held, cost money.Nanos) (charged, uncharged money.Nanos) {
+	l.reserved.Add(-int64(held))
+	if cost <= held {
+		l.credit.Add(int64(held - cost))
+		return cost, 0
+	}
+	extra := int64(cost - held)
+	for {
+		c := l.credit.Load()
+		take := min(c, extra)
+		if take <= 0 || l.credit.CompareAndSwap(c, c-take) {
+			if take < 0 {
+				take = 0
+			}
+			return held + money.Nanos(take), money.Nanos(extra - take)
+		}
+	}
+}
+
+// spent notes that a spend record was written and schedules a flush into
+// the wallet within Env.LeaseFlushInterval.
+func (l *walletLease) spent() {
+	if l.armed.CompareAndSwap(false, true) {
+		time.AfterFunc(l.env.LeaseFlushInterval, func() {
+			l.armed.Store(false)
+			l.env.tell(PlatformActor(l.platform), &pb.LeaseFlush{})
+		})
+	}
+}
+
+func (l *walletLease) refillAsync() {
+	if !l.refilling.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer l.refilling.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), l.env.AskTimeout)
+		defer cancel()
+		if err := l.refill(ctx, 0); err != nil {
+			l.env.Log.Debug("lease refill ahead of need refused", "platform", l.platform, "err", err)
+		}
+	}()
+}
+
+// refill asks the platform actor for a chunk of credit, at least need
+// beyond what the lease holds now. Concurrent callers share one request.
+func (l *walletLease) refill(ctx context.Context, need money.Nanos) error {
+	l.refillMu.Lock()
+	defer l.refillMu.Unlock()
+	have := money.Nanos(l.credit.Load())
+	if need > 0 && have >= need {
+		return nil // another caller's refill covered it
+	}
+	minimum := max(need-have, 0)
+	want := max(l.env.LeaseChunk, minimum)
+	res, err := l.env.ask(ctx, PlatformActor(l.platform), &pb.LeaseGrant{
+		LeaseId: l.id, Node: l.env.Node, Incarnation: l.env.incarnation,
+		WantNanos: int64(want), MinNanos: int64(minimum),
+	})
+	if err != nil {
+		return err
+	}
+	l.credit.Add(res.(*pb.LeaseGranted).GrantedNanos)
+	return nil
+}
+
+// giveBack returns the lease's free credit to the wallet (at shutdown, or
+// when the lease has been idle). Credit reserved by calls in flight stays.
+func (l *walletLease) giveBack(ctx context.Context) error {
+	c := l.credit.Swap(0)
+	if c <= 0 {
+		l.credit.Add(c)
+		return nil
+	}
+	if _, err := l.env.ask(ctx, PlatformActor(l.platform), &pb.LeaseReturn{LeaseId: l.id, AmountNanos: c}); err != nil {
+		l.credit.Add(c) // still ours
+		return err
+	}
+	l.returnedAt.Store(l.env.Clock.Now().UnixNano())
+	return nil
+}
+
+// ReturnLeases flushes every lease's spend into its wallet and returns its
+// free credit: the node's part of a graceful stop (before the actors
+// stop). Errors are logged; recovery at the next start closes whatever a
+// failed return left open.
+func (e *Env) ReturnLeases(ctx context.Context) {
+	e.leases.Range(func(_, v any) bool {
+		l := v.(*walletLease)
+		if _, err := e.ask(ctx, PlatformActor(l.platform), &pb.LeaseFlush{}); err != nil {
+			e.Log.Warn("lease flush at shutdown", "platform", l.platform, "err", err)
+		}
+		if err := l.giveBack(ctx); err != nil {
+			e.Log.Warn("lease return at shutdown", "platform", l.platform, "err", err)
+		}
+		return true
+	})
+}
