@@ -172,7 +172,6 @@ const preambleWords = 8
 // before a tool call included.
 func (p *plan) completionTokens() int { return len(p.preamble) + len(p.pieces) }
 
-
 func join(pieces []string) string {
 	n := 0
 	for _, s := range pieces {
