@@ -50,7 +50,8 @@
 //     Gemini functionCall chunk.
 //   - Text and a tool call in one turn: with [Config.TextAndTool], the
 //     X-Mock-Text-And-Tool: true header or the mock-text-and-tool model
-//     directive, a tool-call reply first says a short sentence (up to 8
+//     directive, a tool-call reply the model chose to make (tool choice
+//     auto, not a forced call) first says a short sentence (up to 8
 //     words, billed as output tokens): OpenAI content beside tool_calls
 //     (streamed as content deltas, then the tool_calls deltas), an
 //     Anthropic text block before the tool_use block, a Gemini text part

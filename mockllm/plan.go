@@ -137,7 +137,10 @@ func buildPlan(r Route, c conv, d directives, tokens int, textTool bool, bodyHas
 		p.toolID = hexID("", bodyHash^0x746f6f6c, 24)
 		p.pieces = fragments(sampleJSON(tool.schema), limit)
 		p.finish = finishTool
-		if textTool {
+		// Text comes only when the model chose to call: a forced call
+		// (tool_choice required or named; Anthropic "any"/"tool", which it
+		// serves by prefilling the turn) starts with the call itself.
+		if textTool && c.choice.mode == choiceAuto {
 			p.preamble = sentencePieces("preamble "+c.lastText, min(tokens, preambleWords))
 			p.text = join(p.preamble)
 		}

@@ -182,6 +182,22 @@ func TestTextAndToolInOneTurn(t *testing.T) {
 			})
 		}
 	}
+	// A forced call (named tool choice) starts with the call, text or not,
+	// as Claude does when the turn is prefilled.
+	for p := range providerNames {
+		body := request(p, "m", "weather in Paris?", false, 0, tools)
+		switch p {
+		case pOpenAI:
+			body = strings.Replace(body, `"tools":`, `"tool_choice":{"type":"function","function":{"name":"get_weather"}},"tools":`, 1)
+		case pAnthropic:
+			body = strings.Replace(body, `"tools":`, `"tool_choice":{"type":"tool","name":"get_weather"},"tools":`, 1)
+		case pGemini:
+			body = strings.Replace(body, `"tools":`, `"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["get_weather"]}},"tools":`, 1)
+		}
+		if tr := nonStreamTurn(t, p, decode(t, readAll(t, byConfig.do(p, body, false, nil)))); tr.tool != "get_weather" || tr.text != "" {
+			t.Errorf("%s forced call: %+v (body %s)", providerNames[p], tr, body)
+		}
+	}
 	// A bad header value is the provider's 400.
 	r := plain.do(pOpenAI, request(pOpenAI, "m", "x", false, 0, tools), false, map[string]string{mockllm.HeaderTextTool: "perhaps"})
 	if b := readAll(t, r); r.StatusCode != 400 || !strings.Contains(string(b), mockllm.HeaderTextTool) {
