@@ -42,8 +42,10 @@ const weather = () => tool({
 for (const { provider, model } of PROVIDERS) {
   for (const [mode, pick] of Object.entries(modes)) {
     test(`ai-sdk ${mode} ${provider}: text and usage`, async () => {
-      const openai = createOpenAI({ apiKey: user.key, baseURL: s.baseURL });
+      const f = countingFetch();
+      const openai = createOpenAI({ apiKey: user.key, baseURL: s.baseURL, fetch: f });
       const r = await generateText({ model: pick(openai, model), prompt: 'Say hi' });
+      assert.deepEqual(f.urls, [mode === 'responses' ? '/v1/responses' : '/v1/chat/completions']);
       assert.ok(r.text.length > 0);
       assert.ok(r.usage.inputTokens > 0 && r.usage.outputTokens > 0, JSON.stringify(r.usage));
       assert.equal(r.finishReason, 'stop');

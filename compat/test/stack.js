@@ -128,10 +128,15 @@ export class Stack {
   }
 }
 
-/** countingFetch wraps fetch and counts the requests a client sends. */
+/** countingFetch wraps fetch and counts (and keeps the URLs of) the requests a client sends. */
 export function countingFetch() {
-  const f = async (input, init) => { f.count++; return fetch(input, init); };
+  const f = async (input, init) => {
+    f.count++;
+    f.urls.push(new URL(String(input instanceof Request ? input.url : input)).pathname);
+    return fetch(input, init);
+  };
   f.count = 0;
+  f.urls = [];
   return f;
 }
 
