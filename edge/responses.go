@@ -79,6 +79,7 @@ type responsesRequest struct {
 	Metadata           map[string]string `json:"metadata"`
 	User               string            `json:"user"`
 	SafetyIdentifier   string            `json:"safety_identifier"`
+	Reasoning          json.RawMessage   `json:"reasoning"`
 	Background         bool              `json:"background"`
 }
 
@@ -328,6 +329,9 @@ func (r *responsesRequest) chatRequest(history []providers.Message, resolve item
 	}
 	if req.User == "" {
 		req.User = r.SafetyIdentifier
+	}
+	if err := reasoningEffort(req, r.Reasoning); err != nil {
+		return nil, nil, err
 	}
 	if r.MaxOutputTokens != nil && *r.MaxOutputTokens < 1 {
 		return nil, nil, errBadRequest("invalid_field", "max_output_tokens must be at least 1")

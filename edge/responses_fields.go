@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
+
+	"github.com/assistiv/gateway/providers"
+	"github.com/assistiv/gateway/providers/catalog"
 )
 
 // The audit of POST /v1/responses request fields against OpenAI's
@@ -14,7 +17,9 @@ import (
 //     max_output_tokens, temperature, top_p, parallel_tool_calls, metadata,
 //     user;
 //   - translated: safety_identifier (sent upstream as the end-user
-//     identifier when user is absent);
+//     identifier when user is absent), reasoning.effort (OpenAI's and
+//     xAI's chat reasoning_effort; refused for Anthropic and Google models,
+//     whose reasoning budgets the chat path does not translate yet);
 //   - accepted with no effect, because what it asks is already true of
 //     every answer: max_tool_calls (it bounds built-in tool calls; the
 //     gateway runs none), truncation "disabled" or "auto" (the gateway
@@ -27,8 +32,8 @@ import (
 //     values naming items the gateway never produces (hosted tool calls,
 //     reasoning);
 //   - refused with a 400 naming the field: background true, conversation,
-//     prompt, context_management, moderation, reasoning.effort,
-//     reasoning.summary, service_tier "flex", "priority" or "scale",
+//     prompt, context_management, moderation, reasoning.effort on
+//     Anthropic and Google models, reasoning.summary, service_tier "flex", "priority" or "scale",
 //     text.verbosity "low" or "high", top_logprobs above 0, include
 //     "message.output_text.logprobs", and any field not in the reference
 //     ("Unknown parameter", as OpenAI answers).
@@ -104,9 +109,16 @@ func checkResponsesField(k string, v json.RawMessage) error {
 		if json.Unmarshal(v, &m) != nil {
 			return errBadRequest("invalid_field", "reasoning must be an object")
 		}
-		for _, f := range []string{"effort", "summary", "generate_summary"} {
-			if !isNull(m[f]) {
-				return unsupported("reasoning."+f, "reasoning settings are not translated to every provider yet")
+		for f, fv := range m {
+			switch {
+			case f == "effort":
+				// Translated per provider by reasoningEffort.
+			case f == "summary" || f == "generate_summary":
+				if !isNull(fv) {
+					return unsupported("reasoning."+f, "the gateway returns no reasoning items to summarise")
+				}
+			default:
+				return errBadRequest("unknown_parameter", "Unknown parameter: %s.", strconv.Quote("reasoning."+f))
 			}
 		}
 	case "include":
@@ -190,4 +202,37 @@ func quoteAll(ss []string) string {
 		out += strconv.Quote(s)
 	}
 	return out
+}
+
+// reasoningEffort translates reasoning.effort of raw (the request's
+// reasoning object, which checkResponsesField has audited) into req: OpenAI
+// and xAI chat models take it as reasoning_effort; the other providers'
+// translations have no equivalent yet, so it is refused there, naming it.
+func reasoningEffort(req *providers.ChatRequest, raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var r struct {
+		Effort json.RawMessage `json:"effort"`
+	}
+	if json.Unmarshal(raw, &r) != nil || isNull(r.Effort) {
+		return nil
+	}
+	var effort string
+	if json.Unmarshal(r.Effort, &effort) != nil || effort == "" {
+		return errBadRequest("invalid_field", "reasoning.effort must be a string")
+	}
+	m, err := catalog.Lookup(req.Model)
+	if err != nil {
+		return nil // the unknown model is answered by admission, as for any request
+	}
+	switch m.Provider {
+	case catalog.OpenAI, catalog.XAI:
+		if req.Extra == nil {
+			req.Extra = map[string]json.RawMessage{}
+		}
+		req.Extra["reasoning_effort"] = r.Effort
+		return nil
+	}
+	return unsupported("reasoning.effort", "it is translated for OpenAI and xAI models only, not for "+m.Provider)
 }

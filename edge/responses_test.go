@@ -652,7 +652,9 @@ func TestResponsesRefuseWhatTheyCannotTranslate(t *testing.T) {
 		{"unknown field", `{"model":"gpt-4o-mini","input":"x","frobnicate":1}`, "unknown_parameter"},
 		{"conversation", `{"model":"gpt-4o-mini","input":"x","conversation":"conv_1"}`, "unsupported_parameter"},
 		{"prompt template", `{"model":"gpt-4o-mini","input":"x","prompt":{"id":"pmpt_1"}}`, "unsupported_parameter"},
-		{"reasoning effort", `{"model":"gpt-4o-mini","input":"x","reasoning":{"effort":"high"}}`, "unsupported_parameter"},
+		{"reasoning effort on claude", `{"model":"claude-haiku-4-5","input":"x","reasoning":{"effort":"high"}}`, "unsupported_parameter"},
+		{"reasoning effort on gemini", `{"model":"gemini-2.5-flash","input":"x","reasoning":{"effort":"low"}}`, "unsupported_parameter"},
+		{"reasoning summary", `{"model":"gpt-5-mini","input":"x","reasoning":{"summary":"auto"}}`, "unsupported_parameter"},
 		{"logprobs", `{"model":"gpt-4o-mini","input":"x","top_logprobs":3}`, "unsupported_parameter"},
 		{"logprobs include", `{"model":"gpt-4o-mini","input":"x","include":["message.output_text.logprobs"]}`, "unsupported_parameter"},
 		{"priority tier", `{"model":"gpt-4o-mini","input":"x","service_tier":"priority"}`, "unsupported_parameter"},
@@ -701,6 +703,13 @@ func TestResponsesAcceptTheFieldsTheyHonourAndTranslateSafetyIdentifier(t *testi
 	}
 	if body := lastUpstreamBody(t, e.mock, mockllm.RouteOpenAI); !strings.Contains(body, `"user":"hashed-user-7"`) {
 		t.Fatalf("safety_identifier did not reach the upstream as user: %s", body)
+	}
+	// reasoning.effort becomes chat reasoning_effort for OpenAI and xAI.
+	for _, c := range []struct{ model, effort string }{{"gpt-5-mini", "low"}, {"grok-3-mini", "high"}} {
+		r = e.g.Do(t, "POST", "/v1/responses", e.uk, `{"model":"`+c.model+`","input":"think","reasoning":{"effort":"`+c.effort+`","summary":null}}`)
+		if body := lastUpstreamBody(t, e.mock, mockllm.RouteOpenAI); r.Status != 200 || !strings.Contains(body, `"reasoning_effort":"`+c.effort+`"`) {
+			t.Fatalf("%s reasoning.effort: %d %s, upstream %s", c.model, r.Status, r.Body, body)
+		}
 	}
 	// user wins over safety_identifier when both are given.
 	r = e.g.Do(t, "POST", "/v1/responses", e.uk, `{"model":"gpt-4o-mini","input":"hi again","user":"u-1","safety_identifier":"s-1"}`)

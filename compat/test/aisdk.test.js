@@ -111,6 +111,23 @@ for (const { provider, model } of PROVIDERS) {
   }
 }
 
+test('ai-sdk responses openai reasoning model: agent loop with developer instructions and reasoning effort', async () => {
+  // gpt-5 models take the SDK's reasoning-model path: system as a
+  // developer message, reasoning.effort, and the assistant text replayed
+  // inline rather than by reference.
+  const f = recordingFetch();
+  const openai = createOpenAI({ apiKey: user.key, baseURL: s.baseURL, fetch: f });
+  const r = await generateText({
+    model: openai('gpt-5-mini'), system: 'Be brief.', prompt: 'What is the weather in Oslo?',
+    tools: { get_weather: weather() }, stopWhen: stepCountIs(5),
+    providerOptions: { openai: { reasoningEffort: 'low' } },
+  });
+  assert.equal(r.steps.length, 2);
+  assert.match(r.text, /sunny, 21C in /);
+  assert.equal(f.bodies[0].reasoning.effort, 'low');
+  assert.equal(f.bodies[0].input[0].role, 'developer');
+});
+
 test('ai-sdk: 402 budget_exhausted is an APICallError, never retried', async () => {
   const broke = await s.endUser('ai-sdk-broke', 0.000001);
   for (const [mode, pick] of Object.entries(modes)) {

@@ -79,6 +79,14 @@ for (const { provider, model } of PROVIDERS) {
   }
 }
 
+test('langchain responses openai reasoning model: reasoning effort', async () => {
+  for (const responses of [false, true]) {
+    const m = chat(user.key, 'gpt-5-mini', responses, { model: { reasoning: { effort: 'low' } } });
+    const out = await m.invoke('Think, then say hi');
+    assert.ok(out.text.length > 0);
+  }
+});
+
 test('langchain: 402 budget_exhausted is the OpenAI APIError, never retried', async () => {
   const broke = await s.endUser('langchain-broke', 0.000001);
   for (const responses of [false, true]) {
