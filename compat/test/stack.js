@@ -25,6 +25,10 @@ export const PROVIDERS = [
 function start(cmd, args, env, re) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Never outlive the test process, even when it dies without after().
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.removeListener('exit', reap));
     let log = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} did not start:\n${log}`)); }, 20000);
     child.stderr.setEncoding('utf8');
