@@ -94,16 +94,18 @@ func TestOpenAIGoSurfacesBudgetAndRateLimitErrorsTyped(t *testing.T) {
 	var sent atomic.Int64
 	// Default retries on: a 402 must still be sent once.
 	c := openai.NewClient(option.WithBaseURL(e.g.URL+"/v1"), option.WithAPIKey(e.uk), option.WithMaxRetries(2), option.WithMiddleware(countRequests(&sent)))
-	_, chatErr := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
-	_, respErr := c.Responses.New(ctx, responses.ResponseNewParams{Model: "claude-haiku-4-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
-	for _, err := range []error{chatErr, respErr} {
-		var ae *openai.Error
-		if !errors.As(err, &ae) || ae.StatusCode != 402 || ae.Code != "budget_exhausted" || ae.Type != "payment_required" || !strings.Contains(ae.Message, "budget") {
-			t.Fatalf("402: %v", err)
+	for _, pm := range providerModels {
+		_, chatErr := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: pm.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		_, respErr := c.Responses.New(ctx, responses.ResponseNewParams{Model: pm.model, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+		for _, err := range []error{chatErr, respErr} {
+			var ae *openai.Error
+			if !errors.As(err, &ae) || ae.StatusCode != 402 || ae.Code != "budget_exhausted" || ae.Type != "payment_required" || !strings.Contains(ae.Message, "budget") {
+				t.Fatalf("402 on %s: %v", pm.provider, err)
+			}
 		}
 	}
-	if n := sent.Load(); n != 2 {
-		t.Fatalf("two calls answered 402 sent %d requests: a 402 was retried", n)
+	if n := sent.Load(); n != int64(2*len(providerModels)) {
+		t.Fatalf("%d calls answered 402 sent %d requests: a 402 was retried", 2*len(providerModels), n)
 	}
 
 	// 429 with Retry-After, on an end-user allowed one request a minute.
@@ -118,10 +120,15 @@ func TestOpenAIGoSurfacesBudgetAndRateLimitErrorsTyped(t *testing.T) {
 	if _, err := lc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "grok-3-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}); err != nil {
 		t.Fatalf("first call within the limit: %v", err)
 	}
-	_, err := lc.Responses.New(ctx, responses.ResponseNewParams{Model: "gemini-2.5-flash", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
-	var ae *openai.Error
-	if !errors.As(err, &ae) || ae.StatusCode != 429 || ae.Code != "rate_limited" || ae.Response.Header.Get("Retry-After") == "" {
-		t.Fatalf("429: %v", err)
+	for _, pm := range providerModels {
+		_, chatErr := lc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: pm.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		_, respErr := lc.Responses.New(ctx, responses.ResponseNewParams{Model: pm.model, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+		for _, err := range []error{chatErr, respErr} {
+			var ae *openai.Error
+			if !errors.As(err, &ae) || ae.StatusCode != 429 || ae.Code != "rate_limited" || ae.Response.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 on %s: %v", pm.provider, err)
+			}
+		}
 	}
 }
 

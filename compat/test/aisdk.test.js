@@ -128,36 +128,40 @@ test('ai-sdk responses openai reasoning model: agent loop with developer instruc
   assert.equal(f.bodies[0].input[0].role, 'developer');
 });
 
-test('ai-sdk: 402 budget_exhausted is an APICallError, never retried', async () => {
+test('ai-sdk: 402 budget_exhausted is an APICallError, never retried, on every provider', async () => {
   const broke = await s.endUser('ai-sdk-broke', 0.000001);
-  for (const [mode, pick] of Object.entries(modes)) {
-    const f = countingFetch();
-    const openai = createOpenAI({ apiKey: broke.key, baseURL: s.baseURL, fetch: f });
-    await assert.rejects(generateText({ model: pick(openai, 'claude-haiku-4-5'), prompt: 'hi', maxRetries: 2 }), (e) => {
-      assert.ok(APICallError.isInstance(e), `${mode}: ${e.constructor.name}: ${e.message}`);
-      assert.equal(e.statusCode, 402);
-      assert.equal(e.isRetryable, false);
-      assert.match(e.message, /budget/);
-      assert.equal(JSON.parse(e.responseBody).error.code, 'budget_exhausted');
-      return true;
-    });
-    assert.equal(f.count, 1, `${mode}: a 402 was sent ${f.count} times`);
+  for (const { model } of PROVIDERS) {
+    for (const [mode, pick] of Object.entries(modes)) {
+      const f = countingFetch();
+      const openai = createOpenAI({ apiKey: broke.key, baseURL: s.baseURL, fetch: f });
+      await assert.rejects(generateText({ model: pick(openai, model), prompt: 'hi', maxRetries: 2 }), (e) => {
+        assert.ok(APICallError.isInstance(e), `${mode}: ${e.constructor.name}: ${e.message}`);
+        assert.equal(e.statusCode, 402);
+        assert.equal(e.isRetryable, false);
+        assert.match(e.message, /budget/);
+        assert.equal(JSON.parse(e.responseBody).error.code, 'budget_exhausted');
+        return true;
+      });
+      assert.equal(f.count, 1, `${model} ${mode}: a 402 was sent ${f.count} times`);
+    }
   }
 });
 
-test('ai-sdk: 429 rate_limited is a retryable APICallError with Retry-After', async () => {
+test('ai-sdk: 429 rate_limited is a retryable APICallError with Retry-After, on every provider', async () => {
   const lim = await s.endUser('ai-sdk-limited', 50, { requests_per_minute: 1 });
   const openai = createOpenAI({ apiKey: lim.key, baseURL: s.baseURL });
   await generateText({ model: openai('gpt-4o-mini'), prompt: 'hi' });
-  for (const [mode, pick] of Object.entries(modes)) {
-    await assert.rejects(generateText({ model: pick(openai, 'gemini-2.5-flash'), prompt: 'hi', maxRetries: 0 }), (e) => {
-      assert.ok(APICallError.isInstance(e), `${mode}: ${e.constructor.name}`);
-      assert.equal(e.statusCode, 429);
-      assert.equal(e.isRetryable, true);
-      assert.match(e.message, /rate limit/);
-      assert.ok(Number(e.responseHeaders['retry-after']) > 0);
-      assert.equal(JSON.parse(e.responseBody).error.code, 'rate_limited');
-      return true;
-    });
+  for (const { model } of PROVIDERS) {
+    for (const [mode, pick] of Object.entries(modes)) {
+      await assert.rejects(generateText({ model: pick(openai, model), prompt: 'hi', maxRetries: 0 }), (e) => {
+        assert.ok(APICallError.isInstance(e), `${mode}: ${e.constructor.name}`);
+        assert.equal(e.statusCode, 429);
+        assert.equal(e.isRetryable, true);
+        assert.match(e.message, /rate limit/);
+        assert.ok(Number(e.responseHeaders['retry-after']) > 0);
+        assert.equal(JSON.parse(e.responseBody).error.code, 'rate_limited');
+        return true;
+      });
+    }
   }
 });

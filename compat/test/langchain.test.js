@@ -87,33 +87,37 @@ test('langchain responses openai reasoning model: reasoning effort', async () =>
   }
 });
 
-test('langchain: 402 budget_exhausted is the OpenAI APIError, never retried', async () => {
+test('langchain: 402 budget_exhausted is the OpenAI APIError, never retried, on every provider', async () => {
   const broke = await s.endUser('langchain-broke', 0.000001);
-  for (const responses of [false, true]) {
-    const f = countingFetch();
-    await assert.rejects(chat(broke.key, 'claude-haiku-4-5', responses, { fetch: f }).invoke('hi'), (e) => {
-      assert.ok(e instanceof OpenAI.APIError, e.constructor.name);
-      assert.equal(e.status, 402);
-      assert.equal(e.code, 'budget_exhausted');
-      assert.match(e.message, /budget/);
-      return true;
-    });
-    assert.equal(f.count, 1, `a 402 was sent ${f.count} times`);
+  for (const { model } of PROVIDERS) {
+    for (const responses of [false, true]) {
+      const f = countingFetch();
+      await assert.rejects(chat(broke.key, model, responses, { fetch: f }).invoke('hi'), (e) => {
+        assert.ok(e instanceof OpenAI.APIError, e.constructor.name);
+        assert.equal(e.status, 402);
+        assert.equal(e.code, 'budget_exhausted');
+        assert.match(e.message, /budget/);
+        return true;
+      });
+      assert.equal(f.count, 1, `${model}: a 402 was sent ${f.count} times`);
+    }
   }
 });
 
-test('langchain: 429 rate_limited is a RateLimitError (MODEL_RATE_LIMIT) with Retry-After', async () => {
+test('langchain: 429 rate_limited is a RateLimitError (MODEL_RATE_LIMIT) with Retry-After, on every provider', async () => {
   const lim = await s.endUser('langchain-limited', 50, { requests_per_minute: 1 });
   await chat(lim.key, 'gpt-4o-mini', false).invoke('hi');
-  for (const responses of [false, true]) {
-    const m = chat(lim.key, 'grok-3-mini', responses, { model: { maxRetries: 0 } });
-    await assert.rejects(m.invoke('hi'), (e) => {
-      assert.ok(e instanceof OpenAI.RateLimitError, e.constructor.name);
-      assert.equal(e.status, 429);
-      assert.equal(e.code, 'rate_limited');
-      assert.equal(e.lc_error_code, 'MODEL_RATE_LIMIT');
-      assert.ok(Number(e.headers.get('retry-after')) > 0);
-      return true;
-    });
+  for (const { model } of PROVIDERS) {
+    for (const responses of [false, true]) {
+      const m = chat(lim.key, model, responses, { model: { maxRetries: 0 } });
+      await assert.rejects(m.invoke('hi'), (e) => {
+        assert.ok(e instanceof OpenAI.RateLimitError, e.constructor.name);
+        assert.equal(e.status, 429);
+        assert.equal(e.code, 'rate_limited');
+        assert.equal(e.lc_error_code, 'MODEL_RATE_LIMIT');
+        assert.ok(Number(e.headers.get('retry-after')) > 0);
+        return true;
+      });
+    }
   }
 });
