@@ -33,10 +33,11 @@ import (
 //     reasoning);
 //   - refused with a 400 naming the field: background true, conversation,
 //     prompt, context_management, moderation, reasoning.effort on
-//     Anthropic and Google models, reasoning.summary, service_tier "flex", "priority" or "scale",
-//     text.verbosity "low" or "high", top_logprobs above 0, include
-//     "message.output_text.logprobs", and any field not in the reference
-//     ("Unknown parameter", as OpenAI answers).
+//     Anthropic and Google models, reasoning.summary, service_tier
+//     "flex", "priority" or "scale", text.verbosity "low" or "high",
+//     top_logprobs above 0, include "message.output_text.logprobs", and
+//     any field not in the reference ("Unknown parameter", as OpenAI
+//     answers).
 
 // responsesFields are the top-level fields of the reference.
 var responsesFields = map[string]bool{
