@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: build run test test-compat test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -14,10 +14,20 @@ build:
 run: build
 	./scripts/run.sh
 
-# Every test once, under the race detector (it covers the plain run too).
+# Every test once, under the race detector (it covers the plain run too),
+# then the client compatibility matrix.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) test-compat
+
+# The client matrix (compat/README.md): the pinned Node SDKs (npm ci from
+# compat/package-lock.json, into the git-ignored compat/node_modules, only
+# when the lock changed) against bin/gateway in front of bin/mockllm.
+test-compat: build
+	@if [ ! -f compat/node_modules/.package-lock.json ] || [ compat/package-lock.json -nt compat/node_modules/.package-lock.json ]; then \
+		cd compat && npm ci --no-audit --no-fund; fi
+	cd compat && node --test --test-concurrency=1 test/
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

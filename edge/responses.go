@@ -60,8 +60,8 @@ const (
 	statusCancelled  = "cancelled"
 )
 
-// responsesRequest is a POST /v1/responses body. Fields the gateway does
-// not model (include, reasoning, truncation, ...) are ignored.
+// responsesRequest is a POST /v1/responses body: the fields the gateway
+// acts on. checkResponsesFields audits the others.
 type responsesRequest struct {
 	Model              string            `json:"model"`
 	Input              json.RawMessage   `json:"input"`
@@ -78,6 +78,8 @@ type responsesRequest struct {
 	ParallelToolCalls  *bool             `json:"parallel_tool_calls"`
 	Metadata           map[string]string `json:"metadata"`
 	User               string            `json:"user"`
+	SafetyIdentifier   string            `json:"safety_identifier"`
+	Reasoning          json.RawMessage   `json:"reasoning"`
 	Background         bool              `json:"background"`
 }
 
@@ -105,9 +107,11 @@ type textFormat struct {
 }
 
 // inputItem is one element of an input array: a message (type "message",
-// or none with a role), a function_call or a function_call_output.
+// or none with a role), a function_call, a function_call_output, or an
+// item_reference (type "item_reference", or none with an id and no role).
 type inputItem struct {
 	Type      string          `json:"type"`
+	ID        string          `json:"id"`
 	Role      string          `json:"role"`
 	Content   json.RawMessage `json:"content"`
 	CallID    string          `json:"call_id"`
@@ -132,8 +136,9 @@ func errInput(format string, args ...any) *apiError {
 
 // inputMessages translates input, a string or an array of items, into chat
 // messages. Consecutive function_call items (and an assistant message just
-// before them) become one assistant message with tool calls.
-func inputMessages(raw json.RawMessage) ([]providers.Message, error) {
+// before them) become one assistant message with tool calls. An
+// item_reference is replaced by the item resolve returns for it.
+func inputMessages(raw json.RawMessage, resolve itemResolver) ([]providers.Message, error) {
 	raw = bytes.TrimSpace(raw)
 	if isNull(raw) {
 		return nil, nil
@@ -155,6 +160,12 @@ func inputMessages(raw json.RawMessage) ([]providers.Message, error) {
 	out := make([]providers.Message, 0, len(items))
 	joinable := false // the last message is an assistant turn a function_call may join
 	for i, it := range items {
+		if it.Type == "item_reference" || (it.Type == "" && it.Role == "" && it.ID != "") {
+			var err error
+			if it, err = resolveItem(it, i, resolve); err != nil {
+				return nil, err
+			}
+		}
 		switch it.Type {
 		case "message", "":
 			m, err := itemMessage(it, i)
@@ -189,6 +200,32 @@ func inputMessages(raw json.RawMessage) ([]providers.Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// resolveItem returns the stored item the reference ref (input[i]) names.
+func resolveItem(ref inputItem, i int, resolve itemResolver) (inputItem, error) {
+	if ref.ID == "" {
+		return ref, errInput("input[%d]: an item_reference needs id", i)
+	}
+	if resolve == nil {
+		return ref, errItemNotFound(i, ref.ID)
+	}
+	raw, err := resolve(ref.ID)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Code == "item_not_found" {
+		return ref, errItemNotFound(i, ref.ID)
+	}
+	if err != nil {
+		return ref, err
+	}
+	var it inputItem
+	if err := json.Unmarshal(raw, &it); err != nil {
+		return ref, fmt.Errorf("stored item %s: %w", ref.ID, err)
+	}
+	if it.Type != "message" && it.Type != "function_call" {
+		return ref, fmt.Errorf("stored item %s has type %q", ref.ID, it.Type)
+	}
+	return it, nil
 }
 
 // isNull reports whether a raw JSON value is absent or null.
@@ -276,9 +313,10 @@ func outputText(raw json.RawMessage) (string, error) {
 }
 
 // chatRequest translates r, after the conversation history, into a chat
-// request. input is the translation of r.Input alone.
-func (r *responsesRequest) chatRequest(history []providers.Message) (req *providers.ChatRequest, input []providers.Message, err error) {
-	input, err = inputMessages(r.Input)
+// request; resolve finds the items r.Input references. input is the
+// translation of r.Input alone.
+func (r *responsesRequest) chatRequest(history []providers.Message, resolve itemResolver) (req *providers.ChatRequest, input []providers.Message, err error) {
+	input, err = inputMessages(r.Input, resolve)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,6 +326,12 @@ func (r *responsesRequest) chatRequest(history []providers.Message) (req *provid
 	req = &providers.ChatRequest{
 		Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxOutputTokens,
 		Temperature: r.Temperature, TopP: r.TopP, ParallelToolCalls: r.ParallelToolCalls, User: r.User,
+	}
+	if req.User == "" {
+		req.User = r.SafetyIdentifier
+	}
+	if err := reasoningEffort(req, r.Reasoning); err != nil {
+		return nil, nil, err
 	}
 	if r.MaxOutputTokens != nil && *r.MaxOutputTokens < 1 {
 		return nil, nil, errBadRequest("invalid_field", "max_output_tokens must be at least 1")
@@ -618,7 +662,8 @@ func (s *Server) loadResponse(p actors.Principal, id string, messages bool) (*st
 	return &rec, nil
 }
 
-// saveResponse writes the record of o durably.
+// saveResponse writes the record of o and of each of its output items
+// durably, in one commit.
 func (s *Server) saveResponse(p actors.Principal, o *responseObject, messages []providers.Message) error {
 	resp, err := json.Marshal(o)
 	if err != nil {
@@ -628,7 +673,12 @@ func (s *Server) saveResponse(p actors.Principal, o *responseObject, messages []
 	if err != nil {
 		return err
 	}
-	return s.deps.Store.Commit(persistence.Set(persistence.ResponseKey(string(p.Platform), string(p.EndUser), o.ID), v))
+	ops, err := itemOps(p, o)
+	if err != nil {
+		return err
+	}
+	ops = append(ops, persistence.Set(persistence.ResponseKey(string(p.Platform), string(p.EndUser), o.ID), v))
+	return s.deps.Store.Commit(ops...)
 }
 
 // responseTurn is one POST /v1/responses call after translation.
@@ -668,6 +718,9 @@ func (s *Server) createResponse(c *call) error {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return jsonError(err)
 	}
+	if err := checkResponsesFields(body); err != nil {
+		return err
+	}
 	if err := in.validate(); err != nil {
 		return err
 	}
@@ -684,7 +737,7 @@ func (s *Server) createResponse(c *call) error {
 		}
 		history = prev.Messages
 	}
-	req, input, err := in.chatRequest(history)
+	req, input, err := in.chatRequest(history, s.itemResolver(c.principal))
 	if err != nil {
 		return err
 	}
@@ -759,15 +812,21 @@ func (s *Server) getResponse(c *call) error {
 	return nil
 }
 
-// deleteResponse is DELETE /v1/responses/{responseId}. The record is gone
-// durably before the answer.
+// deleteResponse is DELETE /v1/responses/{responseId}. The record and its
+// output items (which can no longer be referenced) are gone durably before
+// the answer.
 func (s *Server) deleteResponse(c *call) error {
 	id := c.param("responseId")
-	if _, err := s.loadResponse(c.principal, id, false); err != nil {
+	rec, err := s.loadResponse(c.principal, id, false)
+	if err != nil {
 		return err
 	}
+	ops, err := itemDeletes(c.principal, rec.Response)
+	if err != nil {
+		return fmt.Errorf("stored response %s: %w", id, err)
+	}
 	key := persistence.ResponseKey(string(c.principal.Platform), string(c.principal.EndUser), id)
-	if err := s.deps.Store.Commit(persistence.Delete(key)); err != nil {
+	if err := s.deps.Store.Commit(append(ops, persistence.Delete(key))...); err != nil {
 		return err
 	}
 	return c.writeJSON(200, map[string]any{"id": id, "object": "response", "deleted": true})

@@ -41,13 +41,19 @@ func TestInputMessagesTranslatesEveryItemKind(t *testing.T) {
 			want:  `[{"role":"tool","content":"ab","tool_call_id":"c1"}]`,
 		},
 		{name: "image in a system message", input: `[{"role":"system","content":[{"type":"input_image","image_url":"https://x/y.png"}]}]`, err: "invalid_input"},
-		{name: "item reference", input: `[{"type":"item_reference","id":"msg_1"}]`, err: "invalid_input"},
+		{
+			name:  "item references resolve to the stored items, typed or bare",
+			input: `[{"role":"user","content":"weather?"},{"type":"item_reference","id":"msg_stored"},{"id":"fc_stored"},{"type":"function_call_output","call_id":"c9","output":"sunny"}]`,
+			want:  `[{"role":"user","content":"weather?"},{"role":"assistant","content":"Let me check.","tool_calls":[{"id":"c9","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","content":"sunny","tool_call_id":"c9"}]`,
+		},
+		{name: "unknown item reference", input: `[{"type":"item_reference","id":"msg_unknown"}]`, err: "item_not_found"},
+		{name: "item reference without id", input: `[{"type":"item_reference"}]`, err: "invalid_input"},
 		{name: "call without id", input: `[{"type":"function_call","name":"f"}]`, err: "invalid_input"},
 		{name: "tool role", input: `[{"role":"tool","content":"x"}]`, err: "invalid_input"},
 		{name: "object", input: `{"role":"user"}`, err: "invalid_input"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := inputMessages(json.RawMessage(c.input))
+			got, err := inputMessages(json.RawMessage(c.input), storedItems)
 			if c.err != "" {
 				if ae, ok := err.(*apiError); !ok || ae.Code != c.err {
 					t.Fatalf("inputMessages(%s) = %v, want error %s", c.input, err, c.err)
@@ -63,6 +69,20 @@ func TestInputMessagesTranslatesEveryItemKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// storedItems resolves the two items the translation test references, as
+// a stored response's output items are recorded (outputItem's JSON).
+func storedItems(id string) (json.RawMessage, error) {
+	items := map[string]outputItem{
+		"msg_stored": {Type: "message", ID: "msg_stored", Status: statusCompleted, Content: []outputContent{{Type: "output_text", Text: "Let me check."}}},
+		"fc_stored":  {Type: "function_call", ID: "fc_stored", Status: statusCompleted, CallID: "c9", Name: "get_weather", Arguments: `{"city":"Paris"}`},
+	}
+	it, ok := items[id]
+	if !ok {
+		return nil, errItemNotFound(-1, id)
+	}
+	return json.Marshal(it)
 }
 
 // eventTypes splits an SSE buffer into its event types, checking that each

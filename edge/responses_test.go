@@ -647,7 +647,18 @@ func TestResponsesRefuseWhatTheyCannotTranslate(t *testing.T) {
 		code string
 	}{
 		{"no input", `{"model":"gpt-4o-mini"}`, "missing_field"},
-		{"item reference", `{"model":"gpt-4o-mini","input":[{"type":"item_reference","id":"msg_1"}]}`, "invalid_input"},
+		{"hosted tool item", `{"model":"gpt-4o-mini","input":[{"type":"web_search_call","id":"ws_1","status":"completed"}]}`, "invalid_input"},
+		{"reasoning item", `{"model":"gpt-4o-mini","input":[{"type":"reasoning","id":"rs_1","summary":[]}]}`, "invalid_input"},
+		{"unknown field", `{"model":"gpt-4o-mini","input":"x","frobnicate":1}`, "unknown_parameter"},
+		{"conversation", `{"model":"gpt-4o-mini","input":"x","conversation":"conv_1"}`, "unsupported_parameter"},
+		{"prompt template", `{"model":"gpt-4o-mini","input":"x","prompt":{"id":"pmpt_1"}}`, "unsupported_parameter"},
+		{"reasoning effort on claude", `{"model":"claude-haiku-4-5","input":"x","reasoning":{"effort":"high"}}`, "unsupported_parameter"},
+		{"reasoning effort on gemini", `{"model":"gemini-2.5-flash","input":"x","reasoning":{"effort":"low"}}`, "unsupported_parameter"},
+		{"reasoning summary", `{"model":"gpt-5-mini","input":"x","reasoning":{"summary":"auto"}}`, "unsupported_parameter"},
+		{"logprobs", `{"model":"gpt-4o-mini","input":"x","top_logprobs":3}`, "unsupported_parameter"},
+		{"logprobs include", `{"model":"gpt-4o-mini","input":"x","include":["message.output_text.logprobs"]}`, "unsupported_parameter"},
+		{"priority tier", `{"model":"gpt-4o-mini","input":"x","service_tier":"priority"}`, "unsupported_parameter"},
+		{"verbosity", `{"model":"gpt-4o-mini","input":"x","text":{"verbosity":"low"}}`, "unsupported_parameter"},
 		{"input file", `{"model":"gpt-4o-mini","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}`, "invalid_input"},
 		{"hosted tool", `{"model":"gpt-4o-mini","input":"x","tools":[{"type":"web_search_preview"}]}`, "unsupported_tool"},
 		{"background", `{"model":"gpt-4o-mini","input":"x","background":true}`, "unsupported_parameter"},
@@ -659,8 +670,50 @@ func TestResponsesRefuseWhatTheyCannotTranslate(t *testing.T) {
 		if r.Status/100 != 4 || r.ErrorCode() != c.code {
 			t.Errorf("%s: %d %s, want code %s", c.name, r.Status, r.Body, c.code)
 		}
+		if c.code == "unsupported_parameter" || c.code == "unknown_parameter" {
+			wantError(t, c.name, r, 400, c.code)
+			// The 400 names the field it refuses.
+			var body map[string]any
+			_ = json.Unmarshal([]byte(c.body), &body)
+			named := false
+			for k := range body {
+				if k != "model" && k != "input" && strings.Contains(string(r.Body), k) {
+					named = true
+				}
+			}
+			if !named {
+				t.Errorf("%s: the message does not name the field: %s", c.name, r.Body)
+			}
+		}
 	}
 	if e.mock.Requests() != before {
 		t.Fatalf("refused requests reached the upstream")
+	}
+}
+
+func TestResponsesAcceptTheFieldsTheyHonourAndTranslateSafetyIdentifier(t *testing.T) {
+	e := newInferenceEnv(t, mockllm.DefaultConfig(), 50)
+	r := e.g.Do(t, "POST", "/v1/responses", e.uk, `{"model":"gpt-4o-mini","input":"hi",
+		"safety_identifier":"hashed-user-7","include":["reasoning.encrypted_content","web_search_call.action.sources"],
+		"truncation":"auto","service_tier":"auto","prompt_cache_key":"k1","prompt_cache_retention":"24h",
+		"max_tool_calls":3,"text":{"format":{"type":"text"},"verbosity":"medium"},"top_logprobs":0,
+		"reasoning":{},"background":false,"conversation":null,"store":true}`)
+	if r.Status != 200 {
+		t.Fatalf("accepted fields: %d %s", r.Status, r.Body)
+	}
+	if body := lastUpstreamBody(t, e.mock, mockllm.RouteOpenAI); !strings.Contains(body, `"user":"hashed-user-7"`) {
+		t.Fatalf("safety_identifier did not reach the upstream as user: %s", body)
+	}
+	// reasoning.effort becomes chat reasoning_effort for OpenAI and xAI.
+	for _, c := range []struct{ model, effort string }{{"gpt-5-mini", "low"}, {"grok-3-mini", "high"}} {
+		r = e.g.Do(t, "POST", "/v1/responses", e.uk, `{"model":"`+c.model+`","input":"think","reasoning":{"effort":"`+c.effort+`","summary":null}}`)
+		if body := lastUpstreamBody(t, e.mock, mockllm.RouteOpenAI); r.Status != 200 || !strings.Contains(body, `"reasoning_effort":"`+c.effort+`"`) {
+			t.Fatalf("%s reasoning.effort: %d %s, upstream %s", c.model, r.Status, r.Body, body)
+		}
+	}
+	// user wins over safety_identifier when both are given.
+	r = e.g.Do(t, "POST", "/v1/responses", e.uk, `{"model":"gpt-4o-mini","input":"hi again","user":"u-1","safety_identifier":"s-1"}`)
+	if body := lastUpstreamBody(t, e.mock, mockllm.RouteOpenAI); r.Status != 200 || !strings.Contains(body, `"user":"u-1"`) {
+		t.Fatalf("user and safety_identifier: %d, upstream %s", r.Status, body)
 	}
 }

@@ -132,6 +132,11 @@ func (p *plan) renderAnthropic() []byte {
 	b := make([]byte, 0, 512+len(p.text))
 	b = p.appendAnthropicHead(b)
 	b = append(b, `,"content":[`...)
+	if len(p.preamble) > 0 {
+		b = append(b, `{"type":"text","text":`...)
+		b = appendJSONString(b, p.text)
+		b = append(b, `},`...)
+	}
 	if p.kind == replyTool {
 		b = append(b, `{"type":"tool_use","id":"toolu_`...)
 		b = append(b, p.toolID...)
@@ -158,7 +163,27 @@ func (p *plan) streamAnthropic(sr *streamRun) {
 	b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":`...)
 	b = p.appendAnthropicUsage(b, 1)
 	b = append(b, "}}\n\n"...)
-	b = append(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"...)
+	index := 0
+	if len(p.preamble) > 0 {
+		// A text block, then the tool_use block, as Claude streams a turn
+		// that says something before calling a tool.
+		b = appendAnthropicBlockStart(b, 0)
+		b = append(b, `{"type":"text","text":""}`...)
+		b = append(b, "}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n"...)
+		if !sr.meta(b) {
+			return
+		}
+		for _, piece := range p.preamble {
+			b = appendAnthropicDelta(b[:0], 0, `{"type":"text_delta","text":`, piece)
+			if !sr.token(b) {
+				sr.buf = b
+				return
+			}
+		}
+		b = append(b[:0], "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"...)
+		index = 1
+	}
+	b = appendAnthropicBlockStart(b, index)
 	if p.kind == replyTool {
 		b = append(b, `{"type":"tool_use","id":"toolu_`...)
 		b = append(b, p.toolID...)
@@ -168,25 +193,27 @@ func (p *plan) streamAnthropic(sr *streamRun) {
 	} else {
 		b = append(b, `{"type":"text","text":""}`...)
 	}
-	b = append(b, "}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n"...)
+	b = append(b, "}\n\n"...)
+	if index == 0 {
+		b = append(b, "event: ping\ndata: {\"type\": \"ping\"}\n\n"...)
+	}
 	if !sr.meta(b) {
 		return
 	}
+	delta := `{"type":"text_delta","text":`
+	if p.kind == replyTool {
+		delta = `{"type":"input_json_delta","partial_json":`
+	}
 	for _, piece := range p.pieces {
-		b = append(b[:0], "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"...)
-		if p.kind == replyTool {
-			b = append(b, `{"type":"input_json_delta","partial_json":`...)
-		} else {
-			b = append(b, `{"type":"text_delta","text":`...)
-		}
-		b = appendJSONString(b, piece)
-		b = append(b, "}}\n\n"...)
+		b = appendAnthropicDelta(b[:0], index, delta, piece)
 		if !sr.token(b) {
 			sr.buf = b
 			return
 		}
 	}
-	b = append(b[:0], "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"...)
+	b = append(b[:0], "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":"...)
+	b = appendInt(b, index)
+	b = append(b, "}\n\n"...)
 	b = append(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\""...)
 	b = append(b, p.anthropicStop()...)
 	b = append(b, `","stop_sequence":null},"usage":{"output_tokens":`...)
@@ -194,4 +221,24 @@ func (p *plan) streamAnthropic(sr *streamRun) {
 	b = append(b, "}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"...)
 	sr.meta(b)
 	sr.buf = b
+}
+
+// appendAnthropicBlockStart appends a content_block_start event up to its
+// content_block value.
+func appendAnthropicBlockStart(b []byte, index int) []byte {
+	b = append(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":"...)
+	b = appendInt(b, index)
+	return append(b, `,"content_block":`...)
+}
+
+// appendAnthropicDelta appends a content_block_delta event: delta is the
+// opening of the delta object up to its string member's value, piece the
+// value.
+func appendAnthropicDelta(b []byte, index int, delta, piece string) []byte {
+	b = append(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":"...)
+	b = appendInt(b, index)
+	b = append(b, `,"delta":`...)
+	b = append(b, delta...)
+	b = appendJSONString(b, piece)
+	return append(b, "}}\n\n"...)
 }

@@ -38,6 +38,13 @@ type Config struct {
 	// range [1, 100000].
 	Tokens int
 
+	// TextAndTool makes every tool-call reply open with a short sentence of
+	// text before the call, in the same turn, as Anthropic models often
+	// answer (OpenAI: content and tool_calls in one message; Anthropic: a
+	// text block then a tool_use block; Gemini: a text part then a
+	// functionCall part). Default false.
+	TextAndTool bool
+
 	// ErrorRate is the fraction of authenticated requests that fail with
 	// ErrorStatus, spread evenly and deterministically over the server's
 	// request sequence (0.25 fails every 4th request). It applies only to

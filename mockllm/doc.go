@@ -48,6 +48,14 @@
 //     The arguments are one token per ~8 bytes, streamed as OpenAI
 //     tool_calls deltas, Anthropic input_json_delta events, or whole in one
 //     Gemini functionCall chunk.
+//   - Text and a tool call in one turn: with [Config.TextAndTool], the
+//     X-Mock-Text-And-Tool: true header or the mock-text-and-tool model
+//     directive, a tool-call reply the model chose to make (tool choice
+//     auto, not a forced call) first says a short sentence (up to 8
+//     words, billed as output tokens): OpenAI content beside tool_calls
+//     (streamed as content deltas, then the tool_calls deltas), an
+//     Anthropic text block before the tool_use block, a Gemini text part
+//     before the functionCall part (streamed as text chunks, then the call).
 //   - Tool results: when the last message is a tool result (OpenAI role
 //     tool, Anthropic tool_result blocks, Gemini functionResponse), the
 //     reply is "The tool returned: " followed by the result text verbatim.
@@ -76,6 +84,7 @@
 //	X-Mock-Error: stream_error    mock-stream-error     provider's in-stream error event mid-stream (non-stream: 529 Anthropic, else 500)
 //	X-Mock-Fail-First: 2          mock-fail-first-2     fail the first 2 matching requests, then answer normally
 //	X-Mock-Fail-Key: abc          -                     key for fail-first counting
+//	X-Mock-Text-And-Tool: true    mock-text-and-tool    a tool call opens with text in the same turn
 //
 // Durations are Go durations or bare milliseconds. A model directive is any
 // "mock-" segment of the model name, so directives combine and may follow a

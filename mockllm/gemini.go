@@ -162,9 +162,9 @@ func (p *plan) geminiFinish() string {
 // function call whole, in one chunk.
 func (p *plan) tokenEvents() int {
 	if p.dialect == dialectGemini && p.kind == replyTool {
-		return 1
+		return len(p.preamble) + 1
 	}
-	return len(p.pieces)
+	return len(p.preamble) + len(p.pieces)
 }
 
 // appendGeminiResponse appends one GenerateContentResponse holding parts
@@ -206,6 +206,11 @@ func (p *plan) appendGeminiCall(b []byte) []byte {
 func (p *plan) renderGemini() []byte {
 	parts := func(b []byte) []byte {
 		if p.kind == replyTool {
+			if len(p.preamble) > 0 {
+				b = append(b, `{"text":`...)
+				b = appendJSONString(b, p.text)
+				b = append(b, "},"...)
+			}
 			return p.appendGeminiCall(b)
 		}
 		b = append(b, `{"text":`...)
@@ -233,7 +238,18 @@ func (p *plan) streamGemini(sr *streamRun) {
 		}
 	}
 	if p.kind == replyTool {
-		frame(0)
+		// Text before the call streams as text chunks; the call comes
+		// whole in the last chunk.
+		for i, piece := range p.preamble {
+			frame(i)
+			b = p.appendGeminiResponse(b, geminiText(piece), false, i+1)
+			end()
+			if !sr.token(b) {
+				sr.buf = b
+				return
+			}
+		}
+		frame(len(p.preamble))
 		b = p.appendGeminiResponse(b, p.appendGeminiCall, true, p.completionTokens())
 		end()
 		if !sr.token(b) {
@@ -243,12 +259,7 @@ func (p *plan) streamGemini(sr *streamRun) {
 	} else {
 		for i, piece := range p.pieces {
 			frame(i)
-			text := func(b []byte) []byte {
-				b = append(b, `{"text":`...)
-				b = appendJSONString(b, piece)
-				return append(b, '}')
-			}
-			b = p.appendGeminiResponse(b, text, i == len(p.pieces)-1, i+1)
+			b = p.appendGeminiResponse(b, geminiText(piece), i == len(p.pieces)-1, i+1)
 			end()
 			if !sr.token(b) {
 				sr.buf = b
@@ -260,4 +271,13 @@ func (p *plan) streamGemini(sr *streamRun) {
 		sr.meta([]byte("]"))
 	}
 	sr.buf = b
+}
+
+// geminiText renders one text part holding piece.
+func geminiText(piece string) func([]byte) []byte {
+	return func(b []byte) []byte {
+		b = append(b, `{"text":`...)
+		b = appendJSONString(b, piece)
+		return append(b, '}')
+	}
 }

@@ -50,6 +50,7 @@ const (
 	HeaderError     = "X-Mock-Error"
 	HeaderFailFirst = "X-Mock-Fail-First"
 	HeaderFailKey   = "X-Mock-Fail-Key"
+	HeaderTextTool  = "X-Mock-Text-And-Tool"
 )
 
 // errBadControl marks a malformed X-Mock-* header or mock- model directive;
@@ -121,6 +122,7 @@ type directives struct {
 	tokens        int
 	failFirst     int
 	fault         fault
+	textTool      bool // text-and-tool: a tool call opens with text
 }
 
 func noDirectives() directives {
@@ -151,6 +153,8 @@ func (d *directives) apply(p string) error {
 		d.fault, err = parseFault(strings.TrimPrefix(p, "error-"))
 	case strings.HasPrefix(p, "fail-first-"):
 		d.failFirst, err = parseCount("fail-first", strings.TrimPrefix(p, "fail-first-"), 1000000)
+	case p == "text-and-tool":
+		d.textTool = true
 	case name == "latency":
 		d.latency, err = parseWait("latency", arg)
 	case name == "ttft":
@@ -193,6 +197,21 @@ func headerTokens(h *fasthttp.RequestHeader) (int, error) {
 		err = fmt.Errorf("%w: %s must be at least 1", errBadControl, HeaderTokens)
 	}
 	return n, err
+}
+
+// headerTextTool reads X-Mock-Text-And-Tool ("1", "true", "0", "false"),
+// which shapes the reply and so is part of the reply cache key. def is the
+// value when the header is absent.
+func headerTextTool(h *fasthttp.RequestHeader, def bool) (bool, error) {
+	v := h.Peek(HeaderTextTool)
+	if len(v) == 0 {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(string(v)))
+	if err != nil {
+		return def, fmt.Errorf("%w: %s %q: want true or false", errBadControl, HeaderTextTool, v)
+	}
+	return b, nil
 }
 
 // resolveKnobs layers config defaults, the plan's model directives and the

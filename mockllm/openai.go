@@ -199,7 +199,12 @@ func (p *plan) renderOpenAI() []byte {
 	b = p.appendOpenAIHead(b, "chat.completion")
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	if p.kind == replyTool {
-		b = append(b, `null,"tool_calls":[{"id":"call_`...)
+		if len(p.preamble) > 0 {
+			b = appendJSONString(b, p.text)
+		} else {
+			b = append(b, `null`...)
+		}
+		b = append(b, `,"tool_calls":[{"id":"call_`...)
 		b = append(b, p.toolID...)
 		b = append(b, `","type":"function","function":{"name":`...)
 		b = appendJSONString(b, p.toolName)
@@ -224,18 +229,37 @@ func (p *plan) streamOpenAI(sr *streamRun) {
 		tail = `,"logprobs":null,"finish_reason":null}],"usage":null}` + "\n\n"
 	}
 	b := append(sr.buf[:0], head...)
-	if p.kind == replyTool {
+	if p.kind == replyTool && len(p.preamble) == 0 {
 		b = append(b, `{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_`...)
-		b = append(b, p.toolID...)
-		b = append(b, `","type":"function","function":{"name":`...)
-		b = appendJSONString(b, p.toolName)
-		b = append(b, `,"arguments":""}}],"refusal":null}`...)
+		b = p.appendOpenAICallStart(b)
 	} else {
 		b = append(b, `{"role":"assistant","content":"","refusal":null}`...)
 	}
 	b = append(b, tail...)
 	if !sr.meta(b) {
 		return
+	}
+	if len(p.preamble) > 0 {
+		// Text first, then the call opens in its own chunk, as OpenAI
+		// streams a message holding both.
+		for _, piece := range p.preamble {
+			b = append(b[:0], head...)
+			b = append(b, `{"content":`...)
+			b = appendJSONString(b, piece)
+			b = append(b, '}')
+			b = append(b, tail...)
+			if !sr.token(b) {
+				sr.buf = b
+				return
+			}
+		}
+		b = append(b[:0], head...)
+		b = append(b, `{"tool_calls":[{"index":0,"id":"call_`...)
+		b = p.appendOpenAICallStart(b)
+		b = append(b, tail...)
+		if !sr.meta(b) {
+			return
+		}
 	}
 	for _, piece := range p.pieces {
 		b = append(b[:0], head...)
@@ -276,4 +300,13 @@ func (p *plan) streamOpenAI(sr *streamRun) {
 	}
 	sr.meta([]byte("data: [DONE]\n\n"))
 	sr.buf = b
+}
+
+// appendOpenAICallStart appends the rest of a streamed tool call's opening
+// delta, after its `"id":"call_`.
+func (p *plan) appendOpenAICallStart(b []byte) []byte {
+	b = append(b, p.toolID...)
+	b = append(b, `","type":"function","function":{"name":`...)
+	b = appendJSONString(b, p.toolName)
+	return append(b, `,"arguments":""}}],"refusal":null}`...)
 }

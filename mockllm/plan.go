@@ -89,15 +89,27 @@ type plan struct {
 	id         string // response id
 	// body is the rendered non-streaming reply; nil for streaming requests.
 	body []byte
+	// preamble is the text said before the tool call of a text-and-tool
+	// reply, one token per piece; empty otherwise.
+	preamble []string
 	// key material, to rule out hash collisions on cache hits.
-	keyPath   []byte
-	keyBody   []byte
-	keyTokens int
+	keyPath  []byte
+	keyBody  []byte
+	keyShape shape
+}
+
+// shape is what the request's headers say about the reply itself, part of
+// the reply cache key: its length (0: the directive's or the config's) and
+// whether a tool call opens with text.
+type shape struct {
+	tokens   int
+	textTool bool
 }
 
 // buildPlan decides the reply. tokens is the requested reply length
-// (header, else directive, else config), before the max-tokens cap.
-func buildPlan(r Route, c conv, d directives, tokens int, bodyHash uint64) *plan {
+// (header, else directive, else config), before the max-tokens cap;
+// textTool asks a tool call to open with a sentence of text.
+func buildPlan(r Route, c conv, d directives, tokens int, textTool bool, bodyHash uint64) *plan {
 	p := &plan{route: r, dialect: dialectFor(r, c.model), conv: c, directives: d}
 	limit := c.maxTokens
 	var tool *toolDef
@@ -125,6 +137,13 @@ func buildPlan(r Route, c conv, d directives, tokens int, bodyHash uint64) *plan
 		p.toolID = hexID("", bodyHash^0x746f6f6c, 24)
 		p.pieces = fragments(sampleJSON(tool.schema), limit)
 		p.finish = finishTool
+		// Text comes only when the model chose to call: a forced call
+		// (tool_choice required or named; Anthropic "any"/"tool", which it
+		// serves by prefilling the turn) starts with the call itself.
+		if textTool && c.choice.mode == choiceAuto {
+			p.preamble = sentencePieces("preamble "+c.lastText, min(tokens, preambleWords))
+			p.text = join(p.preamble)
+		}
 	case c.format == formatSchema:
 		p.kind = replyJSON
 		p.pieces = fragments(sampleJSON(c.schema), limit)
@@ -149,6 +168,13 @@ func buildPlan(r Route, c conv, d directives, tokens int, bodyHash uint64) *plan
 	return p
 }
 
+// preambleWords bounds the text before a text-and-tool reply's call.
+const preambleWords = 8
+
+// completionTokens is the reply's token count: one per piece, the text
+// before a tool call included.
+func (p *plan) completionTokens() int { return len(p.preamble) + len(p.pieces) }
+
 func join(pieces []string) string {
 	n := 0
 	for _, s := range pieces {
@@ -160,9 +186,6 @@ func join(pieces []string) string {
 	}
 	return string(b)
 }
-
-// completionTokens is the reply's token count: one per piece.
-func (p *plan) completionTokens() int { return len(p.pieces) }
 
 // planCache maps request keys to plans. Bounded: once full, it stops
 // admitting (benchmarks repeat a handful of requests; tests rarely fill it).
@@ -179,7 +202,8 @@ func newPlanCache(max int) *planCache {
 	return &planCache{seed: maphash.MakeSeed(), max: max, m: make(map[uint64]*plan)}
 }
 
-func (c *planCache) key(r Route, path []byte, tokens int, body []byte) uint64 {
+func (c *planCache) key(r Route, path []byte, sh shape, body []byte) uint64 {
+	tokens := sh.tokens
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.WriteByte(byte(r.index()))
@@ -188,18 +212,23 @@ func (c *planCache) key(r Route, path []byte, tokens int, body []byte) uint64 {
 	h.WriteByte(byte(tokens))
 	h.WriteByte(byte(tokens >> 8))
 	h.WriteByte(byte(tokens >> 16))
+	if sh.textTool {
+		h.WriteByte(1)
+	} else {
+		h.WriteByte(0)
+	}
 	h.Write(body)
 	return h.Sum64()
 }
 
-func (c *planCache) get(k uint64, path []byte, tokens int, body []byte) *plan {
+func (c *planCache) get(k uint64, path []byte, sh shape, body []byte) *plan {
 	if c.max == 0 {
 		return nil
 	}
 	c.mu.RLock()
 	p := c.m[k]
 	c.mu.RUnlock()
-	if p == nil || p.keyTokens != tokens || !bytes.Equal(p.keyPath, path) || !bytes.Equal(p.keyBody, body) {
+	if p == nil || p.keyShape != sh || !bytes.Equal(p.keyPath, path) || !bytes.Equal(p.keyBody, body) {
 		return nil
 	}
 	return p

@@ -369,11 +369,16 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r Route, g geminiTarget) {
 	keyOK := len(key) > 0 && (s.cfg.APIKey == "" || string(key) == s.cfg.APIKey)
 
 	tokens, terr := headerTokens(&ctx.Request.Header)
-	ck := s.cache.key(r, g.path, tokens, body)
-	p := s.cache.get(ck, g.path, tokens, body)
+	textTool, xerr := headerTextTool(&ctx.Request.Header, s.cfg.TextAndTool)
+	if terr == nil {
+		terr = xerr
+	}
+	sh := shape{tokens: tokens, textTool: textTool}
+	ck := s.cache.key(r, g.path, sh, body)
+	p := s.cache.get(ck, g.path, sh, body)
 	var perr error
 	if p == nil {
-		p, perr = s.plan(r, g, tokens, body)
+		p, perr = s.plan(r, g, sh, body)
 		if perr == nil {
 			s.cache.put(ck, p)
 		}
@@ -525,8 +530,10 @@ func (w chunkWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// plan parses the body for route r and builds the reply.
-func (s *Server) plan(r Route, g geminiTarget, tokens int, body []byte) (*plan, error) {
+// plan parses the body for route r and builds the reply shaped by the
+// request's headers (and the config defaults they override).
+func (s *Server) plan(r Route, g geminiTarget, sh shape, body []byte) (*plan, error) {
+	tokens := sh.tokens
 	var c conv
 	var err error
 	switch r {
@@ -553,10 +560,10 @@ func (s *Server) plan(r Route, g geminiTarget, tokens int, body []byte) (*plan, 
 		n = tokens
 	}
 	h := fnv64b(fnv64(string(g.path))^uint64(r.index()+1), body)
-	p := buildPlan(r, c, d, n, h)
+	p := buildPlan(r, c, d, n, sh.textTool || d.textTool, h)
 	p.keyPath = bytes.Clone(g.path)
 	p.keyBody = bytes.Clone(body)
-	p.keyTokens = tokens
+	p.keyShape = sh
 	if !c.stream {
 		p.body = p.render()
 	}

@@ -31,6 +31,7 @@
 //	0x41 mcp conn    0x41 platformID 0x00 app 0x00 endUserID → MCP connection JSON, OAuth tokens sealed (package mcp)
 //	0x42 oauth state 0x42 sha256(state)(32)                → pending OAuth authorization JSON, PKCE verifier sealed (package mcp)
 //	0x50 response    0x50 platformID 0x00 endUserID 0x00 responseID → stored response and its conversation, JSON (package edge)
+//	                 0x50 platformID 0x00 endUserID 0x00 itemID     → one output item of a stored response, for item_reference, JSON (package edge)
 //	0x60 skill       0x60 skillID                          → skill metadata JSON: name, description, file list, review sums (package mcp)
 //	0x61 skill owner 0x61 owner 0x00 skillID               → empty; owner is the platform id, "" for public skills (package mcp)
 //	0x62 skill review 0x62 skillID 0x00 platformID 0x00 endUserID → one end-user's review JSON (package mcp)

@@ -264,14 +264,23 @@ func OAuthStateKey(stateDigest []byte) []byte {
 }
 
 // FamilyResponse holds stored Responses API objects (package edge), each
-// with its conversation so far:
+// with its conversation so far, and beside them each output item of a
+// stored response, for item_reference inputs (item ids have their own
+// prefixes, msg_ and fc_, never resp_):
 //
 //	0x50 platformID 0x00 endUserID 0x00 responseID → JSON {"response","messages"}
+//	0x50 platformID 0x00 endUserID 0x00 itemID     → JSON {"response_id","item"}
 const FamilyResponse byte = 0x50
 
 // ResponseKey is the key of one end-user's stored response.
 func ResponseKey(platformID, endUserID, responseID string) []byte {
 	return join(FamilyResponse, platformID, endUserID, responseID)
+}
+
+// ResponseItemKey is the key of one output item of an end-user's stored
+// response.
+func ResponseItemKey(platformID, endUserID, itemID string) []byte {
+	return join(FamilyResponse, platformID, endUserID, itemID)
 }
 
 // ResponsesPrefix is the prefix of all of one end-user's stored responses.

@@ -35,6 +35,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.TTFT, "ttft", cfg.TTFT, "time to first token")
 	fs.Float64Var(&cfg.TokensPerSecond, "tokens-per-second", cfg.TokensPerSecond, "token pace after the first (0: unpaced)")
 	fs.IntVar(&cfg.Tokens, "tokens", cfg.Tokens, "words in a generated text reply")
+	fs.BoolVar(&cfg.TextAndTool, "text-and-tool", cfg.TextAndTool, "open every tool-call reply with a sentence of text in the same turn")
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", cfg.ErrorRate, "fraction of requests answered with -error-status, in [0, 1]")
 	fs.IntVar(&cfg.ErrorStatus, "error-status", cfg.ErrorStatus, "HTTP status of -error-rate and fail-first failures")
 	fs.StringVar(&cfg.APIKey, "api-key", cfg.APIKey, "the only accepted provider key (empty: any non-empty key)")
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string) error {
 		apiKey = "(set, redacted)"
 	}
 	cfg.Logger.Info("mockllm config", "listen", cfg.Listen, "latency", cfg.Latency, "ttft", cfg.TTFT,
-		"tokens_per_second", cfg.TokensPerSecond, "tokens", cfg.Tokens, "error_rate", cfg.ErrorRate,
+		"tokens_per_second", cfg.TokensPerSecond, "tokens", cfg.Tokens, "text_and_tool", cfg.TextAndTool, "error_rate", cfg.ErrorRate,
 		"error_status", cfg.ErrorStatus, "api_key", apiKey, "hang_max", cfg.HangMax, "record", cfg.RecordRequests)
 	return mockllm.Run(ctx, cfg)
 }
