@@ -328,8 +328,11 @@ func (a *account) settle(now time.Time, lim *pb.RateLimits, req *pb.Settle) (*pb
 	return e, nil
 }
 
-// release drops a reservation without charging (the call never reached
-// the upstream). It reports whether the reservation was open.
+// release drops a reservation without charging (the call failed before
+// the upstream produced anything billable). Its token estimate leaves the
+// TPM window too: one failed call must not hold a minute of the user's
+// tokens. The request still counts against the request windows. It
+// reports whether the reservation was open.
 func (a *account) release(id string) bool {
 	r, ok := a.open[id]
 	if !ok {
@@ -337,6 +340,9 @@ func (a *account) release(id string) bool {
 	}
 	delete(a.open, id)
 	a.reserved -= r.amount
+	if !r.tpmAt.IsZero() {
+		a.tpm.adjust(r.tpmAt, -r.tokens)
+	}
 	return true
 }
 

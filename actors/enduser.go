@@ -187,8 +187,10 @@ func (a *endUserActor) load(c actor.Context) {
 	var ops []persistence.Op
 	now := a.now()
 	_ = st.ScanPrefix(persistence.ReservationPrefix(pid, uid), false, func(k, v []byte) bool {
+		// Every open reservation leaves a trace, budget or not: the
+		// end-user's ledger says which call was in flight at the crash.
 		var r pb.Reservation
-		if proto.Unmarshal(v, &r) == nil && u.Budget != nil {
+		if proto.Unmarshal(v, &r) == nil {
 			e := a.acct.entry(now, EntryUnsettledOnCrash, 0)
 			e.RequestId = r.RequestId
 			e.UnchargedNanos = r.AmountNanos
@@ -401,6 +403,19 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 			a.fail(c, err)
 			return
 		}
+		if rec != nil && rec.Status == 0 {
+			// The original was refused after it executed: replay the
+			// refusal, durable first like any replay.
+			a.flush(pre)
+			var f pb.Failure
+			if err := proto.Unmarshal(rec.Reply, &f); err != nil {
+				a.fail(c, err)
+				return
+			}
+			f.Replayed = true
+			a.commit(c, nil, &f, false)
+			return
+		}
 		if rec != nil {
 			// The original's record is in the store; answer only once it
 			// (and everything before it) is durable.
@@ -418,6 +433,16 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 	now := a.now()
 	e, err := a.acct.credit(now, money.Nanos(m.AmountNanos), m.Debit)
 	if err != nil {
+		var re *Error
+		if m.IdempotencyKey != "" && errors.As(err, &re) && rememberedRefusal(re) {
+			// Executed and refused by the account's state: remembered
+			// under the key, so a retry after a top-up replays the 402
+			// instead of applying (Stripe's semantics).
+			rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 0, Reply: marshal(re.failure()), CreatedAtMs: now.UnixMilli()}
+			ops := append(pre, persistence.Set(persistence.IdempotencyKey(pid, uid, route, m.IdempotencyKey), marshal(rec)))
+			a.commit(c, ops, re.failure(), false)
+			return
+		}
 		a.flush(pre)
 		a.fail(c, err)
 		return
@@ -550,6 +575,15 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	if lease != nil {
 		lease.spent()
 	}
+}
+
+// rememberedRefusal reports whether a refusal of an idempotent money
+// request is stored under its key: refusals the account's state decided
+// (no budget, not enough balance). Validation refusals (amount out of
+// range) and 409s while the first request is in flight are not: the
+// request never executed.
+func rememberedRefusal(e *Error) bool {
+	return e.Code == ErrBudgetExhausted.Code || e.Code == ErrNotFound.Code
 }
 
 // ErrIsNotFound reports whether err is a not_found refusal.

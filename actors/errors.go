@@ -13,6 +13,9 @@ type Error struct {
 	Code    string
 	Message string
 	Rate    *pb.RateLimitInfo // set with rate_limited
+	// Replayed marks the stored refusal of an earlier request made with
+	// the same Idempotency-Key (Stripe replays errors too).
+	Replayed bool
 }
 
 func (e *Error) Error() string { return "actors: " + e.Message }
@@ -24,7 +27,7 @@ func (e *Error) Is(target error) bool {
 }
 
 func (e *Error) failure() *pb.Failure {
-	return &pb.Failure{Code: e.Code, Message: e.Message, Rate: e.Rate}
+	return &pb.Failure{Code: e.Code, Message: e.Message, Rate: e.Rate, Replayed: e.Replayed}
 }
 
 func errorf(base *Error, format string, args ...any) *Error {
@@ -32,7 +35,7 @@ func errorf(base *Error, format string, args ...any) *Error {
 }
 
 func fromFailure(f *pb.Failure) *Error {
-	return &Error{Code: f.Code, Message: f.Message, Rate: f.Rate}
+	return &Error{Code: f.Code, Message: f.Message, Rate: f.Rate, Replayed: f.Replayed}
 }
 
 // Refusals. The edge maps each code to its HTTP status in one table.

@@ -80,9 +80,10 @@ type smNode struct {
 }
 
 type smKey struct {
-	hash   []byte
-	amount int64
-	reply  *pb.BudgetView
+	hash    []byte
+	amount  int64
+	reply   *pb.BudgetView
+	refused string // the code of a remembered refusal (reply is nil)
 }
 
 // smResv is an admitted, not yet settled reservation, with what the model
@@ -303,6 +304,14 @@ func (h *smHarness) opMove(u *smUser, debit bool) string {
 				h.did["key reused"]++
 				return what + " → reused"
 			}
+			if k.refused != "" {
+				var re *Error
+				if !errors.As(err, &re) || re.Code != k.refused || !re.Replayed {
+					h.fatalf("%s: replay of a refusal = %v, want the remembered %s marked replayed", what, err, k.refused)
+				}
+				h.did["refusal replayed"]++
+				return what + " → refusal replayed"
+			}
 			if err != nil {
 				h.fatalf("%s: replay failed: %v", what, err)
 			}
@@ -322,6 +331,11 @@ func (h *smHarness) opMove(u *smUser, debit bool) string {
 	if debit && amount > u.balance-u.reserved {
 		h.wantErr(what, err, ErrBudgetExhausted)
 		h.did["debit refused"]++
+		if key != "" {
+			// Remembered under the key (synced with a record).
+			u.keys[route+"\x00"+key] = smKey{hash: hashOf(amount), amount: amount, refused: ErrBudgetExhausted.Code}
+			h.syncs++
+		}
 		return what + " → exhausted"
 	}
 	if err != nil {

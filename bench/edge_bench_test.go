@@ -64,38 +64,55 @@ func run(b *testing.B, url, key string) {
 // path in one process: auth, admission, the upstream call to an in-process
 // mockllm over 127.0.0.1, settlement, the call log. Profile it with
 // -cpuprofile to see the gateway's share next to the client's and mock's.
+//
+//	go test ./bench -run '^$' -bench 'BenchmarkEdgeChat' -benchtime 3s
 func BenchmarkEdgeChat(b *testing.B) {
 	for _, mode := range []string{"batch", "sync"} {
-		b.Run(mode, func(b *testing.B) { benchChat(b, mode, "gpt-4o-mini") })
+		b.Run(mode, func(b *testing.B) { benchChat(b, mode, "gpt-4o-mini", 1, 64) })
 	}
 }
 
 // BenchmarkEdgeChatAnthropic is BenchmarkEdgeChat on a translated provider.
-func BenchmarkEdgeChatAnthropic(b *testing.B) { benchChat(b, "batch", "claude-haiku-4-5") }
+func BenchmarkEdgeChatAnthropic(b *testing.B) { benchChat(b, "batch", "claude-haiku-4-5", 1, 64) }
 
-func benchChat(b *testing.B, mode, model string) {
+// BenchmarkEdgeChatSpread is the platform-actor bottleneck case: 10,000
+// end-users of one platform against 10,000 end-users spread over 1,000
+// platforms, each request from the next user in turn. With wallet leases
+// no call messages the platform actor, so the two should be within noise
+// of each other.
+//
+//	go test ./bench -run '^$' -bench 'BenchmarkEdgeChatSpread' -benchtime 20000x
+func BenchmarkEdgeChatSpread(b *testing.B) {
+	b.Run("platforms=1/users=10000", func(b *testing.B) { benchChat(b, "batch", "gpt-4o-mini", 1, 10_000) })
+	b.Run("platforms=1000/users=10", func(b *testing.B) { benchChat(b, "batch", "gpt-4o-mini", 1000, 10) })
+}
+
+func benchChat(b *testing.B, mode, model string, platforms, usersPer int) {
 	mcfg := mockllm.DefaultConfig()
 	mcfg.Tokens = 20
 	mockURL, _ := mocktest.Start(b, mcfg)
 	g := edgetest.Start(b, edgetest.Options{BillingDurability: mode, Log: slog.New(slog.DiscardHandler)})
-	pid, pk := g.CreatePlatform(b, "bench")
-	for _, p := range []string{"openai", "anthropic"} {
-		if r := g.Do(b, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/"+p, edgetest.AdminKey,
-			map[string]any{"api_key": "sk-bench", "base_url": mockURL, "enabled": true}); r.Status != 200 {
-			b.Fatalf("provider: %d %s", r.Status, r.Body)
+	var keys []string
+	for p := 0; p < platforms; p++ {
+		pid, pk := g.CreatePlatform(b, "bench"+strconv.Itoa(p))
+		for _, prov := range []string{"openai", "anthropic"} {
+			if r := g.Do(b, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/"+prov, edgetest.AdminKey,
+				map[string]any{"api_key": "sk-bench-0123456789", "base_url": mockURL, "enabled": true}); r.Status != 200 {
+				b.Fatalf("provider: %d %s", r.Status, r.Body)
+			}
 		}
-	}
-	if r := g.Do(b, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 1_000_000}); r.Status != 200 {
-		b.Fatalf("wallet: %d %s", r.Status, r.Body)
-	}
-	const users = 64
-	keys := make([]string, users)
-	for i := range keys {
-		uid, uk := g.CreateEndUser(b, pid, pk, "u"+strconv.Itoa(i))
-		if r := g.Do(b, "POST", "/v1/platforms/"+pid+"/end-users/"+uid+"/budget", pk, map[string]any{"amount_usd": 1_000_000}); r.Status != 201 {
-			b.Fatalf("budget: %d %s", r.Status, r.Body)
+		if r := g.Do(b, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 1_000_000}); r.Status != 200 {
+			b.Fatalf("wallet: %d %s", r.Status, r.Body)
 		}
-		keys[i] = uk
+		for i := 0; i < usersPer; i++ {
+			uid, uk := g.CreateEndUser(b, pid, pk, "u"+strconv.Itoa(i))
+			if usersPer <= 64 { // budgets for the small runs; the spread runs bill the wallet only
+				if r := g.Do(b, "POST", "/v1/platforms/"+pid+"/end-users/"+uid+"/budget", pk, map[string]any{"amount_usd": 1_000_000}); r.Status != 201 {
+					b.Fatalf("budget: %d %s", r.Status, r.Body)
+				}
+			}
+			keys = append(keys, "Bearer "+uk)
+		}
 	}
 	body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}`)
 	c := &fasthttp.Client{MaxConnsPerHost: 512}
@@ -111,9 +128,9 @@ func benchChat(b *testing.B, mode, model string) {
 		req.SetRequestURI(g.URL + "/v1/chat/completions")
 		req.Header.SetMethod("POST")
 		req.Header.SetContentType("application/json")
-		req.Header.Set("Authorization", "Bearer "+keys[int(next.Add(1))%users])
 		req.SetBody(body)
 		for p.Next() {
+			req.Header.Set("Authorization", keys[int(next.Add(1))%len(keys)])
 			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 				if failures.Add(1) == 1 {
 					b.Logf("first failure: %v %d %s", err, resp.StatusCode(), resp.Body())

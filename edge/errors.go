@@ -84,7 +84,11 @@ func toAPIError(err error, log *slog.Logger, requestID string) *apiError {
 	var e *actors.Error
 	if errors.As(err, &e) {
 		if m, ok := actorCodes[e.Code]; ok {
-			return &apiError{Status: m.status, Type: m.typ, Code: e.Code, Message: e.Message, Rate: e.Rate}
+			ae := &apiError{Status: m.status, Type: m.typ, Code: e.Code, Message: e.Message, Rate: e.Rate}
+			if e.Replayed {
+				ae.Header = map[string]string{"Idempotent-Replayed": "true"}
+			}
+			return ae
 		}
 	}
 	log.Error("internal error", "request_id", requestID, "err", err)

@@ -69,7 +69,11 @@ func (s *Server) release(b *billing) {
 
 // settle charges the actual usage: the end-user actor writes the budget's
 // entry and the wallet lease's spend in one batch; its answer means they
-// are durable (billing_durability=sync).
+// are durable (billing_durability=sync). The upstream was paid, so a
+// settlement that could not be made is retried (an unanswered attempt may
+// have landed: the retry then finds the reservation closed, which means
+// done) until it lands or 30 s pass; then the reservation stays open for
+// crash recovery to void with its trace.
 func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	if b.done {
 		return 0, nil
@@ -81,16 +85,26 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 		s.release(b)
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), &pb.Settle{
+	msg := &pb.Settle{
 		ReservationId: b.resID, CostNanos: cost, Tokens: u.PromptTokens + u.CompletionTokens, RequestId: b.rid,
 		Model: b.model.ID, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-	})
-	if err != nil {
-		s.log.Error("settle", "request_id", b.rid, "err", err)
 	}
-	return cost, err
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		_, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), msg)
+		cancel()
+		switch {
+		case err == nil:
+			return cost, nil
+		case attempt > 0 && errors.Is(err, actors.ErrReservationUnknown):
+			return cost, nil // an earlier attempt landed
+		case !errors.Is(err, actors.ErrUnavailable) || time.Now().After(deadline):
+			s.log.Error("settle", "request_id", b.rid, "attempts", attempt+1, "err", err)
+			return cost, err
+		}
+		time.Sleep(time.Duration(min(attempt+1, 10)) * 20 * time.Millisecond)
+	}
 }
 
 // estimateTokens is a cheap upper-leaning estimate of a request's prompt
@@ -176,6 +190,11 @@ func (s *Server) begin(c *call, req *providers.ChatRequest, promptEst int64) (*i
 			}
 		}
 	}
+	if req.N != nil && *req.N > 1 {
+		// Every choice can run to the output bound: n of them are
+		// billed, so n worst cases are reserved.
+		maxOut *= int64(*req.N)
+	}
 	up, ok := s.deps.Upstreams[m.Provider]
 	if !ok {
 		return nil, &apiError{Status: 501, Type: typeInternal, Code: "provider_unavailable", Message: "no client for provider " + m.Provider}
@@ -234,14 +253,17 @@ func (s *Server) chatCompletions(c *call) error {
 	} else {
 		u = estimateUsage(promptEst, resp)
 	}
-	cost, err := s.settle(b, u)
-	if err != nil {
-		return err
-	}
+	// The upstream completed and was paid: the client gets its answer even
+	// if the settlement failed (an error here would make an SDK retry and
+	// pay the provider twice); the failure is logged and the reservation
+	// left for recovery.
+	cost, _ := s.settle(b, u)
 	s.logCall(c, b, cost, u, start, 0, false, nil)
-	out, err := json.Marshal(resp)
-	if err != nil {
-		return err
+	out := resp.Raw // an OpenAI-format answer goes out as the upstream sent it
+	if out == nil {
+		if out, err = json.Marshal(resp); err != nil {
+			return err
+		}
 	}
 	c.ctx.SetStatusCode(200)
 	c.ctx.SetContentType("application/json")
@@ -250,12 +272,15 @@ func (s *Server) chatCompletions(c *call) error {
 }
 
 // streamedUsage is what a stream is billed: the usage the upstream
-// reported, topped up with an estimate (about 4 bytes a token) of the
-// produced bytes of content and tool arguments it relayed when it reported
-// no output, as after a cancellation.
-func streamedUsage(st *providers.Stream, produced, promptEst int64) providers.Usage {
+// reported, never less than an estimate (about 4 bytes a token) of the
+// content and tool arguments the client was sent. A stream that did not
+// end normally (the client left, the upstream failed) has no final count
+// from the provider: what it reported so far (Anthropic's message_start
+// says output_tokens 1) is only a floor, so the delivered bytes decide
+// when they say more. A complete stream without usage is estimated too.
+func streamedUsage(st *providers.Stream, produced, promptEst int64, cut bool) providers.Usage {
 	u, reported := st.Usage()
-	if !reported || u.CompletionTokens == 0 && produced > 0 {
+	if !reported || cut || u.CompletionTokens == 0 && produced > 0 {
 		est := (produced + 3) / 4
 		if u.PromptTokens == 0 {
 			u.PromptTokens = promptEst
@@ -381,7 +406,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 				break
 			}
 		}
-		u := streamedUsage(st, produced, promptEst)
+		u := streamedUsage(st, produced, promptEst, gone || streamErr != nil)
 		cost, serr := s.settle(b, u)
 		var final *apiError
 		if streamErr != nil && !gone {
@@ -392,9 +417,17 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 			_, _ = w.Write([]byte("\n\n"))
 		}
 		if serr != nil && final == nil {
+			// The settlement did not land: no [DONE], which would tell the
+			// client the call completed and was accounted for.
 			final = toAPIError(serr, s.log, c.rid)
-		}
-		if !gone {
+			if !gone {
+				eb, _ := json.Marshal(errorBody{errorFields{Type: final.Type, Code: final.Code, Message: final.Message, RequestID: c.rid}})
+				_, _ = w.Write([]byte("data: "))
+				_, _ = w.Write(eb)
+				_, _ = w.Write([]byte("\n\n"))
+				_ = w.Flush()
+			}
+		} else if !gone {
 			// In sync mode the settlement is durable before [DONE].
 			_, _ = w.Write([]byte("data: [DONE]\n\n"))
 			_ = w.Flush()

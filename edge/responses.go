@@ -776,10 +776,9 @@ func (s *Server) createResponse(c *call) error {
 	} else {
 		u = estimateUsage(promptEst, resp)
 	}
-	cost, err := s.settle(f.b, u)
-	if err != nil {
-		return err
-	}
+	// As in chatCompletions: a completed, paid call is answered even when
+	// its settlement failed (logged; the reservation is left for recovery).
+	cost, _ := s.settle(f.b, u)
 	t.obj.Output = outputOf(resp, now)
 	var fr providers.FinishReason
 	if len(resp.Choices) > 0 {
@@ -877,7 +876,7 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 				f.cancel() // the client left: stop the upstream, bill what it produced
 			}
 		}
-		u := streamedUsage(st, ev.produced, f.b.promptEst)
+		u := streamedUsage(st, ev.produced, f.b.promptEst, gone || streamErr != nil)
 		cost, serr := s.settle(f.b, u)
 		t.obj.Usage = usageOf(u)
 		var final *apiError
@@ -888,6 +887,12 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 			final = &apiError{Status: 499, Code: "client_disconnected", Message: "the client closed the connection"}
 		case streamErr != nil:
 			final, failed = upstreamError(streamErr).(*apiError), true
+			t.obj.fail(final)
+		case serr != nil:
+			// The settlement did not land: the response fails rather
+			// than completes (as streamChat sends no [DONE]).
+			ev.closeItem()
+			final, failed = toAPIError(serr, s.log, rid), true
 			t.obj.fail(final)
 		default:
 			ev.closeItem()
@@ -903,10 +908,6 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 					t.obj.fail(final)
 				}
 			}
-		}
-		if serr != nil && final == nil {
-			// As in streamChat: logged, and the stream still ends normally.
-			final = toAPIError(serr, s.log, rid)
 		}
 		if !gone {
 			if failed {

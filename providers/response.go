@@ -28,6 +28,12 @@ type ChatResponse struct {
 	Choices           []Choice `json:"choices"`
 	Usage             *Usage   `json:"usage,omitempty"`
 	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
+
+	// Raw, when set, is the upstream's own answer in this format, checked
+	// and unchanged: the edge sends it as it is instead of encoding the
+	// decoded fields again (an OpenAI-format upstream's answer needs no
+	// translation). Adapters that translate leave it nil.
+	Raw []byte `json:"-"`
 }
 
 // Choice is one element of ChatResponse.Choices.

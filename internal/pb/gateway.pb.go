@@ -1815,6 +1815,7 @@ type Failure struct {
 	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	Rate          *RateLimitInfo         `protobuf:"bytes,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	Replayed      bool                   `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"` // the stored refusal of an earlier request with the same Idempotency-Key
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1868,6 +1869,13 @@ func (x *Failure) GetRate() *RateLimitInfo {
 		return x.Rate
 	}
 	return nil
+}
+
+func (x *Failure) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type Ack struct {
@@ -3908,11 +3916,12 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\flimit_tokens\x18\x04 \x01(\x03R\vlimitTokens\x12)\n" +
 	"\x10remaining_tokens\x18\x05 \x01(\x03R\x0fremainingTokens\x12&\n" +
 	"\x0freset_tokens_ms\x18\x06 \x01(\x03R\rresetTokensMs\x12$\n" +
-	"\x0eretry_after_ms\x18\a \x01(\x03R\fretryAfterMs\"g\n" +
+	"\x0eretry_after_ms\x18\a \x01(\x03R\fretryAfterMs\"\x83\x01\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\x04rate\x18\x03 \x01(\v2\x1a.assistiv.v1.RateLimitInfoR\x04rate\"\x05\n" +
+	"\x04rate\x18\x03 \x01(\v2\x1a.assistiv.v1.RateLimitInfoR\x04rate\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"\x05\n" +
 	"\x03Ack\"z\n" +
 	"\x0eCreatePlatform\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +

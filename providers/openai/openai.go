@@ -139,6 +139,7 @@ func decodeResponse(name string, body []byte) (*providers.ChatResponse, error) {
 	if r.Choices == nil {
 		return nil, providers.NewError(providers.ErrMalformed, name, "response has no choices")
 	}
+	raw := r.Object != "" // checked below; nothing to fill in
 	if r.Object == "" {
 		r.Object = providers.ObjectChatCompletion
 	}
@@ -147,7 +148,11 @@ func decodeResponse(name string, body []byte) (*providers.ChatResponse, error) {
 		if err != nil {
 			return nil, providerErr(err, name)
 		}
+		raw = raw && u.TotalTokens == r.Usage.TotalTokens
 		r.Usage = &u
+	}
+	if raw {
+		r.Raw = body
 	}
 	return &r, nil
 }
