@@ -16,6 +16,7 @@ export { ListRequest, Page, type ListEnvelope } from './pagination.js';
 export type * from './types.js';
 export {
   verifyWebhook,
+  verifyWebhookSignature,
   signWebhook,
   WebhookVerificationError,
   WEBHOOK_EVENT_TYPES,

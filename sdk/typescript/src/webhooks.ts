@@ -160,19 +160,16 @@ function mac(key: Buffer, msgId: string, stamp: string, payload: string | Uint8A
 }
 
 /**
- * verifyWebhook checks a delivery and returns its typed event. payload must
- * be the raw body exactly as received (a string or Buffer, never a parsed
- * object: re-serializing changes the bytes). It throws
- * WebhookVerificationError when the secret is malformed, a header is
- * missing, the timestamp is not canonical or is outside the tolerance, no v1
- * signature matches, or the verified body is not an event.
+ * verifyWebhookSignature checks a delivery's signature and timestamp
+ * without reading the body: for payloads that are not gateway events. It
+ * throws WebhookVerificationError like [verifyWebhook].
  */
-export function verifyWebhook(
+export function verifyWebhookSignature(
   payload: string | Uint8Array,
   headers: WebhookHeaders,
   secret: string,
   options: VerifyWebhookOptions = {},
-): WebhookEvent {
+): void {
   if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
     throw new TypeError('verifyWebhook needs the raw body (string or Buffer), not a parsed object: use express.raw() or read the stream');
   }
@@ -204,6 +201,24 @@ export function verifyWebhook(
     if (got.length === want.length && timingSafeEqual(got, want)) ok = true;
   }
   if (!ok) throw new WebhookVerificationError('invalid_signature', 'no webhook-signature entry matches');
+}
+
+/**
+ * verifyWebhook checks a delivery and returns its typed event. payload must
+ * be the raw body exactly as received (a string or Buffer, never a parsed
+ * object: re-serializing changes the bytes). It throws
+ * WebhookVerificationError when the secret is malformed, a header is
+ * missing, the timestamp is not canonical or is outside the tolerance
+ * (either way), no v1 signature matches, or the verified body is not an
+ * event. Amounts in the event are decimal strings, exact.
+ */
+export function verifyWebhook(
+  payload: string | Uint8Array,
+  headers: WebhookHeaders,
+  secret: string,
+  options: VerifyWebhookOptions = {},
+): WebhookEvent {
+  verifyWebhookSignature(payload, headers, secret, options);
   const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
   let event: unknown;
   try {
@@ -212,7 +227,7 @@ export function verifyWebhook(
     throw new WebhookVerificationError('invalid_payload', 'the signed body is not JSON');
   }
   const e = event as Partial<WebhookEvent> | null;
-  if (e === null || typeof e !== 'object' || typeof e.event_type !== 'string' || typeof e.data !== 'object' || e.data === null) {
+  if (e === null || typeof e !== 'object' || typeof e.id !== 'string' || typeof e.event_type !== 'string' || typeof e.data !== 'object' || e.data === null) {
     throw new WebhookVerificationError('invalid_payload', 'the signed body is not an event {id, event_type, created_at, data}');
   }
   return event as WebhookEvent;
