@@ -149,8 +149,10 @@ export async function startGateway(extraEnv: Record<string, string> = {}): Promi
         if (t.status !== 200) throw new Error(`wallet topup: ${t.status} ${JSON.stringify(t.body)}`);
       }
       if (opts.providers) {
-        const p = await admin('PUT', `/admin/v1/platforms/${id}/llm-providers/openai`, { api_key: 'sk-mock-upstream-key', base_url: mockURL, enabled: true });
-        if (p.status !== 200) throw new Error(`provider: ${p.status} ${JSON.stringify(p.body)}`);
+        for (const provider of ['openai', 'anthropic', 'google', 'xai']) {
+          const p = await admin('PUT', `/admin/v1/platforms/${id}/llm-providers/${provider}`, { api_key: 'sk-mock-upstream-key', base_url: mockURL, enabled: true });
+          if (p.status !== 200) throw new Error(`provider ${provider}: ${p.status} ${JSON.stringify(p.body)}`);
+        }
       }
       return { id, key: r.body.api_key.raw_key as string };
     },
