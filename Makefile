@@ -3,9 +3,10 @@
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
+SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: build run test test-sdk test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -14,10 +15,21 @@ build:
 run: build
 	./scripts/run.sh
 
-# Every test once, under the race detector (it covers the plain run too).
+# Every test once: the Go packages under the race detector (it covers the
+# plain run too), then the TypeScript SDK's.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) test-sdk
+
+# The TypeScript SDK (sdk/typescript, Node 20+): pinned dev dependencies
+# from package-lock.json, type checking of the package, its tests and its
+# README examples, then `npm test`, which builds dist/ and runs node --test
+# against the real bin/gateway and bin/mockllm (about 20 s).
+test-sdk: build
+	cd $(SDK) && npm ci --no-audit --no-fund
+	cd $(SDK) && npm run typecheck
+	cd $(SDK) && npm test
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
