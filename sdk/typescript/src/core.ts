@@ -104,6 +104,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** anySignal aborts when either signal does (AbortSignal.any is Node 20.3+). */
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const ac = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) {
+      ac.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => ac.abort(s.reason), { once: true });
+  }
+  return ac.signal;
+}
+
 /** Core sends calls for one client. */
 export class Core {
   constructor(readonly settings: CoreSettings) {}
@@ -164,7 +178,7 @@ export class Core {
   private async attempt(url: string, spec: CallSpec, headers: Record<string, string>, body: string | undefined): Promise<RawAnswer> {
     const timeout = spec.options?.timeout ?? this.settings.timeout;
     const timer = AbortSignal.timeout(timeout);
-    const signal = spec.options?.signal ? AbortSignal.any([spec.options.signal, timer]) : timer;
+    const signal = spec.options?.signal ? anySignal(spec.options.signal, timer) : timer;
     try {
       const init: RequestInit = { method: spec.method, headers, signal };
       if (body !== undefined) init.body = body;

@@ -191,10 +191,12 @@ export function verifyWebhookSignature(
   if (ts - now > tolerance) throw new WebhookVerificationError('timestamp_too_new', 'webhook-timestamp is in the future');
   const want = mac(key, id, stamp, payload);
   let ok = false;
+  // Entries are space-separated; a header sent twice reaches Node joined
+  // with ", ", hence the trailing comma trimmed from each value.
   for (const entry of sigs.split(' ')) {
     const comma = entry.indexOf(',');
     if (comma <= 0 || entry.slice(0, comma) !== 'v1') continue;
-    const value = entry.slice(comma + 1);
+    const value = entry.slice(comma + 1).replace(/,$/, '');
     if (value.length !== 44 || !base64Pattern.test(value)) continue;
     const got = Buffer.from(value, 'base64');
     // Every candidate is compared (no early exit), each in constant time.

@@ -429,6 +429,15 @@ describe('error classes', () => {
     const e = await rejects(client.endUsers.create({ external_id: '' }), AssistivError, 400, 'missing_field');
     assert.ok(!(e instanceof AssistivAuthError) && !(e instanceof AssistivPaymentRequiredError) && !(e instanceof AssistivRateLimitError));
     await rejects(client.get('/v1/no-such-route'), AssistivError, 404, 'route_not_found');
+    // The generic methods reach any route with the same parsing and errors.
+    const put = await client.put<{ requests_per_minute: number }>(`/v1/platforms/${platform.id}/rate-limits`, { requests_per_minute: 7 });
+    assert.equal(put.requests_per_minute, 7);
+    assert.equal((await client.get<{ requests_per_minute: number }>(`/v1/platforms/${platform.id}/rate-limits`)).requests_per_minute, 7);
+    const eu = await client.post<{ id: string }>(`/v1/platforms/${platform.id}/end-users`, { external_id: 'generic' });
+    const w = await client.get<{ data: Array<{ id: string }> }>(`/v1/platforms/${platform.id}/end-users`, { query: { external_id: 'generic' } });
+    assert.deepEqual(w.data.map((u) => u.id), [eu.id]);
+    assert.equal((await client.delete<{ deleted: boolean }>(`/v1/platforms/${platform.id}/end-users/${eu.id}`)).deleted, true);
+    await client.put(`/v1/platforms/${platform.id}/rate-limits`, {});
   });
 });
 

@@ -71,6 +71,9 @@ describe('the specification test vector', () => {
     const bogus = 'v1,' + Buffer.alloc(32).toString('base64');
     verifyWebhookSignature(VEC.body, vecHeaders({ 'webhook-signature': `${bogus} ${VEC.sig}` }), VEC.secret, at(VEC.ts));
     verifyWebhookSignature(VEC.body, vecHeaders({ 'webhook-signature': `v1a,xyz  ${VEC.sig} ${bogus}` }), VEC.secret, at(VEC.ts));
+    // Two header lines, as Node joins them.
+    verifyWebhookSignature(VEC.body, { ...vecHeaders(), 'webhook-signature': [bogus, VEC.sig] }, VEC.secret, at(VEC.ts));
+    verifyWebhookSignature(VEC.body, { ...vecHeaders(), 'webhook-signature': [VEC.sig, bogus] }, VEC.secret, at(VEC.ts));
     refused(() => verifyWebhookSignature(VEC.body, vecHeaders({ 'webhook-signature': VEC.sig.replace('v1,', 'v2,') }), VEC.secret, at(VEC.ts)), 'invalid_signature');
     refused(() => verifyWebhookSignature(VEC.body, vecHeaders({ 'webhook-signature': bogus }), VEC.secret, at(VEC.ts)), 'invalid_signature');
     refused(() => verifyWebhookSignature(VEC.body, vecHeaders({ 'webhook-signature': VEC.sig.slice(0, -2) }), VEC.secret, at(VEC.ts)), 'invalid_signature');
