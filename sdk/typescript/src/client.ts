@@ -110,7 +110,12 @@ export class Assistiv {
 
   private resolvePlatformId(options?: RequestOptions): Promise<string> {
     if (this.platformIdValue) return Promise.resolve(this.platformIdValue);
-    this.platformIdLookup ??= this.me(options).then(
+    // Only the transport options carry over to the lookup (not a top-up's Idempotency-Key).
+    const lookup: RequestOptions = {};
+    if (options?.signal) lookup.signal = options.signal;
+    if (options?.timeout !== undefined) lookup.timeout = options.timeout;
+    if (options?.maxRetries !== undefined) lookup.maxRetries = options.maxRetries;
+    this.platformIdLookup ??= this.me(lookup).then(
       (p) => {
         if (p.key_type !== 'platform') {
           throw new AssistivError({ code: 'wrong_key_type', message: 'platform routes need a platform key (sk-plat_…)' });
