@@ -3,9 +3,10 @@
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
+SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-compat test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: build run test test-compat test-sdk test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -14,11 +15,13 @@ build:
 run: build
 	./scripts/run.sh
 
-# Every test once, under the race detector (it covers the plain run too),
-# then the client compatibility matrix.
+# Every test once: the Go packages under the race detector (it covers the
+# plain run too), then the TypeScript SDK's tests and the client
+# compatibility matrix (both Node 20+).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) test-sdk
 	$(MAKE) test-compat
 
 # The client matrix (compat/README.md): the pinned Node SDKs (npm ci from
@@ -28,6 +31,15 @@ test-compat: build
 	@if [ ! -f compat/node_modules/.package-lock.json ] || [ compat/package-lock.json -nt compat/node_modules/.package-lock.json ]; then \
 		cd compat && npm ci --no-audit --no-fund; fi
 	cd compat && node --test --test-concurrency=1 test/
+
+# The TypeScript SDK (sdk/typescript, Node 20+): pinned dev dependencies
+# from package-lock.json, type checking of the package, its tests and its
+# README examples, then `npm test`, which builds dist/ and runs node --test
+# against the real bin/gateway and bin/mockllm (about 20 s).
+test-sdk: build
+	cd $(SDK) && npm ci --no-audit --no-fund
+	cd $(SDK) && npm run typecheck
+	cd $(SDK) && npm test
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

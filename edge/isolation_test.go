@@ -139,7 +139,7 @@ func furnish(tb testing.TB, g *edgetest.Gateway, name string) tenant {
 func (t tenant) snapshot(tb testing.TB, g *edgetest.Gateway) string {
 	tb.Helper()
 	var b strings.Builder
-	for _, p := range []string{"", "/wallet", "/api-keys", "/rate-limits", "/end-users", "/logs", "/logs/" + t.requestID,
+	for _, p := range []string{"", "/wallet", "/wallet/transactions", "/api-keys", "/rate-limits", "/end-users", "/logs", "/logs/" + t.requestID,
 		"/end-users/" + t.user.id, "/end-users/" + t.user.id + "/budget",
 		"/end-users/" + t.user.id + "/budget/transactions", "/end-users/" + t.user.id + "/rate-limits"} {
 		r := g.Do(tb, "GET", t.path(p), t.key, nil)

@@ -50,6 +50,7 @@ func (s *Server) routes() {
 	r.GET("/v1/platforms/{platformId}", plat(s.getOwnPlatform))
 	r.PATCH("/v1/platforms/{platformId}", plat(s.patchOwnPlatform))
 	r.GET("/v1/platforms/{platformId}/wallet", plat(s.walletGet))
+	r.GET("/v1/platforms/{platformId}/wallet/transactions", plat(s.walletTransactions))
 	r.GET("/v1/platforms/{platformId}/logs", plat(s.listLogs))
 	r.GET("/v1/platforms/{platformId}/logs/{requestId}", plat(s.getLog))
 	r.GET("/v1/platforms/{platformId}/api-keys", plat(s.listKeys))
