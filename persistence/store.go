@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -30,6 +31,11 @@ type Config struct {
 	// "pebble" (the money and entity store); the per-call logs live in
 	// their own store, "logs".
 	Subdir string
+	// MaxUnsyncedDelay, when positive, bounds how long a write applied
+	// without fsync (NoSync) stays unsynced: the store forces an fsync
+	// that often while such writes exist. It bounds what a power cut can
+	// take from billing_durability=batch. Default 0: no timer.
+	MaxUnsyncedDelay time.Duration
 	// AppendMostly tunes Pebble for an append-mostly, TTL'd workload
 	// (per-call logs): larger memtables and a lazier L0, so compaction
 	// runs less often and in bigger steps. Leave it off for the money
@@ -118,6 +124,10 @@ type Write struct {
 	// Untracked leaves the write out of the changefeed (the snapshotter's
 	// own bookkeeping).
 	Untracked bool
+	// snapshot, when set, receives a Pebble snapshot taken right after the
+	// write's batch is applied, before any later batch: once the write is
+	// durable, so is everything the snapshot shows (DurableSnapshot).
+	snapshot **pebble.Snapshot
 	// Done is called exactly once, from the store's goroutine, with nil
 	// when the write is durable (applied, for NoSync) or the error that
 	// stopped it. It must not block. A Write with no Ops is a barrier: its
@@ -153,6 +163,8 @@ type Store struct {
 	writes        atomic.Uint64
 	batches       atomic.Uint64
 	syncedWrites  atomic.Uint64
+	dirty         atomic.Bool // unsynced writes applied since the last synced batch
+	quit          chan struct{}
 	fatalOne      sync.Once
 }
 
@@ -208,6 +220,7 @@ func Open(cfg Config) (*Store, error) {
 		in:     make(chan Write, cfg.QueueDepth),
 		syncq:  make(chan syncItem, 1024),
 		synced: make(chan struct{}, 1),
+		quit:   make(chan struct{}),
 	}
 	if err := s.checkSchema(); err != nil {
 		db.Close()
@@ -228,6 +241,10 @@ func Open(cfg Config) (*Store, error) {
 	s.wg.Add(2)
 	go s.commitLoop()
 	go s.syncLoop()
+	if cfg.MaxUnsyncedDelay > 0 {
+		s.wg.Add(1)
+		go s.syncEvery(cfg.MaxUnsyncedDelay)
+	}
 	return s, nil
 }
 
@@ -301,8 +318,56 @@ func (s *Store) CommitUntracked(ops ...Op) error {
 // [Write]: NoSync writes are only applied).
 func (s *Store) Barrier() error { return s.Commit() }
 
+// Sync makes every write submitted before it durable, NoSync writes
+// included: it commits a small synced marker record.
+func (s *Store) Sync() error {
+	return s.CommitUntracked(Set(MetaSyncMarker, []byte{1}))
+}
+
+// MetaSyncMarker is the record Sync and DurableSnapshot write to force an
+// fsync: a key in the changefeed's family shorter than any feed record,
+// so no snapshot or feed reader ever copies it.
+var MetaSyncMarker = []byte{FamilyChangefeed}
+
+// DurableSnapshot returns a Pebble snapshot that shows only durable
+// records: it is taken right after a synced marker write is applied (so it
+// shows that write and everything before it, nothing after) and returned
+// once that write's fsync is done. The caller closes it.
+func (s *Store) DurableSnapshot() (*pebble.Snapshot, error) {
+	var snap *pebble.Snapshot
+	ch := make(chan error, 1)
+	s.Submit(Write{Ops: []Op{Set(MetaSyncMarker, []byte{1})}, Untracked: true, snapshot: &snap, Done: func(err error) { ch <- err }})
+	if err := <-ch; err != nil {
+		if snap != nil {
+			snap.Close()
+		}
+		return nil, err
+	}
+	return snap, nil
+}
+
+// syncEvery bounds how long an applied, unsynced write (billing in batch
+// durability) waits for its fsync: every d, if such writes were applied
+// since the last synced batch, it forces one.
+func (s *Store) syncEvery(d time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			if s.dirty.Load() && s.failed.Load() == nil {
+				s.Submit(Write{Ops: []Op{Set(MetaSyncMarker, []byte{1})}, Untracked: true, Done: func(error) {}})
+			}
+		}
+	}
+}
+
 // gathering is the batch the committer is building.
 type gathering struct {
+	snaps       []**pebble.Snapshot
 	batch       *pebble.Batch
 	dones       []func(error)
 	noSyncDones []func(error)
@@ -330,6 +395,9 @@ func (g *gathering) add(w Write) {
 		if !w.Untracked {
 			g.feed = appendFeed(g.feed, kind, op.Key, op.End)
 		}
+	}
+	if w.snapshot != nil {
+		g.snaps = append(g.snaps, w.snapshot)
 	}
 	if w.NoSync {
 		g.noSyncDones = append(g.noSyncDones, w.Done)
@@ -438,6 +506,7 @@ func (s *Store) apply(g *gathering) bool {
 		}
 	}
 	sync := false
+	nonEmpty := !batch.Empty()
 	switch {
 	case batch.Empty():
 		batch.Close()
@@ -456,6 +525,14 @@ func (s *Store) apply(g *gathering) bool {
 			d(fmt.Errorf("%w: %v", ErrFailed, err))
 		}
 		return false
+	}
+	for _, p := range g.snaps {
+		*p = s.db.NewSnapshot() // nothing applied after this batch yet
+	}
+	if nonEmpty {
+		// A synced batch covers every write before it; an unsynced one
+		// leaves the store dirty until the next fsync.
+		s.dirty.Store(!g.sync)
 	}
 	if fp := s.cfg.Failpoint; fp != nil {
 		if err := fp(FailpointAfterApply); err != nil {
@@ -645,6 +722,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
+	close(s.quit)
 	close(s.in)
 	s.mu.Unlock()
 	s.wg.Wait()

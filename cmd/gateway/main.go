@@ -99,6 +99,7 @@ type options struct {
 	logFormat         string
 	idleTimeout       time.Duration
 	billingDurability string
+	batchSyncInterval time.Duration
 	maxBody           int
 	shutdownTimeout   time.Duration
 	snapshotInterval  time.Duration
@@ -123,6 +124,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.logFormat, "log-format", env("ASSISTIV_LOG_FORMAT", "text"), "text or json (ASSISTIV_LOG_FORMAT)")
 	fs.DurationVar(&o.idleTimeout, "actor-idle-timeout", durEnv("ASSISTIV_ACTOR_IDLE_TIMEOUT", 5*time.Minute), "passivate actors idle this long (ASSISTIV_ACTOR_IDLE_TIMEOUT)")
 	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
+	fs.DurationVar(&o.batchSyncInterval, "batch-sync-interval", durEnv("ASSISTIV_BATCH_SYNC_INTERVAL", 5*time.Millisecond), "longest a settlement acknowledged without fsync (billing-durability=batch) stays unsynced (ASSISTIV_BATCH_SYNC_INTERVAL)")
 	fs.DurationVar(&o.logRetention, "log-retention", durEnv("ASSISTIV_LOG_RETENTION", logs.DefaultConfig().Retention), "keep per-call logs this long, e.g. 720h (ASSISTIV_LOG_RETENTION)")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
@@ -142,6 +144,9 @@ func parse(args []string) (options, error) {
 			}
 			o.webhookSchedule = append(o.webhookSchedule, d)
 		}
+	}
+	if o.batchSyncInterval <= 0 || o.batchSyncInterval > time.Second {
+		return o, fmt.Errorf("batch-sync-interval must be in (0, 1s], not %s", o.batchSyncInterval)
 	}
 	if o.billingDurability != actors.DurabilitySync && o.billingDurability != actors.DurabilityBatch {
 		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
@@ -215,6 +220,7 @@ func serve(args []string) error {
 	// Without Postgres nothing reads the changefeed: do not grow it. A
 	// later start with Postgres makes one full copy first.
 	scfg.DisableChangefeed = o.postgresURL == ""
+	scfg.MaxUnsyncedDelay = o.batchSyncInterval
 	store, err := persistence.Open(scfg)
 	if err != nil {
 		return err

@@ -257,7 +257,13 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	if err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_state WHERE id = 1), 0)`).Scan(&watermark); err != nil {
 		return 0, fmt.Errorf("read watermark: %w", err)
 	}
-	snap := s.store.DB().NewSnapshot()
+	// Only durable records: a snapshot taken after a synced marker and
+	// handed over once its fsync is done, so nothing copied to Postgres
+	// can be lost by this node's power cut (batch billing included).
+	snap, err := s.store.DurableSnapshot()
+	if err != nil {
+		return 0, fmt.Errorf("durable snapshot: %w", err)
+	}
 	defer snap.Close()
 
 	// Collect changed keys in feed order; the last change of a key wins.
