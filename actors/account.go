@@ -22,14 +22,15 @@ func ValidPeriod(p string) bool {
 
 // Ledger entry types.
 const (
-	EntryTopup            = "topup"
-	EntryDebit            = "debit"
-	EntryUsage            = "usage"
-	EntryPeriodReset      = "period_reset"
-	EntryBudgetSet        = "budget_set"
-	EntryUnsettledOnCrash = "unsettled_on_crash"
-	EntryAutoTopup        = "auto_topup"
-	EntryLeaseReturned    = "lease_returned"
+	EntryTopup              = "topup"
+	EntryDebit              = "debit"
+	EntryUsage              = "usage"
+	EntryPeriodReset        = "period_reset"
+	EntryBudgetSet          = "budget_set"
+	EntryUnsettledOnCrash   = "unsettled_on_crash"
+	EntryAutoTopup          = "auto_topup"
+	EntryLeaseReturned      = "lease_returned"
+	EntryReservationExpired = "reservation_expired"
 )
 
 // periodStart returns the start of the budget period containing t (UTC).
@@ -48,6 +49,7 @@ func periodStart(period string, t time.Time) time.Time {
 type openReservation struct {
 	amount    money.Nanos
 	wallet    money.Nanos // provider cost held on the wallet lease
+	expires   time.Time   // wall clock: voided then if still open
 	tokens    int64
 	at        time.Time
 	tpmAt     time.Time // where its tokens sit in the TPM window; zero: not counted
@@ -344,6 +346,20 @@ func (a *account) release(id string) bool {
 		a.tpm.adjust(r.tpmAt, -r.tokens)
 	}
 	return true
+}
+
+// restore reopens a reservation from its record (an actor restarted within
+// the process that admitted it). Its tokens are not put back in the TPM
+// window, which the restart lost; settlement then corrects nothing there.
+func (a *account) restore(r *pb.Reservation) {
+	if _, dup := a.open[r.Id]; dup {
+		return
+	}
+	a.reserved += money.Nanos(r.AmountNanos)
+	a.open[r.Id] = &openReservation{
+		amount: money.Nanos(r.AmountNanos), wallet: money.Nanos(r.WalletNanos), tokens: r.Tokens,
+		at: time.UnixMilli(r.CreatedAtMs), expires: time.UnixMilli(r.ExpiresAtMs), requestID: r.RequestId,
+	}
 }
 
 // lowBalanceCrossed reports (once per crossing) that the balance fell

@@ -19,7 +19,68 @@ import (
 // dispatches, appends records and replies.
 type endUserActor struct {
 	base
-	acct *account // nil: no such end-user
+	acct     *account    // nil: no such end-user
+	restored []time.Time // expiries of reservations restored at activation
+	sweepAt  time.Time   // the earliest sweep scheduled
+}
+
+// sweepReservations asks the actor to void its expired reservations. It
+// never crosses nodes.
+type sweepReservations struct{}
+
+// defaultReservationTTL is how long a reservation may stay open when the
+// admitting caller named no TTL.
+const defaultReservationTTL = 15 * time.Minute
+
+// scheduleSweep arranges a sweep at t (or earlier, if one is already due).
+func (a *endUserActor) scheduleSweep(c actor.Context, t time.Time) {
+	if !a.sweepAt.IsZero() && !a.sweepAt.After(t) {
+		return
+	}
+	a.sweepAt = t
+	self, root := a.self, c.ActorSystem().Root
+	time.AfterFunc(time.Until(t)+time.Millisecond, func() { root.Send(self, sweepReservations{}) })
+}
+
+// sweep voids every reservation past its expiry: the reservation is
+// released (budget and lease credit), recorded as reservation_expired with
+// what it held, and its record deleted. A settlement that arrives later
+// finds it unknown.
+func (a *endUserActor) sweep(c actor.Context) {
+	a.sweepAt = time.Time{}
+	wall := time.Now()
+	now := a.now()
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	var ops []persistence.Op
+	var next time.Time
+	for id, r := range a.acct.open {
+		if r.expires.IsZero() {
+			continue
+		}
+		if r.expires.After(wall) {
+			if next.IsZero() || r.expires.Before(next) {
+				next = r.expires
+			}
+			continue
+		}
+		held, wallet, rid := r.amount, r.wallet, r.requestID
+		a.acct.release(id)
+		if wallet > 0 {
+			a.env.lease(a.id.Platform).release(wallet)
+		}
+		e := a.acct.entry(now, EntryReservationExpired, 0)
+		e.RequestId, e.UnchargedNanos = rid, int64(held)
+		e.Reason = "reservation " + id + " expired unsettled"
+		ops = append(ops, persistence.Delete(persistence.ReservationKey(pid, uid, id)),
+			persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
+	}
+	if len(ops) > 0 {
+		ops = append(ops, a.userOp())
+		a.flushOps(ops, false)
+	}
+	if !next.IsZero() {
+		a.scheduleSweep(c, next)
+	}
 }
 
 func newEndUserActor(env *Env, id Identity) actor.Actor {
@@ -32,6 +93,10 @@ func (a *endUserActor) Receive(c actor.Context) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.load(c)
+		for _, t := range a.restored {
+			a.scheduleSweep(c, t)
+		}
+		a.restored = nil
 		// An actor for an end-user that does not exist (a typo, another
 		// tenant's id) goes after a second, as the platform actor does.
 		d := a.env.IdleTimeout
@@ -45,10 +110,18 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
+	case sweepReservations:
+		if !a.stopped && a.acct != nil {
+			a.sweep(c)
+		}
+		return
 	}
 	if a.stopped {
 		a.refusePassivated(c)
 		return
+	}
+	if h := a.env.beforeMessage; h != nil {
+		h(msg)
 	}
 	if a.acct == nil {
 		if _, ok := msg.(*pb.DeleteEndUser); ok {
@@ -187,9 +260,18 @@ func (a *endUserActor) load(c actor.Context) {
 	var ops []persistence.Op
 	now := a.now()
 	_ = st.ScanPrefix(persistence.ReservationPrefix(pid, uid), false, func(k, v []byte) bool {
-		// Every open reservation leaves a trace, budget or not: the
-		// end-user's ledger says which call was in flight at the crash.
 		var r pb.Reservation
+		if proto.Unmarshal(v, &r) == nil && r.Incarnation == a.env.incarnation {
+			// This process admitted it: the actor restarted (after a
+			// panic), the call is still in flight and its lease credit
+			// still held. Keep it open; it settles or expires as usual.
+			a.acct.restore(&r)
+			a.restored = append(a.restored, time.UnixMilli(r.ExpiresAtMs))
+			return true
+		}
+		// Every open reservation of an earlier run leaves a trace, budget
+		// or not: the end-user's ledger says which call was in flight at
+		// the crash.
 		if proto.Unmarshal(v, &r) == nil {
 			e := a.acct.entry(now, EntryUnsettledOnCrash, 0)
 			e.RequestId = r.RequestId
@@ -466,6 +548,13 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit) {
 	now := a.now()
 	a.flush(pre)
+	wall := time.Now()
+	if m.DeadlineMs > 0 && wall.UnixMilli() > m.DeadlineMs {
+		// The caller gave up before this Admit was processed: reserving
+		// now would hold money no one will settle or release.
+		a.fail(c, errorf(ErrUnavailable, "admission processed after the caller's deadline"))
+		return
+	}
 	charge, err := a.withMarkup(m.MaxCostNanos)
 	if err != nil {
 		a.fail(c, err)
@@ -505,15 +594,23 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 		a.fail(c, err)
 		return
 	}
-	if lease != nil {
-		a.acct.open[m.ReservationId].wallet = wallet
+	ttl := time.Duration(m.TtlMs) * time.Millisecond
+	if ttl <= 0 {
+		ttl = defaultReservationTTL
 	}
+	r := a.acct.open[m.ReservationId]
+	r.expires = wall.Add(ttl)
+	if lease != nil {
+		r.wallet = wallet
+	}
+	a.scheduleSweep(c, r.expires)
 	reply.Rate = info
 	// The reservation record is appended without waiting for its fsync:
 	// time to first token pays nothing for it. Recovery voids any that a
 	// crash left open.
-	r := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: int64(charge), Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli(), WalletNanos: int64(wallet)}
-	a.flushOps([]persistence.Op{persistence.Set(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId), marshal(r))}, true)
+	rec := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: int64(charge), Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli(),
+		WalletNanos: int64(r.wallet), ExpiresAtMs: r.expires.UnixMilli(), Incarnation: a.env.incarnation}
+	a.flushOps([]persistence.Op{persistence.Set(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId), marshal(rec))}, true)
 	a.respond(c, reply)
 }
 

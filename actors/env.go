@@ -73,6 +73,11 @@ type Env struct {
 	leases      sync.Map // ids.PlatformID → *walletLease
 	incarnation string   // this process's run: names its leases
 	tells       sync.WaitGroup
+	// beforeMessage, for tests only (nil in production: one nil check per
+	// message), runs before an end-user actor handles a user message; a
+	// test makes it panic to check that a restarted actor keeps its live
+	// reservations.
+	beforeMessage func(msg any)
 }
 
 // NewEnv returns an Env over store with defaults filled in.

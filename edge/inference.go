@@ -47,8 +47,16 @@ func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m ca
 		return nil, errBadRequest("invalid_request", "the request's worst-case cost is out of range")
 	}
 	b := &billing{s: s, platform: p.Platform, endUser: p.EndUser, resID: rid, rid: rid, model: m, promptEst: promptEst}
-	res, err := s.deps.Directory.Ask(ctx, actors.EndUserActor(p.Platform, p.EndUser), &pb.Admit{
+	// The admission's own deadline travels with it: an Admit the actor
+	// reaches after this edge gave up reserves nothing. The reservation
+	// expires (voided with a trace) if neither settled nor released within
+	// the call's longest life plus the settlement's retries.
+	actx, cancel := context.WithTimeout(ctx, admitTimeout)
+	defer cancel()
+	dl, _ := actx.Deadline()
+	res, err := s.deps.Directory.Ask(actx, actors.EndUserActor(p.Platform, p.EndUser), &pb.Admit{
 		ReservationId: rid, RequestId: rid, EstimatedTokens: promptEst + maxOut, MaxCostNanos: worst, Provider: m.Provider,
+		DeadlineMs: dl.UnixMilli(), TtlMs: (s.cfg.UpstreamTimeout + 2*time.Minute).Milliseconds(),
 	})
 	if err != nil {
 		return nil, err
@@ -57,6 +65,9 @@ func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m ca
 	b.rate, b.provider, b.markup = ad.Rate, ad.Provider, ad.MarkupBps
 	return b, nil
 }
+
+// admitTimeout bounds one admission (lease refills included).
+const admitTimeout = 10 * time.Second
 
 // release drops the reservation (the call produced nothing billable).
 func (s *Server) release(b *billing) {

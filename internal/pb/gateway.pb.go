@@ -1238,7 +1238,9 @@ type Reservation struct {
 	AmountNanos   int64                  `protobuf:"varint,3,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
 	Tokens        int64                  `protobuf:"varint,4,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	CreatedAtMs   int64                  `protobuf:"varint,5,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
-	WalletNanos   int64                  `protobuf:"varint,6,opt,name=wallet_nanos,json=walletNanos,proto3" json:"wallet_nanos,omitempty"` // worst-case provider cost held on the wallet lease
+	WalletNanos   int64                  `protobuf:"varint,6,opt,name=wallet_nanos,json=walletNanos,proto3" json:"wallet_nanos,omitempty"`   // worst-case provider cost held on the wallet lease
+	ExpiresAtMs   int64                  `protobuf:"varint,7,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // voided (reservation_expired) if not settled by then
+	Incarnation   string                 `protobuf:"bytes,8,opt,name=incarnation,proto3" json:"incarnation,omitempty"`                       // the process run that admitted it: live after an actor restart, void after a crash
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1313,6 +1315,20 @@ func (x *Reservation) GetWalletNanos() int64 {
 		return x.WalletNanos
 	}
 	return 0
+}
+
+func (x *Reservation) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
+func (x *Reservation) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
 }
 
 // Lease is credit of a platform's wallet granted to one holder (one node's
@@ -3403,6 +3419,8 @@ type Admit struct {
 	EstimatedTokens int64                  `protobuf:"varint,3,opt,name=estimated_tokens,json=estimatedTokens,proto3" json:"estimated_tokens,omitempty"`
 	MaxCostNanos    int64                  `protobuf:"varint,4,opt,name=max_cost_nanos,json=maxCostNanos,proto3" json:"max_cost_nanos,omitempty"` // worst-case provider cost; the actor adds the platform markup
 	Provider        string                 `protobuf:"bytes,5,opt,name=provider,proto3" json:"provider,omitempty"`                                // when set: check it is enabled, reserve max_cost_nanos on the wallet lease
+	DeadlineMs      int64                  `protobuf:"varint,6,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`         // the caller gives up then: an Admit processed later is refused, reserving nothing
+	TtlMs           int64                  `protobuf:"varint,7,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`                        // the reservation expires this long after admission unless settled or released
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -3470,6 +3488,20 @@ func (x *Admit) GetProvider() string {
 		return x.Provider
 	}
 	return ""
+}
+
+func (x *Admit) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *Admit) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
 }
 
 type Admitted struct {
@@ -3865,7 +3897,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\frequest_hash\x18\x02 \x01(\fR\vrequestHash\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\x05R\x06status\x12\x14\n" +
 	"\x05reply\x18\x04 \x01(\fR\x05reply\x12\"\n" +
-	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\"\xbe\x01\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\"\x84\x02\n" +
 	"\vReservation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3873,7 +3905,9 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\famount_nanos\x18\x03 \x01(\x03R\vamountNanos\x12\x16\n" +
 	"\x06tokens\x18\x04 \x01(\x03R\x06tokens\x12\"\n" +
 	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\x12!\n" +
-	"\fwallet_nanos\x18\x06 \x01(\x03R\vwalletNanos\"\xcd\x01\n" +
+	"\fwallet_nanos\x18\x06 \x01(\x03R\vwalletNanos\x12\"\n" +
+	"\rexpires_at_ms\x18\a \x01(\x03R\vexpiresAtMs\x12 \n" +
+	"\vincarnation\x18\b \x01(\tR\vincarnation\"\xcd\x01\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12 \n" +
@@ -4020,14 +4054,17 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12\x14\n" +
 	"\x05debit\x18\x06 \x01(\bR\x05debit\"@\n" +
 	"\rSetRateLimits\x12/\n" +
-	"\x06limits\x18\x01 \x01(\v2\x17.assistiv.v1.RateLimitsR\x06limits\"\xba\x01\n" +
+	"\x06limits\x18\x01 \x01(\v2\x17.assistiv.v1.RateLimitsR\x06limits\"\xf2\x01\n" +
 	"\x05Admit\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12)\n" +
 	"\x10estimated_tokens\x18\x03 \x01(\x03R\x0festimatedTokens\x12$\n" +
 	"\x0emax_cost_nanos\x18\x04 \x01(\x03R\fmaxCostNanos\x12\x1a\n" +
-	"\bprovider\x18\x05 \x01(\tR\bprovider\"\x92\x01\n" +
+	"\bprovider\x18\x05 \x01(\tR\bprovider\x12\x1f\n" +
+	"\vdeadline_ms\x18\x06 \x01(\x03R\n" +
+	"deadlineMs\x12\x15\n" +
+	"\x06ttl_ms\x18\a \x01(\x03R\x05ttlMs\"\x92\x01\n" +
 	"\bAdmitted\x12.\n" +
 	"\x04rate\x18\x01 \x01(\v2\x1a.assistiv.v1.RateLimitInfoR\x04rate\x127\n" +
 	"\bprovider\x18\x02 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\bprovider\x12\x1d\n" +
