@@ -332,8 +332,8 @@ func SkillBlobRefKey(sha []byte) []byte { return append([]byte{FamilySkillBlob},
 // Wallet lease records (actors: the platform actor owns a lease record;
 // end-user actors write its spend records with their usage entries).
 const (
-	FamilyLease      byte = 0x70
-	FamilyLeaseSpend byte = 0x71
+	FamilyLease      byte = 0x72
+	FamilyLeaseSpend byte = 0x73
 )
 
 // LeaseKey is the key of a wallet lease record.
