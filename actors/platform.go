@@ -1,9 +1,7 @@
 package actors
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -27,16 +25,11 @@ type platformActor struct {
 	p        *pb.Platform // nil: no such platform
 	reserved money.Nanos
 	open     map[string]money.Nanos
-	charging bool
-}
-
-// autoTopupResult is sent to the platform actor by the goroutine that
-// charged its payment method. It never crosses nodes.
-type autoTopupResult struct {
-	amount   money.Nanos
-	chargeID string
-	key      string
-	err      error
+	// Auto top-up (autotopup.go): an intent in flight, and how many times
+	// its outcome came back unknown.
+	charging      bool
+	intent        *pb.TopupIntent
+	chargeRetries int
 }
 
 func newPlatformActor(env *Env, id Identity) actor.Actor {
@@ -44,10 +37,11 @@ func newPlatformActor(env *Env, id Identity) actor.Actor {
 }
 
 func (a *platformActor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
+	switch c.Message().(type) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.load()
+		a.resumeAutoTopup(c) // payments: pending auto top-up intents
 		a.idle(c)
 		return
 	case *actor.ReceiveTimeout:
@@ -55,8 +49,8 @@ func (a *platformActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
-	case *autoTopupResult:
-		a.autoTopupDone(c, m)
+	}
+	if a.receiveAutoTopup(c, c.Message()) { // payments: autotopup.go
 		return
 	}
 	if a.stopped {
@@ -111,6 +105,9 @@ func (a *platformActor) Receive(c actor.Context) {
 	case *pb.ListLedger:
 		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), WalletAccount, m))
 	default:
+		if a.receivePayments(c, m) { // payments: payments.go
+			return
+		}
 		a.fail(c, errorf(ErrInvalid, "platform actor cannot handle %T", m))
 	}
 }
@@ -529,41 +526,6 @@ func (a *platformActor) settle(c actor.Context, m *pb.WalletSettle) {
 	ops = append(ops, a.walletLowEvent(now, w.BalanceNanos+int64(cost))...)
 	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
 	a.maybeAutoTopup(c)
-}
-
-// maybeAutoTopup starts one charge when auto top-up is on and the balance
-// fell below its threshold. The charge runs off the mailbox; its result
-// comes back as an autoTopupResult message.
-func (a *platformActor) maybeAutoTopup(c actor.Context) {
-	at := a.p.Wallet.GetAutoTopup()
-	if a.charging || at == nil || !at.Enabled || a.p.Wallet.BalanceNanos >= at.ThresholdNanos {
-		return
-	}
-	a.charging = true
-	key := fmt.Sprintf("%s-auto-%d", a.p.Id, a.p.Wallet.LedgerSeq)
-	amount := money.Nanos(at.AmountNanos)
-	pay, self, root, platform := a.env.Payments, a.self, c.ActorSystem().Root, a.id.Platform
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		id, err := pay.Charge(ctx, platform, amount, key)
-		root.Send(self, &autoTopupResult{amount: amount, chargeID: id, key: key, err: err})
-	}()
-}
-
-func (a *platformActor) autoTopupDone(c actor.Context, r *autoTopupResult) {
-	a.charging = false
-	if r.err != nil {
-		a.env.Log.Warn("auto top-up charge failed", "platform", a.id.Platform, "err", r.err)
-		return
-	}
-	now := a.now()
-	a.p.Wallet.BalanceNanos += int64(r.amount)
-	e := a.walletEntry(now, EntryAutoTopup, r.amount)
-	e.Reason, e.IdempotencyKey = "auto_topup "+r.chargeID, r.key
-	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
-	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, r.amount, e)...)
-	a.commit(c, ops, nil, false)
 }
 
 // listLedger reads one account's entries, newest first, before a sequence.
