@@ -83,10 +83,10 @@ func TestCheckoutAgainstStripeMock(t *testing.T) {
 	want := map[string]string{
 		"mode": "payment", "customer": cus, "client_reference_id": "plat_test",
 		"line_items[0][price_data][unit_amount]": "2500", "line_items[0][price_data][currency]": "usd",
-		"line_items[0][quantity]":                    "1",
-		"payment_intent_data[setup_future_usage]":    "off_session",
-		"metadata[" + payments.MetaPlatform + "]":    "plat_test",
-		"success_url":                                "https://example.com/ok",
+		"line_items[0][quantity]":                 "1",
+		"payment_intent_data[setup_future_usage]": "off_session",
+		"metadata[" + payments.MetaPlatform + "]": "plat_test",
+		"success_url": "https://example.com/ok",
 	}
 	for k, v := range want {
 		if f.Get(k) != v {
@@ -202,7 +202,10 @@ func TestParseEvent(t *testing.T) {
 		name      string
 		body, sig string
 	}{
-		{"wrong secret", string(body), func() string { _, h := signed(t, "whsec_other", time.Now(), checkoutEvent("x", "cs_1", "paid")); return h }()},
+		{"wrong secret", string(body), func() string {
+			_, h := signed(t, "whsec_other", time.Now(), checkoutEvent("x", "cs_1", "paid"))
+			return h
+		}()},
 		{"altered body", strings.Replace(string(body), "2500", "250000", 1), sig},
 		{"no header", string(body), ""},
 		{"garbage header", string(body), "t=abc,v1=zz"},
