@@ -21,6 +21,7 @@ import (
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge/edgetest"
+	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/payments"
@@ -459,6 +460,32 @@ func TestAutoTopupDeclinesThenDisables(t *testing.T) {
 		t.Errorf("re-enabled auto_topup = %v", at)
 	}
 	waitFor(t, "the top-up after re-enabling", func() bool { return walletBalance(t, e.g, pid) == "72" })
+}
+
+// TestAutoTopupDeclineBackoff: after a decline no new charge starts until
+// the backoff (15 minutes by default) has passed.
+func TestAutoTopupDeclineBackoff(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := startStripeGateway(t, edgetest.Options{Clock: clk})
+	pid, _ := e.paidPlatform(t)
+	e.px.Queue(stripetest.Decline)
+	wantStatus(t, "auto-topup", e.g.Do(t, "PUT", "/admin/v1/platforms/"+pid+"/wallet/auto-topup", edgetest.AdminKey,
+		map[string]any{"enabled": true, "threshold_usd": 30, "amount_usd": 50}), 200)
+	waitFor(t, "the decline", func() bool {
+		return len(intents(t, e.g, pid)) == 1 && intents(t, e.g, pid)[0].Status == actors.IntentFailed
+	})
+	clk.Advance(actors.DefaultAutoTopupDeclineBackoff - time.Minute)
+	spend(t, e.g, pid, 1e9)
+	time.Sleep(200 * time.Millisecond)
+	if n := e.px.Charges(); n != 1 {
+		t.Fatalf("%d charges within the backoff, want 1", n)
+	}
+	clk.Advance(2 * time.Minute)
+	spend(t, e.g, pid, 1e9)
+	waitFor(t, "the top-up after the backoff", func() bool { return walletBalance(t, e.g, pid) == "73" })
+	if n := e.px.Charges(); n != 2 {
+		t.Errorf("%d charges, want 2", n)
+	}
 }
 
 // TestAutoTopupUnknownOutcomeAskedAgain: a 500 before Stripe executes and a

@@ -164,6 +164,34 @@ func TestChargeOutcomes(t *testing.T) {
 	}
 }
 
+// TestChargeBeyondIdempotencyWindow: a replay of an intent older than
+// Stripe's idempotency window asks the search API instead of re-sending
+// the charge, and charges only when Stripe has no PaymentIntent for it.
+func TestChargeBeyondIdempotencyWindow(t *testing.T) {
+	px := stripetest.Start(t)
+	s := newClient(t, px.URL)
+	ctx := context.Background()
+	req := actors.ChargeRequest{Platform: "plat_x", IntentID: "tpi_old", Amount: 5 * money.PerUSD,
+		Customer: "cus_1", PaymentMethod: "pm_1", CreatedAt: time.Now()}
+	first, err := s.Charge(ctx, req)
+	if err != nil || first.ChargeID == "" {
+		t.Fatalf("Charge = %+v, %v", first, err)
+	}
+	req.CreatedAt = time.Now().Add(-30 * time.Hour)
+	again, err := s.Charge(ctx, req)
+	if err != nil || again.ChargeID != first.ChargeID || px.Charges() != 1 {
+		t.Errorf("old replay = %+v, %v (charges %d); want the first charge found by search", again, err, px.Charges())
+	}
+	if n := len(px.Requests("/v1/payment_intents/search")); n != 1 {
+		t.Errorf("%d searches, want 1", n)
+	}
+	req.IntentID = "tpi_never_sent"
+	res, err := s.Charge(ctx, req)
+	if err != nil || res.ChargeID == "" || px.Charges() != 2 {
+		t.Errorf("old intent never sent = %+v, %v (charges %d); want charged now", res, err, px.Charges())
+	}
+}
+
 func signed(t *testing.T, secret string, at time.Time, ev map[string]any) ([]byte, string) {
 	t.Helper()
 	b, err := json.Marshal(ev)

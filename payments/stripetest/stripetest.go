@@ -109,6 +109,7 @@ type Proxy struct {
 	replies  map[string]stored // by method, path and Idempotency-Key
 	actions  []Action
 	charges  int
+	executed []map[string]any // PaymentIntents created, for search
 	// Held is signalled once per held request (Hold, ExecuteAndHold).
 	held chan string
 }
@@ -194,6 +195,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.charge(w, r, body, key, params, action)
 		return
 	}
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/payment_intents/search" {
+		p.search(w, r.URL.Query().Get("query"))
+		return
+	}
 	status, out, err := p.forward(r, body)
 	if err != nil {
 		writeJSON(w, 502, map[string]any{"error": map[string]any{"type": "api_error", "message": err.Error()}})
@@ -237,6 +242,7 @@ func (p *Proxy) charge(w http.ResponseWriter, r *http.Request, body []byte, key,
 	pi["metadata"] = md
 	p.mu.Lock()
 	p.charges++
+	p.executed = append(p.executed, pi)
 	p.mu.Unlock()
 	if action == Decline {
 		pi["status"] = "requires_payment_method"
@@ -265,6 +271,26 @@ func (p *Proxy) charge(w http.ResponseWriter, r *http.Request, body []byte, key,
 		return
 	}
 	writeRaw(w, 200, b)
+}
+
+// search answers the PaymentIntent search API for queries of the form
+// metadata['key']:'value' over the PaymentIntents created through the
+// proxy (stripe-mock would answer its fixture whatever the query).
+func (p *Proxy) search(w http.ResponseWriter, query string) {
+	var k, v string
+	if _, err := fmt.Sscanf(strings.NewReplacer("metadata['", "", "']:'", " ", "'", "").Replace(query), "%s %s", &k, &v); err != nil {
+		writeJSON(w, 400, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "unsupported search query " + query}})
+		return
+	}
+	p.mu.Lock()
+	data := []any{}
+	for _, pi := range p.executed {
+		if md, _ := pi["metadata"].(map[string]any); md[k] == v {
+			data = append(data, pi)
+		}
+	}
+	p.mu.Unlock()
+	writeJSON(w, 200, map[string]any{"object": "search_result", "url": "/v1/payment_intents/search", "has_more": false, "data": data})
 }
 
 func (p *Proxy) remember(key, idem string, status int, body []byte, params string) {
