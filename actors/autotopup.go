@@ -123,10 +123,21 @@ func (a *platformActor) maybeAutoTopup(c actor.Context) {
 		persistence.Set(persistence.TopupIntentKey(a.p.Id, in.Id), marshal(in)),
 		persistence.Set(persistence.PendingTopupKey(a.p.Id, in.Id), nil),
 	}
-	root, self, id := c.ActorSystem().Root, a.self, in.Id
+	if _, enabling := c.Message().(*pb.SetAutoTopup); enabling {
+		// No debit crossed the threshold to announce it: wallet.low_balance
+		// still precedes the charge, written with the intent.
+		ops = append(ops, a.env.event(a.id.Platform, EventWalletLowBalance, now, map[string]any{
+			"balance_usd": usd(a.p.Wallet.BalanceNanos), "threshold_usd": usd(at.ThresholdNanos), "auto_topup_amount_usd": usd(at.AmountNanos),
+		})...)
+	}
+	root, self, id, notify := c.ActorSystem().Root, a.self, in.Id, a.env.Notify
+	wake := notify != nil && hasEvent(ops)
 	a.pending.Add(1)
 	a.env.Store.Submit(persistence.Write{Ops: ops, Done: func(err error) {
 		a.pending.Add(-1)
+		if wake && err == nil {
+			notify()
+		}
 		root.Send(self, &intentRecorded{intentID: id, err: err})
 	}})
 }

@@ -414,6 +414,30 @@ func TestAutoTopupChargesSavedCardOnce(t *testing.T) {
 	}
 }
 
+// TestAutoTopupEnabledBelowThresholdAnnouncesLowBalance: enabling auto
+// top-up on a wallet already under the threshold charges at once, and
+// wallet.low_balance still arrives before the top-up's wallet.topped_up.
+func TestAutoTopupEnabledBelowThresholdAnnouncesLowBalance(t *testing.T) {
+	e := startStripeGateway(t, edgetest.Options{Webhooks: true})
+	rc := newWhReceiver(t, nil)
+	pid, _ := e.paidPlatform(t)
+	whCreate(t, e.g.Client(), e.g.URL, pid, rc.URL+"/in", actors.EventWalletLowBalance, actors.EventWalletToppedUp)
+	wantStatus(t, "auto-topup", e.g.Do(t, "PUT", "/admin/v1/platforms/"+pid+"/wallet/auto-topup", edgetest.AdminKey,
+		map[string]any{"enabled": true, "threshold_usd": 30, "amount_usd": 50}), 200)
+	whWait(t, "low balance and top-up", func() bool {
+		return len(rc.byType(actors.EventWalletLowBalance)) >= 1 && len(rc.byType(actors.EventWalletToppedUp)) >= 1
+	})
+	low, top := rc.byType(actors.EventWalletLowBalance)[0].event, rc.byType(actors.EventWalletToppedUp)[0].event
+	lowAt, _ := time.Parse(time.RFC3339Nano, low.CreatedAt)
+	topAt, _ := time.Parse(time.RFC3339Nano, top.CreatedAt)
+	if lowAt.IsZero() || topAt.Before(lowAt) || fmt.Sprint(low.Data["balance_usd"]) != "25" || fmt.Sprint(low.Data["threshold_usd"]) != "30" {
+		t.Errorf("wallet.low_balance %v (%s) does not precede wallet.topped_up %v (%s)", low.Data, low.ID, top.Data, top.ID)
+	}
+	if top.Data["transaction_type"] != actors.EntryAutoTopup || fmt.Sprint(top.Data["balance_usd"]) != "75" {
+		t.Errorf("wallet.topped_up = %v", top.Data)
+	}
+}
+
 func TestAutoTopupDeclinesThenDisables(t *testing.T) {
 	e := startStripeGateway(t, edgetest.Options{Env: func(env *actors.Env) { env.AutoTopupDeclineBackoff = 0 }})
 	pid, _ := e.paidPlatform(t)
