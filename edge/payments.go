@@ -34,6 +34,34 @@ func (s *Server) paymentRoutes(r *router.Router) {
 	}
 	r.POST("/v1/platforms/{platformId}/wallet/checkout", plat(s.walletCheckout))
 	r.POST("/stripe/webhook", s.wrap(s.stripeWebhook))
+	r.GET("/admin/v1/platforms/{platformId}/wallet/auto-topup/intents", s.adminOnly(s.topupIntents))
+}
+
+type topupIntentJSON struct {
+	ID        string      `json:"id"`
+	Object    string      `json:"object"`
+	Status    string      `json:"status"`
+	AmountUSD money.Nanos `json:"amount_usd"`
+	ChargeID  string      `json:"charge_id,omitempty"`
+	Error     string      `json:"error,omitempty"`
+	Attempts  int32       `json:"attempts"`
+	CreatedAt string      `json:"created_at"`
+	UpdatedAt string      `json:"updated_at"`
+}
+
+// topupIntents lists the platform's auto top-up intents, newest first (at
+// most 100): what was asked of the processor, and how it ended.
+func (s *Server) topupIntents(c *call) error {
+	res, err := c.askPlatform(&pb.ListTopupIntents{})
+	if err != nil {
+		return err
+	}
+	out := []topupIntentJSON{}
+	for _, in := range res.(*pb.TopupIntentList).Intents {
+		out = append(out, topupIntentJSON{ID: in.Id, Object: "topup_intent", Status: in.Status, AmountUSD: money.Nanos(in.AmountNanos),
+			ChargeID: in.ChargeId, Error: in.Error, Attempts: in.Attempts, CreatedAt: ts(in.CreatedAtMs), UpdatedAt: ts(in.UpdatedAtMs)})
+	}
+	return c.writeJSON(200, map[string]any{"object": "list", "data": out})
 }
 
 type checkoutIn struct {

@@ -409,6 +409,11 @@ func TestAutoTopupChargesSavedCardOnce(t *testing.T) {
 	if len(auto) != 1 || auto[0]["idempotency_key"] != in[0].Id || auto[0]["payment_intent_id"] != in[0].ChargeId || fmt.Sprint(auto[0]["amount_usd"]) != "50" {
 		t.Errorf("auto_topup entries = %v", auto)
 	}
+	l := wantStatus(t, "intents", e.g.Do(t, "GET", "/admin/v1/platforms/"+pid+"/wallet/auto-topup/intents", edgetest.AdminKey, nil), 200)
+	if d := l["data"].([]any); len(d) != 1 || d[0].(map[string]any)["status"] != "succeeded" || d[0].(map[string]any)["id"] != in[0].Id ||
+		d[0].(map[string]any)["charge_id"] != in[0].ChargeId || fmt.Sprint(d[0].(map[string]any)["amount_usd"]) != "50" {
+		t.Errorf("intents API = %v", l)
+	}
 	if _, err := e.g.Store.Get(persistence.PendingTopupKey(pid, in[0].Id)); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("pending index left after success: %v", err)
 	}
