@@ -37,6 +37,22 @@ func (s *Server) paymentRoutes(r *router.Router) {
 	r.GET("/admin/v1/platforms/{platformId}/wallet/auto-topup/intents", s.adminOnly(s.topupIntents))
 }
 
+// minStripeChargeUSD is Stripe's smallest USD charge.
+const minStripeChargeUSD = money.PerUSD / 2
+
+// chargeableAmount refuses, when Stripe is configured, an auto top-up
+// amount Stripe cannot charge: fractions of a cent, or under 0.50 USD.
+func (s *Server) chargeableAmount(at *pb.AutoTopup) error {
+	if s.deps.Stripe == nil || !at.Enabled {
+		return nil
+	}
+	a := money.Nanos(at.AmountNanos)
+	if _, ok := payments.Cents(a); !ok || a < minStripeChargeUSD {
+		return errBadRequest("invalid_amount", "amount_usd must be a whole number of cents and at least 0.50 for Stripe to charge it")
+	}
+	return nil
+}
+
 type topupIntentJSON struct {
 	ID        string      `json:"id"`
 	Object    string      `json:"object"`

@@ -181,6 +181,12 @@ func TestCheckoutRefusals(t *testing.T) {
 	e.checkout(t, pid, pkey, 10000) // the upper bound itself is allowed
 	e.checkout(t, pid, pkey, 1)     // and the lower
 
+	at := "/admin/v1/platforms/" + pid + "/wallet/auto-topup"
+	for _, amt := range []string{"0.49", "5.001"} {
+		wantError(t, "auto top-up of "+amt, e.g.Do(t, "PUT", at, edgetest.AdminKey,
+			map[string]any{"enabled": true, "threshold_usd": 1, "amount_usd": json.Number(amt)}), 400, "invalid_amount")
+	}
+
 	plain := edgetest.Start(t, edgetest.Options{})
 	ppid, ppkey := plain.CreatePlatform(t, "no stripe")
 	wantError(t, "checkout without Stripe", plain.Do(t, "POST", "/v1/platforms/"+ppid+"/wallet/checkout", ppkey, map[string]any{"amount_usd": 5}), 503, "payments_not_configured")
