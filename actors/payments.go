@@ -33,7 +33,7 @@ const (
 // Stripe event types the gateway acts on.
 const (
 	StripeCheckoutCompleted     = "checkout.session.completed"
-	StripeCheckoutAsyncSucceded = "checkout.session.async_payment_succeeded"
+	StripeCheckoutAsyncSucceeded = "checkout.session.async_payment_succeeded"
 	StripeCheckoutAsyncFailed   = "checkout.session.async_payment_failed"
 	StripeCheckoutExpired       = "checkout.session.expired"
 )
@@ -140,7 +140,7 @@ func (a *platformActor) checkoutOutcome(c actor.Context, m *pb.CheckoutOutcome) 
 	}
 	unchanged := &pb.CheckoutOutcomeResult{Known: true, Session: snapshot(s)}
 	switch m.EventType {
-	case StripeCheckoutCompleted, StripeCheckoutAsyncSucceded:
+	case StripeCheckoutCompleted, StripeCheckoutAsyncSucceeded:
 		if m.PaymentStatus != "paid" || s.Status == CheckoutPaid {
 			// Unpaid: an asynchronous method (bank debit) still settling;
 			// its async_payment_succeeded event credits. Paid: a replay.

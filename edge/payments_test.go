@@ -327,9 +327,9 @@ func TestStripeWebhookAsyncPayments(t *testing.T) {
 	if bal := walletBalance(t, e.g, pid); bal != "0" {
 		t.Fatalf("balance after unpaid completions = %s, want 0", bal)
 	}
-	e.deliver(t, testWhsec, time.Now(), sessionEvent(actors.StripeCheckoutAsyncSucceded, slow, pid, "paid", 4000))
+	e.deliver(t, testWhsec, time.Now(), sessionEvent(actors.StripeCheckoutAsyncSucceeded, slow, pid, "paid", 4000))
 	e.deliver(t, testWhsec, time.Now(), sessionEvent(actors.StripeCheckoutAsyncFailed, failed, pid, "unpaid", 3000))
-	e.deliver(t, testWhsec, time.Now(), sessionEvent(actors.StripeCheckoutAsyncSucceded, slow, pid, "paid", 4000)) // replay
+	e.deliver(t, testWhsec, time.Now(), sessionEvent(actors.StripeCheckoutAsyncSucceeded, slow, pid, "paid", 4000)) // replay
 	if bal := walletBalance(t, e.g, pid); bal != "40" {
 		t.Errorf("balance = %s, want 40", bal)
 	}

@@ -38,7 +38,7 @@ type CheckoutEvent struct {
 // handled lists the event types that reach the platform actor.
 var handled = map[string]bool{
 	actors.StripeCheckoutCompleted:     true,
-	actors.StripeCheckoutAsyncSucceded: true,
+	actors.StripeCheckoutAsyncSucceeded: true,
 	actors.StripeCheckoutAsyncFailed:   true,
 	actors.StripeCheckoutExpired:       true,
 }
