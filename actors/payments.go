@@ -32,10 +32,10 @@ const (
 
 // Stripe event types the gateway acts on.
 const (
-	StripeCheckoutCompleted     = "checkout.session.completed"
+	StripeCheckoutCompleted      = "checkout.session.completed"
 	StripeCheckoutAsyncSucceeded = "checkout.session.async_payment_succeeded"
-	StripeCheckoutAsyncFailed   = "checkout.session.async_payment_failed"
-	StripeCheckoutExpired       = "checkout.session.expired"
+	StripeCheckoutAsyncFailed    = "checkout.session.async_payment_failed"
+	StripeCheckoutExpired        = "checkout.session.expired"
 )
 
 // centNanos is one US cent in nanos.

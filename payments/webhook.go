@@ -37,10 +37,10 @@ type CheckoutEvent struct {
 
 // handled lists the event types that reach the platform actor.
 var handled = map[string]bool{
-	actors.StripeCheckoutCompleted:     true,
+	actors.StripeCheckoutCompleted:      true,
 	actors.StripeCheckoutAsyncSucceeded: true,
-	actors.StripeCheckoutAsyncFailed:   true,
-	actors.StripeCheckoutExpired:       true,
+	actors.StripeCheckoutAsyncFailed:    true,
+	actors.StripeCheckoutExpired:        true,
 }
 
 // ParseEvent verifies payload against its Stripe-Signature header (HMAC
