@@ -12,6 +12,8 @@ package actors
 //	                  after MaxAutoTopupDeclines in a row)  one commit
 //	unknown outcome → intent stays pending; asked again with the same id
 //	                  after a growing delay
+//	never received  → intent "voided" (the processor has no trace of an
+//	                  intent older than its idempotency window)
 //
 // A crash before the charge leaves a pending intent; a crash after the
 // charge but before the credit leaves one too. Either way the next
@@ -214,7 +216,7 @@ func (a *platformActor) startCharge(c actor.Context) {
 		ctx, cancel := context.WithTimeout(context.Background(), autoTopupChargeTimeout)
 		defer cancel()
 		res, err := pay.Charge(ctx, req)
-		if err == nil && res.Declined == "" && res.ChargeID == "" {
+		if err == nil && res.Declined == "" && res.Void == "" && res.ChargeID == "" {
 			err = errors.New("payments: charge reported neither a charge id nor a decline")
 		}
 		root.Send(self, &autoTopupResult{intentID: req.IntentID, res: res, err: err})
@@ -231,6 +233,8 @@ func (a *platformActor) autoTopupDone(c actor.Context, r *autoTopupResult) {
 		a.retryCharge(c, r.err)
 	case r.res.Declined != "":
 		a.chargeDeclined(c, r.res.Declined)
+	case r.res.Void != "":
+		a.voidIntent(c, r.res.Void)
 	default:
 		a.chargeSucceeded(c, r.res.ChargeID)
 	}
@@ -266,6 +270,17 @@ func (a *platformActor) chargeDeclined(c actor.Context, reason string) {
 	a.p.UpdatedAtMs = now.UnixMilli()
 	a.env.Log.Warn("auto top-up declined", "platform", a.id.Platform, "intent", in.Id, "reason", reason)
 	a.finishIntent(c, a.write())
+}
+
+// voidIntent ends an intent the processor never received and that is too
+// old to charge now; the wallet may still need a top-up, so a fresh intent
+// starts if it is under the threshold.
+func (a *platformActor) voidIntent(c actor.Context, reason string) {
+	in := a.intent
+	in.Status, in.Error, in.UpdatedAtMs = IntentVoided, reason, a.now().UnixMilli()
+	a.env.Log.Warn("auto top-up intent voided; never charged", "platform", a.id.Platform, "intent", in.Id, "reason", reason)
+	a.finishIntent(c, nil)
+	a.maybeAutoTopup(c)
 }
 
 func (a *platformActor) chargeSucceeded(c actor.Context, chargeID string) {

@@ -33,6 +33,7 @@ type processor struct {
 	mu      sync.Mutex
 	charges map[string]string // intent id → charge id
 	calls   int
+	voidN   int // void this many first-seen intents (as if too old and never received)
 }
 
 func (p *processor) Charge(_ context.Context, req ChargeRequest) (ChargeResult, error) {
@@ -43,6 +44,10 @@ func (p *processor) Charge(_ context.Context, req ChargeRequest) (ChargeResult, 
 		return ChargeResult{Declined: "no customer"}, nil
 	}
 	id, ok := p.charges[req.IntentID]
+	if !ok && p.voidN > 0 {
+		p.voidN--
+		return ChargeResult{Void: "never received"}, nil
+	}
 	if !ok {
 		id = fmt.Sprintf("pi_%d", len(p.charges)+1)
 		p.charges[req.IntentID] = id
@@ -221,5 +226,53 @@ func TestAutoTopupExactlyOnceThroughPowerCuts(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAutoTopupVoidedIntentIsNeverCredited: an intent the processor never
+// received (too old to charge) ends voided, uncredited, and a fresh intent
+// tops the wallet up.
+func TestAutoTopupVoidedIntentIsNeverCredited(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	proc := &processor{charges: map[string]string{}, voidN: 1}
+	n := openPayNode(t, vfs.NewMem(), clk, proc, nil, nil)
+	pid := ids.PlatformID(ids.New(ids.PlatformPrefix, clk.Now()))
+	plat := PlatformActor(pid)
+	for _, m := range []proto.Message{
+		&pb.CreatePlatform{Name: "void", KeyName: "k"},
+		&pb.WalletTopup{AmountNanos: 25 * int64(money.PerUSD)},
+		&pb.SetPaymentProfile{CustomerId: "cus_1"},
+		&pb.SetAutoTopup{AutoTopup: &pb.AutoTopup{Enabled: true, ThresholdNanos: 30 * int64(money.PerUSD), AmountNanos: 50 * int64(money.PerUSD)}},
+	} {
+		if _, err := n.ask(t, plat, m); err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+	}
+	var ins []*pb.TopupIntent
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		res, err := n.ask(t, plat, &pb.ListTopupIntents{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = res.(*pb.TopupIntentList).Intents
+		if len(ins) == 2 && ins[0].Status != IntentPending && ins[1].Status != IntentPending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("intents = %v", ins)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The first was voided, the fresh one succeeded (both created in the
+	// same fake millisecond, so in either order).
+	if ins[0].Status == IntentVoided {
+		ins[0], ins[1] = ins[1], ins[0]
+	}
+	if ins[0].Status != IntentSucceeded || ins[1].Status != IntentVoided || ins[1].Error == "" || ins[1].LedgerSeq != 0 {
+		t.Errorf("intents = %v", ins)
+	}
+	bal, autos, _ := walletState(t, n, pid)
+	if bal != 75*int64(money.PerUSD) || autos != 1 || proc.count() != 1 {
+		t.Errorf("balance %d, %d auto_topup entries, %d charges; want 75 USD, 1, 1", bal, autos, proc.count())
 	}
 }

@@ -32,7 +32,7 @@ const (
 // timeout or a crash) must return the first call's outcome and never
 // charge again. Charge may block on the network.
 //
-// A nil error with an empty Declined is a charge that succeeded; a
+// A nil error with an empty Declined and Void is a charge that succeeded; a
 // non-empty Declined is a definite refusal (the card was declined, no card
 // is saved); an error means the outcome is unknown, and the platform actor
 // asks again later with the same intent.
@@ -60,6 +60,9 @@ type ChargeRequest struct {
 type ChargeResult struct {
 	ChargeID string // the processor's payment id, on success
 	Declined string // non-empty: refused, and why
+	// Void, non-empty: the processor never received this intent and it
+	// is too old to charge now; it is voided, never charged.
+	Void string
 }
 
 // Env is what every actor of a node shares: the store, the clock, the key

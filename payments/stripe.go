@@ -202,7 +202,8 @@ func (s *Stripe) PaymentMethodOf(ctx context.Context, paymentIntentID string) (s
 // top-up with the intent id as Stripe's Idempotency-Key, so a replay
 // returns the first outcome instead of charging again. Replays older than
 // Stripe's idempotency window find the PaymentIntent by its metadata
-// instead. See [actors.Payments] for what the result means.
+// instead, and void the intent when Stripe has none. See [actors.Payments]
+// for what the result means.
 func (s *Stripe) Charge(ctx context.Context, req actors.ChargeRequest) (actors.ChargeResult, error) {
 	cents, ok := Cents(req.Amount)
 	if !ok || cents <= 0 {
@@ -220,7 +221,10 @@ func (s *Stripe) Charge(ctx context.Context, req actors.ChargeRequest) (actors.C
 			return s.outcome(ctx, pi)
 		}
 		// Never reached Stripe (a PaymentIntent is searchable well within
-		// a day of its creation): charging now is the first charge.
+		// a day of its creation). A day-old need is stale: void it rather
+		// than charge; the platform actor starts a fresh intent if the
+		// wallet is still under its threshold.
+		return actors.ChargeResult{Void: "no PaymentIntent at Stripe for this intent after " + idempotencyWindow.String()}, nil
 	}
 	pm := req.PaymentMethod
 	if pm == "" {

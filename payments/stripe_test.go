@@ -166,7 +166,7 @@ func TestChargeOutcomes(t *testing.T) {
 
 // TestChargeBeyondIdempotencyWindow: a replay of an intent older than
 // Stripe's idempotency window asks the search API instead of re-sending
-// the charge, and charges only when Stripe has no PaymentIntent for it.
+// the charge, and voids the intent when Stripe has no PaymentIntent for it.
 func TestChargeBeyondIdempotencyWindow(t *testing.T) {
 	px := stripetest.Start(t)
 	s := newClient(t, px.URL)
@@ -187,9 +187,19 @@ func TestChargeBeyondIdempotencyWindow(t *testing.T) {
 	}
 	req.IntentID = "tpi_never_sent"
 	res, err := s.Charge(ctx, req)
-	if err != nil || res.ChargeID == "" || px.Charges() != 2 {
-		t.Errorf("old intent never sent = %+v, %v (charges %d); want charged now", res, err, px.Charges())
+	if err != nil || res.Void == "" || res.ChargeID != "" || px.Charges() != 1 || len(chargeCreates(px)) != 1 {
+		t.Errorf("old intent never sent = %+v, %v (charges %d); want voided, not charged", res, err, px.Charges())
 	}
+}
+
+func chargeCreates(px *stripetest.Proxy) []stripetest.Request {
+	var out []stripetest.Request
+	for _, r := range px.Requests("/v1/payment_intents") {
+		if r.Method == "POST" && r.Path == "/v1/payment_intents" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func signed(t *testing.T, secret string, at time.Time, ev map[string]any) ([]byte, string) {
