@@ -23,6 +23,7 @@ import (
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/payments"
 	"github.com/assistiv/gateway/payments/stripetest"
@@ -193,63 +194,75 @@ func TestCheckoutRefusals(t *testing.T) {
 	wantError(t, "webhook without Stripe", plain.Do(t, "POST", "/stripe/webhook", "", `{}`), 503, "payments_not_configured")
 }
 
-// TestStripeWebhookCreditsOnce: three concurrent deliveries of one
-// checkout.session.completed credit the wallet once, with one
-// stripe_topup entry carrying the session and payment intent ids and one
-// wallet.topped_up event; a later replay credits nothing.
+// TestStripeWebhookCreditsOnce: three concurrent deliveries of each of
+// four sessions' checkout.session.completed (twelve at once) credit each
+// session once, with one stripe_topup entry carrying the session and
+// payment intent ids and one wallet.topped_up event each; a later replay
+// credits nothing.
 func TestStripeWebhookCreditsOnce(t *testing.T) {
 	e := startStripeGateway(t, edgetest.Options{Webhooks: true})
 	rc := newWhReceiver(t, nil)
 	pid, pkey := e.g.CreatePlatform(t, "p")
 	whCreate(t, e.g.Client(), e.g.URL, pid, rc.URL+"/in", actors.EventWalletToppedUp)
+	cents := map[string]int64{}
+	for _, usd := range []string{"25", "10.50", "1", "100.01"} {
+		n, _ := money.ParseUSD(usd)
+		c, _ := payments.Cents(n)
+		cents[e.checkout(t, pid, pkey, json.Number(usd))] = c
+	}
 	id := e.checkout(t, pid, pkey, 25)
+	cents[id] = 2500
 	ev := sessionEvent(actors.StripeCheckoutCompleted, id, pid, "paid", 2500)
 
 	var wg sync.WaitGroup
-	credited := make(chan bool, 3)
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := e.deliver(t, testWhsec, time.Now(), ev)
-			if r.Status != 200 {
-				t.Errorf("delivery = %d %s", r.Status, r.Body)
-				return
-			}
-			credited <- r.Map(t)["credited"] == true
-		}()
-	}
-	wg.Wait()
-	close(credited)
-	n := 0
-	for c := range credited {
-		if c {
-			n++
+	var mu sync.Mutex
+	credited := map[string]int{}
+	for sid, c := range cents {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := e.deliver(t, testWhsec, time.Now(), sessionEvent(actors.StripeCheckoutCompleted, sid, pid, "paid", c))
+				if r.Status != 200 {
+					t.Errorf("delivery = %d %s", r.Status, r.Body)
+					return
+				}
+				if r.Map(t)["credited"] == true {
+					mu.Lock()
+					credited[sid]++
+					mu.Unlock()
+				}
+			}()
 		}
 	}
-	if n != 1 {
-		t.Errorf("%d of 3 concurrent deliveries credited, want 1", n)
+	wg.Wait()
+	for sid := range cents {
+		if credited[sid] != 1 {
+			t.Errorf("session %s credited by %d of 3 concurrent deliveries, want 1", sid, credited[sid])
+		}
 	}
 	if r := e.deliver(t, testWhsec, time.Now(), ev); r.Status != 200 || r.Map(t)["credited"] != false {
 		t.Errorf("replay = %d %s", r.Status, r.Body)
 	}
-	if b := walletBalance(t, e.g, pid); b != "25" {
-		t.Errorf("balance = %s, want 25", b)
+	if b := walletBalance(t, e.g, pid); b != "161.51" {
+		t.Errorf("balance = %s, want 161.51 (25+10.50+1+100.01+25)", b)
 	}
 	entries := walletEntries(t, e.g, pid, actors.EntryStripeTopup)
-	if len(entries) != 1 {
-		t.Fatalf("%d stripe_topup entries, want 1", len(entries))
+	if len(entries) != len(cents) {
+		t.Fatalf("%d stripe_topup entries, want %d", len(entries), len(cents))
 	}
-	if en := entries[0]; en["checkout_session_id"] != id || en["payment_intent_id"] != "pi_for_"+id || fmt.Sprint(en["amount_usd"]) != "25" {
-		t.Errorf("stripe_topup entry = %v", en)
+	for _, en := range entries {
+		if sid, _ := en["checkout_session_id"].(string); en["payment_intent_id"] != "pi_for_"+sid || fmt.Sprint(en["amount_usd"]) != money.Nanos(cents[sid]*1e7).String() {
+			t.Errorf("stripe_topup entry = %v", en)
+		}
 	}
 	if s := storedCheckout(t, e.g.Store, pid, id); s.Status != actors.CheckoutPaid || s.PaymentIntentId != "pi_for_"+id {
 		t.Errorf("session after credit = %+v", s)
 	}
-	whWait(t, "wallet.topped_up", func() bool { return len(rc.byType(actors.EventWalletToppedUp)) >= 1 })
+	whWait(t, "wallet.topped_up", func() bool { return len(rc.byType(actors.EventWalletToppedUp)) >= len(cents) })
 	time.Sleep(200 * time.Millisecond)
-	if got := len(rc.byType(actors.EventWalletToppedUp)); got != 1 {
-		t.Errorf("%d wallet.topped_up events, want 1", got)
+	if got := len(rc.byType(actors.EventWalletToppedUp)); got != len(cents) {
+		t.Errorf("%d wallet.topped_up events, want %d", got, len(cents))
 	}
 	// The card the checkout was paid with is saved for auto top-up.
 	res, err := e.g.Actors.Ask(context.Background(), actors.PlatformActor(ids.PlatformID(pid)), &pb.GetPaymentProfile{})
