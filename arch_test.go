@@ -33,6 +33,7 @@ var rules = []rule{
 	{"logs", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"mockllm", []string{"actors", "edge", "cluster", "persistence", "cmd", "mcp", "webhooks", "logs"}, "the mock upstream stands alone"},
 	{"edge", []string{"cmd"}, "nothing imports cmd"},
+	{"payments", []string{"edge", "cmd", "cluster", "mcp", "webhooks", "logs", "bench", "mockllm"}, "payments talks to Stripe only; the platform actor records"},
 }
 
 func TestDependencyDirection(t *testing.T) {

@@ -21,6 +21,7 @@ type base struct {
 	pending atomic.Int64 // writes submitted and not yet durable
 	stopped bool
 	to      replyTo // who the current message's reply goes to
+	cur     any     // the current message, unwrapped
 }
 
 // replyTo is where a reply goes: the one-slot channel of an in-process
@@ -44,10 +45,12 @@ func (r replyTo) send(root *actor.RootContext, msg proto.Message) {
 func (b *base) message(c actor.Context) any {
 	if a, ok := c.Message().(*localAsk); ok {
 		b.to = replyTo{ch: a.ch}
+		b.cur = a.msg
 		return a.msg
 	}
 	b.to = replyTo{pid: c.Sender()}
-	return c.Message()
+	b.cur = c.Message()
+	return b.cur
 }
 
 // respond answers the current message's sender now.
@@ -80,13 +83,14 @@ func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message
 		if notify && err == nil {
 			b.env.Notify()
 		}
+		if reply == nil {
+			return // a write with no reply of its own
+		}
 		if err != nil {
 			to.send(root, errorf(ErrStoreFailed, "%v", err).failure())
 			return
 		}
-		if reply != nil {
-			to.send(root, reply)
-		}
+		to.send(root, reply)
 	}})
 }
 

@@ -47,5 +47,12 @@
 // directory removes its entry only when no call is in flight, so no message
 // is ever delivered to a stopping actor.
 //
+// # Payments
+//
+// The platform actor credits money that arrives from a payment processor
+// exactly once: a Checkout Session by its id (payments.go), an auto top-up
+// by its intent, which is recorded before the processor is asked to charge
+// and whose id is the processor's idempotency key (autotopup.go).
+//
 // Imports: internal/*, persistence. Never cluster, edge or cmd.
 package actors

@@ -26,11 +26,43 @@ const (
 	DurabilityBatch = "batch"
 )
 
-// Payments charges a platform's payment method for an auto top-up.
-// Implementations must be idempotent on idempotencyKey and safe for
-// concurrent use; Charge may block on the network.
+// Payments charges a platform's saved payment method for an auto top-up.
+// Implementations must be safe for concurrent use and idempotent on
+// ChargeRequest.IntentID: a second call with the same intent (after a
+// timeout or a crash) must return the first call's outcome and never
+// charge again. Charge may block on the network.
+//
+// A nil error with an empty Declined and Void is a charge that succeeded; a
+// non-empty Declined is a definite refusal (the card was declined, no card
+// is saved); an error means the outcome is unknown, and the platform actor
+// asks again later with the same intent.
 type Payments interface {
-	Charge(ctx context.Context, platform ids.PlatformID, amount money.Nanos, idempotencyKey string) (chargeID string, err error)
+	Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error)
+}
+
+// ChargeRequest is one auto top-up charge.
+type ChargeRequest struct {
+	Platform ids.PlatformID
+	// IntentID names the recorded intent; it is the processor's
+	// idempotency key.
+	IntentID string
+	Amount   money.Nanos
+	// Customer and PaymentMethod are the platform's payment profile
+	// (empty when none is saved yet).
+	Customer      string
+	PaymentMethod string
+	// CreatedAt is when the intent was recorded: a replay long after it
+	// may outlive the processor's idempotency window.
+	CreatedAt time.Time
+}
+
+// ChargeResult is a charge's definite outcome.
+type ChargeResult struct {
+	ChargeID string // the processor's payment id, on success
+	Declined string // non-empty: refused, and why
+	// Void, non-empty: the processor never received this intent and it
+	// is too old to charge now; it is voided, never charged.
+	Void string
 }
 
 // Env is what every actor of a node shares: the store, the clock, the key
@@ -51,6 +83,13 @@ type Env struct {
 	// Payments charges auto top-ups. Default: an [OfflinePayments] that
 	// records each charge in the store.
 	Payments Payments
+	// AutoTopupRetryDelay is the first wait before asking the processor
+	// again about a charge whose outcome was unknown; it doubles up to
+	// 5 minutes. Default 2 s.
+	AutoTopupRetryDelay time.Duration
+	// AutoTopupDeclineBackoff is how long after a declined auto top-up no
+	// new one starts. Default 15 minutes.
+	AutoTopupDeclineBackoff time.Duration
 
 	// Node names this node in lease records. Default "local".
 	Node string
@@ -101,6 +140,9 @@ func NewEnv(store *persistence.Store, clk clock.Clock, log *slog.Logger) *Env {
 		LeaseChunk:         5 * money.PerUSD,
 		LeaseFlushInterval: 250 * time.Millisecond,
 		incarnation:        ids.New("ls", clk.Now()),
+
+		AutoTopupRetryDelay:     DefaultAutoTopupRetryDelay,
+		AutoTopupDeclineBackoff: DefaultAutoTopupDeclineBackoff,
 	}
 }
 
@@ -181,22 +223,28 @@ func (e *Env) provider(p ids.PlatformID, name string) *pb.ProviderConfig {
 
 // OfflinePayments is the [Payments] of a gateway without a payment
 // provider: it records every charge in the store and reports success, so
-// auto top-up can be exercised end to end. A real provider plugs in behind
-// the same interface.
+// auto top-up can be exercised end to end. Stripe plugs in behind the same
+// interface (package payments).
 type OfflinePayments struct {
 	Store *persistence.Store
 	Clock clock.Clock
 }
 
-// Charge records the charge under its idempotency key and returns its id.
-func (o *OfflinePayments) Charge(ctx context.Context, platform ids.PlatformID, amount money.Nanos, idempotencyKey string) (string, error) {
-	if amount <= 0 {
-		return "", errors.New("payments: non-positive charge")
+// Charge records the charge under its intent id and returns its id; a
+// replay of the same intent returns the recorded charge.
+func (o *OfflinePayments) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error) {
+	if req.Amount <= 0 {
+		return ChargeResult{Declined: "non-positive charge"}, nil
 	}
-	id := "ch_" + idempotencyKey
-	rec := []byte(amount.String())
-	if err := o.Store.Commit(persistence.Set(persistence.ChargeKey(string(platform), id), rec)); err != nil {
-		return "", err
+	id := "ch_" + req.IntentID
+	key := persistence.ChargeKey(string(req.Platform), id)
+	if _, err := o.Store.Get(key); err == nil {
+		return ChargeResult{ChargeID: id}, nil
+	} else if !errors.Is(err, persistence.ErrNotFound) {
+		return ChargeResult{}, err
 	}
-	return id, nil
+	if err := o.Store.Commit(persistence.Set(key, []byte(req.Amount.String()))); err != nil {
+		return ChargeResult{}, err
+	}
+	return ChargeResult{ChargeID: id}, nil
 }

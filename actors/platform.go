@@ -1,9 +1,7 @@
 package actors
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -24,18 +22,13 @@ const WalletAccount = "wallet"
 // external_id idempotency).
 type platformActor struct {
 	base
-	p        *pb.Platform         // nil: no such platform
-	leases   map[string]*pb.Lease // open leases of its wallet, by id
-	charging bool
-}
-
-// autoTopupResult is sent to the platform actor by the goroutine that
-// charged its payment method. It never crosses nodes.
-type autoTopupResult struct {
-	amount   money.Nanos
-	chargeID string
-	key      string
-	err      error
+	p      *pb.Platform         // nil: no such platform
+	leases map[string]*pb.Lease // open leases of its wallet, by id
+	// Auto top-up (autotopup.go): an intent in flight, and how many times
+	// its outcome came back unknown.
+	charging      bool
+	intent        *pb.TopupIntent
+	chargeRetries int
 }
 
 func newPlatformActor(env *Env, id Identity) actor.Actor {
@@ -44,10 +37,11 @@ func newPlatformActor(env *Env, id Identity) actor.Actor {
 
 func (a *platformActor) Receive(c actor.Context) {
 	msg := a.message(c)
-	switch m := msg.(type) {
+	switch msg.(type) {
 	case *actor.Started:
 		a.self = c.Self()
 		a.load()
+		a.resumeAutoTopup(c) // payments: pending auto top-up intents
 		a.idle(c)
 		return
 	case *actor.ReceiveTimeout:
@@ -55,8 +49,8 @@ func (a *platformActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
-	case *autoTopupResult:
-		a.autoTopupDone(c, m)
+	}
+	if a.receiveAutoTopup(c, msg) { // payments: autotopup.go
 		return
 	}
 	if a.stopped {
@@ -112,6 +106,9 @@ func (a *platformActor) Receive(c actor.Context) {
 		a.readYourWrites()
 		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), WalletAccount, m))
 	default:
+		if a.receivePayments(c, m) { // payments: payments.go
+			return
+		}
 		a.fail(c, errorf(ErrInvalid, "platform actor cannot handle %T", m))
 	}
 }
@@ -476,41 +473,6 @@ func (a *platformActor) setProvider(c actor.Context, m *pb.SetProvider) {
 	a.p.UpdatedAtMs = cur.UpdatedAtMs
 	a.env.publishPlatform(a.p)
 	a.commit(c, a.write(), &pb.ProviderView{Config: cur}, false)
-}
-
-// maybeAutoTopup starts one charge when auto top-up is on and the balance
-// fell below its threshold. The charge runs off the mailbox; its result
-// comes back as an autoTopupResult message.
-func (a *platformActor) maybeAutoTopup(c actor.Context) {
-	at := a.p.Wallet.GetAutoTopup()
-	if a.charging || at == nil || !at.Enabled || a.p.Wallet.BalanceNanos >= at.ThresholdNanos {
-		return
-	}
-	a.charging = true
-	key := fmt.Sprintf("%s-auto-%d", a.p.Id, a.p.Wallet.LedgerSeq)
-	amount := money.Nanos(at.AmountNanos)
-	pay, self, root, platform := a.env.Payments, a.self, c.ActorSystem().Root, a.id.Platform
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		id, err := pay.Charge(ctx, platform, amount, key)
-		root.Send(self, &autoTopupResult{amount: amount, chargeID: id, key: key, err: err})
-	}()
-}
-
-func (a *platformActor) autoTopupDone(c actor.Context, r *autoTopupResult) {
-	a.charging = false
-	if r.err != nil {
-		a.env.Log.Warn("auto top-up charge failed", "platform", a.id.Platform, "err", r.err)
-		return
-	}
-	now := a.now()
-	a.p.Wallet.BalanceNanos += int64(r.amount)
-	e := a.walletEntry(now, EntryAutoTopup, r.amount)
-	e.Reason, e.IdempotencyKey = "auto_topup "+r.chargeID, r.key
-	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
-	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, r.amount, e)...)
-	a.commit(c, ops, nil, false)
 }
 
 // listLedger reads one account's entries, newest first, before a sequence.

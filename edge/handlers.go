@@ -494,6 +494,9 @@ func (s *Server) walletAutoTopup(c *call) error {
 	if in.AmountUSD != nil {
 		at.AmountNanos = int64(*in.AmountUSD)
 	}
+	if err := s.chargeableAmount(at); err != nil { // payments.go
+		return err
+	}
 	res, err := c.askPlatform(&pb.SetAutoTopup{AutoTopup: at})
 	if err != nil {
 		return err

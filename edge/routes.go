@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	r.PUT("/admin/v1/platforms/{platformId}/rate-limits", s.adminOnly(s.putPlatformRateLimits))
 	s.webhookRoutes(r)
 	s.mcpRoutes(r)
+	s.paymentRoutes(r)
 
 	plat := func(h func(*call) error) fasthttp.RequestHandler {
 		return s.withKey(s.ownPlatform(h), ids.KindPlatform)

@@ -25,6 +25,7 @@ import (
 	"github.com/assistiv/gateway/internal/secrets"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/payments"
 	"github.com/assistiv/gateway/persistence"
 	"github.com/assistiv/gateway/webhooks"
 )
@@ -104,6 +105,12 @@ type Deps struct {
 	// MCP serves /mcp, /mcp/skills, /oauth/callback and the MCP app
 	// routes; nil leaves them out.
 	MCP *mcp.Service
+	// Stripe serves wallet checkout and /stripe/webhook; nil: those
+	// routes answer 503 payments_not_configured.
+	Stripe *payments.Stripe
+	// PublicURL is the gateway's public base URL (Checkout's default
+	// return pages).
+	PublicURL string
 }
 
 // Server is the gateway's HTTP server.

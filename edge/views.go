@@ -52,6 +52,11 @@ type autoTopupJSON struct {
 	Enabled      bool        `json:"enabled"`
 	ThresholdUSD money.Nanos `json:"threshold_usd"`
 	AmountUSD    money.Nanos `json:"amount_usd"`
+	// Payments: the last declined charge (null when the last one
+	// succeeded) and how many declined in a row.
+	LastError           *string `json:"last_error"`
+	LastErrorAt         *string `json:"last_error_at"`
+	ConsecutiveFailures int32   `json:"consecutive_failures"`
 }
 
 func limitsView(r *pb.RateLimits) rateLimitsJSON {
@@ -101,7 +106,12 @@ func platformView(p *pb.Platform, withWallet bool) platformJSON {
 func walletView(w *pb.Wallet, reserved int64) walletJSON {
 	v := walletJSON{Object: "wallet", BalanceUSD: money.Nanos(w.GetBalanceNanos()), ReservedUSD: money.Nanos(reserved)}
 	if at := w.GetAutoTopup(); at != nil {
-		v.AutoTopup = &autoTopupJSON{at.Enabled, money.Nanos(at.ThresholdNanos), money.Nanos(at.AmountNanos)}
+		v.AutoTopup = &autoTopupJSON{Enabled: at.Enabled, ThresholdUSD: money.Nanos(at.ThresholdNanos), AmountUSD: money.Nanos(at.AmountNanos),
+			ConsecutiveFailures: at.ConsecutiveFailures}
+		if at.LastError != "" {
+			e, t := at.LastError, ts(at.LastErrorAtMs)
+			v.AutoTopup.LastError, v.AutoTopup.LastErrorAt = &e, &t
+		}
 	}
 	return v
 }
@@ -195,8 +205,11 @@ type transactionJSON struct {
 	PromptTokens     int64       `json:"prompt_tokens,omitempty"`
 	CompletionTokens int64       `json:"completion_tokens,omitempty"`
 	UnchargedUSD     money.Nanos `json:"uncharged_usd,omitempty"`
-	Sequence         uint64      `json:"sequence"`
-	CreatedAt        string      `json:"created_at"`
+	// Payments: the Stripe objects behind a stripe_topup / auto_topup.
+	CheckoutSessionID string `json:"checkout_session_id,omitempty"`
+	PaymentIntentID   string `json:"payment_intent_id,omitempty"`
+	Sequence          uint64 `json:"sequence"`
+	CreatedAt         string `json:"created_at"`
 }
 
 func txView(e *pb.LedgerEntry) transactionJSON {
@@ -205,6 +218,7 @@ func txView(e *pb.LedgerEntry) transactionJSON {
 		BalanceAfterUSD: money.Nanos(e.BalanceAfterNanos), IdempotencyKey: e.IdempotencyKey, Reason: e.Reason,
 		RequestID: e.RequestId, Model: e.Model, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
 		UnchargedUSD: money.Nanos(e.UnchargedNanos), Sequence: e.Seq, CreatedAt: ts(e.CreatedAtMs),
+		CheckoutSessionID: e.CheckoutSessionId, PaymentIntentID: e.PaymentIntentId,
 	}
 }
 

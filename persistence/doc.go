@@ -36,6 +36,8 @@
 //	0x61 skill owner 0x61 owner 0x00 skillID               → empty; owner is the platform id, "" for public skills (package mcp)
 //	0x62 skill review 0x62 skillID 0x00 platformID 0x00 endUserID → one end-user's review JSON (package mcp)
 //	0x63 skill blob  0x63 sha256(32)                       → uint64 big-endian count of file references to the sealed blob (package mcp)
+//	0x70 payment     0x70 platformID 0x00 ("checkout" 0x00 sessionID | "intent" 0x00 intentID) → pb.CheckoutSession | pb.TopupIntent (package actors)
+//	0x71 pending pay 0x71 platformID 0x00 intentID         → empty: an auto top-up intent whose outcome is not yet recorded
 //
 // # Durability
 //

@@ -329,6 +329,43 @@ func SkillReviewsPrefix(skillID string) []byte { return append(join(FamilySkillR
 // of its plaintext.
 func SkillBlobRefKey(sha []byte) []byte { return append([]byte{FamilySkillBlob}, sha...) }
 
+// Payment families (actors/autotopup.go owns their values):
+//
+//	0x70 platformID 0x00 "checkout" 0x00 sessionID  → pb.CheckoutSession
+//	0x70 platformID 0x00 "intent" 0x00 intentID     → pb.TopupIntent
+//	0x71 platformID 0x00 intentID                   → empty, while the intent is pending
+//
+// The pending index lets a restarting node find every auto top-up whose
+// outcome it must still learn, without reading history.
+const (
+	FamilyPayment        byte = 0x70
+	FamilyPendingPayment byte = 0x71
+)
+
+// CheckoutSessionKey is the key of a recorded Checkout Session.
+func CheckoutSessionKey(platformID, sessionID string) []byte {
+	return join(FamilyPayment, platformID, "checkout", sessionID)
+}
+
+// TopupIntentKey is the key of an auto top-up intent.
+func TopupIntentKey(platformID, intentID string) []byte {
+	return join(FamilyPayment, platformID, "intent", intentID)
+}
+
+// TopupIntentsPrefix is the prefix of all of a platform's intents.
+func TopupIntentsPrefix(platformID string) []byte {
+	return append(join(FamilyPayment, platformID, "intent"), 0)
+}
+
+// PendingTopupKey is the index entry of a pending intent.
+func PendingTopupKey(platformID, intentID string) []byte {
+	return join(FamilyPendingPayment, platformID, intentID)
+}
+
+// PendingTopupsPrefix is the prefix of every pending intent of every
+// platform.
+var PendingTopupsPrefix = []byte{FamilyPendingPayment}
+
 // Wallet lease records (actors: the platform actor owns a lease record;
 // end-user actors write its spend records with their usage entries).
 const (

@@ -35,6 +35,7 @@ import (
 	"github.com/assistiv/gateway/internal/secrets"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/payments"
 	"github.com/assistiv/gateway/persistence"
 	"github.com/assistiv/gateway/persistence/postgres"
 	"github.com/assistiv/gateway/providers"
@@ -106,6 +107,10 @@ type options struct {
 	demoUpstream      string
 	logRetention      time.Duration
 	publicURL         string
+	// Stripe (README "Payments"): both secrets or neither.
+	stripeSecretKey     string
+	stripeWebhookSecret string
+	stripeAPIBase       string
 	// webhookSchedule overrides the webhook retry schedule. Test-only
 	// (ASSISTIV_WEBHOOK_TEST_SCHEDULE, comma-separated durations such as
 	// "0,200ms,200ms"): crash tests use it so retries happen in
@@ -136,6 +141,12 @@ func parse(args []string) (options, error) {
 	}
 	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
 	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
+	o.stripeSecretKey = os.Getenv("ASSISTIV_STRIPE_SECRET_KEY")
+	o.stripeWebhookSecret = os.Getenv("ASSISTIV_STRIPE_WEBHOOK_SECRET")
+	o.stripeAPIBase = os.Getenv("ASSISTIV_STRIPE_API_BASE")
+	if (o.stripeSecretKey == "") != (o.stripeWebhookSecret == "") {
+		return o, errors.New("set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET, or neither")
+	}
 	if v := os.Getenv("ASSISTIV_WEBHOOK_TEST_SCHEDULE"); v != "" {
 		for _, f := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(f))
@@ -271,7 +282,17 @@ func serve(args []string) error {
 	aenv.BillingDurability = o.billingDurability
 	aenv.Subscriptions = subs
 	aenv.Notify = hooks.Wake
+	stripeClient, err := newStripe(o, log)
+	if err != nil {
+		hooks.Close()
+		store.Close()
+		return err
+	}
+	if stripeClient != nil {
+		aenv.Payments = stripeClient
+	}
 	dir := actors.NewLocal(aenv)
+	resumeTopups(dir, store, log)
 	hooks.Start()
 
 	lcfg := logs.DefaultConfig()
@@ -340,7 +361,8 @@ func serve(args []string) error {
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
 	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
-		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc})
+		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
+		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
 	if err != nil {
 		dir.Close()
 		hooks.Close()
@@ -453,4 +475,34 @@ func restore(args []string) error {
 	}
 	log.Info("restored from postgres", "records", n, "data_dir", *dataDir)
 	return nil
+}
+
+// newStripe returns the Stripe client when it is configured (nil when not:
+// auto top-ups then go to the offline recorder and checkout answers 503).
+func newStripe(o options, log *slog.Logger) (*payments.Stripe, error) {
+	if o.stripeSecretKey == "" {
+		log.Info("payments: Stripe not configured; auto top-up uses the offline recorder and wallet checkout is off")
+		return nil, nil
+	}
+	sc, err := payments.New(payments.Config{SecretKey: o.stripeSecretKey, WebhookSecret: o.stripeWebhookSecret,
+		APIBase: o.stripeAPIBase, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("payments: Stripe configured", "api_base", o.stripeAPIBase, "live", strings.HasPrefix(o.stripeSecretKey, "sk_live_"))
+	return sc, nil
+}
+
+// resumeTopups wakes every platform with an auto top-up whose outcome was
+// not recorded before the last stop, so each asks the processor again.
+func resumeTopups(dir *actors.Local, store *persistence.Store, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := actors.ResumeTopups(ctx, dir, store)
+	if err != nil {
+		log.Error("resume pending auto top-ups", "err", err)
+	}
+	if n > 0 {
+		log.Warn("resuming pending auto top-ups", "platforms", n)
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/assistiv/gateway/internal/secrets"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/payments"
 	"github.com/assistiv/gateway/persistence"
 	"github.com/assistiv/gateway/providers"
 	"github.com/assistiv/gateway/webhooks"
@@ -66,6 +67,11 @@ type Options struct {
 	// MCPConfig adjusts the MCP service's config (PublicURL is the
 	// gateway's URL, private egress is allowed, heartbeat 200 ms).
 	MCPConfig func(*mcp.Config)
+	// Stripe, when set, is the gateway's payment processor (auto top-up)
+	// and serves wallet checkout and /stripe/webhook.
+	Stripe *payments.Stripe
+	// Env adjusts the actors' environment before any actor starts.
+	Env func(*actors.Env)
 }
 
 // TestWebhookSchedule is the retry schedule of test gateways: four
@@ -164,6 +170,12 @@ func Start(tb testing.TB, o Options) *Gateway {
 	if err != nil {
 		tb.Fatalf("logs.Open: %v", err)
 	}
+	if o.Stripe != nil {
+		env.Payments = o.Stripe
+	}
+	if o.Env != nil {
+		o.Env(env)
+	}
 	dir := actors.NewLocal(env)
 	ln := o.Listener
 	if ln == nil {
@@ -190,7 +202,8 @@ func Start(tb testing.TB, o Options) *Gateway {
 		cfg.MaxBodyBytes = o.MaxBodyBytes
 	}
 	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
-		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc})
+		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc,
+		Stripe: o.Stripe, PublicURL: "http://" + ln.Addr().String()})
 	if err != nil {
 		tb.Fatalf("edge.New: %v", err)
 	}

@@ -143,8 +143,13 @@ type AutoTopup struct {
 	Enabled        bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	ThresholdNanos int64                  `protobuf:"varint,2,opt,name=threshold_nanos,json=thresholdNanos,proto3" json:"threshold_nanos,omitempty"`
 	AmountNanos    int64                  `protobuf:"varint,3,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Payments (actors/autotopup.go): the last declined charge, and how many
+	// declined in a row (auto top-up turns itself off at the limit).
+	LastError           string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAtMs       int64  `protobuf:"varint,5,opt,name=last_error_at_ms,json=lastErrorAtMs,proto3" json:"last_error_at_ms,omitempty"`
+	ConsecutiveFailures int32  `protobuf:"varint,6,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *AutoTopup) Reset() {
@@ -194,6 +199,27 @@ func (x *AutoTopup) GetThresholdNanos() int64 {
 func (x *AutoTopup) GetAmountNanos() int64 {
 	if x != nil {
 		return x.AmountNanos
+	}
+	return 0
+}
+
+func (x *AutoTopup) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *AutoTopup) GetLastErrorAtMs() int64 {
+	if x != nil {
+		return x.LastErrorAtMs
+	}
+	return 0
+}
+
+func (x *AutoTopup) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
 	}
 	return 0
 }
@@ -359,6 +385,7 @@ type Platform struct {
 	Settings      *PlatformSettings          `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
 	Wallet        *Wallet                    `protobuf:"bytes,6,opt,name=wallet,proto3" json:"wallet,omitempty"`
 	Providers     map[string]*ProviderConfig `protobuf:"bytes,7,rep,name=providers,proto3" json:"providers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // by provider name
+	Payment       *PaymentProfile            `protobuf:"bytes,20,opt,name=payment,proto3" json:"payment,omitempty"`                                                                              // the payment processor's customer and saved card
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,6 +465,13 @@ func (x *Platform) GetWallet() *Wallet {
 func (x *Platform) GetProviders() map[string]*ProviderConfig {
 	if x != nil {
 		return x.Providers
+	}
+	return nil
+}
+
+func (x *Platform) GetPayment() *PaymentProfile {
+	if x != nil {
+		return x.Payment
 	}
 	return nil
 }
@@ -1000,6 +1034,8 @@ type LedgerEntry struct {
 	UnchargedNanos    int64                  `protobuf:"varint,15,opt,name=uncharged_nanos,json=unchargedNanos,proto3" json:"uncharged_nanos,omitempty"`            // usage beyond the balance that could not be charged
 	ProviderCostNanos int64                  `protobuf:"varint,16,opt,name=provider_cost_nanos,json=providerCostNanos,proto3" json:"provider_cost_nanos,omitempty"` // usage on a budget: what the call cost the wallet
 	Calls             int64                  `protobuf:"varint,17,opt,name=calls,proto3" json:"calls,omitempty"`                                                    // usage on the wallet: how many calls the entry aggregates
+	CheckoutSessionId string                 `protobuf:"bytes,20,opt,name=checkout_session_id,json=checkoutSessionId,proto3" json:"checkout_session_id,omitempty"`  // stripe_topup: the Stripe Checkout Session
+	PaymentIntentId   string                 `protobuf:"bytes,21,opt,name=payment_intent_id,json=paymentIntentId,proto3" json:"payment_intent_id,omitempty"`        // stripe_topup, auto_topup: the processor's payment (Stripe pi_...)
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1151,6 +1187,20 @@ func (x *LedgerEntry) GetCalls() int64 {
 		return x.Calls
 	}
 	return 0
+}
+
+func (x *LedgerEntry) GetCheckoutSessionId() string {
+	if x != nil {
+		return x.CheckoutSessionId
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetPaymentIntentId() string {
+	if x != nil {
+		return x.PaymentIntentId
+	}
+	return ""
 }
 
 type IdempotencyRecord struct {
@@ -3774,6 +3824,746 @@ func (*Passivate) Descriptor() ([]byte, []int) {
 	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{57}
 }
 
+// PaymentProfile is a platform's identity at the payment processor.
+type PaymentProfile struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId      string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`                  // Stripe cus_..., created on first checkout
+	PaymentMethodId string                 `protobuf:"bytes,2,opt,name=payment_method_id,json=paymentMethodId,proto3" json:"payment_method_id,omitempty"` // saved by Checkout for off-session charges
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PaymentProfile) Reset() {
+	*x = PaymentProfile{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentProfile) ProtoMessage() {}
+
+func (x *PaymentProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentProfile.ProtoReflect.Descriptor instead.
+func (*PaymentProfile) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *PaymentProfile) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *PaymentProfile) GetPaymentMethodId() string {
+	if x != nil {
+		return x.PaymentMethodId
+	}
+	return ""
+}
+
+// TopupIntent is one auto top-up, recorded before the processor is asked to
+// charge. Its id is the processor's idempotency key, so a replay (after a
+// timeout or a crash) never charges twice; it ends succeeded (credited
+// once), failed (declined) or voided (never charged).
+type TopupIntent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PlatformId    string                 `protobuf:"bytes,2,opt,name=platform_id,json=platformId,proto3" json:"platform_id,omitempty"`
+	AmountNanos   int64                  `protobuf:"varint,3,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
+	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"` // pending | succeeded | failed | voided
+	CreatedAtMs   int64                  `protobuf:"varint,5,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	UpdatedAtMs   int64                  `protobuf:"varint,6,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	ChargeId      string                 `protobuf:"bytes,7,opt,name=charge_id,json=chargeId,proto3" json:"charge_id,omitempty"`      // the processor's payment id when succeeded
+	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`                            // why it failed or was voided
+	Attempts      int32                  `protobuf:"varint,9,opt,name=attempts,proto3" json:"attempts,omitempty"`                     // charge calls made, replays included
+	LedgerSeq     uint64                 `protobuf:"varint,10,opt,name=ledger_seq,json=ledgerSeq,proto3" json:"ledger_seq,omitempty"` // the wallet entry that credited it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopupIntent) Reset() {
+	*x = TopupIntent{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopupIntent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopupIntent) ProtoMessage() {}
+
+func (x *TopupIntent) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopupIntent.ProtoReflect.Descriptor instead.
+func (*TopupIntent) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *TopupIntent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopupIntent) GetPlatformId() string {
+	if x != nil {
+		return x.PlatformId
+	}
+	return ""
+}
+
+func (x *TopupIntent) GetAmountNanos() int64 {
+	if x != nil {
+		return x.AmountNanos
+	}
+	return 0
+}
+
+func (x *TopupIntent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *TopupIntent) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+func (x *TopupIntent) GetUpdatedAtMs() int64 {
+	if x != nil {
+		return x.UpdatedAtMs
+	}
+	return 0
+}
+
+func (x *TopupIntent) GetChargeId() string {
+	if x != nil {
+		return x.ChargeId
+	}
+	return ""
+}
+
+func (x *TopupIntent) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TopupIntent) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *TopupIntent) GetLedgerSeq() uint64 {
+	if x != nil {
+		return x.LedgerSeq
+	}
+	return 0
+}
+
+// CheckoutSession is a Stripe Checkout Session the gateway created for a
+// wallet top-up; it credits the wallet once, when Stripe reports it paid.
+type CheckoutSession struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // cs_...
+	PlatformId      string                 `protobuf:"bytes,2,opt,name=platform_id,json=platformId,proto3" json:"platform_id,omitempty"`
+	AmountNanos     int64                  `protobuf:"varint,3,opt,name=amount_nanos,json=amountNanos,proto3" json:"amount_nanos,omitempty"`
+	Status          string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"` // pending | paid | failed | expired
+	Url             string                 `protobuf:"bytes,5,opt,name=url,proto3" json:"url,omitempty"`
+	CreatedAtMs     int64                  `protobuf:"varint,6,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	UpdatedAtMs     int64                  `protobuf:"varint,7,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	PaymentIntentId string                 `protobuf:"bytes,8,opt,name=payment_intent_id,json=paymentIntentId,proto3" json:"payment_intent_id,omitempty"`
+	LedgerSeq       uint64                 `protobuf:"varint,9,opt,name=ledger_seq,json=ledgerSeq,proto3" json:"ledger_seq,omitempty"` // the wallet entry that credited it
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CheckoutSession) Reset() {
+	*x = CheckoutSession{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckoutSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckoutSession) ProtoMessage() {}
+
+func (x *CheckoutSession) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckoutSession.ProtoReflect.Descriptor instead.
+func (*CheckoutSession) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CheckoutSession) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CheckoutSession) GetPlatformId() string {
+	if x != nil {
+		return x.PlatformId
+	}
+	return ""
+}
+
+func (x *CheckoutSession) GetAmountNanos() int64 {
+	if x != nil {
+		return x.AmountNanos
+	}
+	return 0
+}
+
+func (x *CheckoutSession) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *CheckoutSession) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CheckoutSession) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+func (x *CheckoutSession) GetUpdatedAtMs() int64 {
+	if x != nil {
+		return x.UpdatedAtMs
+	}
+	return 0
+}
+
+func (x *CheckoutSession) GetPaymentIntentId() string {
+	if x != nil {
+		return x.PaymentIntentId
+	}
+	return ""
+}
+
+func (x *CheckoutSession) GetLedgerSeq() uint64 {
+	if x != nil {
+		return x.LedgerSeq
+	}
+	return 0
+}
+
+type GetPaymentProfile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPaymentProfile) Reset() {
+	*x = GetPaymentProfile{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPaymentProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPaymentProfile) ProtoMessage() {}
+
+func (x *GetPaymentProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPaymentProfile.ProtoReflect.Descriptor instead.
+func (*GetPaymentProfile) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{61}
+}
+
+// SetPaymentProfile sets the customer (kept when one is already set: the
+// reply carries the one in force) and, when non-empty, the saved payment
+// method.
+type SetPaymentProfile struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId      string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	PaymentMethodId string                 `protobuf:"bytes,2,opt,name=payment_method_id,json=paymentMethodId,proto3" json:"payment_method_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SetPaymentProfile) Reset() {
+	*x = SetPaymentProfile{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPaymentProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPaymentProfile) ProtoMessage() {}
+
+func (x *SetPaymentProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPaymentProfile.ProtoReflect.Descriptor instead.
+func (*SetPaymentProfile) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SetPaymentProfile) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *SetPaymentProfile) GetPaymentMethodId() string {
+	if x != nil {
+		return x.PaymentMethodId
+	}
+	return ""
+}
+
+type PaymentProfileView struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Profile       *PaymentProfile        `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentProfileView) Reset() {
+	*x = PaymentProfileView{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentProfileView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentProfileView) ProtoMessage() {}
+
+func (x *PaymentProfileView) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentProfileView.ProtoReflect.Descriptor instead.
+func (*PaymentProfileView) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *PaymentProfileView) GetProfile() *PaymentProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+type RecordCheckout struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *CheckoutSession       `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordCheckout) Reset() {
+	*x = RecordCheckout{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordCheckout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordCheckout) ProtoMessage() {}
+
+func (x *RecordCheckout) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordCheckout.ProtoReflect.Descriptor instead.
+func (*RecordCheckout) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *RecordCheckout) GetSession() *CheckoutSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type CheckoutRecorded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *CheckoutSession       `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckoutRecorded) Reset() {
+	*x = CheckoutRecorded{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckoutRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckoutRecorded) ProtoMessage() {}
+
+func (x *CheckoutRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckoutRecorded.ProtoReflect.Descriptor instead.
+func (*CheckoutRecorded) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *CheckoutRecorded) GetSession() *CheckoutSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// CheckoutOutcome is what a verified Stripe event says about a session.
+type CheckoutOutcome struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	SessionId        string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	EventType        string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`             // checkout.session.completed | .async_payment_succeeded | .async_payment_failed | .expired
+	PaymentStatus    string                 `protobuf:"bytes,3,opt,name=payment_status,json=paymentStatus,proto3" json:"payment_status,omitempty"` // paid | unpaid | no_payment_required
+	PaymentIntentId  string                 `protobuf:"bytes,4,opt,name=payment_intent_id,json=paymentIntentId,proto3" json:"payment_intent_id,omitempty"`
+	AmountTotalCents int64                  `protobuf:"varint,5,opt,name=amount_total_cents,json=amountTotalCents,proto3" json:"amount_total_cents,omitempty"`
+	Currency         string                 `protobuf:"bytes,6,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CheckoutOutcome) Reset() {
+	*x = CheckoutOutcome{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckoutOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckoutOutcome) ProtoMessage() {}
+
+func (x *CheckoutOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckoutOutcome.ProtoReflect.Descriptor instead.
+func (*CheckoutOutcome) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *CheckoutOutcome) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CheckoutOutcome) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *CheckoutOutcome) GetPaymentStatus() string {
+	if x != nil {
+		return x.PaymentStatus
+	}
+	return ""
+}
+
+func (x *CheckoutOutcome) GetPaymentIntentId() string {
+	if x != nil {
+		return x.PaymentIntentId
+	}
+	return ""
+}
+
+func (x *CheckoutOutcome) GetAmountTotalCents() int64 {
+	if x != nil {
+		return x.AmountTotalCents
+	}
+	return 0
+}
+
+func (x *CheckoutOutcome) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+type CheckoutOutcomeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Known         bool                   `protobuf:"varint,1,opt,name=known,proto3" json:"known,omitempty"`       // the session is one this platform created
+	Credited      bool                   `protobuf:"varint,2,opt,name=credited,proto3" json:"credited,omitempty"` // this outcome credited the wallet (false on replays)
+	Session       *CheckoutSession       `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	Entry         *LedgerEntry           `protobuf:"bytes,4,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckoutOutcomeResult) Reset() {
+	*x = CheckoutOutcomeResult{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckoutOutcomeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckoutOutcomeResult) ProtoMessage() {}
+
+func (x *CheckoutOutcomeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckoutOutcomeResult.ProtoReflect.Descriptor instead.
+func (*CheckoutOutcomeResult) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *CheckoutOutcomeResult) GetKnown() bool {
+	if x != nil {
+		return x.Known
+	}
+	return false
+}
+
+func (x *CheckoutOutcomeResult) GetCredited() bool {
+	if x != nil {
+		return x.Credited
+	}
+	return false
+}
+
+func (x *CheckoutOutcomeResult) GetSession() *CheckoutSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CheckoutOutcomeResult) GetEntry() *LedgerEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+// ListTopupIntents reads a platform's auto top-up intents, newest first.
+type ListTopupIntents struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopupIntents) Reset() {
+	*x = ListTopupIntents{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopupIntents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopupIntents) ProtoMessage() {}
+
+func (x *ListTopupIntents) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopupIntents.ProtoReflect.Descriptor instead.
+func (*ListTopupIntents) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{68}
+}
+
+type TopupIntentList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Intents       []*TopupIntent         `protobuf:"bytes,1,rep,name=intents,proto3" json:"intents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopupIntentList) Reset() {
+	*x = TopupIntentList{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopupIntentList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopupIntentList) ProtoMessage() {}
+
+func (x *TopupIntentList) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopupIntentList.ProtoReflect.Descriptor instead.
+func (*TopupIntentList) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *TopupIntentList) GetIntents() []*TopupIntent {
+	if x != nil {
+		return x.Intents
+	}
+	return nil
+}
+
 var File_internal_pb_gateway_proto protoreflect.FileDescriptor
 
 const file_internal_pb_gateway_proto_rawDesc = "" +
@@ -3786,11 +4576,15 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\x10requests_per_day\x18\x03 \x01(\x03R\x0erequestsPerDay\"K\n" +
 	"\x0eBudgetTemplate\x12!\n" +
 	"\famount_nanos\x18\x01 \x01(\x03R\vamountNanos\x12\x16\n" +
-	"\x06period\x18\x02 \x01(\tR\x06period\"q\n" +
+	"\x06period\x18\x02 \x01(\tR\x06period\"\xec\x01\n" +
 	"\tAutoTopup\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
 	"\x0fthreshold_nanos\x18\x02 \x01(\x03R\x0ethresholdNanos\x12!\n" +
-	"\famount_nanos\x18\x03 \x01(\x03R\vamountNanos\"\xfa\x02\n" +
+	"\famount_nanos\x18\x03 \x01(\x03R\vamountNanos\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\x12'\n" +
+	"\x10last_error_at_ms\x18\x05 \x01(\x03R\rlastErrorAtMs\x121\n" +
+	"\x14consecutive_failures\x18\x06 \x01(\x05R\x13consecutiveFailures\"\xfa\x02\n" +
 	"\x10PlatformSettings\x12!\n" +
 	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12B\n" +
 	"\x0edefault_budget\x18\x02 \x01(\v2\x1b.assistiv.v1.BudgetTemplateR\rdefaultBudget\x12\x1d\n" +
@@ -3805,7 +4599,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\n" +
 	"ledger_seq\x18\x02 \x01(\x04R\tledgerSeq\x125\n" +
 	"\n" +
-	"auto_topup\x18\x03 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"\xfd\x02\n" +
+	"auto_topup\x18\x03 \x01(\v2\x16.assistiv.v1.AutoTopupR\tautoTopup\"\xb4\x03\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
@@ -3813,7 +4607,8 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\rupdated_at_ms\x18\x04 \x01(\x03R\vupdatedAtMs\x129\n" +
 	"\bsettings\x18\x05 \x01(\v2\x1d.assistiv.v1.PlatformSettingsR\bsettings\x12+\n" +
 	"\x06wallet\x18\x06 \x01(\v2\x13.assistiv.v1.WalletR\x06wallet\x12B\n" +
-	"\tproviders\x18\a \x03(\v2$.assistiv.v1.Platform.ProvidersEntryR\tproviders\x1aY\n" +
+	"\tproviders\x18\a \x03(\v2$.assistiv.v1.Platform.ProvidersEntryR\tproviders\x125\n" +
+	"\apayment\x18\x14 \x01(\v2\x1b.assistiv.v1.PaymentProfileR\apayment\x1aY\n" +
 	"\x0eProvidersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
 	"\x05value\x18\x02 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\x05value:\x028\x01\"\xc8\x01\n" +
@@ -3870,7 +4665,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"rateLimits\x12\x1d\n" +
 	"\n" +
 	"ledger_seq\x18\n" +
-	" \x01(\x04R\tledgerSeq\"\xac\x04\n" +
+	" \x01(\x04R\tledgerSeq\"\x88\x05\n" +
 	"\vLedgerEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vplatform_id\x18\x02 \x01(\tR\n" +
@@ -3891,7 +4686,9 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\x11completion_tokens\x18\x0e \x01(\x03R\x10completionTokens\x12'\n" +
 	"\x0funcharged_nanos\x18\x0f \x01(\x03R\x0eunchargedNanos\x12.\n" +
 	"\x13provider_cost_nanos\x18\x10 \x01(\x03R\x11providerCostNanos\x12\x14\n" +
-	"\x05calls\x18\x11 \x01(\x03R\x05calls\"\x9a\x01\n" +
+	"\x05calls\x18\x11 \x01(\x03R\x05calls\x12.\n" +
+	"\x13checkout_session_id\x18\x14 \x01(\tR\x11checkoutSessionId\x12*\n" +
+	"\x11payment_intent_id\x18\x15 \x01(\tR\x0fpaymentIntentId\"\x9a\x01\n" +
 	"\x11IdempotencyRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\frequest_hash\x18\x02 \x01(\fR\vrequestHash\x12\x16\n" +
@@ -4083,7 +4880,65 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\x11completion_tokens\x18\a \x01(\x03R\x10completionTokens\"0\n" +
 	"\aRelease\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\"\v\n" +
-	"\tPassivateB)Z'github.com/assistiv/gateway/internal/pbb\x06proto3"
+	"\tPassivate\"]\n" +
+	"\x0ePaymentProfile\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\x12*\n" +
+	"\x11payment_method_id\x18\x02 \x01(\tR\x0fpaymentMethodId\"\xaf\x02\n" +
+	"\vTopupIntent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vplatform_id\x18\x02 \x01(\tR\n" +
+	"platformId\x12!\n" +
+	"\famount_nanos\x18\x03 \x01(\x03R\vamountNanos\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\"\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\x12\"\n" +
+	"\rupdated_at_ms\x18\x06 \x01(\x03R\vupdatedAtMs\x12\x1b\n" +
+	"\tcharge_id\x18\a \x01(\tR\bchargeId\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x1a\n" +
+	"\battempts\x18\t \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"ledger_seq\x18\n" +
+	" \x01(\x04R\tledgerSeq\"\xa2\x02\n" +
+	"\x0fCheckoutSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vplatform_id\x18\x02 \x01(\tR\n" +
+	"platformId\x12!\n" +
+	"\famount_nanos\x18\x03 \x01(\x03R\vamountNanos\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\x10\n" +
+	"\x03url\x18\x05 \x01(\tR\x03url\x12\"\n" +
+	"\rcreated_at_ms\x18\x06 \x01(\x03R\vcreatedAtMs\x12\"\n" +
+	"\rupdated_at_ms\x18\a \x01(\x03R\vupdatedAtMs\x12*\n" +
+	"\x11payment_intent_id\x18\b \x01(\tR\x0fpaymentIntentId\x12\x1d\n" +
+	"\n" +
+	"ledger_seq\x18\t \x01(\x04R\tledgerSeq\"\x13\n" +
+	"\x11GetPaymentProfile\"`\n" +
+	"\x11SetPaymentProfile\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\x12*\n" +
+	"\x11payment_method_id\x18\x02 \x01(\tR\x0fpaymentMethodId\"K\n" +
+	"\x12PaymentProfileView\x125\n" +
+	"\aprofile\x18\x01 \x01(\v2\x1b.assistiv.v1.PaymentProfileR\aprofile\"H\n" +
+	"\x0eRecordCheckout\x126\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.assistiv.v1.CheckoutSessionR\asession\"J\n" +
+	"\x10CheckoutRecorded\x126\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.assistiv.v1.CheckoutSessionR\asession\"\xec\x01\n" +
+	"\x0fCheckoutOutcome\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12%\n" +
+	"\x0epayment_status\x18\x03 \x01(\tR\rpaymentStatus\x12*\n" +
+	"\x11payment_intent_id\x18\x04 \x01(\tR\x0fpaymentIntentId\x12,\n" +
+	"\x12amount_total_cents\x18\x05 \x01(\x03R\x10amountTotalCents\x12\x1a\n" +
+	"\bcurrency\x18\x06 \x01(\tR\bcurrency\"\xb1\x01\n" +
+	"\x15CheckoutOutcomeResult\x12\x14\n" +
+	"\x05known\x18\x01 \x01(\bR\x05known\x12\x1a\n" +
+	"\bcredited\x18\x02 \x01(\bR\bcredited\x126\n" +
+	"\asession\x18\x03 \x01(\v2\x1c.assistiv.v1.CheckoutSessionR\asession\x12.\n" +
+	"\x05entry\x18\x04 \x01(\v2\x18.assistiv.v1.LedgerEntryR\x05entry\"\x12\n" +
+	"\x10ListTopupIntents\"E\n" +
+	"\x0fTopupIntentList\x122\n" +
+	"\aintents\x18\x01 \x03(\v2\x18.assistiv.v1.TopupIntentR\aintentsB)Z'github.com/assistiv/gateway/internal/pbb\x06proto3"
 
 var (
 	file_internal_pb_gateway_proto_rawDescOnce sync.Once
@@ -4097,67 +4952,79 @@ func file_internal_pb_gateway_proto_rawDescGZIP() []byte {
 	return file_internal_pb_gateway_proto_rawDescData
 }
 
-var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_internal_pb_gateway_proto_goTypes = []any{
-	(*RateLimits)(nil),        // 0: assistiv.v1.RateLimits
-	(*BudgetTemplate)(nil),    // 1: assistiv.v1.BudgetTemplate
-	(*AutoTopup)(nil),         // 2: assistiv.v1.AutoTopup
-	(*PlatformSettings)(nil),  // 3: assistiv.v1.PlatformSettings
-	(*Wallet)(nil),            // 4: assistiv.v1.Wallet
-	(*Platform)(nil),          // 5: assistiv.v1.Platform
-	(*ProviderConfig)(nil),    // 6: assistiv.v1.ProviderConfig
-	(*SetProvider)(nil),       // 7: assistiv.v1.SetProvider
-	(*ProviderView)(nil),      // 8: assistiv.v1.ProviderView
-	(*APIKey)(nil),            // 9: assistiv.v1.APIKey
-	(*Budget)(nil),            // 10: assistiv.v1.Budget
-	(*EndUser)(nil),           // 11: assistiv.v1.EndUser
-	(*LedgerEntry)(nil),       // 12: assistiv.v1.LedgerEntry
-	(*IdempotencyRecord)(nil), // 13: assistiv.v1.IdempotencyRecord
-	(*Reservation)(nil),       // 14: assistiv.v1.Reservation
-	(*Lease)(nil),             // 15: assistiv.v1.Lease
-	(*LeaseSpend)(nil),        // 16: assistiv.v1.LeaseSpend
-	(*LeaseGrant)(nil),        // 17: assistiv.v1.LeaseGrant
-	(*LeaseGranted)(nil),      // 18: assistiv.v1.LeaseGranted
-	(*LeaseReturn)(nil),       // 19: assistiv.v1.LeaseReturn
-	(*LeaseFlush)(nil),        // 20: assistiv.v1.LeaseFlush
-	(*RateLimitInfo)(nil),     // 21: assistiv.v1.RateLimitInfo
-	(*Failure)(nil),           // 22: assistiv.v1.Failure
-	(*Ack)(nil),               // 23: assistiv.v1.Ack
-	(*CreatePlatform)(nil),    // 24: assistiv.v1.CreatePlatform
-	(*PlatformCreated)(nil),   // 25: assistiv.v1.PlatformCreated
-	(*GetPlatform)(nil),       // 26: assistiv.v1.GetPlatform
-	(*PatchPlatform)(nil),     // 27: assistiv.v1.PatchPlatform
-	(*PlatformView)(nil),      // 28: assistiv.v1.PlatformView
-	(*CreateAPIKey)(nil),      // 29: assistiv.v1.CreateAPIKey
-	(*APIKeyCreated)(nil),     // 30: assistiv.v1.APIKeyCreated
-	(*ListAPIKeys)(nil),       // 31: assistiv.v1.ListAPIKeys
-	(*APIKeyList)(nil),        // 32: assistiv.v1.APIKeyList
-	(*RevokeAPIKey)(nil),      // 33: assistiv.v1.RevokeAPIKey
-	(*CreateEndUser)(nil),     // 34: assistiv.v1.CreateEndUser
-	(*EndUserCreated)(nil),    // 35: assistiv.v1.EndUserCreated
-	(*WalletTopup)(nil),       // 36: assistiv.v1.WalletTopup
-	(*WalletView)(nil),        // 37: assistiv.v1.WalletView
-	(*GetWallet)(nil),         // 38: assistiv.v1.GetWallet
-	(*SetAutoTopup)(nil),      // 39: assistiv.v1.SetAutoTopup
-	(*ListLedger)(nil),        // 40: assistiv.v1.ListLedger
-	(*LedgerPage)(nil),        // 41: assistiv.v1.LedgerPage
-	(*GetEndUser)(nil),        // 42: assistiv.v1.GetEndUser
-	(*PatchEndUser)(nil),      // 43: assistiv.v1.PatchEndUser
-	(*EndUserView)(nil),       // 44: assistiv.v1.EndUserView
-	(*DeleteEndUser)(nil),     // 45: assistiv.v1.DeleteEndUser
-	(*SetBudget)(nil),         // 46: assistiv.v1.SetBudget
-	(*GetBudget)(nil),         // 47: assistiv.v1.GetBudget
-	(*DeleteBudget)(nil),      // 48: assistiv.v1.DeleteBudget
-	(*BudgetView)(nil),        // 49: assistiv.v1.BudgetView
-	(*BudgetTopup)(nil),       // 50: assistiv.v1.BudgetTopup
-	(*SetRateLimits)(nil),     // 51: assistiv.v1.SetRateLimits
-	(*Admit)(nil),             // 52: assistiv.v1.Admit
-	(*Admitted)(nil),          // 53: assistiv.v1.Admitted
-	(*CountRequest)(nil),      // 54: assistiv.v1.CountRequest
-	(*Settle)(nil),            // 55: assistiv.v1.Settle
-	(*Release)(nil),           // 56: assistiv.v1.Release
-	(*Passivate)(nil),         // 57: assistiv.v1.Passivate
-	nil,                       // 58: assistiv.v1.Platform.ProvidersEntry
+	(*RateLimits)(nil),            // 0: assistiv.v1.RateLimits
+	(*BudgetTemplate)(nil),        // 1: assistiv.v1.BudgetTemplate
+	(*AutoTopup)(nil),             // 2: assistiv.v1.AutoTopup
+	(*PlatformSettings)(nil),      // 3: assistiv.v1.PlatformSettings
+	(*Wallet)(nil),                // 4: assistiv.v1.Wallet
+	(*Platform)(nil),              // 5: assistiv.v1.Platform
+	(*ProviderConfig)(nil),        // 6: assistiv.v1.ProviderConfig
+	(*SetProvider)(nil),           // 7: assistiv.v1.SetProvider
+	(*ProviderView)(nil),          // 8: assistiv.v1.ProviderView
+	(*APIKey)(nil),                // 9: assistiv.v1.APIKey
+	(*Budget)(nil),                // 10: assistiv.v1.Budget
+	(*EndUser)(nil),               // 11: assistiv.v1.EndUser
+	(*LedgerEntry)(nil),           // 12: assistiv.v1.LedgerEntry
+	(*IdempotencyRecord)(nil),     // 13: assistiv.v1.IdempotencyRecord
+	(*Reservation)(nil),           // 14: assistiv.v1.Reservation
+	(*Lease)(nil),                 // 15: assistiv.v1.Lease
+	(*LeaseSpend)(nil),            // 16: assistiv.v1.LeaseSpend
+	(*LeaseGrant)(nil),            // 17: assistiv.v1.LeaseGrant
+	(*LeaseGranted)(nil),          // 18: assistiv.v1.LeaseGranted
+	(*LeaseReturn)(nil),           // 19: assistiv.v1.LeaseReturn
+	(*LeaseFlush)(nil),            // 20: assistiv.v1.LeaseFlush
+	(*RateLimitInfo)(nil),         // 21: assistiv.v1.RateLimitInfo
+	(*Failure)(nil),               // 22: assistiv.v1.Failure
+	(*Ack)(nil),                   // 23: assistiv.v1.Ack
+	(*CreatePlatform)(nil),        // 24: assistiv.v1.CreatePlatform
+	(*PlatformCreated)(nil),       // 25: assistiv.v1.PlatformCreated
+	(*GetPlatform)(nil),           // 26: assistiv.v1.GetPlatform
+	(*PatchPlatform)(nil),         // 27: assistiv.v1.PatchPlatform
+	(*PlatformView)(nil),          // 28: assistiv.v1.PlatformView
+	(*CreateAPIKey)(nil),          // 29: assistiv.v1.CreateAPIKey
+	(*APIKeyCreated)(nil),         // 30: assistiv.v1.APIKeyCreated
+	(*ListAPIKeys)(nil),           // 31: assistiv.v1.ListAPIKeys
+	(*APIKeyList)(nil),            // 32: assistiv.v1.APIKeyList
+	(*RevokeAPIKey)(nil),          // 33: assistiv.v1.RevokeAPIKey
+	(*CreateEndUser)(nil),         // 34: assistiv.v1.CreateEndUser
+	(*EndUserCreated)(nil),        // 35: assistiv.v1.EndUserCreated
+	(*WalletTopup)(nil),           // 36: assistiv.v1.WalletTopup
+	(*WalletView)(nil),            // 37: assistiv.v1.WalletView
+	(*GetWallet)(nil),             // 38: assistiv.v1.GetWallet
+	(*SetAutoTopup)(nil),          // 39: assistiv.v1.SetAutoTopup
+	(*ListLedger)(nil),            // 40: assistiv.v1.ListLedger
+	(*LedgerPage)(nil),            // 41: assistiv.v1.LedgerPage
+	(*GetEndUser)(nil),            // 42: assistiv.v1.GetEndUser
+	(*PatchEndUser)(nil),          // 43: assistiv.v1.PatchEndUser
+	(*EndUserView)(nil),           // 44: assistiv.v1.EndUserView
+	(*DeleteEndUser)(nil),         // 45: assistiv.v1.DeleteEndUser
+	(*SetBudget)(nil),             // 46: assistiv.v1.SetBudget
+	(*GetBudget)(nil),             // 47: assistiv.v1.GetBudget
+	(*DeleteBudget)(nil),          // 48: assistiv.v1.DeleteBudget
+	(*BudgetView)(nil),            // 49: assistiv.v1.BudgetView
+	(*BudgetTopup)(nil),           // 50: assistiv.v1.BudgetTopup
+	(*SetRateLimits)(nil),         // 51: assistiv.v1.SetRateLimits
+	(*Admit)(nil),                 // 52: assistiv.v1.Admit
+	(*Admitted)(nil),              // 53: assistiv.v1.Admitted
+	(*CountRequest)(nil),          // 54: assistiv.v1.CountRequest
+	(*Settle)(nil),                // 55: assistiv.v1.Settle
+	(*Release)(nil),               // 56: assistiv.v1.Release
+	(*Passivate)(nil),             // 57: assistiv.v1.Passivate
+	(*PaymentProfile)(nil),        // 58: assistiv.v1.PaymentProfile
+	(*TopupIntent)(nil),           // 59: assistiv.v1.TopupIntent
+	(*CheckoutSession)(nil),       // 60: assistiv.v1.CheckoutSession
+	(*GetPaymentProfile)(nil),     // 61: assistiv.v1.GetPaymentProfile
+	(*SetPaymentProfile)(nil),     // 62: assistiv.v1.SetPaymentProfile
+	(*PaymentProfileView)(nil),    // 63: assistiv.v1.PaymentProfileView
+	(*RecordCheckout)(nil),        // 64: assistiv.v1.RecordCheckout
+	(*CheckoutRecorded)(nil),      // 65: assistiv.v1.CheckoutRecorded
+	(*CheckoutOutcome)(nil),       // 66: assistiv.v1.CheckoutOutcome
+	(*CheckoutOutcomeResult)(nil), // 67: assistiv.v1.CheckoutOutcomeResult
+	(*ListTopupIntents)(nil),      // 68: assistiv.v1.ListTopupIntents
+	(*TopupIntentList)(nil),       // 69: assistiv.v1.TopupIntentList
+	nil,                           // 70: assistiv.v1.Platform.ProvidersEntry
 }
 var file_internal_pb_gateway_proto_depIdxs = []int32{
 	1,  // 0: assistiv.v1.PlatformSettings.default_budget:type_name -> assistiv.v1.BudgetTemplate
@@ -4165,39 +5032,46 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	2,  // 2: assistiv.v1.Wallet.auto_topup:type_name -> assistiv.v1.AutoTopup
 	3,  // 3: assistiv.v1.Platform.settings:type_name -> assistiv.v1.PlatformSettings
 	4,  // 4: assistiv.v1.Platform.wallet:type_name -> assistiv.v1.Wallet
-	58, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
-	6,  // 6: assistiv.v1.SetProvider.config:type_name -> assistiv.v1.ProviderConfig
-	6,  // 7: assistiv.v1.ProviderView.config:type_name -> assistiv.v1.ProviderConfig
-	10, // 8: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
-	0,  // 9: assistiv.v1.EndUser.rate_limits:type_name -> assistiv.v1.RateLimits
-	21, // 10: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
-	3,  // 11: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
-	5,  // 12: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
-	9,  // 13: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
-	3,  // 14: assistiv.v1.PatchPlatform.settings:type_name -> assistiv.v1.PlatformSettings
-	5,  // 15: assistiv.v1.PlatformView.platform:type_name -> assistiv.v1.Platform
-	9,  // 16: assistiv.v1.APIKeyCreated.key:type_name -> assistiv.v1.APIKey
-	9,  // 17: assistiv.v1.APIKeyList.keys:type_name -> assistiv.v1.APIKey
-	11, // 18: assistiv.v1.EndUserCreated.end_user:type_name -> assistiv.v1.EndUser
-	9,  // 19: assistiv.v1.EndUserCreated.key:type_name -> assistiv.v1.APIKey
-	4,  // 20: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
-	12, // 21: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
-	2,  // 22: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
-	12, // 23: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
-	11, // 24: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
-	0,  // 25: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
-	10, // 26: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
-	10, // 27: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
-	12, // 28: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
-	0,  // 29: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
-	21, // 30: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
-	6,  // 31: assistiv.v1.Admitted.provider:type_name -> assistiv.v1.ProviderConfig
-	6,  // 32: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	70, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
+	58, // 6: assistiv.v1.Platform.payment:type_name -> assistiv.v1.PaymentProfile
+	6,  // 7: assistiv.v1.SetProvider.config:type_name -> assistiv.v1.ProviderConfig
+	6,  // 8: assistiv.v1.ProviderView.config:type_name -> assistiv.v1.ProviderConfig
+	10, // 9: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
+	0,  // 10: assistiv.v1.EndUser.rate_limits:type_name -> assistiv.v1.RateLimits
+	21, // 11: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
+	3,  // 12: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
+	5,  // 13: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
+	9,  // 14: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
+	3,  // 15: assistiv.v1.PatchPlatform.settings:type_name -> assistiv.v1.PlatformSettings
+	5,  // 16: assistiv.v1.PlatformView.platform:type_name -> assistiv.v1.Platform
+	9,  // 17: assistiv.v1.APIKeyCreated.key:type_name -> assistiv.v1.APIKey
+	9,  // 18: assistiv.v1.APIKeyList.keys:type_name -> assistiv.v1.APIKey
+	11, // 19: assistiv.v1.EndUserCreated.end_user:type_name -> assistiv.v1.EndUser
+	9,  // 20: assistiv.v1.EndUserCreated.key:type_name -> assistiv.v1.APIKey
+	4,  // 21: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
+	12, // 22: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
+	2,  // 23: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
+	12, // 24: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
+	11, // 25: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
+	0,  // 26: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
+	10, // 27: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
+	10, // 28: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
+	12, // 29: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
+	0,  // 30: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
+	21, // 31: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
+	6,  // 32: assistiv.v1.Admitted.provider:type_name -> assistiv.v1.ProviderConfig
+	58, // 33: assistiv.v1.PaymentProfileView.profile:type_name -> assistiv.v1.PaymentProfile
+	60, // 34: assistiv.v1.RecordCheckout.session:type_name -> assistiv.v1.CheckoutSession
+	60, // 35: assistiv.v1.CheckoutRecorded.session:type_name -> assistiv.v1.CheckoutSession
+	60, // 36: assistiv.v1.CheckoutOutcomeResult.session:type_name -> assistiv.v1.CheckoutSession
+	12, // 37: assistiv.v1.CheckoutOutcomeResult.entry:type_name -> assistiv.v1.LedgerEntry
+	59, // 38: assistiv.v1.TopupIntentList.intents:type_name -> assistiv.v1.TopupIntent
+	6,  // 39: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_internal_pb_gateway_proto_init() }
@@ -4211,7 +5085,7 @@ func file_internal_pb_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_pb_gateway_proto_rawDesc), len(file_internal_pb_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   59,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
