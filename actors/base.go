@@ -74,12 +74,23 @@ func (b *base) fail(c actor.Context, err error) {
 // ordered, so anything it answers later is durable after these ops are.
 // With noSync the answer follows the write's application, not its fsync.
 func (b *base) commit(c actor.Context, ops []persistence.Op, reply proto.Message, noSync bool) {
+	b.commitThen(c, ops, reply, noSync, nil)
+}
+
+// commitThen is commit that runs then (on the store's goroutine, in
+// commit order) once ops are durable and before the reply is sent: what
+// other actors may see of this change is published only when it cannot be
+// taken back.
+func (b *base) commitThen(c actor.Context, ops []persistence.Op, reply proto.Message, noSync bool, then func()) {
 	to := b.to
 	root := c.ActorSystem().Root
 	notify := b.env.Notify != nil && hasEvent(ops)
 	b.pending.Add(1)
 	b.env.Store.Submit(persistence.Write{Ops: ops, NoSync: noSync, Done: func(err error) {
 		b.pending.Add(-1)
+		if then != nil && err == nil {
+			then()
+		}
 		if notify && err == nil {
 			b.env.Notify()
 		}

@@ -158,3 +158,33 @@ func TestFailpointTopupIsNeverAckedAndRetriesOnce(t *testing.T) {
 		})
 	}
 }
+
+// A settings change that never became durable (the store failed writing
+// it) is never seen by end-user actors: the markup they charge is the one
+// a restart would load.
+func TestSettingsArePublishedOnlyOnceDurable(t *testing.T) {
+	var armed atomic.Bool
+	n := openFPNode(t, vfs.NewCrashableMem(), clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)), func(st string) error {
+		if st == persistence.FailpointBeforeApply && armed.CompareAndSwap(true, false) {
+			return errors.New("injected write failure")
+		}
+		return nil
+	}, func(error) {})
+	pid := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	if _, err := n.ask(t, PlatformActor(pid), &pb.CreatePlatform{Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ask(t, PlatformActor(pid), &pb.PatchPlatform{Fields: []string{"markup_pct"}, Settings: &pb.PlatformSettings{MarkupBps: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.dir.env.shared(pid).markup.Load(); got != 1000 {
+		t.Fatalf("durable markup not published: %d", got)
+	}
+	armed.Store(true)
+	if _, err := n.ask(t, PlatformActor(pid), &pb.PatchPlatform{Fields: []string{"markup_pct"}, Settings: &pb.PlatformSettings{MarkupBps: 5000}}); err == nil {
+		t.Fatal("the patch whose write failed was acknowledged")
+	}
+	if got := n.dir.env.shared(pid).markup.Load(); got != 1000 {
+		t.Fatalf("end-user actors see markup %d bps from a change that never became durable, want 1000", got)
+	}
+}

@@ -148,6 +148,14 @@ func (a *platformActor) passivate(c actor.Context) {
 	c.Stop(a.self)
 }
 
+// commitPublished commits a settings change and publishes the settings
+// end-user actors read (markup, default limits, providers) only once it is
+// durable: no call is admitted on a markup a crash could take back.
+func (a *platformActor) commitPublished(c actor.Context, ops []persistence.Op, reply proto.Message) {
+	p := snapshot(a.p)
+	a.commitThen(c, ops, reply, false, func() { a.env.publishPlatform(p) })
+}
+
 func (a *platformActor) write() []persistence.Op {
 	return []persistence.Op{persistence.Set(persistence.PlatformKey(a.p.Id), marshal(a.p))}
 }
@@ -207,8 +215,7 @@ func (a *platformActor) patch(c actor.Context, m *pb.PatchPlatform) {
 	}
 	a.p.Settings = s
 	a.p.UpdatedAtMs = a.now().UnixMilli()
-	a.env.publishPlatform(a.p)
-	a.commit(c, a.write(), &pb.PlatformView{Platform: snapshot(a.p)}, false)
+	a.commitPublished(c, a.write(), &pb.PlatformView{Platform: snapshot(a.p)})
 }
 
 // newKey mints a key record for this platform (or one of its end-users)
@@ -443,8 +450,7 @@ func (a *platformActor) setProvider(c actor.Context, m *pb.SetProvider) {
 		}
 		delete(a.p.Providers, in.Provider)
 		a.p.UpdatedAtMs = a.now().UnixMilli()
-		a.env.publishPlatform(a.p)
-		a.commit(c, a.write(), &pb.Ack{}, false)
+		a.commitPublished(c, a.write(), &pb.Ack{})
 		return
 	}
 	cur := a.p.Providers[in.Provider]
@@ -471,8 +477,7 @@ func (a *platformActor) setProvider(c actor.Context, m *pb.SetProvider) {
 	// atomic commit, never a moment without a key.
 	a.p.Providers[in.Provider] = cur
 	a.p.UpdatedAtMs = cur.UpdatedAtMs
-	a.env.publishPlatform(a.p)
-	a.commit(c, a.write(), &pb.ProviderView{Config: cur}, false)
+	a.commitPublished(c, a.write(), &pb.ProviderView{Config: cur})
 }
 
 // listLedger reads one account's entries, newest first, before a sequence.
