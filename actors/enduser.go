@@ -651,6 +651,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	ops := append(pre, persistence.Delete(persistence.ReservationKey(pid, uid, m.ReservationId)))
 	var lease *walletLease
+	var walletCharged int64
 	if r.wallet > 0 {
 		lease = a.env.lease(a.id.Platform)
 		charged, _ := lease.settle(r.wallet, money.Nanos(m.CostNanos))
@@ -659,16 +660,19 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 			PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
 		}
 		ops = append(ops, persistence.Set(persistence.LeaseSpendKey(pid, lease.id, lease.seq.Add(1)), marshal(spend)))
+		walletCharged = int64(charged)
 		if e != nil {
 			e.ProviderCostNanos = int64(charged)
 		}
 	}
+	reply := &pb.Settled{WalletNanos: walletCharged}
 	if e != nil {
 		ops = append(ops, a.entryOps(e)...)
 		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e)...)
 		ops = append(ops, a.lowBalanceEvent(now)...)
+		reply.ChargedNanos, reply.HasBudget = -e.AmountNanos, true
 	}
-	a.commit(c, ops, &pb.Ack{}, a.env.BillingDurability == DurabilityBatch)
+	a.commit(c, ops, reply, a.env.BillingDurability == DurabilityBatch)
 	if lease != nil {
 		lease.spent()
 	}

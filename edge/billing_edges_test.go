@@ -201,3 +201,54 @@ func TestRefusedDebitReplaysUnderItsKey(t *testing.T) {
 		t.Fatalf("the key of a validation refusal, used for a valid debit: %d %s", r.Status, r.Body)
 	}
 }
+
+// The per-call log shows what the ledgers charged: the budget's usage
+// entry (cost with the platform's markup) and the wallet's debit, for the
+// same request, exactly.
+func TestCallLogAgreesWithTheLedgers(t *testing.T) {
+	e := newInferenceEnv(t, mockllm.DefaultConfig(), 50)
+	if r := e.g.Do(t, "PATCH", "/admin/v1/platforms/"+e.pid, edgetest.AdminKey, map[string]any{"markup_pct": 33.3}); r.Status != 200 {
+		t.Fatalf("markup: %d %s", r.Status, r.Body)
+	}
+	r := e.g.Do(t, "POST", "/v1/chat/completions", e.uk, jsonRaw(`{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}`))
+	if r.Status != 200 {
+		t.Fatalf("chat: %d %s", r.Status, r.Body)
+	}
+	rid := r.Header.Get("X-Request-Id")
+	var usage, wallet json.Number
+	for _, le := range e.ledger(t, "/v1/platforms/"+e.pid+"/end-users/"+e.uid+"/budget/transactions", e.pk) {
+		if le.Type == "usage" && le.RequestID == rid {
+			usage = le.Amount
+		}
+	}
+	for _, le := range e.ledger(t, "/admin/v1/platforms/"+e.pid+"/wallet/transactions", edgetest.AdminKey) {
+		if le.Type == "usage" && le.RequestID == rid {
+			wallet = le.Amount
+		}
+	}
+	if usage == "" || wallet == "" {
+		t.Fatalf("ledger entries for %s: budget %q wallet %q", rid, usage, wallet)
+	}
+	var entry struct {
+		Cost         json.Number `json:"cost_usd"`
+		ProviderCost json.Number `json:"provider_cost_usd"`
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lr := e.g.Do(t, "GET", "/v1/platforms/"+e.pid+"/logs/"+rid, e.pk, nil)
+		if lr.Status == 200 {
+			lr.JSON(t, &entry)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log entry %s: %d %s", rid, lr.Status, lr.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if nanos(t, entry.Cost) != -nanos(t, usage) || nanos(t, entry.ProviderCost) != -nanos(t, wallet) {
+		t.Fatalf("log cost %s / provider cost %s; ledgers charged %s / %s", entry.Cost, entry.ProviderCost, usage, wallet)
+	}
+	if nanos(t, entry.Cost) <= nanos(t, entry.ProviderCost) {
+		t.Fatalf("a 33.3%% markup charged %s on a provider cost of %s", entry.Cost, entry.ProviderCost)
+	}
+}

@@ -16,6 +16,7 @@ type callLog struct {
 	e      logs.Entry
 	start  time.Time
 	markup int64
+	b      *billing
 }
 
 func (s *Server) newLog(c *call, b *billing, start time.Time, stream bool) *callLog {
@@ -26,6 +27,7 @@ func (s *Server) newLog(c *call, b *billing, start time.Time, stream bool) *call
 	}
 	if b != nil {
 		l.e.Model, l.e.Provider, l.markup = b.model.ID, b.model.Provider, b.markup
+		l.b = b
 	}
 	return l
 }
@@ -47,6 +49,14 @@ func (l *callLog) finish(providerCost int64, u providers.Usage, ttft time.Durati
 		if c, err := money.MulDivCeil(money.Nanos(providerCost), 10_000+l.markup, 10_000); err == nil {
 			l.e.Cost = c
 		}
+	}
+	if l.b != nil && l.b.settled != nil {
+		// What the ledgers charged, not a recomputation: the log agrees
+		// with the budget's and the wallet's entries.
+		if l.b.settled.HasBudget {
+			l.e.Cost = money.Nanos(l.b.settled.ChargedNanos)
+		}
+		l.e.ProviderCost = money.Nanos(l.b.settled.WalletNanos)
 	}
 	l.e.Latency = time.Since(l.start)
 	l.e.TTFT = ttft

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
@@ -35,6 +36,7 @@ type billing struct {
 	provider  *pb.ProviderConfig
 	markup    int64 // basis points, as the platform actor reported at reservation
 	done      bool
+	settled   *pb.Settled // what the ledgers charged, once settled
 }
 
 // admit reserves the worst case on the end-user's budget (and its rate
@@ -103,10 +105,12 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		_, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), msg)
+		var res proto.Message
+		res, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), msg)
 		cancel()
 		switch {
 		case err == nil:
+			b.settled, _ = res.(*pb.Settled)
 			return cost, nil
 		case attempt > 0 && errors.Is(err, actors.ErrReservationUnknown):
 			return cost, nil // an earlier attempt landed

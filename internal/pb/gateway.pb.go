@@ -3652,6 +3652,67 @@ func (*CountRequest) Descriptor() ([]byte, []int) {
 	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{54}
 }
 
+// Settled answers Settle with what the ledgers charged.
+type Settled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChargedNanos  int64                  `protobuf:"varint,1,opt,name=charged_nanos,json=chargedNanos,proto3" json:"charged_nanos,omitempty"` // the budget's usage entry (cost with markup, capped by the balance); 0 without a budget
+	WalletNanos   int64                  `protobuf:"varint,2,opt,name=wallet_nanos,json=walletNanos,proto3" json:"wallet_nanos,omitempty"`    // the wallet's debit for the call (provider cost)
+	HasBudget     bool                   `protobuf:"varint,3,opt,name=has_budget,json=hasBudget,proto3" json:"has_budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Settled) Reset() {
+	*x = Settled{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settled) ProtoMessage() {}
+
+func (x *Settled) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settled.ProtoReflect.Descriptor instead.
+func (*Settled) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *Settled) GetChargedNanos() int64 {
+	if x != nil {
+		return x.ChargedNanos
+	}
+	return 0
+}
+
+func (x *Settled) GetWalletNanos() int64 {
+	if x != nil {
+		return x.WalletNanos
+	}
+	return 0
+}
+
+func (x *Settled) GetHasBudget() bool {
+	if x != nil {
+		return x.HasBudget
+	}
+	return false
+}
+
 type Settle struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId    string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
@@ -3667,7 +3728,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	mi := &file_internal_pb_gateway_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3679,7 +3740,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	mi := &file_internal_pb_gateway_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3753,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Settle) GetReservationId() string {
@@ -3753,7 +3814,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[56]
+	mi := &file_internal_pb_gateway_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +3826,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[56]
+	mi := &file_internal_pb_gateway_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +3839,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{56}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Release) GetReservationId() string {
@@ -3796,7 +3857,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[57]
+	mi := &file_internal_pb_gateway_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3869,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[57]
+	mi := &file_internal_pb_gateway_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3882,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{57}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{58}
 }
 
 // PaymentProfile is a platform's identity at the payment processor.
@@ -3835,7 +3896,7 @@ type PaymentProfile struct {
 
 func (x *PaymentProfile) Reset() {
 	*x = PaymentProfile{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[58]
+	mi := &file_internal_pb_gateway_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3908,7 @@ func (x *PaymentProfile) String() string {
 func (*PaymentProfile) ProtoMessage() {}
 
 func (x *PaymentProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[58]
+	mi := &file_internal_pb_gateway_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +3921,7 @@ func (x *PaymentProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentProfile.ProtoReflect.Descriptor instead.
 func (*PaymentProfile) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{58}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PaymentProfile) GetCustomerId() string {
@@ -3899,7 +3960,7 @@ type TopupIntent struct {
 
 func (x *TopupIntent) Reset() {
 	*x = TopupIntent{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[59]
+	mi := &file_internal_pb_gateway_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +3972,7 @@ func (x *TopupIntent) String() string {
 func (*TopupIntent) ProtoMessage() {}
 
 func (x *TopupIntent) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[59]
+	mi := &file_internal_pb_gateway_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +3985,7 @@ func (x *TopupIntent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopupIntent.ProtoReflect.Descriptor instead.
 func (*TopupIntent) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{59}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *TopupIntent) GetId() string {
@@ -4016,7 +4077,7 @@ type CheckoutSession struct {
 
 func (x *CheckoutSession) Reset() {
 	*x = CheckoutSession{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[60]
+	mi := &file_internal_pb_gateway_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4089,7 @@ func (x *CheckoutSession) String() string {
 func (*CheckoutSession) ProtoMessage() {}
 
 func (x *CheckoutSession) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[60]
+	mi := &file_internal_pb_gateway_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4102,7 @@ func (x *CheckoutSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutSession.ProtoReflect.Descriptor instead.
 func (*CheckoutSession) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{60}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CheckoutSession) GetId() string {
@@ -4115,7 +4176,7 @@ type GetPaymentProfile struct {
 
 func (x *GetPaymentProfile) Reset() {
 	*x = GetPaymentProfile{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[61]
+	mi := &file_internal_pb_gateway_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4127,7 +4188,7 @@ func (x *GetPaymentProfile) String() string {
 func (*GetPaymentProfile) ProtoMessage() {}
 
 func (x *GetPaymentProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[61]
+	mi := &file_internal_pb_gateway_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4140,7 +4201,7 @@ func (x *GetPaymentProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPaymentProfile.ProtoReflect.Descriptor instead.
 func (*GetPaymentProfile) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{61}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{62}
 }
 
 // SetPaymentProfile sets the customer (kept when one is already set: the
@@ -4156,7 +4217,7 @@ type SetPaymentProfile struct {
 
 func (x *SetPaymentProfile) Reset() {
 	*x = SetPaymentProfile{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[62]
+	mi := &file_internal_pb_gateway_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4168,7 +4229,7 @@ func (x *SetPaymentProfile) String() string {
 func (*SetPaymentProfile) ProtoMessage() {}
 
 func (x *SetPaymentProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[62]
+	mi := &file_internal_pb_gateway_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4181,7 +4242,7 @@ func (x *SetPaymentProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentProfile.ProtoReflect.Descriptor instead.
 func (*SetPaymentProfile) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{62}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SetPaymentProfile) GetCustomerId() string {
@@ -4207,7 +4268,7 @@ type PaymentProfileView struct {
 
 func (x *PaymentProfileView) Reset() {
 	*x = PaymentProfileView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[63]
+	mi := &file_internal_pb_gateway_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4280,7 @@ func (x *PaymentProfileView) String() string {
 func (*PaymentProfileView) ProtoMessage() {}
 
 func (x *PaymentProfileView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[63]
+	mi := &file_internal_pb_gateway_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4293,7 @@ func (x *PaymentProfileView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentProfileView.ProtoReflect.Descriptor instead.
 func (*PaymentProfileView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{63}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PaymentProfileView) GetProfile() *PaymentProfile {
@@ -4251,7 +4312,7 @@ type RecordCheckout struct {
 
 func (x *RecordCheckout) Reset() {
 	*x = RecordCheckout{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[64]
+	mi := &file_internal_pb_gateway_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4324,7 @@ func (x *RecordCheckout) String() string {
 func (*RecordCheckout) ProtoMessage() {}
 
 func (x *RecordCheckout) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[64]
+	mi := &file_internal_pb_gateway_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4337,7 @@ func (x *RecordCheckout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCheckout.ProtoReflect.Descriptor instead.
 func (*RecordCheckout) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{64}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RecordCheckout) GetSession() *CheckoutSession {
@@ -4295,7 +4356,7 @@ type CheckoutRecorded struct {
 
 func (x *CheckoutRecorded) Reset() {
 	*x = CheckoutRecorded{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[65]
+	mi := &file_internal_pb_gateway_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4307,7 +4368,7 @@ func (x *CheckoutRecorded) String() string {
 func (*CheckoutRecorded) ProtoMessage() {}
 
 func (x *CheckoutRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[65]
+	mi := &file_internal_pb_gateway_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4320,7 +4381,7 @@ func (x *CheckoutRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutRecorded.ProtoReflect.Descriptor instead.
 func (*CheckoutRecorded) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{65}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CheckoutRecorded) GetSession() *CheckoutSession {
@@ -4345,7 +4406,7 @@ type CheckoutOutcome struct {
 
 func (x *CheckoutOutcome) Reset() {
 	*x = CheckoutOutcome{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[66]
+	mi := &file_internal_pb_gateway_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4357,7 +4418,7 @@ func (x *CheckoutOutcome) String() string {
 func (*CheckoutOutcome) ProtoMessage() {}
 
 func (x *CheckoutOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[66]
+	mi := &file_internal_pb_gateway_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4370,7 +4431,7 @@ func (x *CheckoutOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutOutcome.ProtoReflect.Descriptor instead.
 func (*CheckoutOutcome) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{66}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CheckoutOutcome) GetSessionId() string {
@@ -4427,7 +4488,7 @@ type CheckoutOutcomeResult struct {
 
 func (x *CheckoutOutcomeResult) Reset() {
 	*x = CheckoutOutcomeResult{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[67]
+	mi := &file_internal_pb_gateway_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4439,7 +4500,7 @@ func (x *CheckoutOutcomeResult) String() string {
 func (*CheckoutOutcomeResult) ProtoMessage() {}
 
 func (x *CheckoutOutcomeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[67]
+	mi := &file_internal_pb_gateway_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4452,7 +4513,7 @@ func (x *CheckoutOutcomeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutOutcomeResult.ProtoReflect.Descriptor instead.
 func (*CheckoutOutcomeResult) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{67}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CheckoutOutcomeResult) GetKnown() bool {
@@ -4492,7 +4553,7 @@ type ListTopupIntents struct {
 
 func (x *ListTopupIntents) Reset() {
 	*x = ListTopupIntents{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[68]
+	mi := &file_internal_pb_gateway_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4504,7 +4565,7 @@ func (x *ListTopupIntents) String() string {
 func (*ListTopupIntents) ProtoMessage() {}
 
 func (x *ListTopupIntents) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[68]
+	mi := &file_internal_pb_gateway_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4517,7 +4578,7 @@ func (x *ListTopupIntents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopupIntents.ProtoReflect.Descriptor instead.
 func (*ListTopupIntents) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{68}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{69}
 }
 
 type TopupIntentList struct {
@@ -4529,7 +4590,7 @@ type TopupIntentList struct {
 
 func (x *TopupIntentList) Reset() {
 	*x = TopupIntentList{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[69]
+	mi := &file_internal_pb_gateway_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4541,7 +4602,7 @@ func (x *TopupIntentList) String() string {
 func (*TopupIntentList) ProtoMessage() {}
 
 func (x *TopupIntentList) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[69]
+	mi := &file_internal_pb_gateway_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4554,7 +4615,7 @@ func (x *TopupIntentList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopupIntentList.ProtoReflect.Descriptor instead.
 func (*TopupIntentList) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{69}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TopupIntentList) GetIntents() []*TopupIntent {
@@ -4867,7 +4928,12 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\bprovider\x18\x02 \x01(\v2\x1b.assistiv.v1.ProviderConfigR\bprovider\x12\x1d\n" +
 	"\n" +
 	"markup_bps\x18\x03 \x01(\x03R\tmarkupBps\"\x0e\n" +
-	"\fCountRequest\"\xed\x01\n" +
+	"\fCountRequest\"p\n" +
+	"\aSettled\x12#\n" +
+	"\rcharged_nanos\x18\x01 \x01(\x03R\fchargedNanos\x12!\n" +
+	"\fwallet_nanos\x18\x02 \x01(\x03R\vwalletNanos\x12\x1d\n" +
+	"\n" +
+	"has_budget\x18\x03 \x01(\bR\thasBudget\"\xed\x01\n" +
 	"\x06Settle\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
 	"\n" +
@@ -4952,7 +5018,7 @@ func file_internal_pb_gateway_proto_rawDescGZIP() []byte {
 	return file_internal_pb_gateway_proto_rawDescData
 }
 
-var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_internal_pb_gateway_proto_goTypes = []any{
 	(*RateLimits)(nil),            // 0: assistiv.v1.RateLimits
 	(*BudgetTemplate)(nil),        // 1: assistiv.v1.BudgetTemplate
@@ -5009,22 +5075,23 @@ var file_internal_pb_gateway_proto_goTypes = []any{
 	(*Admit)(nil),                 // 52: assistiv.v1.Admit
 	(*Admitted)(nil),              // 53: assistiv.v1.Admitted
 	(*CountRequest)(nil),          // 54: assistiv.v1.CountRequest
-	(*Settle)(nil),                // 55: assistiv.v1.Settle
-	(*Release)(nil),               // 56: assistiv.v1.Release
-	(*Passivate)(nil),             // 57: assistiv.v1.Passivate
-	(*PaymentProfile)(nil),        // 58: assistiv.v1.PaymentProfile
-	(*TopupIntent)(nil),           // 59: assistiv.v1.TopupIntent
-	(*CheckoutSession)(nil),       // 60: assistiv.v1.CheckoutSession
-	(*GetPaymentProfile)(nil),     // 61: assistiv.v1.GetPaymentProfile
-	(*SetPaymentProfile)(nil),     // 62: assistiv.v1.SetPaymentProfile
-	(*PaymentProfileView)(nil),    // 63: assistiv.v1.PaymentProfileView
-	(*RecordCheckout)(nil),        // 64: assistiv.v1.RecordCheckout
-	(*CheckoutRecorded)(nil),      // 65: assistiv.v1.CheckoutRecorded
-	(*CheckoutOutcome)(nil),       // 66: assistiv.v1.CheckoutOutcome
-	(*CheckoutOutcomeResult)(nil), // 67: assistiv.v1.CheckoutOutcomeResult
-	(*ListTopupIntents)(nil),      // 68: assistiv.v1.ListTopupIntents
-	(*TopupIntentList)(nil),       // 69: assistiv.v1.TopupIntentList
-	nil,                           // 70: assistiv.v1.Platform.ProvidersEntry
+	(*Settled)(nil),               // 55: assistiv.v1.Settled
+	(*Settle)(nil),                // 56: assistiv.v1.Settle
+	(*Release)(nil),               // 57: assistiv.v1.Release
+	(*Passivate)(nil),             // 58: assistiv.v1.Passivate
+	(*PaymentProfile)(nil),        // 59: assistiv.v1.PaymentProfile
+	(*TopupIntent)(nil),           // 60: assistiv.v1.TopupIntent
+	(*CheckoutSession)(nil),       // 61: assistiv.v1.CheckoutSession
+	(*GetPaymentProfile)(nil),     // 62: assistiv.v1.GetPaymentProfile
+	(*SetPaymentProfile)(nil),     // 63: assistiv.v1.SetPaymentProfile
+	(*PaymentProfileView)(nil),    // 64: assistiv.v1.PaymentProfileView
+	(*RecordCheckout)(nil),        // 65: assistiv.v1.RecordCheckout
+	(*CheckoutRecorded)(nil),      // 66: assistiv.v1.CheckoutRecorded
+	(*CheckoutOutcome)(nil),       // 67: assistiv.v1.CheckoutOutcome
+	(*CheckoutOutcomeResult)(nil), // 68: assistiv.v1.CheckoutOutcomeResult
+	(*ListTopupIntents)(nil),      // 69: assistiv.v1.ListTopupIntents
+	(*TopupIntentList)(nil),       // 70: assistiv.v1.TopupIntentList
+	nil,                           // 71: assistiv.v1.Platform.ProvidersEntry
 }
 var file_internal_pb_gateway_proto_depIdxs = []int32{
 	1,  // 0: assistiv.v1.PlatformSettings.default_budget:type_name -> assistiv.v1.BudgetTemplate
@@ -5032,8 +5099,8 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	2,  // 2: assistiv.v1.Wallet.auto_topup:type_name -> assistiv.v1.AutoTopup
 	3,  // 3: assistiv.v1.Platform.settings:type_name -> assistiv.v1.PlatformSettings
 	4,  // 4: assistiv.v1.Platform.wallet:type_name -> assistiv.v1.Wallet
-	70, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
-	58, // 6: assistiv.v1.Platform.payment:type_name -> assistiv.v1.PaymentProfile
+	71, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
+	59, // 6: assistiv.v1.Platform.payment:type_name -> assistiv.v1.PaymentProfile
 	6,  // 7: assistiv.v1.SetProvider.config:type_name -> assistiv.v1.ProviderConfig
 	6,  // 8: assistiv.v1.ProviderView.config:type_name -> assistiv.v1.ProviderConfig
 	10, // 9: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
@@ -5060,12 +5127,12 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	0,  // 30: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
 	21, // 31: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
 	6,  // 32: assistiv.v1.Admitted.provider:type_name -> assistiv.v1.ProviderConfig
-	58, // 33: assistiv.v1.PaymentProfileView.profile:type_name -> assistiv.v1.PaymentProfile
-	60, // 34: assistiv.v1.RecordCheckout.session:type_name -> assistiv.v1.CheckoutSession
-	60, // 35: assistiv.v1.CheckoutRecorded.session:type_name -> assistiv.v1.CheckoutSession
-	60, // 36: assistiv.v1.CheckoutOutcomeResult.session:type_name -> assistiv.v1.CheckoutSession
+	59, // 33: assistiv.v1.PaymentProfileView.profile:type_name -> assistiv.v1.PaymentProfile
+	61, // 34: assistiv.v1.RecordCheckout.session:type_name -> assistiv.v1.CheckoutSession
+	61, // 35: assistiv.v1.CheckoutRecorded.session:type_name -> assistiv.v1.CheckoutSession
+	61, // 36: assistiv.v1.CheckoutOutcomeResult.session:type_name -> assistiv.v1.CheckoutSession
 	12, // 37: assistiv.v1.CheckoutOutcomeResult.entry:type_name -> assistiv.v1.LedgerEntry
-	59, // 38: assistiv.v1.TopupIntentList.intents:type_name -> assistiv.v1.TopupIntent
+	60, // 38: assistiv.v1.TopupIntentList.intents:type_name -> assistiv.v1.TopupIntent
 	6,  // 39: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
 	40, // [40:40] is the sub-list for method output_type
 	40, // [40:40] is the sub-list for method input_type
@@ -5085,7 +5152,7 @@ func file_internal_pb_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_pb_gateway_proto_rawDesc), len(file_internal_pb_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   71,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
