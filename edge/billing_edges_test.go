@@ -2,13 +2,17 @@ package edge_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge/edgetest"
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/mockllm"
 	"github.com/assistiv/gateway/providers/catalog"
@@ -250,5 +254,61 @@ func TestCallLogAgreesWithTheLedgers(t *testing.T) {
 	}
 	if nanos(t, entry.Cost) <= nanos(t, entry.ProviderCost) {
 		t.Fatalf("a 33.3%% markup charged %s on a provider cost of %s", entry.Cost, entry.ProviderCost)
+	}
+}
+
+// A graceful shutdown whose drain ends while a stream is still running
+// ends the stream and settles what it produced before the actors stop:
+// the usage entry is there, nothing stays reserved.
+func TestShutdownSettlesStreamsStillRunning(t *testing.T) {
+	cfg := mockllm.DefaultConfig()
+	cfg.Tokens = 2000
+	cfg.TokensPerSecond = 100 // 20 s of stream: still running at shutdown
+	e := newInferenceEnv(t, cfg, 50)
+	req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(
+		`{"model":"gpt-4o-mini","stream":true,"max_tokens":3000,"messages":[{"role":"user","content":"talk"}]}`))
+	req.Header.Set("Authorization", "Bearer "+e.uk)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	for events := 0; events < 5; {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: {") {
+			events++
+		}
+	}
+	rid := resp.Header.Get("X-Request-Id")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = e.g.Server.Shutdown(ctx) // the drain times out: the stream is still open
+	// The server is down; read the ledger from the actor directly.
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer acancel()
+	res, err := e.g.Actors.Ask(actx, actors.EndUserActor(ids.PlatformID(e.pid), ids.EndUserID(e.uid)), &pb.ListLedger{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usage *pb.LedgerEntry
+	for _, le := range res.(*pb.LedgerPage).Entries {
+		if le.Type == actors.EntryUsage && le.RequestId == rid {
+			usage = le
+		}
+	}
+	if usage == nil || usage.CompletionTokens == 0 {
+		t.Fatalf("no usage entry for the stream cut by the shutdown (%v)", usage)
+	}
+	b, err := e.g.Actors.Ask(actx, actors.EndUserActor(ids.PlatformID(e.pid), ids.EndUserID(e.uid)), &pb.GetBudget{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := b.(*pb.BudgetView).ReservedNanos; r != 0 {
+		t.Fatalf("%d still reserved after the shutdown settled the stream", r)
 	}
 }

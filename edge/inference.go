@@ -73,6 +73,7 @@ const admitTimeout = 10 * time.Second
 
 // release drops the reservation (the call produced nothing billable).
 func (s *Server) release(b *billing) {
+	defer s.calls.done(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), &pb.Release{ReservationId: b.resID}); err != nil {
@@ -92,6 +93,7 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 		return 0, nil
 	}
 	b.done = true
+	defer s.calls.done(b)
 	cost, err := b.model.Cost(u.PromptTokens, u.CompletionTokens)
 	if err != nil {
 		s.log.Error("cost overflow; releasing", "request_id", b.rid, "err", err)
@@ -221,6 +223,7 @@ func (s *Server) begin(c *call, req *providers.ChatRequest, promptEst int64) (*i
 		cancel()
 		return nil, err
 	}
+	s.calls.add(b, cancel)
 	key, err := s.keys.open(string(b.platform), m.Provider, b.provider.SealedApiKey)
 	if err != nil {
 		cancel()

@@ -124,6 +124,7 @@ type Server struct {
 	draining atomic.Bool
 	metrics  *metrics
 	keys     keyCache
+	calls    inflightCalls // admitted inference calls not yet settled or released
 }
 
 // New builds the server and its routes.
@@ -193,7 +194,17 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.ready.Store(false)
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	// Calls still running when the drain ends (long streams) are ended
+	// now rather than abandoned: each one's upstream is cancelled and it
+	// settles what was produced, before the actors stop.
+	if n := s.calls.cancelAll(); n > 0 {
+		s.log.Warn("ending inference calls still running at shutdown; each bills what it produced", "calls", n)
+	}
+	if !s.calls.wait(15 * time.Second) {
+		s.log.Error("inference calls did not settle within 15 s of shutdown; crash recovery will void them with a trace")
+	}
+	return err
 }
 
 // Handler returns the root handler (for tests and benchmarks that serve it

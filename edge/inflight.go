@@ -1,0 +1,61 @@
+package edge
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// inflightCalls tracks admitted inference calls until they are settled or
+// released, so a shutdown can end the ones still running (cancel their
+// upstream call) and wait for their settlements before the actors stop.
+type inflightCalls struct {
+	mu    sync.Mutex // guards calls
+	calls map[*billing]context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// add registers b, whose upstream call cancel ends.
+func (f *inflightCalls) add(b *billing, cancel context.CancelFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = make(map[*billing]context.CancelFunc)
+	}
+	f.calls[b] = cancel
+	f.wg.Add(1)
+}
+
+// done unregisters b; calling it again, or for a call never added, does
+// nothing.
+func (f *inflightCalls) done(b *billing) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.calls[b]; ok {
+		delete(f.calls, b)
+		f.wg.Done()
+	}
+}
+
+// cancelAll cancels every registered call's upstream and returns how many.
+func (f *inflightCalls) cancelAll() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, cancel := range f.calls {
+		cancel()
+	}
+	return len(f.calls)
+}
+
+// wait waits until no call is registered, at most d; it reports whether
+// they all finished.
+func (f *inflightCalls) wait(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
