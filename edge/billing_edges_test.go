@@ -12,8 +12,8 @@ import (
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/internal/ids"
-	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/mockllm"
 	"github.com/assistiv/gateway/providers/catalog"
 )
