@@ -348,6 +348,16 @@ func (a *account) release(id string) bool {
 	return true
 }
 
+// recount puts one past call (at, with tokens) back into the rate
+// windows, at most as early as the windows already reach (never looser).
+func (a *account) recount(at time.Time, tokens int64) {
+	a.rpm.add(at, 1)
+	a.rpd.add(at, 1)
+	if tokens > 0 {
+		a.tpm.add(at, tokens)
+	}
+}
+
 // restore reopens a reservation from its record (an actor restarted within
 // the process that admitted it). Its tokens are not put back in the TPM
 // window, which the restart lost; settlement then corrects nothing there.

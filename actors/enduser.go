@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,9 +20,11 @@ import (
 // dispatches, appends records and replies.
 type endUserActor struct {
 	base
-	acct     *account    // nil: no such end-user
-	restored []time.Time // expiries of reservations restored at activation
-	sweepAt  time.Time   // the earliest sweep scheduled
+	acct         *account    // nil: no such end-user
+	restored     []time.Time // expiries of reservations restored at activation
+	sweepAt      time.Time   // the earliest sweep scheduled
+	checkpointAt time.Time   // the rate windows' last checkpoint
+	deltaSeq     uint64      // the last window delta written
 }
 
 // sweepReservations asks the actor to void its expired reservations. It
@@ -255,6 +258,14 @@ func (a *endUserActor) load(c actor.Context) {
 	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
 		a.restoreWindows(raw)
 	}
+	// What the checkpoint cannot know: calls settled after it (their
+	// window deltas) and calls in flight at a crash (their reservation
+	// records), put back into the windows so a crash never lets more than
+	// a limit through in any window.
+	limited := a.rateLimited()
+	if limited {
+		a.replayWindows()
+	}
 	// Reservations still open here were admitted before a crash and never
 	// settled: void them, recording what they held for reconciliation.
 	var ops []persistence.Op
@@ -273,6 +284,9 @@ func (a *endUserActor) load(c actor.Context) {
 		// or not: the end-user's ledger says which call was in flight at
 		// the crash.
 		if proto.Unmarshal(v, &r) == nil {
+			if limited {
+				a.acct.recount(time.UnixMilli(r.CreatedAtMs), r.Tokens)
+			}
 			e := a.acct.entry(now, EntryUnsettledOnCrash, 0)
 			e.RequestId = r.RequestId
 			e.UnchargedNanos = r.AmountNanos
@@ -288,6 +302,61 @@ func (a *endUserActor) load(c actor.Context) {
 	}
 }
 
+// replayWindows counts into the rate windows the calls settled since the
+// checkpoint: one small delta record each, written with its settlement.
+func (a *endUserActor) replayWindows() {
+	_ = a.env.Store.ScanPrefix(persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, v []byte) bool {
+		if len(k) >= 8 {
+			a.deltaSeq = max(a.deltaSeq, binary.BigEndian.Uint64(k[len(k)-8:]))
+		}
+		ms, n := binary.Varint(v)
+		if n <= 0 {
+			return true
+		}
+		tokens, m := binary.Varint(v[n:])
+		if m <= 0 {
+			return true
+		}
+		a.acct.recount(time.UnixMilli(ms), tokens)
+		return true
+	})
+}
+
+// rateLimited reports whether any rate limit applies to this end-user.
+func (a *endUserActor) rateLimited() bool {
+	lim := a.limits()
+	return lim.RequestsPerMinute > 0 || lim.RequestsPerDay > 0 || lim.TokensPerMinute > 0
+}
+
+// checkpointEvery bounds how often a settlement carries a windows
+// checkpoint; what happened since the last one is replayed from the
+// ledger at activation.
+const checkpointEvery = time.Second
+
+// windowsOps returns what a settlement writes for the rate windows when
+// rate limits apply: a checkpoint of the windows (which replaces every
+// delta) at most every checkpointEvery, and in between one small delta
+// for the call (its admission time and tokens).
+func (a *endUserActor) windowsOps(now, admitted time.Time, tokens int64) []persistence.Op {
+	if !a.rateLimited() {
+		return nil
+	}
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	if now.Sub(a.checkpointAt) >= checkpointEvery {
+		a.checkpointAt = now
+		prefix := persistence.WindowDeltasPrefix(pid, uid)
+		ops := []persistence.Op{persistence.DeleteRange(prefix, persistence.PrefixEnd(prefix))}
+		if w := a.encodeWindows(now); w != nil {
+			return append(ops, persistence.Set(persistence.WindowsKey(pid, uid), w))
+		}
+		return append(ops, persistence.Delete(persistence.WindowsKey(pid, uid)))
+	}
+	a.deltaSeq++
+	v := binary.AppendVarint(nil, admitted.UnixMilli())
+	v = binary.AppendVarint(v, tokens)
+	return []persistence.Op{persistence.Set(persistence.WindowDeltaKey(pid, uid, a.deltaSeq), v)}
+}
+
 func (a *endUserActor) passivate(c actor.Context) {
 	if a.acct != nil && (len(a.acct.open) > 0 || a.pending.Load() > 0) {
 		return
@@ -295,13 +364,15 @@ func (a *endUserActor) passivate(c actor.Context) {
 	if a.acct != nil {
 		// Save the rate windows before giving up the identity, so the
 		// next activation (which first waits for this write) restores them.
+		// The checkpoint replaces the deltas in the same write.
 		now := a.now()
 		key := persistence.WindowsKey(string(a.id.Platform), string(a.id.EndUser))
+		deltas := persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser))
+		ops := []persistence.Op{persistence.DeleteRange(deltas, persistence.PrefixEnd(deltas)), persistence.Delete(key)}
 		if w := a.encodeWindows(now); w != nil {
-			a.env.Store.Submit(persistence.Write{Ops: []persistence.Op{persistence.Set(key, w)}, NoSync: true, Done: func(error) {}})
-		} else {
-			a.env.Store.Submit(persistence.Write{Ops: []persistence.Op{persistence.Delete(key)}, NoSync: true, Done: func(error) {}})
+			ops[1] = persistence.Set(key, w)
 		}
+		a.env.Store.Submit(persistence.Write{Ops: ops, NoSync: true, Done: func(error) {}})
 	}
 	if a.env.dir != nil && !a.env.dir.tryPassivate(a.id, a.self) {
 		return
@@ -310,12 +381,18 @@ func (a *endUserActor) passivate(c actor.Context) {
 	c.Stop(a.self)
 }
 
+// windowsV2 opens a windows checkpoint that carries its time (unix ms); an
+// older checkpoint starts directly with the RPM window's length, a
+// minimal uvarint, which never begins 0xff 0x00.
+var windowsV2 = []byte{0xff, 0x00}
+
 func (a *endUserActor) encodeWindows(t time.Time) []byte {
 	ws := [][]wentry{a.acct.rpm.snapshot(t), a.acct.tpm.snapshot(t), a.acct.rpd.snapshot(t)}
 	if len(ws[0])+len(ws[1])+len(ws[2]) == 0 {
 		return nil
 	}
-	var b []byte
+	b := append([]byte(nil), windowsV2...)
+	b = binary.AppendVarint(b, t.UnixMilli())
 	for _, w := range ws {
 		b = binary.AppendUvarint(b, uint64(len(w)))
 		for _, e := range w {
@@ -326,29 +403,40 @@ func (a *endUserActor) encodeWindows(t time.Time) []byte {
 	return b
 }
 
-func (a *endUserActor) restoreWindows(b []byte) {
+// restoreWindows loads a checkpoint and returns its time (unix ms; 0 for
+// a checkpoint of the older format, which was written only at
+// passivation).
+func (a *endUserActor) restoreWindows(b []byte) (at int64) {
+	if bytes.HasPrefix(b, windowsV2) {
+		v, k := binary.Varint(b[len(windowsV2):])
+		if k <= 0 {
+			return 0
+		}
+		at, b = v, b[len(windowsV2)+k:]
+	}
 	ws := []*window{&a.acct.rpm, &a.acct.tpm, &a.acct.rpd}
 	for _, w := range ws {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > 1<<20 {
-			return
+			return at
 		}
 		b = b[k:]
 		es := make([]wentry, 0, n)
 		for i := uint64(0); i < n; i++ {
-			at, k1 := binary.Varint(b)
+			t, k1 := binary.Varint(b)
 			if k1 <= 0 {
-				return
+				return at
 			}
 			units, k2 := binary.Varint(b[k1:])
 			if k2 <= 0 {
-				return
+				return at
 			}
 			b = b[k1+k2:]
-			es = append(es, wentry{at: at, units: units})
+			es = append(es, wentry{at: t, units: units})
 		}
 		w.restore(es)
 	}
+	return at
 }
 
 func (a *endUserActor) delete(c actor.Context) {
@@ -357,6 +445,7 @@ func (a *endUserActor) delete(c actor.Context) {
 		persistence.Delete(persistence.EndUserKey(pid, uid)),
 		persistence.Delete(persistence.ExternalKey(pid, a.acct.user.ExternalId)),
 		persistence.Delete(persistence.WindowsKey(pid, uid)),
+		persistence.DeleteRange(persistence.WindowDeltasPrefix(pid, uid), persistence.PrefixEnd(persistence.WindowDeltasPrefix(pid, uid))),
 	}
 	ops = append(ops, a.revokeKeys()...)
 	for _, app := range persistence.MCPAppNames {
@@ -672,6 +761,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		ops = append(ops, a.lowBalanceEvent(now)...)
 		reply.ChargedNanos, reply.HasBudget = -e.AmountNanos, true
 	}
+	ops = append(ops, a.windowsOps(now, r.at, m.Tokens)...)
 	a.commit(c, ops, reply, a.env.BillingDurability == DurabilityBatch)
 	if lease != nil {
 		lease.spent()

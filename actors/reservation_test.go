@@ -2,9 +2,12 @@ package actors
 
 import (
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
@@ -108,5 +111,32 @@ func TestPanicKeepsLiveReservations(t *testing.T) {
 	}
 	if w := n.wallet(); w.ReservedNanos != 0 || w.Wallet.BalanceNanos != 10*int64(money.PerUSD)-3000 {
 		t.Fatalf("wallet after settling: reserved %d balance %d", w.ReservedNanos, w.Wallet.BalanceNanos)
+	}
+}
+
+// Rate windows survive a power cut: the calls settled since the last
+// windows checkpoint (their usage entries) and the call in flight at the
+// cut (its reservation record) count after the restart, so the limit is
+// never exceeded across the crash.
+func TestRateWindowsSurviveAPowerCut(t *testing.T) {
+	n := newLeaseNode(t, 10, 1, money.PerUSD)
+	u := EndUserActor(n.pid, n.users[0])
+	n.must(u, &pb.SetRateLimits{Limits: &pb.RateLimits{RequestsPerMinute: 4}})
+	for i := 0; i < 3; i++ {
+		rid := "s" + strconv.Itoa(i)
+		n.must(u, &pb.Admit{ReservationId: rid, RequestId: rid, EstimatedTokens: 10, MaxCostNanos: 1000, Provider: "openai"})
+		n.must(u, &pb.Settle{ReservationId: rid, RequestId: rid, CostNanos: 500, Tokens: 10, Model: "m", PromptTokens: 5, CompletionTokens: 5})
+	}
+	n.must(u, &pb.Admit{ReservationId: "open", RequestId: "open", EstimatedTokens: 10, MaxCostNanos: 1000, Provider: "openai"})
+	if err := n.store.Sync(); err != nil { // the open call's record is durable
+		t.Fatal(err)
+	}
+	crashed := n.fs.CrashClone(vfs.CrashCloneCfg{})
+	n.dir.Close()
+	_ = n.store.Close()
+	n.open(crashed)
+	_, err := n.ask(u, &pb.Admit{ReservationId: "fifth", RequestId: "fifth", EstimatedTokens: 10, MaxCostNanos: 1000, Provider: "openai"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("a fifth call within the minute after a power cut: %v, want rate_limited (4 per minute, 4 already made)", err)
 	}
 }

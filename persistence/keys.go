@@ -142,6 +142,18 @@ func WindowsKey(platformID, endUserID string) []byte {
 	return join(FamilyWindows, platformID, endUserID)
 }
 
+// WindowDeltasPrefix is the prefix of an end-user's rate-window deltas:
+// the calls settled since its windows checkpoint (the checkpoint's key is
+// not under it).
+func WindowDeltasPrefix(platformID, endUserID string) []byte {
+	return append(WindowsKey(platformID, endUserID), 0)
+}
+
+// WindowDeltaKey is the key of one rate-window delta.
+func WindowDeltaKey(platformID, endUserID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(WindowDeltasPrefix(platformID, endUserID), seq)
+}
+
 // ChargeKey is the key of a recorded offline payment charge.
 func ChargeKey(platformID, chargeID string) []byte {
 	return join(FamilyMeta, "charge", platformID, chargeID)
