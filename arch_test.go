@@ -32,7 +32,8 @@ var rules = []rule{
 	{"webhooks", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"logs", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"mockllm", []string{"actors", "edge", "cluster", "persistence", "cmd", "mcp", "webhooks", "logs"}, "the mock upstream stands alone"},
-	{"edge", []string{"cmd"}, "nothing imports cmd"},
+	{"edge", []string{"cmd", "dashboard"}, "nothing imports cmd; the dashboard sits above the edge"},
+	{"dashboard", []string{"cmd"}, "the dashboard calls the edge in-process; only cmd wires it"},
 }
 
 func TestDependencyDirection(t *testing.T) {

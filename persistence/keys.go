@@ -319,3 +319,21 @@ func SkillReviewsPrefix(skillID string) []byte { return append(join(FamilySkillR
 // SkillBlobRefKey is the key of a blob's reference count, by the SHA-256
 // of its plaintext.
 func SkillBlobRefKey(sha []byte) []byte { return append([]byte{FamilySkillBlob}, sha...) }
+
+// FamilyDashboard holds the web dashboard's own records (package
+// dashboard): platform team members, their invites and sign-in sessions.
+// The second key part names the kind: "m" member (platform, email), "e"
+// email index, "i" invite (token digest), "s" session (token digest), "u"
+// a member's session index (platform, email, session digest).
+const FamilyDashboard byte = 0x70
+
+// DashboardKey is the key of a dashboard record of the given kind.
+func DashboardKey(kind string, parts ...string) []byte {
+	return join(FamilyDashboard, append([]string{kind}, parts...)...)
+}
+
+// DashboardPrefix is the prefix of every dashboard record of the kind
+// whose leading parts are given.
+func DashboardPrefix(kind string, parts ...string) []byte {
+	return append(DashboardKey(kind, parts...), 0)
+}

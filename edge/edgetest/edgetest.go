@@ -66,6 +66,10 @@ type Options struct {
 	// MCPConfig adjusts the MCP service's config (PublicURL is the
 	// gateway's URL, private egress is allowed, heartbeat 200 ms).
 	MCPConfig func(*mcp.Config)
+	// BeforeServe, when set, runs after the gateway is built and before it
+	// accepts connections (tests mount extra handlers such as the
+	// dashboard with Server.Mount here).
+	BeforeServe func(*Gateway)
 }
 
 // TestWebhookSchedule is the retry schedule of test gateways: four
@@ -192,6 +196,9 @@ func Start(tb testing.TB, o Options) *Gateway {
 		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv, Webhooks: hooks, Logs: lg, MCP: msvc,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: tr},
 		done:   make(chan error, 1),
+	}
+	if o.BeforeServe != nil {
+		o.BeforeServe(g)
 	}
 	go func() { g.done <- srv.Serve(ln) }()
 	tb.Cleanup(g.Close)
