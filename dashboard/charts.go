@@ -68,9 +68,7 @@ func (c chart) SVG() template.HTML {
 		}
 		max = maxI(max, sum)
 	}
-	if max == 0 {
-		max = 1
-	}
+	max = niceMax(max)
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t" preserveAspectRatio="xMidYMid meet">`, chartW, chartH, c.ID)
 	fmt.Fprintf(&b, `<title id="%s-t">%s</title><defs>`, c.ID, esc(c.Title))
 	for i := 1; i < len(patterns) && i < len(c.Series)+1; i++ {
@@ -148,6 +146,24 @@ func (c chart) Rows() [][]string {
 		out[i] = row
 	}
 	return out
+}
+
+// niceMax rounds an axis maximum up to 1, 2, 4, 8 or 10 times a power of
+// ten (at least 4), so the quarter ticks are round numbers.
+func niceMax(v int64) int64 {
+	if v <= 4 {
+		return 4
+	}
+	p := int64(1)
+	for p <= v/10 {
+		p *= 10
+	}
+	for _, m := range []int64{1, 2, 4, 8, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 func maxI(a, b int64) int64 {

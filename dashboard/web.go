@@ -107,15 +107,20 @@ func (d *Dashboard) setCookie(ctx *fasthttp.RequestCtx, name, value string, maxA
 	ctx.Response.Header.SetCookie(c)
 }
 
-// sameOrigin refuses a cross-site POST by its Origin (or Sec-Fetch-Site)
-// header, in addition to the CSRF token.
+// sameOrigin refuses a cross-site POST by its Sec-Fetch-Site and Origin
+// headers, in addition to the CSRF token. Browsers set both and scripts
+// cannot forge them; a client without either (curl) is left to the token.
 func sameOrigin(ctx *fasthttp.RequestCtx) bool {
-	if s := string(ctx.Request.Header.Peek("Sec-Fetch-Site")); s != "" && s != "same-origin" && s != "none" {
+	site := string(ctx.Request.Header.Peek("Sec-Fetch-Site"))
+	if site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
 	o := string(ctx.Request.Header.Peek("Origin"))
-	if o == "" || o == "null" {
-		return o == ""
+	switch o {
+	case "":
+		return true
+	case "null": // sent for some same-origin navigations; trusted only with Sec-Fetch-Site
+		return site == "same-origin"
 	}
 	host := string(ctx.Host())
 	return o == "http://"+host || o == "https://"+host
