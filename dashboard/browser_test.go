@@ -355,7 +355,49 @@ func TestBrowserMainFlow(t *testing.T) {
 	owner.open(base + "/webhooks")
 	owner.shoot("webhooks")
 
-	// 7. The remaining pages.
+	// 7. MCP: an app activated with write-only credentials; a skill uploaded
+	// and found by an agent with find_skill.
+	owner.open(base + "/mcp")
+	// Activating without a landing URL: the API's error, next to the field.
+	if st := owner.submit([][2]string{{"#github-cid", "Iv1.client-id-123"}, {"#github-sec", "gh-secret-never-shown"}, {"#github-scopes", "repo read:user"}}, "#app-github button"); st != 400 {
+		t.Fatalf("activation without landing URL: %d", st)
+	}
+	owner.contains(`<input id="github-landing" name="landing_url" type="url" value="">`+"\n"+`<span class="field-error">landing_url is required`)
+	owner.submit([][2]string{{"#github-cid", "Iv1.client-id-123"}, {"#github-sec", "gh-secret-never-shown"}, {"#github-landing", "https://acme.test/mcp-done"}}, "#app-github button")
+	owner.contains("Saved.", "Iv1.client-id-123", "secret set")
+	if strings.Contains(owner.html(), "gh-secret-never-shown") {
+		t.Fatal("the OAuth client secret is shown back")
+	}
+	owner.shoot("mcp")
+	owner.open(base + "/skills")
+	owner.shoot("skills-empty")
+	if _, err := chromedp.RunResponse(owner.ctx, chromedp.Click(chromedp.CSS("form[action$='/mcp/skills'] button"))); err != nil {
+		t.Fatal(err)
+	}
+	owner.do(chromedp.SetUploadFiles(chromedp.CSS("#sk-zip"), []string{skillZip(t, "Expense reporter")}))
+	skillName := `Expense reporter <script>window.__skill=1</script>`
+	owner.submit([][2]string{{"#sk-name", skillName}, {"#sk-desc", "Turns receipts into expense reports <b>fast</b>"}}, "form[action$='/skills'] button")
+	owner.contains("Created.", "SKILL.md", "scripts/run.py", "No reviews yet")
+	var ran bool
+	owner.eval(`window.__skill === 1`, &ran)
+	if h1 := owner.text("h1"); ran || h1 != skillName {
+		t.Fatalf("skill name rendered as %q (script ran: %v)", h1, ran)
+	}
+	var sid string
+	owner.eval(`location.pathname.split("/").pop()`, &sid)
+	owner.shoot("skill")
+	if found := findSkill(t, e.g.URL, euKey, "expense receipts"); !strings.Contains(found, sid) {
+		t.Fatalf("find_skill does not find the uploaded skill %s: %s", sid, found)
+	}
+	owner.open(base + "/skills")
+	owner.contains("Expense reporter &lt;script&gt;")
+	owner.eval(`window.__skill === 1`, &ran)
+	if ran {
+		t.Fatal("the skill name ran as script on the list")
+	}
+	owner.shoot("skills")
+
+	// 8. The remaining pages.
 	owner.open(base + "/api-keys")
 	owner.submit([][2]string{{"#key-name", "backend"}}, "form[action$='/api-keys'] button")
 	if k := owner.value("#new-key"); !strings.HasPrefix(k, "sk-plat_") {
@@ -365,7 +407,7 @@ func TestBrowserMainFlow(t *testing.T) {
 	owner.open(base + "/billing")
 	owner.shoot("billing")
 
-	// 8. A display name with <script> stays text; the CSP blocks inline script.
+	// 9. A display name with <script> stays text; the CSP blocks inline script.
 	owner.open(base + "/settings")
 	owner.submit([][2]string{{"#s-name", `<script>window.__pwned=1</script>Acme`}}, "form[action$='/settings'] button")
 	owner.contains("Saved.")
@@ -380,7 +422,7 @@ func TestBrowserMainFlow(t *testing.T) {
 	}
 	owner.shoot("settings")
 
-	// 9. A teammate invited as viewer sees everything and changes nothing.
+	// 10. A teammate invited as viewer sees everything and changes nothing.
 	owner.open(base + "/team")
 	owner.submit([][2]string{{"#inv-email", "vic@acme.test"}, {"#inv-role", "viewer"}}, "form[action$='/team/invite'] button")
 	link := owner.value("#invite-link")
@@ -402,14 +444,14 @@ func TestBrowserMainFlow(t *testing.T) {
 	viewer.open(base + "/settings")
 	viewer.shoot("settings-viewer")
 
-	// 10. Another platform's admin gets 404 on the first's pages.
+	// 11. Another platform's admin gets 404 on the first's pages.
 	op.open("/dashboard/operator/platforms")
 	op.submit([][2]string{{"#p-name", "Beta"}, {"#p-owner", "owner@beta.test"}}, "main form[action='/dashboard/operator/platforms'] button")
 	op.shoot("operator-platforms")
 	beta := newTab("beta owner")
 	beta.open(pathOf(t, op.value("#owner-link")))
 	beta.submit([][2]string{{"#name", "Bob"}, {"#password", pw}, {"#password2", pw}}, "main button[type=submit]")
-	for _, p := range []string{"/overview", "/end-users/" + eid, "/logs/" + rid, "/settings"} {
+	for _, p := range []string{"/overview", "/end-users/" + eid, "/logs/" + rid, "/settings", "/skills/" + sid, "/mcp"} {
 		if st := beta.open(base + p); st != 404 {
 			t.Fatalf("beta's admin on Acme's %s: %d, want 404", p, st)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"io/fs"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,6 +156,13 @@ var funcs = template.FuncMap{
 	"eq2": func(a, b string) bool { return a == b },
 	"has": func(m map[string]string, k string) bool { _, ok := m[k]; return ok },
 	"neg": func(n money.Nanos) bool { return n < 0 },
+	"score": func(f *float64) string {
+		if f == nil {
+			return "–"
+		}
+		return strconv.FormatFloat(*f, 'f', 1, 64)
+	},
+	"join": strings.Join,
 	"whenMs": func(ms int64) template.HTML {
 		return when(time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
 	},
@@ -167,7 +175,7 @@ var funcs = template.FuncMap{
 // navItems are the platform pages: path and label.
 var navItems = [][2]string{
 	{"overview", "Overview"}, {"end-users", "End-users"}, {"logs", "Logs"}, {"playground", "Playground"},
-	{"llm-configs", "LLM Configs"}, {"api-keys", "API keys"}, {"webhooks", "Webhooks"}, {"billing", "Billing"},
+	{"llm-configs", "LLM Configs"}, {"mcp", "MCP"}, {"skills", "Skills"}, {"api-keys", "API keys"}, {"webhooks", "Webhooks"}, {"billing", "Billing"},
 	{"settings", "Settings"}, {"team", "Team"},
 }
 

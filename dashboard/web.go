@@ -32,8 +32,16 @@ type req struct {
 	status  int
 }
 
-// form returns a submitted form value.
-func (r *req) form(name string) string { return string(r.ctx.PostArgs().Peek(name)) }
+// form returns a submitted form value (url-encoded or multipart).
+func (r *req) form(name string) string {
+	if v := r.ctx.PostArgs().Peek(name); v != nil {
+		return string(v)
+	}
+	if mf, err := r.ctx.MultipartForm(); err == nil && len(mf.Value[name]) > 0 {
+		return mf.Value[name][0]
+	}
+	return ""
+}
 
 // query returns a query value.
 func (r *req) query(name string) string { return string(r.ctx.QueryArgs().Peek(name)) }
@@ -145,6 +153,9 @@ func (d *Dashboard) authed(h func(*req) error, platformPage bool) fasthttp.Reque
 		r := &req{d: d, ctx: ctx, sess: sess}
 		if ctx.IsPost() {
 			tok := string(ctx.PostArgs().Peek("csrf"))
+			if mf, err := ctx.MultipartForm(); tok == "" && err == nil && len(mf.Value["csrf"]) == 1 {
+				tok = mf.Value["csrf"][0]
+			}
 			if tok == "" {
 				tok = string(ctx.Request.Header.Peek("X-CSRF-Token"))
 			}
