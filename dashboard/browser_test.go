@@ -362,7 +362,7 @@ func TestBrowserMainFlow(t *testing.T) {
 	if st := owner.submit([][2]string{{"#github-cid", "Iv1.client-id-123"}, {"#github-sec", "gh-secret-never-shown"}, {"#github-scopes", "repo read:user"}}, "#app-github button"); st != 400 {
 		t.Fatalf("activation without landing URL: %d", st)
 	}
-	owner.contains(`<input id="github-landing" name="landing_url" type="url" value="">`+"\n"+`<span class="field-error">landing_url is required`)
+	owner.contains(`<input id="github-landing" name="landing_url" type="url" value="">` + "\n" + `<span class="field-error">landing_url is required`)
 	owner.submit([][2]string{{"#github-cid", "Iv1.client-id-123"}, {"#github-sec", "gh-secret-never-shown"}, {"#github-landing", "https://acme.test/mcp-done"}}, "#app-github button")
 	owner.contains("Saved.", "Iv1.client-id-123", "secret set")
 	if strings.Contains(owner.html(), "gh-secret-never-shown") {
