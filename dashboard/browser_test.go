@@ -307,8 +307,35 @@ func TestBrowserMainFlow(t *testing.T) {
 
 	// 5. A Playground call, then seen in Logs, the ledger and the Overview.
 	owner.open(base + "/playground?end_user_id=" + eid)
-	owner.submit([][2]string{{"#pg-model", "gpt-4o-mini"}, {"#pg-prompt", "Say hi"}}, "#playground button")
-	owner.contains("Answer", "Cost ")
+	// The page script streams the answer: the text grows while the call
+	// runs, then the logged cost appears.
+	owner.do(chromedp.SetValue(chromedp.CSS("#pg-model"), "gpt-4o-mini"), chromedp.SetValue(chromedp.CSS("#pg-prompt"), "Plan a trip to Tokyo"),
+		chromedp.Click(chromedp.CSS("#playground button")))
+	var lengths []int
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		var st struct {
+			N    int  `json:"n"`
+			Done bool `json:"done"`
+		}
+		owner.eval(`({n: (document.getElementById("pg-answer") || {textContent: ""}).textContent.length, done: !!document.querySelector("#pg-cost a")})`, &st)
+		lengths = append(lengths, st.N)
+		if st.Done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the streamed Playground call did not finish: %v\n%s", lengths, clip(owner.html()))
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	final := lengths[len(lengths)-1]
+	partial := false
+	for _, n := range lengths {
+		partial = partial || (n > 0 && n < final)
+	}
+	if final == 0 || !partial {
+		t.Fatalf("answer lengths seen while streaming %v: want some text before the end", lengths)
+	}
+	owner.contains("Cost ", "streamed, first token after")
 	owner.shoot("playground")
 	var rid string
 	owner.eval(`document.querySelector("#pg-cost a").getAttribute("href").split("/").pop()`, &rid)

@@ -31,7 +31,9 @@ type env struct {
 func start(t *testing.T, adjust func(*dashboard.Config)) *env {
 	t.Helper()
 	e := &env{}
-	e.mockURL, _ = mocktest.Start(t, mockllm.DefaultConfig())
+	mcfg := mockllm.DefaultConfig()
+	mcfg.TokensPerSecond = 100 // a streamed answer arrives over a few hundred ms
+	e.mockURL, _ = mocktest.Start(t, mcfg)
 	e.g = edgetest.Start(t, edgetest.Options{Webhooks: true, BeforeServe: func(g *edgetest.Gateway) {
 		cfg := dashboard.DefaultConfig()
 		cfg.AdminKeyDigest = sha256.Sum256([]byte(edgetest.AdminKey))

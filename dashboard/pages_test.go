@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -151,4 +152,45 @@ func TestProviderKeyModelsPlaygroundLogsAndOverview(t *testing.T) {
 	o.post(base+"/playground", url.Values{"end_user_id": {"eu_00000000000000000000000000"}, "model": {"gpt-4o-mini"}, "prompt": {"x"}})
 	o.want(404)
 	_ = time.Second
+}
+
+func TestPlaygroundStreamNeedsCSRFAndRelaysTheAPIStream(t *testing.T) {
+	e := start(t, nil)
+	pid, o := e.platformWithOwner(t, "Stream", "s@example.com")
+	base := "/dashboard/p/" + pid
+	o.get(base + "/llm-configs")
+	o.post(base+"/llm-configs/openai", url.Values{"api_key": {"sk-test-key-abcd"}, "base_url": {e.mockURL}, "enabled": {"true"}})
+	o.get(base + "/end-users")
+	o.post(base+"/end-users", url.Values{"external_id": {"s-user"}})
+	eid := find(t, eidRe, o.last)
+	o.get(base + "/end-users/" + eid)
+	o.post(base+"/end-users/"+eid+"/budget", url.Values{"amount_usd": {"1"}, "period": {"monthly"}})
+	form := url.Values{"end_user_id": {eid}, "model": {"gpt-4o-mini"}, "prompt": {"hi"}}
+	post := func(token string) {
+		req, _ := http.NewRequest("POST", o.base+base+"/playground/stream", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if token != "" {
+			req.Header.Set("X-CSRF-Token", token)
+		}
+		o.do(req)
+	}
+	post("")
+	if o.status != 403 {
+		t.Fatalf("stream without CSRF token: %d", o.status)
+	}
+	post(o.csrf)
+	if o.status != 200 || o.header.Get("Content-Type") != "text/event-stream" || !strings.Contains(o.last, `data: {"id"`) {
+		t.Fatalf("stream: %d %s\n%s", o.status, o.header.Get("Content-Type"), clip(o.last))
+	}
+	rid := o.header.Get("X-Assistiv-Request-Id")
+	o.get(base + "/playground/calls/" + rid)
+	if o.status != 200 || !strings.Contains(o.last, `"cost_usd":"$0.`) {
+		t.Fatalf("call info: %d %s", o.status, o.last)
+	}
+	// An unknown model: the API's 4xx as JSON naming the field.
+	form.Set("model", "no-such-model")
+	post(o.csrf)
+	if o.status < 400 || !strings.Contains(o.last, `"field":"model"`) {
+		t.Fatalf("unknown model: %d %s", o.status, o.last)
+	}
 }

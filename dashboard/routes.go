@@ -58,6 +58,8 @@ func (d *Dashboard) routes() {
 	r.POST(base+"/team/remove", p(d.removeMember))
 	r.GET(base+"/playground", p(d.playground))
 	r.POST(base+"/playground", p(d.playgroundCall))
+	r.POST(base+"/playground/stream", p(d.playgroundStream))
+	r.GET(base+"/playground/calls/{rid}", p(d.playgroundCallInfo))
 	r.GET(base+"/skills", p(d.skills))
 	r.POST(base+"/skills", p(d.uploadSkill))
 	r.GET(base+"/skills/{sid}", p(d.skill))
