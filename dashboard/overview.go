@@ -110,7 +110,7 @@ func (d *Dashboard) overview(r *req) error {
 		bump(byUser, e.EndUserID, i, int64(e.CostUSD))
 	}
 	data.TopModels, data.TopUsers = top(totModel, 5), top(totUser, 5)
-	usdFmt := func(v int64) string { return "$" + money.Nanos(v).String() }
+	usdFmt := func(v int64) string { return usdText(money.Nanos(v)) }
 	count := func(v int64) string { return strconv.FormatInt(v, 10) }
 	data.Charts = []chart{
 		{ID: "c-model", Title: "Spend per day by model (UTC days)", Labels: labels, Series: topSeries(byModel, totModel, 5, len(days)), Format: usdFmt},
@@ -246,5 +246,5 @@ func (d *Dashboard) balanceChart(r *req, days []time.Time, labels []string) (cha
 		vals[i] = bal
 	}
 	return chart{ID: "c-wallet", Title: "Wallet balance at the end of each day", Labels: labels, Series: []series{{"balance", vals}},
-		Format: func(v int64) string { return "$" + money.Nanos(v).String() }, Line: true}, true
+		Format: func(v int64) string { return usdText(money.Nanos(v)) }, Line: true}, true
 }

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -218,8 +219,15 @@ type llmRow struct {
 type llmData struct {
 	Rows   []llmRow
 	Models []string
-	Form   map[string]string
-	Failed string
+	// ModelsBy are the models by provider (owned_by of /v1/models).
+	ModelsBy map[string][]string
+	Users    []endUserJSON
+	Form     map[string]string
+	Failed   string
+	// Tested is the provider of the last test call, with its outcome.
+	Tested   string
+	TestOK   bool
+	TestText string
 }
 
 func (d *Dashboard) llmData(r *req) (llmData, error) {
@@ -238,14 +246,65 @@ func (d *Dashboard) llmData(r *req) (llmData, error) {
 		data.Rows = append(data.Rows, row)
 	}
 	var models listOf[struct {
-		ID string `json:"id"`
+		ID      string `json:"id"`
+		OwnedBy string `json:"owned_by"`
 	}]
+	data.ModelsBy = map[string][]string{}
 	if err := d.get(platformCaller(r.pid), "/v1/models", nil, &models); err == nil {
 		for _, m := range models.Data {
 			data.Models = append(data.Models, m.ID)
+			data.ModelsBy[m.OwnedBy] = append(data.ModelsBy[m.OwnedBy], m.ID)
 		}
 	}
+	var users listOf[endUserJSON]
+	if err := d.get(platformCaller(r.pid), platPath(r, "/end-users"), url.Values{"limit": {"100"}}, &users); err == nil {
+		data.Users = users.Data
+	}
 	return data, nil
+}
+
+// testProvider makes one tiny completion (max 8 tokens) with the
+// provider's first model, billed to the chosen end-user like any call, and
+// shows the outcome on the provider's card.
+func (d *Dashboard) testProvider(r *req) error {
+	prov := r.param("provider")
+	data, err := d.llmData(r)
+	if err != nil {
+		return err
+	}
+	data.Tested = prov
+	models := data.ModelsBy[prov]
+	eid := r.form("end_user_id")
+	switch {
+	case len(models) == 0:
+		data.TestText = "No model of " + prov + " is available: set its key and enable it first."
+	case eid == "":
+		data.TestText = "Choose the end-user the test call is billed to (create one on End-users)."
+	default:
+		var eu endUserJSON
+		if err := d.get(platformCaller(r.pid), platPath(r, "/end-users/"+pathSeg(eid)), nil, &eu); err != nil {
+			return err
+		}
+		start := d.clock.Now()
+		res, err := d.do(apiCall{As: endUserCaller(r.pid, eu.ID), Method: "POST", Path: "/v1/chat/completions",
+			Body: map[string]any{"model": prov + "/" + models[0], "max_tokens": 8, "messages": []map[string]string{{"role": "user", "content": "Reply with OK."}}}})
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				data.TestText = fmt.Sprintf("%s failed: %d %s: %s", models[0], ae.Status, ae.Code, ae.Message)
+			} else {
+				return err
+			}
+		} else {
+			data.TestOK = true
+			data.TestText = fmt.Sprintf("%s answered in %d ms", models[0], d.clock.Now().Sub(start).Milliseconds())
+			if e := d.waitLog(r, res.RequestID); e != nil {
+				data.TestText += fmt.Sprintf(", cost %s billed to %s", usdText(e.CostUSD), eu.ExternalID)
+			}
+			data.TestText += "."
+		}
+	}
+	return r.render("llm_configs", "LLM Configs", "llm-configs", data)
 }
 
 func (d *Dashboard) llmConfigs(r *req) error {

@@ -136,6 +136,10 @@ func TestProviderKeyModelsPlaygroundLogsAndOverview(t *testing.T) {
 	eid := find(t, eidRe, o.last)
 	o.get(base + "/end-users/" + eid)
 	o.post(base+"/end-users/"+eid+"/budget", url.Values{"amount_usd": {"5"}, "period": {"monthly"}})
+	// The test button: one tiny call, billed to the chosen end-user.
+	o.get(base + "/llm-configs")
+	o.post(base+"/llm-configs/openai/test", url.Values{"end_user_id": {eid}})
+	o.want(200, `class="flash" role="status" id="test-openai">`, "billed to pg-user")
 	o.get(base + "/playground")
 	o.post(base+"/playground", url.Values{"end_user_id": {eid}, "model": {"gpt-4o-mini"}, "prompt": {"Say hi"}})
 	o.want(200, "Answer", `id="pg-cost"`)

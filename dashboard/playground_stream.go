@@ -77,7 +77,7 @@ func (d *Dashboard) playgroundCallInfo(r *req) error {
 	}
 	r.ctx.SetContentType("application/json")
 	b, err := json.Marshal(map[string]any{
-		"request_id": e.RequestID, "cost_usd": "$" + e.CostUSD.String(), "prompt_tokens": e.PromptTokens,
+		"request_id": e.RequestID, "cost_usd": usdText(e.CostUSD), "prompt_tokens": e.PromptTokens,
 		"completion_tokens": e.CompletionTokens, "latency_ms": e.LatencyMs, "ttft_ms": e.TTFTMs,
 		"log_url": pp(r.pid, "logs/"+e.RequestID),
 	})

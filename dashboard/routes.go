@@ -50,6 +50,7 @@ func (d *Dashboard) routes() {
 	r.POST(base+"/billing/auto-topup", p(d.autoTopup))
 	r.GET(base+"/llm-configs", p(d.llmConfigs))
 	r.POST(base+"/llm-configs/{provider}", p(d.putProvider))
+	r.POST(base+"/llm-configs/{provider}/test", p(d.testProvider))
 	r.GET(base+"/settings", p(d.settings))
 	r.POST(base+"/settings", p(d.saveSettings))
 	r.GET(base+"/team", p(d.team))

@@ -138,7 +138,13 @@ type listOf[T any] struct {
 
 // funcs are the template helpers.
 var funcs = template.FuncMap{
-	"usd":  func(n money.Nanos) string { return "$" + n.String() },
+	"usd":  usdText,
+	"limit": func(n int64) string {
+		if n == 0 {
+			return "unlimited"
+		}
+		return strconv.FormatInt(n, 10)
+	},
 	"when": when,
 	"pct":  func(n json.Number) string { return string(n) + "%" },
 	"deref": func(s *string) string {
@@ -177,6 +183,14 @@ var navItems = [][2]string{
 	{"overview", "Overview"}, {"end-users", "End-users"}, {"logs", "Logs"}, {"playground", "Playground"},
 	{"llm-configs", "LLM Configs"}, {"mcp", "MCP"}, {"skills", "Skills"}, {"api-keys", "API keys"}, {"webhooks", "Webhooks"}, {"billing", "Billing"},
 	{"settings", "Settings"}, {"team", "Team"},
+}
+
+// usdText renders an exact amount: "$1.5", "-$0.000000001".
+func usdText(n money.Nanos) string {
+	if s := n.String(); strings.HasPrefix(s, "-") {
+		return "-$" + s[1:]
+	}
+	return "$" + n.String()
 }
 
 // when renders a timestamp as <time>: UTC in the markup and the title,
