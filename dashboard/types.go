@@ -138,7 +138,7 @@ type listOf[T any] struct {
 
 // funcs are the template helpers.
 var funcs = template.FuncMap{
-	"usd":  usdText,
+	"usd": usdText,
 	"limit": func(n int64) string {
 		if n == 0 {
 			return "unlimited"
