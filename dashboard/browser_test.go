@@ -275,6 +275,18 @@ func TestBrowserMainFlow(t *testing.T) {
 	owner.submit([][2]string{{"#name", "Olga Owner"}, {"#password", pw}, {"#password2", pw}}, "main button[type=submit]")
 	owner.contains("No calls yet", "owner@acme.test · owner")
 	owner.shoot("overview-empty")
+	// Keyboard: the first Tab reaches the skip link, Enter moves focus to
+	// the main content, the next Tab reaches its first link.
+	var focus []string
+	for _, k := range []string{"\t", "\r", "\t"} {
+		owner.do(chromedp.KeyEvent(k))
+		var f string
+		owner.eval(`document.activeElement.className + "#" + document.activeElement.id + "@" + (document.activeElement.getAttribute("href") || "")`, &f)
+		focus = append(focus, f)
+	}
+	if focus[0] != "skip#@#main" || focus[1] != "#main@" || !strings.HasSuffix(focus[2], "@llm-configs") {
+		t.Fatalf("keyboard focus order %q: want the skip link, then main, then its first link", focus)
+	}
 
 	// 3. A provider key: the models appear, on the page and on /v1/models.
 	owner.open(base + "/llm-configs")
