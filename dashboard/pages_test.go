@@ -152,10 +152,27 @@ func TestProviderKeyModelsPlaygroundLogsAndOverview(t *testing.T) {
 	o.want(200, rid, "<td>usage</td>"[:0])
 	o.get(base + "/overview")
 	o.want(200, "gpt-4o-mini: $", "Calls this month")
+	// A rate-limited call is refused before the upstream, shown on the form
+	// with the API's message, and counted on the Overview.
+	o.get(base + "/end-users/" + eid)
+	o.post(base+"/end-users/"+eid+"/rate-limits", url.Values{"requests_per_minute": {"1"}})
+	o.want(200, "Saved.", "1/min")
+	o.get(base + "/playground")
+	o.post(base+"/playground", url.Values{"end_user_id": {eid}, "model": {"gpt-4o-mini"}, "prompt": {"again"}})
+	o.post(base+"/playground", url.Values{"end_user_id": {eid}, "model": {"gpt-4o-mini"}, "prompt": {"and again"}})
+	o.want(429, `class="error"`)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		o.get(base + "/overview")
+		if strings.Contains(o.last, "1 rate-limited") && strings.Contains(o.last, "refusals: 1</title>") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refusal is not on the Overview:\n%s", clip(o.last))
+		}
+	}
 	// Another platform's end-user id in the playground: refused as the API does.
 	o.post(base+"/playground", url.Values{"end_user_id": {"eu_00000000000000000000000000"}, "model": {"gpt-4o-mini"}, "prompt": {"x"}})
 	o.want(404)
-	_ = time.Second
 }
 
 func TestPlaygroundStreamNeedsCSRFAndRelaysTheAPIStream(t *testing.T) {
