@@ -571,14 +571,15 @@ func (d *Dashboard) createWebhook(r *req) error {
 }
 
 type webhookData struct {
-	Endpoint endpointJSON
+	EventTypes []string
+	Endpoint   endpointJSON
 	Messages []messageJSON
 	Next     string
 	Secret   string
 }
 
 func (d *Dashboard) webhook(r *req) error {
-	var data webhookData
+	data := webhookData{EventTypes: eventTypes}
 	base := adminPath(r, "/webhook-endpoints/"+pathSeg(r.param("wid")))
 	if err := d.get(operatorCaller(), base, nil, &data.Endpoint); err != nil {
 		return err
@@ -605,6 +606,36 @@ func (d *Dashboard) webhook(r *req) error {
 		data.Secret = s.Secret
 	}
 	return r.render("webhook", "Webhook endpoint", "webhooks", data)
+}
+
+// updateWebhook sets an endpoint's event types and enabled state.
+func (d *Dashboard) updateWebhook(r *req) error {
+	types := []string{}
+	r.ctx.PostArgs().VisitAll(func(k, v []byte) {
+		if string(k) == "event_types" {
+			types = append(types, string(v))
+		}
+	})
+	_, err := d.do(apiCall{As: operatorCaller(), Method: "PATCH", Path: adminPath(r, "/webhook-endpoints/"+pathSeg(r.param("wid"))),
+		Body: map[string]any{"enabled": r.form("enabled") == "true", "event_types": types}})
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == 400 {
+			r.fail(err)
+			return d.webhook(r)
+		}
+		return err
+	}
+	redirect(r.ctx, pp(r.pid, "webhooks/"+url.PathEscape(r.param("wid"))+"?ok=saved"))
+	return nil
+}
+
+func (d *Dashboard) deleteWebhook(r *req) error {
+	if _, err := d.do(apiCall{As: operatorCaller(), Method: "DELETE", Path: adminPath(r, "/webhook-endpoints/"+pathSeg(r.param("wid")))}); err != nil {
+		return err
+	}
+	redirect(r.ctx, pp(r.pid, "webhooks?ok=deleted"))
+	return nil
 }
 
 func (d *Dashboard) rotateWebhook(r *req) error {

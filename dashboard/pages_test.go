@@ -215,3 +215,27 @@ func TestPlaygroundStreamNeedsCSRFAndRelaysTheAPIStream(t *testing.T) {
 		t.Fatalf("unknown model: %d %s", o.status, o.last)
 	}
 }
+
+func TestWebhookEndpointEditAndDelete(t *testing.T) {
+	e := start(t, nil)
+	pid, o := e.platformWithOwner(t, "Hooks", "h@example.com")
+	base := "/dashboard/p/" + pid
+	o.get(base + "/webhooks")
+	o.want(200, "No endpoints")
+	o.post(base+"/webhooks", url.Values{"url": {"ftp://nope"}, "event_types": {"budget.topped_up"}})
+	if o.status != 400 || !strings.Contains(o.last, `class="field-error"`) {
+		t.Fatalf("bad URL: %d\n%s", o.status, clip(o.last))
+	}
+	o.post(base+"/webhooks", url.Values{"url": {"https://hooks.example/x"}, "event_types": {"budget.topped_up", "wallet.topped_up"}})
+	o.want(200, "Created.", "https://hooks.example/x")
+	wid := find(t, regexp.MustCompile(`/webhooks/(\w+)/update`), o.last)
+	o.post(base+"/webhooks/"+wid+"/update", url.Values{"event_types": {"wallet.low_balance"}})
+	o.want(200, "Saved.", "disabled")
+	if r := e.g.Do(t, "GET", "/admin/v1/platforms/"+pid+"/webhook-endpoints/"+wid, "test-admin-key-0123456789", nil); !strings.Contains(string(r.Body), `"event_types":["wallet.low_balance"]`) || !strings.Contains(string(r.Body), `"enabled":false`) {
+		t.Fatalf("the API does not show the edit: %s", r.Body)
+	}
+	o.get(base + "/webhooks/" + wid + "?reveal=1")
+	o.want(200, "whsec_")
+	o.post(base+"/webhooks/"+wid+"/delete", nil)
+	o.want(200, "Deleted.", "No endpoints")
+}

@@ -72,6 +72,8 @@ func (d *Dashboard) routes() {
 	r.POST(base+"/webhooks", p(d.createWebhook))
 	r.GET(base+"/webhooks/{wid}", p(d.webhook))
 	r.POST(base+"/webhooks/{wid}/rotate", p(d.rotateWebhook))
+	r.POST(base+"/webhooks/{wid}/update", p(d.updateWebhook))
+	r.POST(base+"/webhooks/{wid}/delete", p(d.deleteWebhook))
 	r.POST(base+"/webhooks/{wid}/replay/{mid}", p(d.replayWebhook))
 	d.router = r
 }
