@@ -573,9 +573,9 @@ func (d *Dashboard) createWebhook(r *req) error {
 type webhookData struct {
 	EventTypes []string
 	Endpoint   endpointJSON
-	Messages []messageJSON
-	Next     string
-	Secret   string
+	Messages   []messageJSON
+	Next       string
+	Secret     string
 }
 
 func (d *Dashboard) webhook(r *req) error {
