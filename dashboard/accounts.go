@@ -70,7 +70,10 @@ type Session struct {
 	CSRF      string `json:"csrf"`
 	CreatedMs int64  `json:"created_ms"`
 	ExpiresMs int64  `json:"expires_ms"`
-	digest    string
+	// KeyTag ties an operator session to the admin key it was opened
+	// with: a changed ASSISTIV_ADMIN_KEY ends every operator session.
+	KeyTag string `json:"key_tag,omitempty"`
+	digest string
 	// Role and Name are the member's current ones, filled on each lookup.
 	Role string `json:"-"`
 	Name string `json:"-"`

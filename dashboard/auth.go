@@ -94,7 +94,7 @@ func (d *Dashboard) login(ctx *fasthttp.RequestCtx) {
 		if !d.isOperatorKey(strings.TrimSpace(string(args.Peek("admin_key")))) {
 			err = ErrBadCredentials
 		}
-		sess.Operator = true
+		sess.Operator, sess.KeyTag = true, d.keyTag()
 	} else {
 		var m Member
 		m, err = d.accounts.Authenticate(email, string(args.Peek("password")))

@@ -1,10 +1,13 @@
 package dashboard_test
 
 import (
+	"crypto/sha256"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/assistiv/gateway/dashboard"
 )
@@ -211,4 +214,42 @@ func pathOf(t *testing.T, link string) string {
 		t.Fatal(err)
 	}
 	return u.Path
+}
+
+func TestSignOutEverywhereAndAdminKeyChangeEndSessions(t *testing.T) {
+	e := start(t, nil)
+	op := e.browser(t)
+	op.signInOperator()
+	pid, _, inv := op.createPlatform("Sessions", "s@example.com")
+	laptop := e.accept(t, inv, "S", pw)
+	phone := e.signIn(t, "s@example.com", pw)
+	phone.get("/dashboard/p/" + pid + "/team")
+	phone.post("/dashboard/logout-all", nil)
+	phone.want(200, "You are signed out.")
+	laptop.get("/dashboard/p/" + pid + "/overview")
+	laptop.want(200, "Sign in")
+
+	// The same store served with another admin key (ASSISTIV_ADMIN_KEY
+	// changed and the gateway restarted) ends the old key's operator
+	// sessions, while the old key's dashboard still honours them.
+	other, err := dashboard.New(func() dashboard.Config {
+		c := dashboard.DefaultConfig()
+		c.AdminKeyDigest = sha256.Sum256([]byte("a-rotated-admin-key-0123456789"))
+		return c
+	}(), dashboard.Deps{Edge: e.g.Server, Store: e.g.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(op.base + "/dashboard/operator/platforms")
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/dashboard/operator/platforms")
+	for _, c := range op.c.Jar.Cookies(u) {
+		ctx.Request.Header.SetCookie(c.Name, c.Value)
+	}
+	other.Handler()(&ctx)
+	if ctx.Response.StatusCode() != 303 || string(ctx.Response.Header.Peek("Location")) != "/dashboard/login" {
+		t.Fatalf("old operator session under a new admin key: %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Location"))
+	}
+	op.get("/dashboard/operator/platforms")
+	op.want(200, "Create a platform")
 }

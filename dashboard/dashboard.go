@@ -3,6 +3,7 @@ package dashboard
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"embed"
 	"errors"
 	"fmt"
@@ -145,6 +146,13 @@ func (d *Dashboard) serve(ctx *fasthttp.RequestCtx) {
 func (d *Dashboard) isOperatorKey(raw string) bool {
 	dg := sha256.Sum256([]byte(raw))
 	return subtle.ConstantTimeCompare(dg[:], d.cfg.AdminKeyDigest[:]) == 1
+}
+
+// keyTag names the current admin key in operator sessions (a prefix of its
+// digest's digest, so the session record never holds the key's digest).
+func (d *Dashboard) keyTag() string {
+	t := sha256.Sum256(d.cfg.AdminKeyDigest[:])
+	return hex.EncodeToString(t[:8])
 }
 
 func (d *Dashboard) static(ctx *fasthttp.RequestCtx) {

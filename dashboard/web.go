@@ -142,6 +142,9 @@ func (d *Dashboard) authed(h func(*req) error, platformPage bool) fasthttp.Reque
 	return func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 		sess, err := d.accounts.Session(string(ctx.Request.Header.Cookie(sessionCookie)))
+		if err == nil && sess.Operator && sess.KeyTag != d.keyTag() {
+			err = ErrNoSession
+		}
 		if err != nil {
 			if ctx.IsPost() {
 				d.plainError(ctx, 401, "Your session ended. Sign in again.")
