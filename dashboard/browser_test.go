@@ -482,6 +482,14 @@ func TestBrowserMainFlow(t *testing.T) {
 	}
 	viewer.open(base + "/settings")
 	viewer.shoot("settings-viewer")
+	// Sign out, then in again with email and password.
+	if _, err := chromedp.RunResponse(viewer.ctx, chromedp.Click(chromedp.CSS("header form[action='/dashboard/logout'] button"))); err != nil {
+		t.Fatal(err)
+	}
+	viewer.contains("You are signed out.")
+	viewer.shoot("login")
+	viewer.submit([][2]string{{"#email", "vic@acme.test"}, {"#password", pw}}, "main button[type=submit]")
+	viewer.contains("vic@acme.test · viewer", "Overview")
 
 	// 11. Another platform's admin gets 404 on the first's pages.
 	op.open("/dashboard/operator/platforms")
