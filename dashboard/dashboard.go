@@ -3,8 +3,8 @@ package dashboard
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
