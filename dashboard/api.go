@@ -107,7 +107,10 @@ func (d *Dashboard) get(as edge.Caller, path string, q url.Values, v any) error 
 	return json.Unmarshal(res.Body, v)
 }
 
-var numberLiteral = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+var (
+	numberLiteral  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	integerLiteral = regexp.MustCompile(`^-?[0-9]+$`)
+)
 
 // usd turns a form's amount into the JSON the API parses: a number literal
 // as a number, anything else as a string (which the API refuses with its
@@ -124,7 +127,7 @@ func usd(s string) json.RawMessage {
 // intField is usd for integers (rate limits).
 func intField(s string) json.RawMessage {
 	s = strings.TrimSpace(s)
-	if regexp.MustCompile(`^-?[0-9]+$`).MatchString(s) {
+	if integerLiteral.MatchString(s) {
 		return json.RawMessage(s)
 	}
 	b, _ := json.Marshal(s)

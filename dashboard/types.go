@@ -205,10 +205,4 @@ func when(s string) template.HTML {
 	return template.HTML(`<time datetime="` + iso + `" title="` + u + `">` + u + `</time>`)
 }
 
-func fsGlob(pattern string) ([]string, error) {
-	names, err := fs.Glob(assets, pattern)
-	for i := range names {
-		names[i] = strings.TrimSpace(names[i])
-	}
-	return names, err
-}
+func fsGlob(pattern string) ([]string, error) { return fs.Glob(assets, pattern) }
