@@ -390,6 +390,20 @@ func TestBrowserMainFlow(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The test button: a signed webhook.test delivery, in the log too.
+	if _, err := chromedp.RunResponse(owner.ctx, chromedp.Click(chromedp.CSS("#send-test"))); err != nil {
+		t.Fatal(err)
+	}
+	owner.contains("Sent.")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		owner.open(base + "/webhooks/" + wid)
+		if h := owner.html(); strings.Contains(h, "webhook.test</code></td><td>delivered") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivered webhook.test:\n%s", clip(owner.html()))
+		}
+	}
 	owner.shoot("webhook-endpoint")
 	owner.open(base + "/webhooks")
 	owner.shoot("webhooks")

@@ -630,6 +630,20 @@ func (d *Dashboard) updateWebhook(r *req) error {
 	return nil
 }
 
+// testWebhook sends a signed "webhook.test" delivery to the endpoint.
+func (d *Dashboard) testWebhook(r *req) error {
+	if _, err := d.do(apiCall{As: operatorCaller(), Method: "POST", Path: adminPath(r, "/webhook-endpoints/"+pathSeg(r.param("wid"))+"/test")}); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == 409 {
+			r.fail(err)
+			return d.webhook(r)
+		}
+		return err
+	}
+	redirect(r.ctx, pp(r.pid, "webhooks/"+url.PathEscape(r.param("wid"))+"?ok=sent"))
+	return nil
+}
+
 func (d *Dashboard) deleteWebhook(r *req) error {
 	if _, err := d.do(apiCall{As: operatorCaller(), Method: "DELETE", Path: adminPath(r, "/webhook-endpoints/"+pathSeg(r.param("wid")))}); err != nil {
 		return err

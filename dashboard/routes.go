@@ -74,6 +74,7 @@ func (d *Dashboard) routes() {
 	r.POST(base+"/webhooks/{wid}/rotate", p(d.rotateWebhook))
 	r.POST(base+"/webhooks/{wid}/update", p(d.updateWebhook))
 	r.POST(base+"/webhooks/{wid}/delete", p(d.deleteWebhook))
+	r.POST(base+"/webhooks/{wid}/test", p(d.testWebhook))
 	r.POST(base+"/webhooks/{wid}/replay/{mid}", p(d.replayWebhook))
 	d.router = r
 }
