@@ -157,7 +157,10 @@ func (a *Accounts) CreateInvite(platform, email, role, by string) (string, error
 	raw, d := token()
 	now := a.clock.Now()
 	inv := Invite{Platform: platform, Email: email, Role: role, By: by, CreatedMs: now.UnixMilli(), ExpiresMs: now.Add(a.inviteTTL).UnixMilli()}
-	return raw, a.store.Commit(persistence.Set(persistence.DashboardKey("i", d), mustJSON(inv)))
+	return raw, a.store.Commit(
+		persistence.Set(persistence.DashboardKey("i", d), mustJSON(inv)),
+		persistence.Set(persistence.DashboardKey("j", platform, d), nil),
+	)
 }
 
 // PeekInvite returns the invite of a raw token while it is usable.
@@ -197,6 +200,7 @@ func (a *Accounts) AcceptInvite(raw, name, password string) (Member, error) {
 	m := Member{Platform: inv.Platform, Email: inv.Email, Name: strings.TrimSpace(name), Role: inv.Role, Hash: hash, CreatedMs: a.clock.Now().UnixMilli()}
 	err = a.store.Commit(
 		persistence.Delete(persistence.DashboardKey("i", digestOf(raw))),
+		persistence.Delete(persistence.DashboardKey("j", inv.Platform, digestOf(raw))),
 		persistence.Set(persistence.DashboardKey("m", m.Platform, m.Email), mustJSON(m)),
 		persistence.Set(persistence.DashboardKey("e", m.Email), []byte(m.Platform)),
 	)
@@ -255,17 +259,25 @@ func (a *Accounts) Members(platform string) ([]Member, error) {
 	return out, err
 }
 
-// Invites lists a platform's pending, unexpired invites.
+// Invites lists a platform's pending invites and deletes its expired ones.
 func (a *Accounts) Invites(platform string) ([]Invite, error) {
 	var out []Invite
+	var expired []persistence.Op
 	now := a.clock.Now().UnixMilli()
-	err := a.store.ScanPrefix(persistence.DashboardPrefix("i"), false, func(_, v []byte) bool {
+	p := persistence.DashboardPrefix("j", platform)
+	err := a.store.ScanPrefix(p, false, func(k, _ []byte) bool {
+		d := string(k[len(p):])
 		var inv Invite
-		if json.Unmarshal(v, &inv) == nil && inv.Platform == platform && inv.ExpiresMs > now {
-			out = append(out, inv)
+		if a.get(persistence.DashboardKey("i", d), &inv) != nil || inv.ExpiresMs <= now {
+			expired = append(expired, persistence.Delete(append([]byte(nil), k...)), persistence.Delete(persistence.DashboardKey("i", d)))
+			return true
 		}
+		out = append(out, inv)
 		return true
 	})
+	if err == nil && len(expired) > 0 {
+		err = a.store.Commit(expired...)
+	}
 	return out, err
 }
 

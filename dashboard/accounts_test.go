@@ -48,9 +48,18 @@ func TestAccountsInvitesSessionsAndExpiry(t *testing.T) {
 	}
 	// An invite expires.
 	late, _ := a.CreateInvite("plat_a", "late@example.com", RoleViewer, "ann")
+	if _, err := a.CreateInvite("plat_b", "bob@example.com", RoleOwner, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	if inv, _ := a.Invites("plat_a"); len(inv) != 1 || inv[0].Email != "late@example.com" {
+		t.Fatalf("plat_a's pending invites: %+v", inv)
+	}
 	clk.Advance(2 * time.Hour)
 	if _, err := a.PeekInvite(late); !errors.Is(err, ErrInviteInvalid) {
 		t.Fatalf("expired invite: %v", err)
+	}
+	if inv, _ := a.Invites("plat_a"); len(inv) != 0 {
+		t.Fatalf("expired invites listed: %+v", inv)
 	}
 	// Wrong password and unknown email fail alike.
 	for _, c := range [][2]string{{"ann@example.com", "wrong password!!"}, {"nobody@example.com", "a long enough password"}} {

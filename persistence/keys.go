@@ -323,8 +323,9 @@ func SkillBlobRefKey(sha []byte) []byte { return append([]byte{FamilySkillBlob},
 // FamilyDashboard holds the web dashboard's own records (package
 // dashboard): platform team members, their invites and sign-in sessions.
 // The second key part names the kind: "m" member (platform, email), "e"
-// email index, "i" invite (token digest), "s" session (token digest), "u"
-// a member's session index (platform, email, session digest).
+// email index, "i" invite (token digest), "j" a platform's invite index
+// (platform, token digest), "s" session (token digest), "u" a member's
+// session index (platform, email, session digest).
 const FamilyDashboard byte = 0x70
 
 // DashboardKey is the key of a dashboard record of the given kind.
