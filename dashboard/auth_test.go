@@ -229,6 +229,18 @@ func TestSignOutEverywhereAndAdminKeyChangeEndSessions(t *testing.T) {
 	laptop.get("/dashboard/p/" + pid + "/overview")
 	laptop.want(200, "Sign in")
 
+	// An owner ends a teammate's sessions; the teammate stays a member.
+	owner := e.signIn(t, "s@example.com", pw)
+	owner.get("/dashboard/p/" + pid + "/team")
+	owner.post("/dashboard/p/"+pid+"/team/invite", url.Values{"email": {"t@example.com"}, "role": {"admin"}})
+	mate := e.accept(t, pathOf(t, find(t, linkRe, owner.last)), "T", pw)
+	owner.get("/dashboard/p/" + pid + "/team")
+	owner.post("/dashboard/p/"+pid+"/team/sessions", url.Values{"email": {"t@example.com"}})
+	owner.want(200, "Their sessions ended", "t@example.com")
+	mate.get("/dashboard/p/" + pid + "/overview")
+	mate.want(200, "Sign in")
+	e.signIn(t, "t@example.com", pw)
+
 	// The same store served with another admin key (ASSISTIV_ADMIN_KEY
 	// changed and the gateway restarted) ends the old key's operator
 	// sessions, while the old key's dashboard still honours them.

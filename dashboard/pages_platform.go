@@ -487,6 +487,17 @@ func (d *Dashboard) setRole(r *req) error {
 	return d.teamAfter(r, d.accounts.SetRole(r.pid, r.form("email"), r.form("role")), "saved")
 }
 
+// endMemberSessions signs a teammate out of every browser.
+func (d *Dashboard) endMemberSessions(r *req) error {
+	if !d.ownerOnly(r) {
+		return nil
+	}
+	if _, err := d.accounts.Member(r.pid, r.form("email")); err != nil {
+		return d.teamAfter(r, err, "")
+	}
+	return d.teamAfter(r, d.accounts.EndSessionsOf(r.pid, r.form("email")), "signed_out_member")
+}
+
 func (d *Dashboard) removeMember(r *req) error {
 	if !d.ownerOnly(r) {
 		return nil

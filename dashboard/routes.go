@@ -57,6 +57,7 @@ func (d *Dashboard) routes() {
 	r.POST(base+"/team/invite", p(d.invite))
 	r.POST(base+"/team/role", p(d.setRole))
 	r.POST(base+"/team/remove", p(d.removeMember))
+	r.POST(base+"/team/sessions", p(d.endMemberSessions))
 	r.GET(base+"/playground", p(d.playground))
 	r.POST(base+"/playground", p(d.playgroundCall))
 	r.POST(base+"/playground/stream", p(d.playgroundStream))

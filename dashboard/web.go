@@ -268,7 +268,7 @@ var flashes = map[string]string{
 	"saved": "Saved.", "created": "Created.", "topped_up": "Topped up.", "debited": "Debited.",
 	"suspended": "Suspended.", "unsuspended": "Unsuspended.", "revoked": "Revoked.", "removed": "Removed.",
 	"replayed": "Already done: this form was submitted before, nothing changed twice.", "deleted": "Deleted.",
-	"signed_out": "You are signed out.", "rotated": "Secret rotated.", "sent": "Sent.",
+	"signed_out": "You are signed out.", "rotated": "Secret rotated.", "sent": "Sent.", "signed_out_member": "Their sessions ended: they must sign in again.",
 }
 
 func flashText(code string) string { return flashes[code] }
