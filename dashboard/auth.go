@@ -84,6 +84,7 @@ func (d *Dashboard) login(ctx *fasthttp.RequestCtx) {
 			secs := int(wait.Seconds()) + 1
 			ctx.Response.Header.Set("Retry-After", fmt.Sprint(secs))
 			lv.Error = fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", (secs+59)/60)
+			d.log.Warn("dashboard sign-in refused: too many failures", "key", l.key)
 			d.anon(ctx, 429, "login", "Sign in", lv)
 			return
 		}
@@ -101,6 +102,7 @@ func (d *Dashboard) login(ctx *fasthttp.RequestCtx) {
 		sess.Platform, sess.Email = m.Platform, m.Email
 	}
 	if err != nil {
+		d.log.Warn("dashboard sign-in failed", "account", account, "addr", clientAddr(ctx))
 		d.byAcct.Fail(account)
 		d.byAddr.Fail(addr)
 		lv.Error = "Wrong email or password."
@@ -111,6 +113,7 @@ func (d *Dashboard) login(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	d.byAcct.Reset(account)
+	d.log.Info("dashboard sign-in", "account", account, "platform", sess.Platform, "addr", clientAddr(ctx))
 	raw, _, err := d.accounts.NewSession(sess)
 	if err != nil {
 		d.log.Error("dashboard session", "err", err)

@@ -449,6 +449,9 @@ func (d *Dashboard) invite(r *req) error {
 		by = "operator"
 	}
 	tok, err := d.accounts.CreateInvite(r.pid, r.form("email"), r.form("role"), by)
+	if err == nil {
+		d.log.Info("dashboard invite", "platform", r.pid, "email", r.form("email"), "role", r.form("role"), "by", by)
+	}
 	data, lerr := d.teamData(r)
 	if lerr != nil {
 		return lerr
@@ -502,7 +505,11 @@ func (d *Dashboard) removeMember(r *req) error {
 	if !d.ownerOnly(r) {
 		return nil
 	}
-	return d.teamAfter(r, d.accounts.Remove(r.pid, r.form("email")), "removed")
+	err := d.accounts.Remove(r.pid, r.form("email"))
+	if err == nil {
+		d.log.Info("dashboard member removed", "platform", r.pid, "email", r.form("email"), "by", r.sess.Email)
+	}
+	return d.teamAfter(r, err, "removed")
 }
 
 // ---- webhooks ----
