@@ -207,6 +207,45 @@ func (a *Accounts) AcceptInvite(raw, name, password string) (Member, error) {
 	return m, err
 }
 
+// ErrHasOwner refuses a platform-key claim once the platform has a team.
+var ErrHasOwner = errors.New("dashboard: this platform already has a team; ask its owner for an invite")
+
+// ClaimOwner creates the first owner of a platform that has no team yet
+// (the platform key's holder claiming dashboard access once).
+func (a *Accounts) ClaimOwner(platform, email, name, password string) (Member, error) {
+	email, err := normEmail(email)
+	if err != nil {
+		return Member{}, err
+	}
+	if len(password) < 12 {
+		return Member{}, ErrWeakPassword
+	}
+	if len(password) > 72 {
+		return Member{}, errors.New("dashboard: the password must be at most 72 bytes")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ms, err := a.Members(platform); err != nil || len(ms) > 0 {
+		if err != nil {
+			return Member{}, err
+		}
+		return Member{}, ErrHasOwner
+	}
+	if _, err := a.store.Get(persistence.DashboardKey("e", email)); err == nil {
+		return Member{}, ErrEmailTaken
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), a.cost)
+	if err != nil {
+		return Member{}, err
+	}
+	m := Member{Platform: platform, Email: email, Name: strings.TrimSpace(name), Role: RoleOwner, Hash: hash, CreatedMs: a.clock.Now().UnixMilli()}
+	err = a.store.Commit(
+		persistence.Set(persistence.DashboardKey("m", m.Platform, m.Email), mustJSON(m)),
+		persistence.Set(persistence.DashboardKey("e", m.Email), []byte(m.Platform)),
+	)
+	return m, err
+}
+
 // dummyHash is compared against when the email is unknown, so a miss
 // takes as long as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("dashboard-dummy-password"), bcrypt.DefaultCost)

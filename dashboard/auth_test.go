@@ -265,3 +265,34 @@ func TestSignOutEverywhereAndAdminKeyChangeEndSessions(t *testing.T) {
 	op.get("/dashboard/operator/platforms")
 	op.want(200, "Create a platform")
 }
+
+func TestPlatformKeyClaimsTheFirstOwnerOnce(t *testing.T) {
+	e := start(t, nil)
+	pid, key := e.g.CreatePlatform(t, "Claimed")
+	_, otherKey := e.g.CreatePlatform(t, "Other")
+	euID, euKey := e.g.CreateEndUser(t, pid, key, "someone")
+	_ = euID
+	b := e.browser(t)
+	b.get("/dashboard/claim")
+	b.want(200, "Claim your platform")
+	form := func(k, email string) url.Values {
+		return url.Values{"platform_key": {k}, "email": {email}, "name": {"Cleo"}, "password": {pw}, "password2": {pw}}
+	}
+	for _, bad := range []string{"sk-plat_not-a-real-key", euKey, "test-admin-key-0123456789"} {
+		b.post("/dashboard/claim", form(bad, "cleo@example.com"))
+		b.want(401, "not a valid platform key")
+	}
+	b.post("/dashboard/claim", form(key, "cleo@example.com"))
+	b.want(200, "Claimed", "cleo@example.com · owner")
+	if !strings.Contains(b.last, "/dashboard/p/"+pid+"/") {
+		t.Fatalf("claimed the wrong platform:\n%s", clip(b.last))
+	}
+	// Once: the key cannot mint a second owner.
+	c := e.browser(t)
+	c.get("/dashboard/claim")
+	c.post("/dashboard/claim", form(key, "mallory@example.com"))
+	c.want(409, "already has a team")
+	// Another platform's key claims only that platform.
+	c.post("/dashboard/claim", form(otherKey, "olly@example.com"))
+	c.want(200, "Other", "olly@example.com · owner")
+}

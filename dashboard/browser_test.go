@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,6 +247,9 @@ func TestBrowserMainFlow(t *testing.T) {
 		t.Fatalf("login page: %d", st)
 	}
 	op.shoot("login-operator")
+	op.open("/dashboard/claim")
+	op.shoot("claim")
+	op.open("/dashboard/login?as=operator")
 	op.submit([][2]string{{"#admin_key", edgetest.AdminKey}}, "main button[type=submit]")
 	op.contains("Create a platform")
 	op.shoot("operator-platforms-empty")
@@ -519,5 +521,4 @@ func TestBrowserMainFlow(t *testing.T) {
 	}
 	beta.shoot("not-found")
 	t.Logf("browser flow: %d pages checked and shot at 1280 and 360 px in %v; screenshots in %s", atomic.LoadInt32(&pages), time.Since(began).Round(time.Millisecond), shots)
-	_ = url.Values{}
 }

@@ -16,6 +16,8 @@ func (d *Dashboard) routes() {
 	r.GET(Prefix+"/static/{file}", d.static)
 	r.GET(Prefix+"/login", d.loginPage)
 	r.POST(Prefix+"/login", d.login)
+	r.GET(Prefix+"/claim", d.claimPage)
+	r.POST(Prefix+"/claim", d.claim)
 	r.GET(Prefix+"/invite/{token}", d.invitePage)
 	r.POST(Prefix+"/invite/{token}", d.acceptInvite)
 
