@@ -355,6 +355,12 @@ func TestBrowserMainFlow(t *testing.T) {
 	owner.eval(`document.querySelector("#pg-cost a").getAttribute("href").split("/").pop()`, &rid)
 	owner.open(base + "/logs")
 	owner.contains(rid, "gpt-4o-mini")
+	// Times are shown in the viewer's zone by the page script; UTC stays on hover.
+	var tm struct{ Text, Title, ISO string }
+	owner.eval(`(function(){ var t = document.querySelector("td time"); return {text: t.textContent, title: t.title, iso: t.getAttribute("datetime")}; })()`, &tm)
+	if strings.HasSuffix(tm.Text, "UTC") || !strings.HasSuffix(tm.Title, " UTC") || !strings.HasSuffix(tm.ISO, "Z") {
+		t.Fatalf("time element %+v: want local text, UTC title", tm)
+	}
 	owner.shoot("logs")
 	owner.open(base + "/logs/" + rid)
 	owner.contains(eid, "chat.completions")

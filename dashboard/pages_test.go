@@ -1,6 +1,8 @@
 package dashboard_test
 
 import (
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -63,6 +65,19 @@ func TestEndUserBudgetTopupIdempotentAndExact(t *testing.T) {
 	o.want(200, "Saved.", "7/min", "(override)")
 	o.get(base + "/end-users?external_id=user-42")
 	o.want(200, "user-42", "suspended")
+
+	// The ledger pages: 20 entries a page, then "Older entries" by cursor.
+	for i := 0; i < 20; i++ {
+		o.post(base+"/end-users/"+eid+"/topup", url.Values{"amount_usd": {"0.01"}, "idempotency_key": {fmt.Sprintf("page-%d", i)}})
+		o.want(200, "Topped up.")
+	}
+	older := regexp.MustCompile(`href="(/dashboard/p/[^"]+\?cursor=[^"]+)">Older entries`)
+	next := html.UnescapeString(find(t, older, o.last))
+	if strings.Contains(o.last, "<td>budget_set</td>") {
+		t.Fatal("the first page already holds the oldest entry")
+	}
+	o.get(next)
+	o.want(200, "<td>budget_set</td>")
 }
 
 func TestScriptInDisplayNameRendersInert(t *testing.T) {
