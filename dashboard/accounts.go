@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -88,6 +89,37 @@ type Accounts struct {
 	inviteTTL  time.Duration
 	cost       int
 	mu         sync.Mutex // serialises read-modify-write of member records
+	sweptMs    atomic.Int64
+}
+
+// sweepEvery is how often NewSession deletes expired sessions.
+const sweepEvery = time.Hour
+
+// sweep deletes every expired session (and its member index entry). It
+// runs from NewSession at most once per sweepEvery, so sessions never
+// presented again do not pile up.
+func (a *Accounts) sweep(now time.Time) error {
+	last := a.sweptMs.Load()
+	if now.UnixMilli()-last < sweepEvery.Milliseconds() || !a.sweptMs.CompareAndSwap(last, now.UnixMilli()) {
+		return nil
+	}
+	var ops []persistence.Op
+	p := persistence.DashboardPrefix("s")
+	err := a.store.ScanPrefix(p, false, func(k, v []byte) bool {
+		var s Session
+		if json.Unmarshal(v, &s) != nil || s.ExpiresMs <= now.UnixMilli() {
+			d := string(k[len(p):])
+			ops = append(ops, persistence.Delete(append([]byte(nil), k...)))
+			if !s.Operator && s.Platform != "" {
+				ops = append(ops, persistence.Delete(persistence.DashboardKey("u", s.Platform, s.Email, d)))
+			}
+		}
+		return true
+	})
+	if err != nil || len(ops) == 0 {
+		return err
+	}
+	return a.store.CommitUntracked(ops...)
 }
 
 // NewAccounts returns the component over store. cost is the bcrypt cost
@@ -385,6 +417,9 @@ func (a *Accounts) NewSession(s Session) (string, Session, error) {
 	raw, d := token()
 	csrf, _ := token()
 	now := a.clock.Now()
+	if err := a.sweep(now); err != nil {
+		return "", Session{}, err
+	}
 	s.CSRF, s.CreatedMs, s.ExpiresMs, s.digest = csrf, now.UnixMilli(), now.Add(a.sessionTTL).UnixMilli(), d
 	ops := []persistence.Op{persistence.Set(persistence.DashboardKey("s", d), mustJSON(s))}
 	if !s.Operator {

@@ -124,3 +124,37 @@ func TestLimiterWindow(t *testing.T) {
 		t.Fatal("blocked after Reset")
 	}
 }
+
+func TestExpiredSessionsAreSwept(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	store := openStore(t)
+	a := NewAccounts(store, clk, time.Hour, time.Hour, bcrypt.MinCost)
+	count := func() int {
+		n := 0
+		_ = store.ScanPrefix([]byte{persistence.FamilyDashboard}, false, func(k, _ []byte) bool {
+			if k[1] == 's' || k[1] == 'u' {
+				n++
+			}
+			return true
+		})
+		return n
+	}
+	for i := 0; i < 3; i++ {
+		if _, _, err := a.NewSession(Session{Platform: "plat_a", Email: "a@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := a.NewSession(Session{Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 7 { // 4 sessions + 3 member index entries
+		t.Fatalf("%d session records, want 7", n)
+	}
+	clk.Advance(2 * time.Hour)
+	if _, _, err := a.NewSession(Session{Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d session records after the sweep, want 1 (the new one)", n)
+	}
+}
