@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/assistiv/gateway/internal/money"
@@ -18,6 +19,7 @@ const overviewMaxCalls = 20 * 500
 
 type ranked struct {
 	Name  string
+	Label string // the end-user's external id, for end-users
 	Spend money.Nanos
 	Calls int64
 }
@@ -110,11 +112,28 @@ func (d *Dashboard) overview(r *req) error {
 		bump(byUser, e.EndUserID, i, int64(e.CostUSD))
 	}
 	data.TopModels, data.TopUsers = top(totModel, 5), top(totUser, 5)
+	userSeries := topSeries(byUser, totUser, 5, len(days))
+	var shown []string
+	for _, u := range data.TopUsers {
+		shown = append(shown, u.Name)
+	}
+	for _, s := range userSeries {
+		shown = append(shown, s.Name)
+	}
+	names := d.externalIDs(r, shown)
+	for i := range data.TopUsers {
+		data.TopUsers[i].Label = names[data.TopUsers[i].Name]
+	}
+	for i := range userSeries {
+		if n, ok := names[userSeries[i].Name]; ok {
+			userSeries[i].Name = n
+		}
+	}
 	usdFmt := func(v int64) string { return usdText(money.Nanos(v)) }
 	count := func(v int64) string { return strconv.FormatInt(v, 10) }
 	data.Charts = []chart{
 		{ID: "c-model", Title: "Spend per day by model (UTC days)", Labels: labels, Series: topSeries(byModel, totModel, 5, len(days)), Format: usdFmt},
-		{ID: "c-user", Title: "Spend per day by end-user (UTC days)", Labels: labels, Series: topSeries(byUser, totUser, 5, len(days)), Format: usdFmt},
+		{ID: "c-user", Title: "Spend per day by end-user (UTC days)", Labels: labels, Series: userSeries, Format: usdFmt},
 		{ID: "c-calls", Title: "Calls and errors per day", Labels: labels, Series: []series{{"calls", calls}, {"errors", errs}}, Format: count, Line: true},
 		{ID: "c-429", Title: "Rate-limit refusals (429) per day", Labels: labels, Series: []series{{"refusals", refusals}}, Format: count},
 	}
@@ -247,4 +266,22 @@ func (d *Dashboard) balanceChart(r *req, days []time.Time, labels []string) (cha
 	}
 	return chart{ID: "c-wallet", Title: "Wallet balance at the end of each day", Labels: labels, Series: []series{{"balance", vals}},
 		Format: func(v int64) string { return usdText(money.Nanos(v)) }, Line: true}, true
+}
+
+// externalIDs maps end-user ids to their external ids (the names platform
+// admins know them by), through the API; unknown or deleted ids map to
+// themselves.
+func (d *Dashboard) externalIDs(r *req, endUsers []string) map[string]string {
+	out := map[string]string{}
+	for _, id := range endUsers {
+		if _, done := out[id]; done || !strings.HasPrefix(id, "eu_") {
+			continue
+		}
+		out[id] = id
+		var eu endUserJSON
+		if d.get(platformCaller(r.pid), platPath(r, "/end-users/"+pathSeg(id)), nil, &eu) == nil && eu.ExternalID != "" {
+			out[id] = eu.ExternalID
+		}
+	}
+	return out
 }

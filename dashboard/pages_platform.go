@@ -24,6 +24,8 @@ type logsData struct {
 	Filter map[string]string
 	Logs   []logJSON
 	Next   string
+	// Names are the page's end-users' external ids by id.
+	Names map[string]string
 }
 
 var logFilters = []string{"end_user_id", "model", "status", "kind", "start", "end"}
@@ -52,6 +54,11 @@ func (d *Dashboard) logsPage(r *req) error {
 	if l.NextCursor != nil {
 		data.Next = *l.NextCursor
 	}
+	var users []string
+	for _, e := range l.Data {
+		users = append(users, e.EndUserID)
+	}
+	data.Names = d.externalIDs(r, users)
 	return r.render("logs", "Logs", "logs", data)
 }
 

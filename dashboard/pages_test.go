@@ -166,7 +166,9 @@ func TestProviderKeyModelsPlaygroundLogsAndOverview(t *testing.T) {
 	o.get(base + "/end-users/" + eid)
 	o.want(200, rid, "<td>usage</td>"[:0])
 	o.get(base + "/overview")
-	o.want(200, "gpt-4o-mini: $", "Calls this month")
+	o.want(200, "gpt-4o-mini: $", "Calls this month", ">pg-user</a>", "pg-user: $")
+	o.get(base + "/logs")
+	o.want(200, ">pg-user</a>")
 	// A rate-limited call is refused before the upstream, shown on the form
 	// with the API's message, and counted on the Overview.
 	o.get(base + "/end-users/" + eid)
