@@ -85,7 +85,7 @@ func (c chart) SVG() template.HTML {
 	slot := plotW / float64(maxInt(n, 1))
 	step := maxInt(1, n/7)
 	for i, l := range c.Labels {
-		if i%step == 0 {
+		if (n-1-i)%step == 0 { // counted from the last day, which is always labelled
 			fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="axis" text-anchor="middle">%s</text>`, float64(padL)+slot*(float64(i)+0.5), chartH-pB+16, esc(l))
 		}
 	}
