@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -167,6 +168,19 @@ func TestRemovedTeammateSessionDiesAndViewerCannotChange(t *testing.T) {
 	owner.get("/dashboard/p/" + pid + "/end-users")
 	if strings.Contains(owner.last, "sneaky") {
 		t.Fatal("a viewer's POST created an end-user")
+	}
+	// Secrets stay hidden from viewers: the webhook signing secret is not
+	// revealed to them.
+	owner.get("/dashboard/p/" + pid + "/webhooks")
+	owner.post("/dashboard/p/"+pid+"/webhooks", url.Values{"url": {"https://hooks.example/v"}, "event_types": {"budget.topped_up"}})
+	owner.want(200, "Created.")
+	wid := find(t, regexp.MustCompile(`/webhooks/(\w+)/update`), owner.last)
+	owner.get("/dashboard/p/" + pid + "/webhooks/" + wid + "?reveal=1")
+	owner.want(200, "whsec_")
+	viewer.get("/dashboard/p/" + pid + "/webhooks/" + wid + "?reveal=1")
+	viewer.want(200, "hooks.example/v")
+	if strings.Contains(viewer.last, "whsec_") {
+		t.Fatal("a viewer sees the webhook signing secret")
 	}
 
 	// Removed: the very next request is refused.
