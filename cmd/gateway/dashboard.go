@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"strings"
@@ -21,7 +22,10 @@ type dashboardServer struct {
 }
 
 func (d *dashboardServer) Serve() error { return d.srv.Serve(d.ln) }
-func (d *dashboardServer) Shutdown()    { _ = d.srv.Shutdown() }
+
+// Shutdown stops accepting and waits, at most until ctx ends, for the
+// dashboard's in-flight requests.
+func (d *dashboardServer) Shutdown(ctx context.Context) { _ = d.srv.ShutdownWithContext(ctx) }
 
 // newDashboard builds the web dashboard and mounts it at /dashboard on the
 // gateway's listener, or, with -dashboard-listen, returns a server for it

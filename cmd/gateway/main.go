@@ -343,11 +343,10 @@ func serve(args []string) error {
 		}
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2) // the gateway and the dashboard listener
 	go func() { errc <- srv.Serve(ln) }()
 	if dash != nil {
 		go func() { errc <- dash.Serve() }()
-		defer dash.Shutdown()
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -362,6 +361,9 @@ func serve(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	_ = msvc.Close(ctx) // ends MCP listening streams so the drain is not held up
+	if dash != nil {
+		dash.Shutdown(ctx) // its pages call the edge: drain them first
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
