@@ -32,7 +32,7 @@ func start(t *testing.T, adjust func(*dashboard.Config)) *env {
 	t.Helper()
 	e := &env{}
 	mcfg := mockllm.DefaultConfig()
-	mcfg.TokensPerSecond = 100 // a streamed answer arrives over a few hundred ms
+	mcfg.TokensPerSecond = 50 // a streamed answer arrives over about 400 ms
 	e.mockURL, _ = mocktest.Start(t, mcfg)
 	e.g = edgetest.Start(t, edgetest.Options{Webhooks: true, BeforeServe: func(g *edgetest.Gateway) {
 		cfg := dashboard.DefaultConfig()
