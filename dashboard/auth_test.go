@@ -20,6 +20,9 @@ func TestOperatorCreatesPlatformOwnerSignsIn(t *testing.T) {
 	op := e.browser(t)
 	op.get("/dashboard/")
 	op.want(200, "Sign in", "Operator? Sign in with the admin key")
+	if res, err := http.Head(op.base + "/dashboard/login"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("HEAD /dashboard/login: %v %v", res, err)
+	}
 	op.get("/dashboard/login?as=operator")
 	op.post("/dashboard/login", url.Values{"mode": {"operator"}, "admin_key": {"not-the-key-0123456789"}})
 	op.want(401, "That is not the admin key.")

@@ -136,6 +136,10 @@ func (d *Dashboard) serve(ctx *fasthttp.RequestCtx) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if ctx.IsHead() { // answered as GET without the body
+		ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+		ctx.Response.SkipBody = true
+	}
 	if string(ctx.Path()) == Prefix {
 		redirect(ctx, Prefix+"/")
 		return
