@@ -32,8 +32,9 @@ var rules = []rule{
 	{"webhooks", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"logs", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"mockllm", []string{"actors", "edge", "cluster", "persistence", "cmd", "mcp", "webhooks", "logs"}, "the mock upstream stands alone"},
-	{"edge", []string{"cmd"}, "nothing imports cmd"},
-	{"payments", []string{"edge", "cmd", "cluster", "mcp", "webhooks", "logs", "bench", "mockllm"}, "payments talks to Stripe only; the platform actor records"},
+	{"edge", []string{"cmd", "dashboard"}, "nothing imports cmd; the dashboard sits above the edge"},
+	{"dashboard", []string{"cmd"}, "the dashboard calls the edge in-process; only cmd wires it"},
+	{"payments", []string{"edge", "cmd", "cluster", "mcp", "webhooks", "logs", "bench", "mockllm", "dashboard"}, "payments talks to Stripe only; the platform actor records"},
 }
 
 func TestDependencyDirection(t *testing.T) {

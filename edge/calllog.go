@@ -1,11 +1,15 @@
 package edge
 
 import (
+	"errors"
 	"time"
+
+	"github.com/assistiv/gateway/actors"
 
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/providers"
+	"github.com/assistiv/gateway/providers/catalog"
 )
 
 // callLog is one inference call's log entry, filled as the call proceeds.
@@ -70,4 +74,27 @@ func (s *Server) logCall(c *call, b *billing, providerCost int64, u providers.Us
 		fail = toAPIError(err, s.log, c.rid)
 	}
 	s.newLog(c, b, start, stream).finish(providerCost, u, ttft, fail)
+}
+
+// logRefusal records an inference call refused at admission (402: budget
+// or wallet; 429: rate limit) so the logs API (status=429) and the
+// dashboard's refusal chart see refusals; other errors stay unlogged.
+func (s *Server) logRefusal(c *call, kind logs.Kind, model string, stream bool, start time.Time, err error) {
+	var ae *apiError
+	var e *actors.Error
+	status := 0
+	if errors.As(err, &ae) {
+		status = ae.Status
+	} else if errors.As(err, &e) {
+		status = actorCodes[e.Code].status
+	}
+	if status != 402 && status != 429 {
+		return
+	}
+	l := s.newLog(c, nil, start, stream)
+	l.e.Kind, l.e.Model = kind, model
+	if m, lerr := catalog.Lookup(model); lerr == nil {
+		l.e.Provider = m.Provider
+	}
+	l.finish(0, providers.Usage{}, 0, toAPIError(err, s.log, c.rid))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/providers"
 	"github.com/assistiv/gateway/providers/catalog"
 )
@@ -250,8 +251,10 @@ func (s *Server) chatCompletions(c *call) error {
 		return upstreamError(err)
 	}
 	promptEst := estimateTokens(body)
+	began := time.Now()
 	f, err := s.begin(c, &req, promptEst)
 	if err != nil {
+		s.logRefusal(c, logs.KindChatCompletions, req.Model, req.Stream, began, err)
 		return err
 	}
 	b, start := f.b, f.start

@@ -752,8 +752,10 @@ func (s *Server) createResponse(c *call) error {
 		return errBadRequest("conversation_too_large", "the conversation is %d bytes; at most %d can be sent", len(enc), maxConversationBytes)
 	}
 	promptEst := estimateTokens(enc)
+	began := time.Now()
 	f, err := s.begin(c, req, promptEst)
 	if err != nil {
+		s.logRefusal(c, logs.KindResponses, req.Model, req.Stream, began, err)
 		return err
 	}
 	now := s.deps.Clock.Now()

@@ -125,6 +125,7 @@ type Server struct {
 	metrics  *metrics
 	keys     keyCache
 	calls    inflightCalls // admitted inference calls not yet settled or released
+	mounts   []mount
 }
 
 // New builds the server and its routes.
@@ -226,11 +227,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rid := ids.New(ids.RequestPrefix, start)
 	ctx.SetUserValue(requestIDKey, rid)
 	ctx.Response.Header.Set("X-Request-Id", rid)
-	s.router.Handler(ctx)
+	route := ""
+	if m, ok := s.mounted(ctx.Path()); ok {
+		m.h(ctx)
+		route = m.prefix
+	} else {
+		s.router.Handler(ctx)
+		route, _ = ctx.UserValue(router.MatchedRoutePathParam).(string)
+	}
 	if ctx.Response.Header.Peek("X-Request-Id") == nil {
 		ctx.Response.Header.Set("X-Request-Id", rid)
 	}
-	route, _ := ctx.UserValue(router.MatchedRoutePathParam).(string)
 	if route == "" {
 		route = "unmatched"
 	}
@@ -262,6 +269,13 @@ func isTimeout(err error) bool {
 // SHA-256 digest in constant time.
 func (s *Server) adminOnly(h func(*call) error) fasthttp.RequestHandler {
 	return s.wrap(func(c *call) error {
+		if in, ok := internalCaller(c.ctx); ok {
+			if !in.Admin {
+				return errInvalidKey
+			}
+			c.admin = true
+			return h(c)
+		}
 		raw, err := bearer(c.ctx)
 		if err != nil {
 			return err
@@ -280,18 +294,7 @@ func (s *Server) adminOnly(h func(*call) error) fasthttp.RequestHandler {
 // wrong_key_type.
 func (s *Server) withKey(h func(*call) error, kinds ...ids.KeyKind) fasthttp.RequestHandler {
 	return s.wrap(func(c *call) error {
-		raw, err := bearer(c.ctx)
-		if err != nil {
-			return err
-		}
-		_, digest, err := ids.ParseKey(raw)
-		if err != nil {
-			return errInvalidKey
-		}
-		p, err := s.deps.Auth.Lookup(digest)
-		if errors.Is(err, actors.ErrUnknownKey) {
-			return errInvalidKey
-		}
+		p, err := s.principal(c.ctx)
 		if err != nil {
 			return err
 		}
@@ -310,6 +313,30 @@ func (s *Server) withKey(h func(*call) error, kinds ...ids.KeyKind) fasthttp.Req
 		c.principal = p
 		return h(c)
 	})
+}
+
+// principal is the in-process caller's principal, or the one of the
+// presented key.
+func (s *Server) principal(ctx *fasthttp.RequestCtx) (actors.Principal, error) {
+	if in, ok := internalCaller(ctx); ok {
+		if in.Admin || in.Principal.Platform == "" {
+			return actors.Principal{}, errInvalidKey
+		}
+		return in.Principal, nil
+	}
+	raw, err := bearer(ctx)
+	if err != nil {
+		return actors.Principal{}, err
+	}
+	_, digest, err := ids.ParseKey(raw)
+	if err != nil {
+		return actors.Principal{}, errInvalidKey
+	}
+	p, err := s.deps.Auth.Lookup(digest)
+	if errors.Is(err, actors.ErrUnknownKey) {
+		return actors.Principal{}, errInvalidKey
+	}
+	return p, err
 }
 
 // bearer extracts the key from the Authorization header. Keys in the query

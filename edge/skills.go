@@ -17,6 +17,7 @@ func (s *Server) skillRoutes(r *router.Router) {
 	r.POST("/admin/v1/skills", s.adminOnly(s.uploadSkill))
 	r.DELETE("/admin/v1/skills/{skillId}", s.adminOnly(s.deleteSkill))
 	r.POST("/v1/skills", s.withKey(s.uploadSkill, ids.KindPlatform))
+	r.GET("/v1/skills", s.withKey(s.listSkills, ids.KindPlatform))
 	r.GET("/v1/skills/{skillId}", s.withKey(s.getSkill, ids.KindPlatform, ids.KindEndUser))
 	r.DELETE("/v1/skills/{skillId}", s.withKey(s.deleteSkill, ids.KindPlatform))
 }
@@ -58,6 +59,15 @@ func (s *Server) uploadSkill(c *call) error {
 		return skillError(err)
 	}
 	return c.writeJSON(201, v)
+}
+
+// listSkills lists the calling platform's private skills.
+func (s *Server) listSkills(c *call) error {
+	list, err := s.deps.MCP.PlatformSkills(c.principal.Platform)
+	if err != nil {
+		return skillError(err)
+	}
+	return c.writeJSON(200, listJSON[mcp.SkillView]{Object: "list", Data: list})
 }
 
 func (s *Server) getSkill(c *call) error {

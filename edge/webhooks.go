@@ -28,6 +28,7 @@ func (s *Server) webhookRoutes(r *router.Router) {
 	r.GET(ep+"/{endpointId}/messages", s.adminOnly(s.listWebhookMessages))
 	r.GET(ep+"/{endpointId}/messages/{messageId}", s.adminOnly(s.getWebhookMessage))
 	r.POST(ep+"/{endpointId}/messages/{messageId}/replay", s.adminOnly(s.replayWebhookMessage))
+	r.POST(ep+"/{endpointId}/test", s.adminOnly(s.testWebhookEndpoint))
 }
 
 // ---- JSON shapes ----
@@ -282,6 +283,18 @@ func (s *Server) replayWebhookMessage(c *call) error {
 		return err
 	}
 	m, err := s.deps.Webhooks.Replay(c.platformID(), c.param("endpointId"), c.param("messageId"))
+	if err != nil {
+		return webhookError(err)
+	}
+	return c.writeJSON(202, webhookMessageView(m))
+}
+
+// testWebhookEndpoint queues a "webhook.test" delivery to one endpoint.
+func (s *Server) testWebhookEndpoint(c *call) error {
+	if err := c.decodeJSON(&struct{}{}, true); err != nil {
+		return err
+	}
+	m, err := s.deps.Webhooks.SendTest(c.platformID(), c.param("endpointId"))
 	if err != nil {
 		return webhookError(err)
 	}

@@ -38,6 +38,10 @@
 //	0x63 skill blob  0x63 sha256(32)                       → uint64 big-endian count of file references to the sealed blob (package mcp)
 //	0x70 payment     0x70 platformID 0x00 ("checkout" 0x00 sessionID | "intent" 0x00 intentID) → pb.CheckoutSession | pb.TopupIntent (package actors)
 //	0x71 pending pay 0x71 platformID 0x00 intentID         → empty: an auto top-up intent whose outcome is not yet recorded
+//	0x72 lease       0x72 platformID 0x00 leaseID          → pb.Lease: wallet credit granted to one node's run (package actors)
+//	0x73 lease spend 0x73 platformID 0x00 leaseID 0x00 seq(8) → pb.LeaseSpend: a settled call's wallet cost, until folded into the wallet
+//	0x74 dashboard   0x74 kind 0x00 parts…                 → dashboard members, invites, sessions (package dashboard)
+//	0x19 deltas      0x19 platformID 0x00 endUserID 0x00 seq(8) → a settled call's rate-window delta since the windows checkpoint
 //
 // # Durability
 //

@@ -400,3 +400,22 @@ func LeaseSpendPrefix(platformID, leaseID string) []byte {
 func LeaseSpendKey(platformID, leaseID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(LeaseSpendPrefix(platformID, leaseID), seq)
 }
+
+// FamilyDashboard holds the web dashboard's own records (package
+// dashboard): platform team members, their invites and sign-in sessions.
+// The second key part names the kind: "m" member (platform, email), "e"
+// email index, "i" invite (token digest), "j" a platform's invite index
+// (platform, token digest), "s" session (token digest), "u" a member's
+// session index (platform, email, session digest).
+const FamilyDashboard byte = 0x74
+
+// DashboardKey is the key of a dashboard record of the given kind.
+func DashboardKey(kind string, parts ...string) []byte {
+	return join(FamilyDashboard, append([]string{kind}, parts...)...)
+}
+
+// DashboardPrefix is the prefix of every dashboard record of the kind
+// whose leading parts are given.
+func DashboardPrefix(kind string, parts ...string) []byte {
+	return append(DashboardKey(kind, parts...), 0)
+}

@@ -111,6 +111,7 @@ type options struct {
 	stripeSecretKey     string
 	stripeWebhookSecret string
 	stripeAPIBase       string
+	dashboardListen     string
 	// webhookSchedule overrides the webhook retry schedule. Test-only
 	// (ASSISTIV_WEBHOOK_TEST_SCHEDULE, comma-separated durations such as
 	// "0,200ms,200ms"): crash tests use it so retries happen in
@@ -134,6 +135,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
 	fs.StringVar(&o.publicURL, "public-url", env("ASSISTIV_PUBLIC_URL", "http://127.0.0.1:8080"), "the gateway's public base URL; OAuth redirect_uri is it + /oauth/callback (ASSISTIV_PUBLIC_URL)")
+	fs.StringVar(&o.dashboardListen, "dashboard-listen", env("ASSISTIV_DASHBOARD_LISTEN", ""), "serve the web dashboard on this address instead of the main listener's /dashboard (ASSISTIV_DASHBOARD_LISTEN)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -371,6 +373,14 @@ func serve(args []string) error {
 		store.Close()
 		return err
 	}
+	dash, err := newDashboard(o, srv, store, clk, log, digest)
+	if err != nil {
+		dir.Close()
+		hooks.Close()
+		lg.Close()
+		store.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		dir.Close()
@@ -387,8 +397,11 @@ func serve(args []string) error {
 		}
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2) // the gateway and the dashboard listener
 	go func() { errc <- srv.Serve(ln) }()
+	if dash != nil {
+		go func() { errc <- dash.Serve() }()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
@@ -402,6 +415,9 @@ func serve(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	_ = msvc.Close(ctx) // ends MCP listening streams so the drain is not held up
+	if dash != nil {
+		dash.Shutdown(ctx) // its pages call the edge: drain them first
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}

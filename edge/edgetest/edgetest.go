@@ -72,6 +72,10 @@ type Options struct {
 	Stripe *payments.Stripe
 	// Env adjusts the actors' environment before any actor starts.
 	Env func(*actors.Env)
+	// BeforeServe, when set, runs after the gateway is built and before it
+	// accepts connections (tests mount extra handlers such as the
+	// dashboard with Server.Mount here).
+	BeforeServe func(*Gateway)
 }
 
 // TestWebhookSchedule is the retry schedule of test gateways: four
@@ -215,6 +219,9 @@ func Start(tb testing.TB, o Options) *Gateway {
 		URL: "http://" + ln.Addr().String(), Dir: o.Dir, Store: store, Env: env, Actors: dir, Server: srv, Webhooks: hooks, Logs: lg, LogDB: logDB, MCP: msvc,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: tr},
 		done:   make(chan error, 1),
+	}
+	if o.BeforeServe != nil {
+		o.BeforeServe(g)
 	}
 	go func() { g.done <- srv.Serve(ln) }()
 	tb.Cleanup(g.Close)
