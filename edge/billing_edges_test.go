@@ -312,3 +312,59 @@ func TestShutdownSettlesStreamsStillRunning(t *testing.T) {
 		t.Fatalf("%d still reserved after the shutdown settled the stream", r)
 	}
 }
+
+// A reasoning model's hidden reasoning tokens are bounded by
+// max_completion_tokens and billed inside completion_tokens: the
+// reservation is the prompt estimate plus max_completion_tokens at the
+// output price (a budget one nano-USD short of it refuses the call before
+// any upstream request), and the settlement is the reported usage at the
+// catalog's prices.
+func TestReasoningModelReservesItsCompletionBoundAndBillsReportedUsage(t *testing.T) {
+	m, err := catalog.Lookup("o4-mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"o4-mini","max_completion_tokens":1500,"reasoning_effort":"high","messages":[{"role":"user","content":"think"}]}`
+	worst, err := m.Cost(int64(len(body))/3+16, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newInferenceEnv(t, mockllm.DefaultConfig(), -1)
+	budget := "/v1/platforms/" + e.pid + "/end-users/" + e.uid + "/budget"
+	if r := e.g.Do(t, "POST", budget, e.pk, map[string]any{"amount_usd": jsonRaw(money.Nanos(worst - 1).String())}); r.Status != 201 {
+		t.Fatalf("budget: %d %s", r.Status, r.Body)
+	}
+	before := e.mock.Stats().Total
+	if st, b := e.postChat(t, body); st != 402 {
+		t.Fatalf("a budget one nano-USD under the worst case: %d %s, want 402", st, b)
+	}
+	if e.mock.Stats().Total != before {
+		t.Fatal("the refused call reached the upstream")
+	}
+	if r := e.g.Do(t, "POST", budget+"/topup", e.pk, map[string]any{"amount_usd": jsonRaw("0.000000001")}); r.Status != 200 {
+		t.Fatalf("topup: %d %s", r.Status, r.Body)
+	}
+	st, b := e.postChat(t, body)
+	if st != 200 {
+		t.Fatalf("the worst case exactly covered: %d %s", st, b)
+	}
+	var resp struct {
+		Usage struct {
+			Prompt     int64 `json:"prompt_tokens"`
+			Completion int64 `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal([]byte(b), &resp); err != nil || resp.Usage.Completion == 0 {
+		t.Fatalf("usage in %s: %v", b, err)
+	}
+	want, _ := m.Cost(resp.Usage.Prompt, resp.Usage.Completion)
+	for _, le := range e.ledger(t, budget+"/transactions", e.pk) {
+		if le.Type == "usage" {
+			if got := -nanos(t, le.Amount); got != want {
+				t.Fatalf("settled %d nano-USD for %d+%d tokens, want %d", got, resp.Usage.Prompt, resp.Usage.Completion, want)
+			}
+			return
+		}
+	}
+	t.Fatal("no usage entry")
+}

@@ -49,22 +49,25 @@ func inferenceCrashRun(t *testing.T, mode string) {
 	t.Logf("GATEWAY_CRASH_SEED=%d", seed)
 	rng := rand.New(rand.NewSource(seed))
 
-	// One upstream per provider, each with its own fault: 5xx on a fifth
-	// of OpenAI's answers (retried by the gateway, sometimes given up),
-	// slow Anthropic streams (kills and cancellations cut them), 429s on a
-	// tenth of xAI's, Gemini healthy.
+	// One upstream per provider, each with its own faults: 5xx on a fifth
+	// of OpenAI's answers (retried by the gateway, sometimes given up);
+	// slow Anthropic streams (kills and cancellations cut them) of which a
+	// tenth stall mid-way; a tenth of Gemini's answers malformed (broken
+	// JSON mid-stream or a truncated body); xAI hanging on one call in
+	// twenty until the mock gives up (1 s).
 	mock := func(edit func(*mockllm.Config)) string {
 		cfg := mockllm.DefaultConfig()
 		cfg.Tokens = 30
+		cfg.HangMax = time.Second
 		edit(&cfg)
 		url, _ := mocktest.Start(t, cfg)
 		return url
 	}
 	upstreams := map[string]string{
 		"openai":    mock(func(c *mockllm.Config) { c.ErrorRate, c.ErrorStatus = 0.2, 500 }),
-		"anthropic": mock(func(c *mockllm.Config) { c.TokensPerSecond = 150 }),
-		"xai":       mock(func(c *mockllm.Config) { c.ErrorRate, c.ErrorStatus, c.RetryAfter = 0.1, 429, 0 }),
-		"google":    mock(func(c *mockllm.Config) {}),
+		"anthropic": mock(func(c *mockllm.Config) { c.TokensPerSecond, c.ErrorRate, c.ErrorFault = 150, 0.1, "stall" }),
+		"google":    mock(func(c *mockllm.Config) { c.ErrorRate, c.ErrorFault = 0.1, "malformed_stream" }),
+		"xai":       mock(func(c *mockllm.Config) { c.ErrorRate, c.ErrorFault = 0.05, "hang" }),
 	}
 	models := []string{"gpt-4o-mini", "claude-haiku-4-5", "grok-3-mini", "gemini-2.5-flash"}
 

@@ -51,6 +51,11 @@ type Config struct {
 	// requests that inject no fault of their own. Default 0; range [0, 1].
 	ErrorRate float64
 
+	// ErrorFault, when set, is what the requests ErrorRate picks get
+	// instead of ErrorStatus: any X-Mock-Error value (hang, malformed_stream,
+	// disconnect, stall, stream_error, or a status). Default "".
+	ErrorFault string
+
 	// ErrorStatus is the HTTP status of failures caused by ErrorRate and of
 	// fail-first failures that name no fault. Default 500; range [400, 599].
 	ErrorStatus int
@@ -116,6 +121,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mockllm: Tokens %d out of range [1, 100000]", c.Tokens)
 	case !(c.ErrorRate >= 0 && c.ErrorRate <= 1):
 		return fmt.Errorf("mockllm: ErrorRate %v out of range [0, 1]", c.ErrorRate)
+	case c.ErrorFault != "" && !validFault(c.ErrorFault):
+		return fmt.Errorf("mockllm: ErrorFault %q: want an X-Mock-Error value", c.ErrorFault)
 	case c.ErrorStatus < 400 || c.ErrorStatus > 599:
 		return fmt.Errorf("mockllm: ErrorStatus %d out of range [400, 599]", c.ErrorStatus)
 	case c.RetryAfter < 0 || c.RetryAfter > time.Hour:

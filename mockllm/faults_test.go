@@ -407,3 +407,30 @@ func TestShutdownLetsStreamsFinish(t *testing.T) {
 		t.Errorf("stream during graceful shutdown: %v", err)
 	}
 }
+
+// ErrorFault turns the requests ErrorRate picks into that fault instead of
+// ErrorStatus: here a malformed stream on every other request.
+func TestErrorFaultReplacesTheStatusOfErrorRate(t *testing.T) {
+	e := newEnv(t, func(c *mockllm.Config) { c.ErrorRate = 0.5; c.ErrorStatus = 503; c.ErrorFault = "malformed_stream" })
+	var malformed, ok int
+	for range 4 {
+		resp := e.do(pOpenAI, request(pOpenAI, "m", "hi", true, 0, nil), false, nil)
+		b := readAll(t, resp)
+		switch {
+		case resp.StatusCode != 200:
+			t.Fatalf("status %d: ErrorFault must replace ErrorStatus", resp.StatusCode)
+		case strings.Contains(string(b), "data: [DONE]"):
+			ok++
+		default:
+			malformed++
+		}
+	}
+	if ok != 2 || malformed != 2 {
+		t.Fatalf("%d complete and %d malformed streams, want 2 and 2", ok, malformed)
+	}
+	cfg := mockllm.DefaultConfig()
+	cfg.ErrorFault = "sometimes"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ErrorFault") {
+		t.Fatalf("an unknown ErrorFault: Validate = %v", err)
+	}
+}

@@ -57,6 +57,12 @@ const (
 // the request is answered 400 in the provider's error format.
 var errBadControl = errors.New("mockllm: bad mock control")
 
+// validFault reports whether v is an X-Mock-Error value.
+func validFault(v string) bool {
+	_, err := parseFault(v)
+	return err == nil
+}
+
 // parseFault reads an X-Mock-Error value or the part after "error-" in a
 // model directive.
 func parseFault(v string) (fault, error) {

@@ -597,6 +597,11 @@ func (s *Server) decideFault(k knobs, cacheKey uint64) fault {
 		n := float64(s.seq.Add(1))
 		if int64(n*s.cfg.ErrorRate) > int64((n-1)*s.cfg.ErrorRate) {
 			f = fault{kind: faultStatus, status: s.cfg.ErrorStatus}
+			if s.cfg.ErrorFault != "" {
+				if ef, err := parseFault(s.cfg.ErrorFault); err == nil && ef.kind != faultNone {
+					f = ef
+				}
+			}
 		}
 	}
 	return f
