@@ -3,6 +3,7 @@ package providers
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -116,6 +117,48 @@ func (r *ChatRequest) Validate() error {
 	}
 	if r.N != nil && (*r.N < 1 || *r.N > MaxN) {
 		return InvalidParam("n", "n must be between 1 and %d", MaxN)
+	}
+	return r.checkExtra()
+}
+
+// forwardedExtra are the unmodelled request fields the gateway forwards to
+// OpenAI-format upstreams (and drops in translation where the provider has
+// no equivalent): none changes the price of the tokens the usage reports.
+// Everything else is refused with a 400 naming it, so a client can never
+// buy at the provider what the gateway does not price (README: "Request
+// fields").
+var forwardedExtra = map[string]bool{
+	"logprobs": true, "top_logprobs": true, "logit_bias": true, "reasoning_effort": true,
+	"metadata": true, "prediction": true, "verbosity": true,
+	"service_tier": true, "store": true, // only their at-catalog-price values, below
+}
+
+func (r *ChatRequest) checkExtra() error {
+	names := make([]string, 0, len(r.Extra))
+	for k := range r.Extra {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := r.Extra[k]
+		if !forwardedExtra[k] {
+			return InvalidParam(k, "%s is not supported by the gateway", k)
+		}
+		switch k {
+		case "service_tier":
+			// priority (billed above the catalog price) and flex/scale are
+			// not priced by the gateway; auto and default are the catalog.
+			var tier string
+			if json.Unmarshal(v, &tier) != nil || (tier != "auto" && tier != "default") {
+				return InvalidParam(k, `service_tier %s is not supported: the gateway prices "auto" and "default" only`, string(v))
+			}
+		case "store":
+			// The provider would keep the platform's prompts and answers.
+			var store bool
+			if json.Unmarshal(v, &store) != nil || store {
+				return InvalidParam(k, "store must be false: the gateway does not let providers keep the platform's data (use the Responses API's store instead)")
+			}
+		}
 	}
 	return nil
 }
