@@ -217,14 +217,21 @@ func (s *Server) begin(c *call, req *providers.ChatRequest, promptEst int64) (*i
 	if !ok {
 		return nil, &apiError{Status: 501, Type: typeInternal, Code: "provider_unavailable", Message: "no client for provider " + m.Provider}
 	}
+	platform := string(c.principal.Platform)
+	if !s.calls.takeShare(platform, m.Provider, s.cfg.UpstreamPerPlatform) {
+		return nil, &apiError{Status: 429, Type: typeRate, Code: "upstream_capacity_exceeded",
+			Message: "this platform already has " + strconv.Itoa(s.cfg.UpstreamPerPlatform) + " calls in flight to " + m.Provider + " on this node; retry shortly",
+			Header:  map[string]string{"Retry-After": "1"}}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.UpstreamTimeout)
 	start := time.Now()
 	b, err := s.admit(ctx, c.principal, c.rid, m, promptEst, maxOut)
 	if err != nil {
+		s.calls.giveShare(platform, m.Provider)
 		cancel()
 		return nil, err
 	}
-	s.calls.add(b, cancel)
+	s.calls.add(b, cancel) // its share is given back when it settles or is released
 	key, err := s.keys.open(string(b.platform), m.Provider, b.provider.SealedApiKey)
 	if err != nil {
 		cancel()

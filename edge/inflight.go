@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +14,26 @@ type inflightCalls struct {
 	mu    sync.Mutex // guards calls
 	calls map[*billing]context.CancelFunc
 	wg    sync.WaitGroup
+
+	shares sync.Map // platform + "/" + provider → *atomic.Int64: calls in flight
+}
+
+// takeShare counts one more call of platform to provider, unless it
+// already has limit in flight; release it with giveShare.
+func (f *inflightCalls) takeShare(platform, provider string, limit int) bool {
+	v, _ := f.shares.LoadOrStore(platform+"/"+provider, new(atomic.Int64))
+	n := v.(*atomic.Int64)
+	if n.Add(1) > int64(limit) {
+		n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (f *inflightCalls) giveShare(platform, provider string) {
+	if v, ok := f.shares.Load(platform + "/" + provider); ok {
+		v.(*atomic.Int64).Add(-1)
+	}
 }
 
 // add registers b, whose upstream call cancel ends.
@@ -26,13 +47,14 @@ func (f *inflightCalls) add(b *billing, cancel context.CancelFunc) {
 	f.wg.Add(1)
 }
 
-// done unregisters b; calling it again, or for a call never added, does
-// nothing.
+// done unregisters b and gives back its platform's share of the
+// provider; calling it again, or for a call never added, does nothing.
 func (f *inflightCalls) done(b *billing) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.calls[b]; ok {
 		delete(f.calls, b)
+		f.giveShare(string(b.platform), b.model.Provider)
 		f.wg.Done()
 	}
 }

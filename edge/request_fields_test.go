@@ -2,10 +2,14 @@ package edge_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/mockllm"
+	"github.com/assistiv/gateway/mockllm/mocktest"
 )
 
 // Request fields the gateway does not price are refused with a 400 that
@@ -58,5 +62,60 @@ func TestModelOfADisabledProviderIs400(t *testing.T) {
 	r := e.g.Do(t, "POST", "/v1/chat/completions", e.uk, jsonRaw(`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}`))
 	if r.Status != 400 || r.ErrorCode() != "provider_not_enabled" {
 		t.Fatalf("disabled provider: %d %s, want 400 provider_not_enabled", r.Status, r.Body)
+	}
+}
+
+// One platform cannot take every upstream connection: with a share of 2
+// calls in flight per platform and provider, a third concurrent call of
+// the same platform answers 429 upstream_capacity_exceeded before any
+// reservation or upstream request, while another platform is served.
+func TestPlatformShareOfTheUpstreamPool(t *testing.T) {
+	mcfg := mockllm.DefaultConfig()
+	mcfg.Latency = 1500 * time.Millisecond // the first two are still in flight when the others arrive
+	mockURL, mock := mocktest.Start(t, mcfg)
+	g := edgetest.Start(t, edgetest.Options{EdgeConfig: func(c *edge.Config) { c.UpstreamPerPlatform = 2 }})
+	type tenant struct{ uk string }
+	newTenant := func(name string) tenant {
+		pid, pk := g.CreatePlatform(t, name)
+		if r := g.Do(t, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/openai", edgetest.AdminKey,
+			map[string]any{"api_key": "sk-share-0123456789", "base_url": mockURL, "enabled": true}); r.Status != 200 {
+			t.Fatalf("provider: %d %s", r.Status, r.Body)
+		}
+		if r := g.Do(t, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 10}); r.Status != 200 {
+			t.Fatalf("wallet: %d %s", r.Status, r.Body)
+		}
+		_, uk := g.CreateEndUser(t, pid, pk, "u")
+		return tenant{uk}
+	}
+	noisy, quiet := newTenant("noisy"), newTenant("quiet")
+	body := jsonRaw(`{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
+	statuses := make(chan int, 5)
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := g.Do(t, "POST", "/v1/chat/completions", noisy.uk, body)
+			if r.Status == 429 && r.ErrorCode() != "upstream_capacity_exceeded" {
+				t.Errorf("429 with code %s", r.ErrorCode())
+			}
+			statuses <- r.Status
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the noisy platform's calls are in flight
+	if r := g.Do(t, "POST", "/v1/chat/completions", quiet.uk, body); r.Status != 200 {
+		t.Errorf("another platform while the noisy one is at its share: %d %s", r.Status, r.Body)
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[200] != 2 || count[429] != 3 {
+		t.Fatalf("five concurrent calls with a share of two: %v, want 2×200 and 3×429", count)
+	}
+	if got := mock.Stats().Total; got != 3 {
+		t.Fatalf("%d upstream requests, want 3 (two of the noisy platform, one of the quiet)", got)
 	}
 }

@@ -52,6 +52,12 @@ type Config struct {
 	// UpstreamTimeout bounds one inference call, streaming included.
 	// Default 10 minutes.
 	UpstreamTimeout time.Duration
+	// UpstreamPerPlatform bounds the inference calls one platform has in
+	// flight to one provider at once (this node): its share of the
+	// provider host's connection pool, so one tenant cannot take every
+	// upstream connection. Beyond it a call answers 429
+	// upstream_capacity_exceeded. Default 512 (half of the pool).
+	UpstreamPerPlatform int
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -63,7 +69,8 @@ func DefaultConfig() Config {
 		IdleTimeout:  120 * time.Second,
 		Concurrency:  65536,
 
-		UpstreamTimeout: 10 * time.Minute,
+		UpstreamTimeout:     10 * time.Minute,
+		UpstreamPerPlatform: 512,
 	}
 }
 
@@ -76,6 +83,8 @@ func (c Config) Validate() error {
 		return errors.New("edge: timeouts must be positive")
 	case c.UpstreamTimeout <= 0:
 		return errors.New("edge: UpstreamTimeout must be positive")
+	case c.UpstreamPerPlatform < 1:
+		return errors.New("edge: UpstreamPerPlatform must be at least 1")
 	case c.Concurrency <= 0:
 		return errors.New("edge: Concurrency must be positive")
 	case c.AdminKeyDigest == [32]byte{}:
