@@ -213,6 +213,12 @@ func (d *Dashboard) acceptInvite(ctx *fasthttp.RequestCtx) {
 
 // inviteURL is the link an invitee opens.
 func (d *Dashboard) inviteURL(ctx *fasthttp.RequestCtx, tok string) string {
+	return d.absURL(ctx, Prefix+"/invite/"+tok)
+}
+
+// absURL makes a dashboard path absolute: under PublicURL, else the
+// request's own scheme and host.
+func (d *Dashboard) absURL(ctx *fasthttp.RequestCtx, path string) string {
 	base := d.cfg.PublicURL
 	if base == "" {
 		scheme := "http"
@@ -221,5 +227,5 @@ func (d *Dashboard) inviteURL(ctx *fasthttp.RequestCtx, tok string) string {
 		}
 		base = scheme + "://" + string(ctx.Host())
 	}
-	return strings.TrimRight(base, "/") + Prefix + "/invite/" + tok
+	return strings.TrimRight(base, "/") + path
 }

@@ -92,7 +92,15 @@ type Dashboard struct {
 	byAddr   *limiter
 	pages    map[string]*template.Template
 	router   *router.Router
+	// card reports whether members may top up by card (Stripe is
+	// configured on the gateway); csp is the page's policy.
+	card bool
+	csp  string
 }
+
+// stripeCheckoutOrigin is where Stripe Checkout pages live: the billing
+// form's 303 goes there, so form-action must allow it.
+const stripeCheckoutOrigin = "https://checkout.stripe.com"
 
 // New builds the dashboard.
 func New(cfg Config, deps Deps) (*Dashboard, error) {
@@ -114,6 +122,13 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 		byAcct:   newLimiter(deps.Clock, cfg.LoginWindow, cfg.MaxFailsAccount),
 		byAddr:   newLimiter(deps.Clock, cfg.LoginWindow, cfg.MaxFailsAddress),
 	}
+	d.card = d.edge.PaymentsConfigured()
+	formAction := "'self'"
+	if d.card {
+		formAction += " " + stripeCheckoutOrigin
+	}
+	d.csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action " +
+		formAction + "; base-uri 'none'; frame-ancestors 'none'"
 	var err error
 	if d.pages, err = parsePages(); err != nil {
 		return nil, err
@@ -131,7 +146,7 @@ func (d *Dashboard) Handler() fasthttp.RequestHandler { return d.serve }
 
 func (d *Dashboard) serve(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", d.csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")

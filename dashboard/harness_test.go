@@ -30,11 +30,17 @@ type env struct {
 
 func start(t *testing.T, adjust func(*dashboard.Config)) *env {
 	t.Helper()
+	return startWith(t, adjust, edgetest.Options{Webhooks: true})
+}
+
+// startWith is start with the gateway's options (Stripe, say).
+func startWith(t *testing.T, adjust func(*dashboard.Config), opts edgetest.Options) *env {
+	t.Helper()
 	e := &env{}
 	mcfg := mockllm.DefaultConfig()
 	mcfg.TokensPerSecond = 50 // a streamed answer arrives over about 400 ms
 	e.mockURL, _ = mocktest.Start(t, mcfg)
-	e.g = edgetest.Start(t, edgetest.Options{Webhooks: true, BeforeServe: func(g *edgetest.Gateway) {
+	opts.BeforeServe = func(g *edgetest.Gateway) {
 		cfg := dashboard.DefaultConfig()
 		cfg.AdminKeyDigest = sha256.Sum256([]byte(edgetest.AdminKey))
 		cfg.BcryptCost = bcrypt.MinCost
@@ -47,7 +53,8 @@ func start(t *testing.T, adjust func(*dashboard.Config)) *env {
 		}
 		g.Server.Mount(dashboard.Prefix, d.Handler())
 		e.d = d
-	}})
+	}
+	e.g = edgetest.Start(t, opts)
 	return e
 }
 

@@ -135,10 +135,12 @@ type billingData struct {
 	Next   string
 	Idem   string
 	Form   map[string]string
+	// Card: the gateway has Stripe, so members may top up by card.
+	Card bool
 }
 
 func (d *Dashboard) billingData(r *req) (billingData, error) {
-	data := billingData{Idem: newToken(), Form: map[string]string{}}
+	data := billingData{Idem: newToken(), Form: map[string]string{}, Card: d.card}
 	if err := d.get(platformCaller(r.pid), platPath(r, "/wallet"), nil, &data.Wallet); err != nil {
 		return data, err
 	}
@@ -197,6 +199,38 @@ func (d *Dashboard) walletTopup(r *req) error {
 		flash = "replayed"
 	}
 	return d.billingAfter(r, err, flash, "amount_usd")
+}
+
+// walletCheckout starts a card top-up: the API's checkout route creates a
+// Stripe Checkout Session and records it pending, and the browser is sent
+// to Stripe's page (303). Stripe sends it back to the billing page. The
+// operator funds wallets directly, so the form is the team's.
+func (d *Dashboard) walletCheckout(r *req) error {
+	if r.sess.Operator {
+		d.renderError(r, 403, "The operator tops up the wallet directly; card top-ups are for the platform's team.")
+		return nil
+	}
+	back := d.absURL(r.ctx, pp(r.pid, "billing"))
+	res, err := d.do(apiCall{As: platformCaller(r.pid), Method: "POST", Path: platPath(r, "/wallet/checkout"),
+		Body: map[string]any{"amount_usd": usd(r.form("amount_usd")),
+			"success_url": back + "?ok=card_paid", "cancel_url": back + "?ok=card_cancelled"},
+		Idempotency: r.form("idempotency_key")})
+	if err != nil {
+		return d.billingAfter(r, err, "", "amount_usd")
+	}
+	var co struct {
+		ID  string `json:"id"`
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(res.Body, &co); err != nil {
+		return err
+	}
+	if u, perr := url.Parse(co.URL); perr != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("checkout session %s: not an https URL: %q", co.ID, co.URL)
+	}
+	r.ctx.Response.Header.Set("Location", co.URL)
+	r.ctx.SetStatusCode(303)
+	return nil
 }
 
 func (d *Dashboard) autoTopup(r *req) error {

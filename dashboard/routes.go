@@ -50,6 +50,7 @@ func (d *Dashboard) routes() {
 	r.GET(base+"/billing", p(d.billing))
 	r.POST(base+"/billing/topup", p(d.walletTopup))
 	r.POST(base+"/billing/auto-topup", p(d.autoTopup))
+	r.POST(base+"/billing/checkout", p(d.walletCheckout))
 	r.GET(base+"/llm-configs", p(d.llmConfigs))
 	r.POST(base+"/llm-configs/{provider}", p(d.putProvider))
 	r.POST(base+"/llm-configs/{provider}/test", p(d.testProvider))

@@ -269,6 +269,8 @@ var flashes = map[string]string{
 	"suspended": "Suspended.", "unsuspended": "Unsuspended.", "revoked": "Revoked.", "removed": "Removed.",
 	"replayed": "Already done: this form was submitted before, nothing changed twice.", "deleted": "Deleted.",
 	"signed_out": "You are signed out.", "rotated": "Secret rotated.", "sent": "Sent.", "signed_out_member": "Their sessions ended: they must sign in again.",
+	"card_paid":      "Thank you. The wallet is credited as soon as Stripe confirms the payment.",
+	"card_cancelled": "Card top-up cancelled: nothing was charged.",
 }
 
 func flashText(code string) string { return flashes[code] }

@@ -37,6 +37,11 @@ func (s *Server) paymentRoutes(r *router.Router) {
 	r.GET("/admin/v1/platforms/{platformId}/wallet/auto-topup/intents", s.adminOnly(s.topupIntents))
 }
 
+// PaymentsConfigured reports whether Stripe is configured, that is
+// whether POST /v1/platforms/{id}/wallet/checkout can create a session
+// (without Stripe it answers 503 payments_not_configured).
+func (s *Server) PaymentsConfigured() bool { return s.deps.Stripe != nil }
+
 // minStripeChargeUSD is Stripe's smallest USD charge.
 const minStripeChargeUSD = money.PerUSD / 2
 
