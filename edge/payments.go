@@ -142,10 +142,10 @@ func (s *Server) walletCheckout(c *call) error {
 	req := payments.CheckoutRequest{Platform: pid, Customer: customer, Amount: *in.AmountUSD,
 		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL}
 	if req.SuccessURL == "" {
-		req.SuccessURL = s.deps.PublicURL + "/dashboard/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}"
+		req.SuccessURL = s.deps.PublicURL + "/dashboard/p/" + string(pid) + "/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}"
 	}
 	if req.CancelURL == "" {
-		req.CancelURL = s.deps.PublicURL + "/dashboard/billing?checkout=cancelled"
+		req.CancelURL = s.deps.PublicURL + "/dashboard/p/" + string(pid) + "/billing?checkout=cancelled"
 	}
 	if key != "" {
 		// Scoped to the platform; hashed to stay within Stripe's 255 bytes.
