@@ -145,15 +145,10 @@ func (a *account) credit(now time.Time, amount money.Nanos, debit bool) (*pb.Led
 	return a.entry(now, typ, amount), nil
 }
 
-// limitsFor merges the end-user override over platform defaults.
+// limitsFor merges the end-user override over platform defaults field by
+// field (see [mergeLimits]).
 func limitsFor(override, defaults *pb.RateLimits) *pb.RateLimits {
-	if override != nil {
-		return override
-	}
-	if defaults != nil {
-		return defaults
-	}
-	return &pb.RateLimits{}
+	return mergeLimits(override, defaults)
 }
 
 // admit decides whether an inference call may start at now. On success it

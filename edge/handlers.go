@@ -126,7 +126,16 @@ type rateLimitsIn struct {
 const maxLimit = 1_000_000_000
 
 func (r *rateLimitsIn) toPB() (*pb.RateLimits, error) {
-	out := &pb.RateLimits{}
+	return r.fill(&pb.RateLimits{})
+}
+
+// toOverridePB is an end-user override: a field absent from the body is
+// actors.InheritLimit (the platform default applies), 0 lifts the limit.
+func (r *rateLimitsIn) toOverridePB() (*pb.RateLimits, error) {
+	return r.fill(&pb.RateLimits{RequestsPerMinute: actors.InheritLimit, TokensPerMinute: actors.InheritLimit, RequestsPerDay: actors.InheritLimit})
+}
+
+func (r *rateLimitsIn) fill(out *pb.RateLimits) (*pb.RateLimits, error) {
 	for _, f := range []struct {
 		name string
 		in   *int64
@@ -872,7 +881,8 @@ func (s *Server) getUserRateLimits(c *call) error {
 	v := res.(*pb.EndUserView)
 	return c.writeJSON(200, map[string]any{
 		"object": "rate_limits", "end_user_id": v.EndUser.Id,
-		"override": optLimitsView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"override": overrideView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"inherited": inheritedFields(v.EndUser.RateLimits),
 	})
 }
 
@@ -881,7 +891,7 @@ func (s *Server) putUserRateLimits(c *call) error {
 	if err := c.decodeJSON(&in, false); err != nil {
 		return err
 	}
-	l, err := in.toPB()
+	l, err := in.toOverridePB()
 	if err != nil {
 		return err
 	}
@@ -898,7 +908,8 @@ func (s *Server) setUserLimits(c *call, l *pb.RateLimits) error {
 	v := res.(*pb.EndUserView)
 	return c.writeJSON(200, map[string]any{
 		"object": "rate_limits", "end_user_id": v.EndUser.Id,
-		"override": optLimitsView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"override": overrideView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"inherited": inheritedFields(v.EndUser.RateLimits),
 	})
 }
 

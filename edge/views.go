@@ -61,6 +61,41 @@ func limitsView(r *pb.RateLimits) rateLimitsJSON {
 	return rateLimitsJSON{r.RequestsPerMinute, r.TokensPerMinute, r.RequestsPerDay}
 }
 
+// overrideJSON is an end-user's rate-limit override: null for a field the
+// override does not set (the platform default applies).
+type overrideJSON struct {
+	RequestsPerMinute *int64 `json:"requests_per_minute"`
+	TokensPerMinute   *int64 `json:"tokens_per_minute"`
+	RequestsPerDay    *int64 `json:"requests_per_day"`
+}
+
+func overrideView(r *pb.RateLimits) *overrideJSON {
+	if r == nil {
+		return nil
+	}
+	set := func(v int64) *int64 {
+		if v < 0 {
+			return nil
+		}
+		return &v
+	}
+	return &overrideJSON{set(r.RequestsPerMinute), set(r.TokensPerMinute), set(r.RequestsPerDay)}
+}
+
+// inheritedFields names the fields that follow the platform default.
+func inheritedFields(r *pb.RateLimits) []string {
+	out := []string{}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"requests_per_minute", r.GetRequestsPerMinute()}, {"tokens_per_minute", r.GetTokensPerMinute()}, {"requests_per_day", r.GetRequestsPerDay()}} {
+		if r == nil || f.v < 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 func optLimitsView(r *pb.RateLimits) *rateLimitsJSON {
 	if r == nil {
 		return nil
@@ -135,7 +170,7 @@ type endUserJSON struct {
 	CreatedAt           string          `json:"created_at"`
 	UpdatedAt           string          `json:"updated_at"`
 	Budget              *budgetJSON     `json:"budget"`
-	RateLimits          *rateLimitsJSON `json:"rate_limits"`
+	RateLimits          *overrideJSON   `json:"rate_limits"`
 	EffectiveRateLimits *rateLimitsJSON `json:"effective_rate_limits,omitempty"`
 }
 
@@ -147,7 +182,7 @@ func endUserView(u *pb.EndUser, effective *pb.RateLimits) endUserJSON {
 	v := endUserJSON{
 		ID: u.Id, Object: "end_user", PlatformID: u.PlatformId, ExternalID: u.ExternalId, DisplayName: u.DisplayName,
 		Metadata: md, CreatedAt: ts(u.CreatedAtMs), UpdatedAt: ts(u.UpdatedAtMs),
-		RateLimits: optLimitsView(u.RateLimits), EffectiveRateLimits: optLimitsView(effective),
+		RateLimits: overrideView(u.RateLimits), EffectiveRateLimits: optLimitsView(effective),
 	}
 	if u.Budget != nil {
 		b := budgetView(u.Id, u.Budget, 0)
