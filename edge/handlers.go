@@ -723,8 +723,7 @@ func (s *Server) getEndUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	v := res.(*pb.EndUserView)
-	return c.writeJSON(200, endUserView(v.EndUser, v.EffectiveRateLimits))
+	return c.writeJSON(200, c.liveEndUserView(res.(*pb.EndUserView)))
 }
 
 func (s *Server) patchEndUser(c *call) error {
@@ -753,8 +752,7 @@ func (s *Server) patchEndUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	v := res.(*pb.EndUserView)
-	return c.writeJSON(200, endUserView(v.EndUser, v.EffectiveRateLimits))
+	return c.writeJSON(200, c.liveEndUserView(res.(*pb.EndUserView)))
 }
 
 func (s *Server) deleteEndUser(c *call) error {

@@ -168,7 +168,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		NoDefaultDate:                 true,
 		ReduceMemoryUsage:             false,
 		ErrorHandler:                  s.transportError,
-		HeaderReceived:                s.requestConfig,
+		HeaderReceived:                s.headerConfig,
 		Logger:                        fasthttpLogger{s.log},
 	}
 	return s, nil

@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 
+	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
@@ -185,35 +186,45 @@ func endUserView(u *pb.EndUser, effective *pb.RateLimits) endUserJSON {
 		RateLimits: overrideView(u.RateLimits), EffectiveRateLimits: optLimitsView(effective),
 	}
 	if u.Budget != nil {
+		// A stored record knows no open reservations: only the actor does
+		// (see liveEndUserView), so a list shows them as null.
 		b := budgetView(u.Id, u.Budget, 0)
+		b.ReservedUSD, b.AvailableUSD = nil, nil
 		v.Budget = &b
 	}
 	return v
 }
 
 type budgetJSON struct {
-	Object                 string      `json:"object"`
-	EndUserID              string      `json:"end_user_id"`
-	AmountUSD              money.Nanos `json:"amount_usd"`
-	Period                 string      `json:"period"`
-	BalanceUSD             money.Nanos `json:"balance_usd"`
-	ReservedUSD            money.Nanos `json:"reserved_usd"`
-	AvailableUSD           money.Nanos `json:"available_usd"`
-	IsSuspended            bool        `json:"is_suspended"`
-	LowBalanceThresholdUSD money.Nanos `json:"low_balance_threshold_usd"`
-	PeriodStart            *string     `json:"period_start"`
-	CreatedAt              string      `json:"created_at"`
-	UpdatedAt              string      `json:"updated_at"`
+	Object                 string       `json:"object"`
+	EndUserID              string       `json:"end_user_id"`
+	AmountUSD              money.Nanos  `json:"amount_usd"`
+	Period                 string       `json:"period"`
+	BalanceUSD             money.Nanos  `json:"balance_usd"`
+	ReservedUSD            *money.Nanos `json:"reserved_usd"`
+	AvailableUSD           *money.Nanos `json:"available_usd"`
+	IsSuspended            bool         `json:"is_suspended"`
+	LowBalanceThresholdUSD money.Nanos  `json:"low_balance_threshold_usd"`
+	PeriodStart            *string      `json:"period_start"`
+	CreatedAt              string       `json:"created_at"`
+	UpdatedAt              string       `json:"updated_at"`
 }
 
+// budgetView renders a budget with the reservations open on it. A one-time
+// budget has no period: its period_start is null.
 func budgetView(endUser string, b *pb.Budget, reserved int64) budgetJSON {
-	return budgetJSON{
+	res, avail := money.Nanos(reserved), money.Nanos(b.BalanceNanos-reserved)
+	v := budgetJSON{
 		Object: "budget", EndUserID: endUser, AmountUSD: money.Nanos(b.AmountNanos), Period: b.Period,
-		BalanceUSD: money.Nanos(b.BalanceNanos), ReservedUSD: money.Nanos(reserved),
-		AvailableUSD: money.Nanos(b.BalanceNanos - reserved), IsSuspended: b.IsSuspended,
-		LowBalanceThresholdUSD: money.Nanos(b.LowBalanceNanos), PeriodStart: optTime(b.PeriodStartMs),
-		CreatedAt: ts(b.CreatedAtMs), UpdatedAt: ts(b.UpdatedAtMs),
+		BalanceUSD: money.Nanos(b.BalanceNanos), ReservedUSD: &res,
+		AvailableUSD: &avail, IsSuspended: b.IsSuspended,
+		LowBalanceThresholdUSD: money.Nanos(b.LowBalanceNanos),
+		CreatedAt:              ts(b.CreatedAtMs), UpdatedAt: ts(b.UpdatedAtMs),
 	}
+	if b.Period != actors.PeriodOneTime && b.PeriodStartMs > 0 {
+		v.PeriodStart = optTime(b.PeriodStartMs)
+	}
+	return v
 }
 
 type transactionJSON struct {

@@ -48,6 +48,10 @@ type Options struct {
 	Log               *slog.Logger
 	// MaxBodyBytes overrides edge.Config.MaxBodyBytes (0: the default).
 	MaxBodyBytes int
+	// WriteTimeout overrides edge.Config.WriteTimeout (0: the default).
+	WriteTimeout time.Duration
+	// EdgeConfig adjusts the edge's config last.
+	EdgeConfig func(*edge.Config)
 	// Listener, when set, is served instead of a fresh 127.0.0.1 listener
 	// (fuzz tests pass fasthttputil's in-memory listener). URL is then
 	// "http://" + its address; when it has a Dial() method, the gateway's
@@ -178,6 +182,12 @@ func Start(tb testing.TB, o Options) *Gateway {
 	cfg.AdminKeyDigest = sha256.Sum256([]byte(AdminKey))
 	if o.MaxBodyBytes > 0 {
 		cfg.MaxBodyBytes = o.MaxBodyBytes
+	}
+	if o.WriteTimeout > 0 {
+		cfg.WriteTimeout = o.WriteTimeout
+	}
+	if o.EdgeConfig != nil {
+		o.EdgeConfig(&cfg)
 	}
 	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
 		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc})
