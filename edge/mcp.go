@@ -41,7 +41,8 @@ func (s *Server) mcpRoutes(r *router.Router) {
 
 // mcpEndpoint authenticates the end-user key before any MCP exchange (401,
 // or 403 wrong_key_type for a platform key), checks Origin and the session
-// id's owner, then hands the request to mcp-go through the net/http
+// id's owner, refuses a tools/call with 402 while the end-user's budget is
+// suspended or the platform's wallet is empty, then hands the request to mcp-go through the net/http
 // adaptor (which streams on Flush).
 func (s *Server) mcpEndpoint(surface mcp.Surface) fasthttp.RequestHandler {
 	return s.withKey(func(c *call) error {
@@ -53,6 +54,14 @@ func (s *Server) mcpEndpoint(surface mcp.Surface) fasthttp.RequestHandler {
 			return &apiError{Status: 404, Type: typeNotFound, Code: "session_not_found", Message: "no such MCP session for this key; initialize a new one"}
 		}
 		p := c.principal
+		if c.ctx.IsPost() && mcp.HoldsToolCall(c.ctx.PostBody()) {
+			ctx, cancel := c.context()
+			err := svc.PaymentCheck(ctx, p)
+			cancel()
+			if err != nil {
+				return err // 402 budget_suspended / wallet_insufficient
+			}
+		}
 		fasthttpadaptor.NewFastHTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			svc.ServeMCP(w, r, p, surface)
 		})(c.ctx)

@@ -48,7 +48,17 @@ func setup(t *testing.T) *env {
 		e.apps[name] = f
 	}
 	e.pid, e.pkey = g.CreatePlatform(t, "acme")
+	fundWallet(t, g, e.pid)
 	return e
+}
+
+// fundWallet tops up a platform's wallet: tool calls are refused (402)
+// while it is empty.
+func fundWallet(t *testing.T, g *edgetest.Gateway, pid string) {
+	t.Helper()
+	if r := g.Do(t, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 10}); r.Status != 200 {
+		t.Fatalf("wallet topup: %d %s", r.Status, r.Body)
+	}
 }
 
 // activate PUTs app's activation on platform pid, pointing at its fake.

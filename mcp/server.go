@@ -320,9 +320,13 @@ type callOutcome struct {
 	code   string
 }
 
-// countCall counts one tool call against the end-user's request rate
-// limit. A refusal comes back as a tool error.
+// countCall refuses a tool call while the budget is suspended or the
+// wallet is empty (402), then counts it against the end-user's request
+// rate limit. A refusal comes back as a tool error.
 func (s *Service) countCall(ctx context.Context, p actors.Principal) (*mcpgo.CallToolResult, callOutcome) {
+	if refused, out, code, msg := s.paymentRefusal(ctx, p); refused {
+		return toolError(code, "%s", msg), out
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := s.dir.Ask(cctx, actors.EndUserActor(p.Platform, p.EndUser), &pb.CountRequest{})

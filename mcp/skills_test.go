@@ -42,6 +42,7 @@ func setupSkills(t *testing.T, o edgetest.Options) *skillEnv {
 	e.pidB, e.pkeyB = e.g.CreatePlatform(t, "globex")
 	for _, p := range [][2]string{{e.pidA, e.pkeyA}, {e.pidB, e.pkeyB}} {
 		enableSkills(t, e.g, p[0], p[1], true)
+		fundWallet(t, e.g, p[0])
 	}
 	_, e.ukeyA = e.g.CreateEndUser(t, e.pidA, e.pkeyA, "alice")
 	_, e.ukeyA2 = e.g.CreateEndUser(t, e.pidA, e.pkeyA, "carol")
@@ -499,6 +500,7 @@ func TestFindSkillRanksByRelevanceThenReviews(t *testing.T) {
 func TestSkillToolsFollowSkillsEnabled(t *testing.T) {
 	g := edgetest.Start(t, edgetest.Options{})
 	pid, pkey := g.CreatePlatform(t, "acme")
+	fundWallet(t, g, pid)
 	_, ukey := g.CreateEndUser(t, pid, pkey, "alice")
 	skillNames := []string{"create_skill", "delete_skill", "fetch_skill", "find_skill", "submit_skill_review"}
 
