@@ -17,6 +17,7 @@ func (s *Server) skillRoutes(r *router.Router) {
 	r.POST("/admin/v1/skills", s.adminOnly(s.uploadSkill))
 	r.DELETE("/admin/v1/skills/{skillId}", s.adminOnly(s.deleteSkill))
 	r.POST("/v1/skills", s.withKey(s.uploadSkill, ids.KindPlatform))
+	r.GET("/v1/skills", s.withKey(s.listSkills, ids.KindPlatform, ids.KindEndUser))
 	r.GET("/v1/skills/{skillId}", s.withKey(s.getSkill, ids.KindPlatform, ids.KindEndUser))
 	r.DELETE("/v1/skills/{skillId}", s.withKey(s.deleteSkill, ids.KindPlatform))
 }
@@ -74,4 +75,34 @@ func (s *Server) deleteSkill(c *call) error {
 		return skillError(err)
 	}
 	return c.writeJSON(200, map[string]any{"object": "skill", "id": id, "deleted": true})
+}
+
+// listSkills lists the skills the caller's platform may see (public and
+// its own private ones), oldest first, ?visibility=public|private,
+// ?limit= (default 20, at most 100) and the opaque ?cursor=.
+func (s *Server) listSkills(c *call) error {
+	limit, err := c.limit(20, 100)
+	if err != nil {
+		return err
+	}
+	f := mcp.SkillFilter{Visibility: string(c.ctx.QueryArgs().Peek("visibility")), Limit: limit}
+	if cur := c.ctx.QueryArgs().Peek("cursor"); len(cur) > 0 {
+		after, err := decodeCursor(string(cur))
+		if err != nil {
+			return err
+		}
+		if !ids.Valid(mcp.SkillPrefix, string(after)) {
+			return errBadRequest("invalid_cursor", "cursor is not one this API returned")
+		}
+		f.After = string(after)
+	}
+	list, more, err := s.deps.MCP.ListSkills(c.principal.Platform, f)
+	if err != nil {
+		return skillError(err)
+	}
+	out := listJSON[mcp.SkillView]{Object: "list", Data: list, HasMore: more}
+	if more && len(list) > 0 {
+		out.NextCursor = encodeCursor([]byte(list[len(list)-1].ID))
+	}
+	return c.writeJSON(200, out)
 }

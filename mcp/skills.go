@@ -91,7 +91,7 @@ type SkillView struct {
 	Description string      `json:"description"`
 	Visibility  string      `json:"visibility"` // "public" or "private"
 	PlatformID  string      `json:"platform_id,omitempty"`
-	Files       []SkillFile `json:"files"`
+	Files       []SkillFile `json:"files,omitempty"` // absent in lists
 	FileCount   int         `json:"file_count"`
 	TotalBytes  int64       `json:"total_bytes"`
 	CreatedAt   string      `json:"created_at"`
