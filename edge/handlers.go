@@ -393,6 +393,9 @@ func (s *Server) applyPatch(c *call, in *settingsIn) error {
 	if err != nil {
 		return err
 	}
+	if in.SkillsEnabled != nil && s.deps.MCP != nil {
+		s.deps.MCP.NotifyToolsChanged(c.platformID())
+	}
 	return c.writeJSON(200, platformView(res.(*pb.PlatformView).Platform, true))
 }
 

@@ -301,6 +301,9 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 	if err := s.store.Commit(ops...); err != nil {
 		return AppView{}, err
 	}
+	if wasActive != a.Active {
+		s.toolsChanged(pid, "")
+	}
 	return s.view(app, &a), nil
 }
 

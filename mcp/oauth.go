@@ -191,6 +191,7 @@ func (s *Service) Callback(ctx context.Context, code, state, authError string) (
 		return CallbackResult{}, err
 	}
 	res.Redirect, res.Connected = landing(act.LandingURL, p.App, "connected"), true
+	s.toolsChanged(pid, eid)
 	return res, nil
 }
 

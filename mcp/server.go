@@ -144,7 +144,8 @@ func (s *Service) filter(ctx context.Context, tools []mcpgo.Tool) []mcpgo.Tool {
 
 func (s *Service) buildServer() {
 	s.mcp = server.NewMCPServer("assistiv-gateway", Version,
-		server.WithToolCapabilities(false),
+		server.WithToolCapabilities(true), // list_changed: see toolsChanged
+		server.WithHooks(s.sessionHooks()),
 		server.WithToolFilter(s.filter),
 		server.WithInputSchemaValidation(),
 		server.WithRecovery(),
@@ -238,7 +239,7 @@ func (m *sessionIDs) mac(owner, nonce string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func ownerOf(p actors.Principal) string { return string(p.Platform) + "\x00" + string(p.EndUser) }
+func ownerOf(p actors.Principal) string { return ownerKey(p.Platform, p.EndUser) }
 
 // valid reports whether id was generated for owner.
 func (m *sessionIDs) valid(id, owner string) bool {

@@ -49,6 +49,7 @@ type Service struct {
 	streamable *server.StreamableHTTPServer
 	toolApp    map[string]string // tool name → app ("skills" for skill tools)
 	sessionKey [32]byte
+	sessions   sessionIndex // registered sessions by owner (list_changed)
 
 	appMu     sync.Mutex // guards read-modify-write of activations
 	stateMu   sync.Mutex // serializes consuming OAuth states (single use)
@@ -186,7 +187,11 @@ func (s *Service) Disconnect(pid ids.PlatformID, eid ids.EndUserID, app string) 
 	if _, ok := apps[app]; !ok {
 		return ErrUnknownApp
 	}
-	return s.store.Commit(persistence.Delete(persistence.MCPConnKey(string(pid), app, string(eid))))
+	if err := s.store.Commit(persistence.Delete(persistence.MCPConnKey(string(pid), app, string(eid)))); err != nil {
+		return err
+	}
+	s.toolsChanged(pid, eid)
+	return nil
 }
 
 func (s *Service) refreshLock(pid ids.PlatformID, eid ids.EndUserID, app string) *sync.Mutex {
