@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: build run test race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -18,6 +18,12 @@ run: build
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) race-lifecycle
+
+# The OAuth connection-lifecycle race tests, 100 times in a row under the
+# race detector (about a minute).
+race-lifecycle:
+	$(GO) test -race -count=100 -run '^TestLifecycle(DisconnectDuringRefresh|DeactivateDuringTokenExchange)' ./mcp/
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

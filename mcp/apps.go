@@ -298,7 +298,11 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 		return AppView{}, err
 	}
 	ops = append(ops, persistence.Set(persistence.MCPAppKey(string(pid), app), b))
-	if err := s.store.Commit(ops...); err != nil {
+	gate := s.appGate(pid, app) // excludes connection commits (lifecycle.go)
+	gate.Lock()
+	err = s.store.Commit(ops...)
+	gate.Unlock()
+	if err != nil {
 		return AppView{}, err
 	}
 	if wasActive != a.Active {

@@ -187,7 +187,10 @@ func (s *Service) Callback(ctx context.Context, code, state, authError string) (
 	if tok.expiresIn > 0 {
 		c.ExpiresAtMs = now.Add(tok.expiresIn).UnixMilli()
 	}
-	if err := s.saveConnection(pid, eid, c, tokenSet{AccessToken: tok.access, RefreshToken: tok.refresh}); err != nil {
+	switch err := s.commitConnection(pid, eid, c, tokenSet{AccessToken: tok.access, RefreshToken: tok.refresh}, true, 0); {
+	case errors.Is(err, errStale):
+		return res, nil // deactivated during the exchange: nothing stored
+	case err != nil:
 		return CallbackResult{}, err
 	}
 	res.Redirect, res.Connected = landing(act.LandingURL, p.App, "connected"), true
@@ -354,12 +357,14 @@ func (s *Service) accessToken(ctx context.Context, pid ids.PlatformID, eid ids.E
 		"refresh_token": {t.RefreshToken},
 	})
 	var te *errTokenEndpoint
-	if errors.As(err, &te) && (te.status >= 400 && te.status < 500 || te.code == "invalid_grant") {
-		_ = s.Disconnect(pid, eid, app)
+	if errors.As(err, &te) && definitiveRefusal(te) {
+		if removed, _ := s.removeConnection(pid, eid, app, c.Rev); removed {
+			s.toolsChanged(pid, eid)
+		}
 		return tokenSet{}, act, errReconnect
 	}
 	if err != nil {
-		return tokenSet{}, act, err
+		return tokenSet{}, act, err // transient (429, 5xx, network): the connection stays
 	}
 	now := s.cfg.Clock.Now()
 	t.AccessToken = g.access
@@ -373,7 +378,12 @@ func (s *Service) accessToken(ctx context.Context, pid ids.PlatformID, eid ids.E
 	if g.scope != "" {
 		c.Scope = g.scope
 	}
-	if err := s.saveConnection(pid, eid, c, t); err != nil {
+	switch err := s.commitConnection(pid, eid, c, t, false, c.Rev); {
+	case errors.Is(err, errStale):
+		// Disconnected, reconnected or deactivated while the token request
+		// ran: the refreshed grant is dropped, never stored.
+		return tokenSet{}, act, ErrNotConnected
+	case err != nil:
 		return tokenSet{}, act, err
 	}
 	return t, act, nil
@@ -401,7 +411,7 @@ func (s *Service) saveAccountID(pid ids.PlatformID, eid ids.EndUserID, app, acco
 		return
 	}
 	t.AccountID = account
-	_ = s.saveConnection(pid, eid, c, t)
+	_ = s.commitConnection(pid, eid, c, t, false, c.Rev) // errStale: the connection changed; nothing to cache
 }
 
 // readBounded reads at most max bytes of r; more is an error.

@@ -51,10 +51,9 @@ type Service struct {
 	sessionKey [32]byte
 	sessions   sessionIndex // registered sessions by owner (list_changed)
 
-	appMu     sync.Mutex // guards read-modify-write of activations
-	stateMu   sync.Mutex // serializes consuming OAuth states (single use)
-	seed      maphash.Seed
-	refreshMu [64]sync.Mutex // serialize refresh per connection (sharded)
+	appMu   sync.Mutex // guards read-modify-write of activations
+	stateMu sync.Mutex // serializes consuming OAuth states (single use)
+	locks   lifecycleLocks
 
 	blobs   *blobStore // nil: skills are off (no SkillsDir or no keyring)
 	skillMu sync.Mutex // serializes skill writes: records, review sums, blob refs and files
@@ -79,8 +78,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, store: d.Store, dir: d.Directory, keyring: d.Keyring, logs: d.Logs, log: cfg.Logger,
-		toolApp: map[string]string{}, seed: maphash.MakeSeed(),
+		toolApp: map[string]string{},
 	}
+	s.locks.seed = maphash.MakeSeed()
 	if _, err := rand.Read(s.sessionKey[:]); err != nil {
 		return nil, err
 	}
@@ -116,6 +116,8 @@ type connection struct {
 	Scope         string `json:"scope,omitempty"`
 	ConnectedAtMs int64  `json:"connected_at_ms"`
 	RefreshedAtMs int64  `json:"refreshed_at_ms,omitempty"`
+	// Rev counts the connection's transitions (see lifecycle.go).
+	Rev uint64 `json:"rev"`
 }
 
 // tokenSet is what a connection seals.
@@ -182,25 +184,16 @@ func (s *Service) saveConnection(pid ids.PlatformID, eid ids.EndUserID, c *conne
 	return s.store.Commit(persistence.Set(persistence.MCPConnKey(string(pid), c.App, string(eid)), b))
 }
 
-// Disconnect deletes the end-user's connection to app (idempotent).
+// Disconnect deletes the end-user's connection to app (idempotent). It
+// never waits for a token request in flight: a refresh that read the
+// connection before stores nothing (see lifecycle.go).
 func (s *Service) Disconnect(pid ids.PlatformID, eid ids.EndUserID, app string) error {
 	if _, ok := apps[app]; !ok {
 		return ErrUnknownApp
 	}
-	if err := s.store.Commit(persistence.Delete(persistence.MCPConnKey(string(pid), app, string(eid)))); err != nil {
+	if _, err := s.removeConnection(pid, eid, app, 0); err != nil {
 		return err
 	}
 	s.toolsChanged(pid, eid)
 	return nil
-}
-
-func (s *Service) refreshLock(pid ids.PlatformID, eid ids.EndUserID, app string) *sync.Mutex {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	h.WriteString(string(pid))
-	h.WriteByte(0)
-	h.WriteString(string(eid))
-	h.WriteByte(0)
-	h.WriteString(app)
-	return &s.refreshMu[h.Sum64()%uint64(len(s.refreshMu))]
 }
