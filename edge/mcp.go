@@ -36,6 +36,7 @@ func (s *Server) mcpRoutes(r *router.Router) {
 	endUser := func(h func(*call) error) fasthttp.RequestHandler { return s.withKey(h, ids.KindEndUser) }
 	r.GET("/v1/mcp/apps", endUser(s.listUserMCPApps))
 	r.POST("/v1/mcp/apps/{app}/connect", endUser(s.connectMCPApp))
+	r.POST("/v1/mcp/apps/{app}/connect/confirm", endUser(s.confirmMCPApp))
 	r.DELETE("/v1/mcp/apps/{app}/connection", endUser(s.disconnectMCPApp))
 }
 
@@ -76,6 +77,8 @@ func mcpError(err error) error {
 		return &apiError{Status: 404, Type: typeNotFound, Code: "app_not_found", Message: "unknown MCP app; one of " + strings.Join(mcp.AppNames, ", ")}
 	case errors.Is(err, mcp.ErrAppNotActive):
 		return &apiError{Status: 409, Type: typeConflict, Code: "app_not_active", Message: "the platform has not activated this app"}
+	case errors.Is(err, mcp.ErrConfirmMismatch):
+		return &apiError{Status: 403, Type: typePerm, Code: "connection_user_mismatch", Message: "this connection was started by another end-user; it was discarded. Start the connection again with this end-user's key"}
 	case errors.Is(err, mcp.ErrInvalidState):
 		return &apiError{Status: 400, Type: typeInvalid, Code: "invalid_state", Message: "the OAuth state is missing, unknown, already used or expired; start the connection again"}
 	case errors.Is(err, mcp.ErrInvalid):
@@ -181,6 +184,28 @@ func (s *Server) connectMCPApp(c *call) error {
 	}
 	c.ctx.Response.Header.Set("Cache-Control", "no-store")
 	return c.writeJSON(200, map[string]any{"object": "mcp_authorization", "app": c.param("app"), "authorization_url": u})
+}
+
+// confirmMCPApp completes a connect flow: the platform's back end sends
+// the confirmation token its landing page received, with the key of the
+// end-user signed in there. Only the end-user who started the flow can
+// complete it (403 connection_user_mismatch otherwise).
+func (s *Server) confirmMCPApp(c *call) error {
+	var in struct {
+		Confirmation string `json:"confirmation"`
+	}
+	if err := c.decodeJSON(&in, false); err != nil {
+		return err
+	}
+	if in.Confirmation == "" {
+		return errBadRequest("missing_field", "confirmation is required (the landing page's confirmation parameter)")
+	}
+	ctx, cancel := c.context()
+	defer cancel()
+	if err := s.deps.MCP.Confirm(ctx, c.principal.Platform, c.principal.EndUser, c.param("app"), in.Confirmation); err != nil {
+		return mcpError(err)
+	}
+	return c.writeJSON(200, map[string]any{"object": "mcp_connection", "app": c.param("app"), "connected": true})
 }
 
 func (s *Server) disconnectMCPApp(c *call) error {

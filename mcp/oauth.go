@@ -24,6 +24,10 @@ import (
 // pendingAuth is an authorization in progress, keyed by the digest of its
 // state (stored as JSON).
 type pendingAuth struct {
+	// Kind is "" for an authorization in progress (the key is the state's
+	// digest) or kindGrant for an exchanged grant awaiting confirmation
+	// (confirm.go; SealedVerifier then holds the sealed grant).
+	Kind           string `json:"kind,omitempty"`
 	PlatformID     string `json:"platform_id"`
 	EndUserID      string `json:"end_user_id"`
 	App            string `json:"app"`
@@ -106,10 +110,12 @@ func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUs
 // CallbackResult says where to send the browser after the callback.
 type CallbackResult struct {
 	// Redirect is {landing_url}/mcp/oauth-callback?app=...&status=...
+	// (status=confirm with a confirmation token, or status=error).
 	Redirect string
 	App      string
-	// Connected is false when the authorization server refused or the
-	// exchange failed (Redirect then carries status=error).
+	// Connected is true when the grant was obtained and awaits the
+	// starting end-user's confirmation; false when the authorization
+	// server refused or the exchange failed (status=error).
 	Connected bool
 }
 
@@ -121,32 +127,46 @@ func (s *Service) consumeState(state string) (*pendingAuth, []byte, error) {
 		return nil, nil, ErrInvalidState
 	}
 	digest := sha256.Sum256([]byte(state))
-	key := persistence.OAuthStateKey(digest[:])
+	p, err := s.consumePending(persistence.OAuthStateKey(digest[:]), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, digest[:], nil
+}
+
+// consumePending deletes the pending record at key and returns it when it
+// is of kind and not expired (ErrInvalidState otherwise). Consuming is
+// serialized: concurrent uses of one record find it once.
+func (s *Service) consumePending(key []byte, kind string) (*pendingAuth, error) {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	raw, err := s.store.Get(key)
 	if errors.Is(err, persistence.ErrNotFound) {
-		return nil, nil, ErrInvalidState
+		return nil, ErrInvalidState
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var p pendingAuth
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, nil, fmt.Errorf("decode state: %w", err)
+		return nil, fmt.Errorf("decode pending authorization: %w", err)
+	}
+	if p.Kind != kind {
+		return nil, ErrInvalidState // left in place: it is not this flow's
 	}
 	if err := s.store.Commit(persistence.Delete(key)); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if s.cfg.Clock.Now().UnixMilli() >= p.ExpiresAtMs {
-		return nil, nil, ErrInvalidState
+		return nil, ErrInvalidState
 	}
-	return &p, digest[:], nil
+	return &p, nil
 }
 
 // Callback completes an authorization: it consumes state, exchanges code
 // at the app's token endpoint with the PKCE verifier and the exact
-// redirect_uri, and stores the tokens sealed. An unknown, used or expired
+// redirect_uri, and holds the tokens sealed until the end-user who
+// started the flow confirms (see confirm.go). An unknown, used or expired
 // state answers ErrInvalidState (there is no landing URL to go back to);
 // any later failure redirects with status=error. authError is the
 // authorization server's error parameter, if any.
@@ -155,7 +175,7 @@ func (s *Service) Callback(ctx context.Context, code, state, authError string) (
 	if err != nil {
 		return CallbackResult{}, err
 	}
-	pid, eid := ids.PlatformID(p.PlatformID), ids.EndUserID(p.EndUserID)
+	pid := ids.PlatformID(p.PlatformID)
 	act, err := s.loadActivation(pid, p.App)
 	if err != nil {
 		return CallbackResult{}, err
@@ -182,19 +202,26 @@ func (s *Service) Callback(ctx context.Context, code, state, authError string) (
 		s.log.Warn("oauth code exchange failed", "platform_id", pid, "app", p.App, "err", err)
 		return res, nil
 	}
-	now := s.cfg.Clock.Now()
-	c := &connection{App: p.App, Epoch: act.Epoch, Scope: tok.scope, ConnectedAtMs: now.UnixMilli()}
-	if tok.expiresIn > 0 {
-		c.ExpiresAtMs = now.Add(tok.expiresIn).UnixMilli()
+	// The grant waits for the starting end-user's confirmation
+	// (confirm.go): the callback links nothing by itself. A deactivation
+	// during the exchange voids it (the epoch is checked again here and at
+	// confirmation).
+	gate := s.appGate(pid, p.App)
+	gate.RLock()
+	cur, err := s.loadActivation(pid, p.App)
+	if err == nil && (cur == nil || !cur.Active || cur.Epoch != act.Epoch) {
+		gate.RUnlock()
+		return res, nil
 	}
-	switch err := s.commitConnection(pid, eid, c, tokenSet{AccessToken: tok.access, RefreshToken: tok.refresh}, true, 0); {
-	case errors.Is(err, errStale):
-		return res, nil // deactivated during the exchange: nothing stored
-	case err != nil:
+	var redirect string
+	if err == nil {
+		redirect, err = s.holdGrant(p, act, tok)
+	}
+	gate.RUnlock()
+	if err != nil {
 		return CallbackResult{}, err
 	}
-	res.Redirect, res.Connected = landing(act.LandingURL, p.App, "connected"), true
-	s.toolsChanged(pid, eid)
+	res.Redirect, res.Connected = redirect, true
 	return res, nil
 }
 
