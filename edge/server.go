@@ -51,6 +51,12 @@ type Config struct {
 	// UpstreamTimeout bounds one inference call, streaming included.
 	// Default 10 minutes.
 	UpstreamTimeout time.Duration
+	// MetricsTokenDigest is the SHA-256 of a bearer token that may read
+	// /metrics besides the admin key (zero: only the admin key).
+	MetricsTokenDigest [32]byte
+	// MetricsSeparate moves /metrics off the main listener (404 there):
+	// the caller serves [Server.MetricsHandler] on its own listener.
+	MetricsSeparate bool
 }
 
 // DefaultConfig returns the defaults documented on [Config].

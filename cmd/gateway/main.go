@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge"
@@ -105,6 +106,8 @@ type options struct {
 	demoUpstream      string
 	logRetention      time.Duration
 	publicURL         string
+	metricsListen     string // separate /metrics listener ("": none)
+	metricsToken      string // bearer token for /metrics on the main listener
 	// webhookSchedule overrides the webhook retry schedule. Test-only
 	// (ASSISTIV_WEBHOOK_TEST_SCHEDULE, comma-separated durations such as
 	// "0,200ms,200ms"): crash tests use it so retries happen in
@@ -127,6 +130,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
 	fs.StringVar(&o.publicURL, "public-url", env("ASSISTIV_PUBLIC_URL", "http://127.0.0.1:8080"), "the gateway's public base URL; OAuth redirect_uri is it + /oauth/callback (ASSISTIV_PUBLIC_URL)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", env("ASSISTIV_METRICS_LISTEN", ""), "serve /metrics on this address only, without auth (bind it to loopback or a private network); empty: /metrics on the main listener with the admin key or ASSISTIV_METRICS_TOKEN (ASSISTIV_METRICS_LISTEN)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +138,10 @@ func parse(args []string) (options, error) {
 	}
 	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
 	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
+	o.metricsToken = os.Getenv("ASSISTIV_METRICS_TOKEN")
+	if o.metricsToken != "" && len(o.metricsToken) < 16 {
+		return o, errors.New("ASSISTIV_METRICS_TOKEN must be at least 16 characters")
+	}
 	if v := os.Getenv("ASSISTIV_WEBHOOK_TEST_SCHEDULE"); v != "" {
 		for _, f := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(f))
@@ -207,7 +215,7 @@ func serve(args []string) error {
 	log := newLogger(o.logLevel, o.logFormat)
 	log.Info("starting gateway", "version", version, "listen", o.listen, "data_dir", o.dataDir,
 		"postgres", o.postgresURL != "", "allow_private_egress", o.allowPrivate,
-		"billing_durability", o.billingDurability, "public_url", o.publicURL, "log_retention", o.logRetention, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
+		"billing_durability", o.billingDurability, "public_url", o.publicURL, "metrics_listen", o.metricsListen, "metrics_token_set", o.metricsToken != "", "log_retention", o.logRetention, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
 
 	scfg := persistence.DefaultConfig()
 	scfg.Dir = o.dataDir
@@ -309,6 +317,10 @@ func serve(args []string) error {
 	ecfg := edge.DefaultConfig()
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
+	if o.metricsToken != "" {
+		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
+	}
+	ecfg.MetricsSeparate = o.metricsListen != ""
 	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc})
 	if err != nil {
@@ -333,6 +345,28 @@ func serve(args []string) error {
 		}
 	}
 
+	var metricsSrv *fasthttp.Server
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			ln.Close()
+			dir.Close()
+			hooks.Close()
+			lg.Close()
+			store.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		metricsSrv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			if string(ctx.Path()) != "/metrics" {
+				ctx.Error("not found", fasthttp.StatusNotFound)
+				return
+			}
+			srv.MetricsHandler()(ctx)
+		}, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, Name: "assistiv-metrics"}
+		go func() { _ = metricsSrv.Serve(mln) }()
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	sig := make(chan os.Signal, 1)
@@ -348,6 +382,9 @@ func serve(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	_ = msvc.Close(ctx) // ends MCP listening streams so the drain is not held up
+	if metricsSrv != nil {
+		_ = metricsSrv.ShutdownWithContext(ctx)
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
