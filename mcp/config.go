@@ -36,6 +36,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// SessionIdleTTL drops MCP sessions idle this long. Default 30 min.
 	SessionIdleTTL time.Duration
+	// SweepInterval is how often expired pending authorizations and
+	// grants are deleted. Default 1 min, range 1 s..1 h.
+	SweepInterval time.Duration
 	// RefreshSkew refreshes access tokens this long before they expire.
 	// Default 60 s.
 	RefreshSkew time.Duration
@@ -62,6 +65,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 15 * time.Second,
 		SessionIdleTTL:    30 * time.Minute,
 		RefreshSkew:       time.Minute,
+		SweepInterval:     time.Minute,
 		Skills:            DefaultSkillLimits(),
 	}
 }
@@ -79,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mcp: CallTimeout %s out of range 100ms..5m", c.CallTimeout)
 	case c.MaxResponseBytes < 1<<10 || c.MaxResponseBytes > 64<<20:
 		return fmt.Errorf("mcp: MaxResponseBytes %d out of range 1KiB..64MiB", c.MaxResponseBytes)
+	case c.SweepInterval < time.Second || c.SweepInterval > time.Hour:
+		return fmt.Errorf("mcp: SweepInterval %s out of range 1s..1h", c.SweepInterval)
 	case c.HeartbeatInterval <= 0:
 		return errors.New("mcp: HeartbeatInterval must be positive")
 	case c.SessionIdleTTL <= 0 || c.RefreshSkew < 0:

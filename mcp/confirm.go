@@ -71,11 +71,7 @@ func (s *Service) holdGrant(p *pendingAuth, act *activation, tok grant) (string,
 	now := s.cfg.Clock.Now()
 	rec := pendingAuth{Kind: kindGrant, PlatformID: p.PlatformID, EndUserID: p.EndUserID, App: p.App, Epoch: act.Epoch,
 		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(s.cfg.StateTTL).UnixMilli()}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return "", err
-	}
-	if err := s.store.Commit(persistence.Set(persistence.OAuthStateKey(digest), b)); err != nil {
+	if err := s.replacePending(persistence.OAuthStateKey(digest), rec); err != nil {
 		return "", err
 	}
 	return act.LandingURL + "/mcp/oauth-callback?" + url.Values{"app": {p.App}, "status": {"confirm"}, "confirmation": {token}}.Encode(), nil

@@ -33,6 +33,9 @@ type pendingAuth struct {
 	App            string `json:"app"`
 	Epoch          uint64 `json:"epoch"`
 	SealedVerifier []byte `json:"sealed_verifier"`
+	// Current is, in a flow pointer (kind "flow" or "gflow"), the hex key
+	// of the flow's current pending record (pending.go).
+	Current string `json:"current,omitempty"`
 	CreatedAtMs    int64  `json:"created_at_ms"`
 	ExpiresAtMs    int64  `json:"expires_at_ms"`
 }
@@ -78,11 +81,7 @@ func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUs
 	now := s.cfg.Clock.Now()
 	p := pendingAuth{PlatformID: string(pid), EndUserID: string(eid), App: app, Epoch: act.Epoch,
 		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(s.cfg.StateTTL).UnixMilli()}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", err
-	}
-	if err := s.store.Commit(persistence.Set(persistence.OAuthStateKey(digest[:]), b)); err != nil {
+	if err := s.replacePending(persistence.OAuthStateKey(digest[:]), p); err != nil {
 		return "", err
 	}
 	authorize, _, _ := act.endpoints(spec)

@@ -55,6 +55,10 @@ type Service struct {
 	stateMu sync.Mutex // serializes consuming OAuth states (single use)
 	locks   lifecycleLocks
 
+	closeOnce sync.Once
+	stopSweep chan struct{} // closed by Close
+	swept     chan struct{} // closed when the sweeper returns
+
 	blobs   *blobStore // nil: skills are off (no SkillsDir or no keyring)
 	skillMu sync.Mutex // serializes skill writes: records, review sums, blob refs and files
 }
@@ -66,6 +70,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultConfig().SweepInterval
 	}
 	if cfg.Skills == (SkillLimits{}) {
 		cfg.Skills = DefaultSkillLimits()
@@ -92,12 +99,17 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.blobs = &blobStore{dir: cfg.SkillsDir, keyring: d.Keyring}
 	}
 	s.buildServer()
+	s.stopSweep, s.swept = make(chan struct{}), make(chan struct{})
+	go s.sweep(s.stopSweep, s.swept)
 	return s, nil
 }
 
-// Close ends every MCP session and stops mcp-go's session sweeper. It
-// waits at most until ctx ends.
+// Close stops the pending-authorization sweeper, ends every MCP session
+// and stops mcp-go's session sweeper. It waits at most until ctx ends for
+// the sessions. Idempotent.
 func (s *Service) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.stopSweep) })
+	<-s.swept
 	err := s.streamable.Shutdown(ctx)
 	s.http.CloseIdleConnections()
 	return err
