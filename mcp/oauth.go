@@ -35,9 +35,9 @@ type pendingAuth struct {
 	SealedVerifier []byte `json:"sealed_verifier"`
 	// Current is, in a flow pointer (kind "flow" or "gflow"), the hex key
 	// of the flow's current pending record (pending.go).
-	Current string `json:"current,omitempty"`
-	CreatedAtMs    int64  `json:"created_at_ms"`
-	ExpiresAtMs    int64  `json:"expires_at_ms"`
+	Current     string `json:"current,omitempty"`
+	CreatedAtMs int64  `json:"created_at_ms"`
+	ExpiresAtMs int64  `json:"expires_at_ms"`
 }
 
 func verifierAAD(digest []byte) []byte { return []byte("oauth_verifier|" + hex.EncodeToString(digest)) }
