@@ -49,6 +49,9 @@ type Config struct {
 	// Skills bounds each skill's archive and files. Default
 	// [DefaultSkillLimits].
 	Skills SkillLimits
+	// SkillQuota bounds each platform's (and end-user's) skills. Default
+	// [DefaultSkillQuota].
+	SkillQuota SkillQuota
 	// Clock tells the time (state expiry, token expiry). Default real.
 	Clock clock.Clock
 	// Logger receives operational messages. Default slog.Default().
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		RefreshSkew:       time.Minute,
 		SweepInterval:     time.Minute,
 		Skills:            DefaultSkillLimits(),
+		SkillQuota:        DefaultSkillQuota(),
 	}
 }
 
@@ -89,6 +93,9 @@ func (c Config) Validate() error {
 		return errors.New("mcp: HeartbeatInterval must be positive")
 	case c.SessionIdleTTL <= 0 || c.RefreshSkew < 0:
 		return errors.New("mcp: SessionIdleTTL must be positive and RefreshSkew not negative")
+	}
+	if err := c.SkillQuota.Validate(); err != nil {
+		return err
 	}
 	return c.Skills.Validate()
 }

@@ -74,6 +74,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultConfig().SweepInterval
 	}
+	if cfg.SkillQuota == (SkillQuota{}) {
+		cfg.SkillQuota = DefaultSkillQuota()
+	}
 	if cfg.Skills == (SkillLimits{}) {
 		cfg.Skills = DefaultSkillLimits()
 	}

@@ -40,6 +40,7 @@ var (
 type skillRecord struct {
 	ID          string      `json:"id"`
 	Platform    string      `json:"platform,omitempty"` // "": public
+	Creator     string      `json:"creator,omitempty"`  // end-user who created it with create_skill ("": the platform or operator)
 	Name        string      `json:"name"`
 	Description string      `json:"description"`
 	Files       []SkillFile `json:"files"`
@@ -171,7 +172,7 @@ func (s *Service) UploadSkill(owner ids.PlatformID, in SkillInput) (SkillView, e
 	if err != nil {
 		return SkillView{}, err
 	}
-	rec, err := s.createSkill(owner, in.Name, in.Description, files)
+	rec, err := s.createSkill(owner, "", in.Name, in.Description, files)
 	if err != nil {
 		return SkillView{}, err
 	}
@@ -179,11 +180,13 @@ func (s *Service) UploadSkill(owner ids.PlatformID, in SkillInput) (SkillView, e
 }
 
 // createSkill stores checked, normalized files as a new skill.
-func (s *Service) createSkill(owner ids.PlatformID, name, description string, files []skillContent) (*skillRecord, error) {
+// creator is the end-user creating it through the create_skill tool (""
+// for an upload with a platform or admin key); the quota counts both.
+func (s *Service) createSkill(owner ids.PlatformID, creator ids.EndUserID, name, description string, files []skillContent) (*skillRecord, error) {
 	if s.blobs == nil {
 		return nil, ErrSkillsUnavailable
 	}
-	rec := &skillRecord{ID: ids.New(SkillPrefix, s.cfg.Clock.Now()), Platform: string(owner),
+	rec := &skillRecord{ID: ids.New(SkillPrefix, s.cfg.Clock.Now()), Platform: string(owner), Creator: string(creator),
 		Name: strings.TrimSpace(name), Description: description, CreatedAtMs: s.cfg.Clock.Now().UnixMilli()}
 	refs := map[string]uint64{}
 	data := map[string][]byte{}
@@ -205,8 +208,15 @@ func (s *Service) createSkill(owner ids.PlatformID, name, description string, fi
 	if err != nil {
 		return nil, err
 	}
+	var size int64
+	for _, f := range rec.Files {
+		size += f.Size
+	}
 	s.skillMu.Lock()
 	defer s.skillMu.Unlock()
+	if err := s.checkQuotaLocked(owner, creator, size); err != nil {
+		return nil, err
+	}
 	ops := []persistence.Op{
 		persistence.Set(persistence.SkillKey(rec.ID), val),
 		persistence.Set(persistence.SkillOwnerKey(rec.Platform, rec.ID), nil),

@@ -205,7 +205,7 @@ func (s *Service) toolCreateSkill(_ context.Context, p actors.Principal, a args)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.createSkill(p.Platform, name, desc, files)
+	r, err := s.createSkill(p.Platform, p.EndUser, name, desc, files)
 	if err != nil {
 		return nil, err
 	}
