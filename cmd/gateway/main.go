@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -105,6 +106,7 @@ type options struct {
 	snapshotInterval  time.Duration
 	demoUpstream      string
 	logRetention      time.Duration
+	logMaxPerPlatform int64
 	publicURL         string
 	metricsListen     string // separate /metrics listener ("": none)
 	metricsToken      string // bearer token for /metrics on the main listener
@@ -127,6 +129,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.idleTimeout, "actor-idle-timeout", durEnv("ASSISTIV_ACTOR_IDLE_TIMEOUT", 5*time.Minute), "passivate actors idle this long (ASSISTIV_ACTOR_IDLE_TIMEOUT)")
 	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
 	fs.DurationVar(&o.logRetention, "log-retention", durEnv("ASSISTIV_LOG_RETENTION", logs.DefaultConfig().Retention), "keep per-call logs this long, e.g. 720h (ASSISTIV_LOG_RETENTION)")
+	fs.Int64Var(&o.logMaxPerPlatform, "log-max-per-platform", int64Env("ASSISTIV_LOG_MAX_PER_PLATFORM", logs.DefaultConfig().MaxEntriesPerPlatform), "keep at most this many per-call log entries per platform, oldest deleted first (ASSISTIV_LOG_MAX_PER_PLATFORM)")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
 	fs.StringVar(&o.publicURL, "public-url", env("ASSISTIV_PUBLIC_URL", "http://127.0.0.1:8080"), "the gateway's public base URL; OAuth redirect_uri is it + /oauth/callback (ASSISTIV_PUBLIC_URL)")
@@ -155,6 +158,15 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
 	}
 	return o, nil
+}
+
+func int64Env(name string, def int64) int64 {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return def
 }
 
 func durEnv(name string, def time.Duration) time.Duration {
@@ -278,6 +290,7 @@ func serve(args []string) error {
 
 	lcfg := logs.DefaultConfig()
 	lcfg.Retention, lcfg.Clock, lcfg.Logger = o.logRetention, clk, log
+	lcfg.MaxEntriesPerPlatform = o.logMaxPerPlatform
 	lg, err := logs.Open(lcfg, store)
 	if err != nil {
 		dir.Close()
