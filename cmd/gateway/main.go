@@ -107,6 +107,7 @@ type options struct {
 	demoUpstream      string
 	logRetention      time.Duration
 	logMaxPerPlatform int64
+	responseRetention time.Duration
 	publicURL         string
 	metricsListen     string // separate /metrics listener ("": none)
 	metricsToken      string // bearer token for /metrics on the main listener
@@ -130,6 +131,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
 	fs.DurationVar(&o.logRetention, "log-retention", durEnv("ASSISTIV_LOG_RETENTION", logs.DefaultConfig().Retention), "keep per-call logs this long, e.g. 720h (ASSISTIV_LOG_RETENTION)")
 	fs.Int64Var(&o.logMaxPerPlatform, "log-max-per-platform", int64Env("ASSISTIV_LOG_MAX_PER_PLATFORM", logs.DefaultConfig().MaxEntriesPerPlatform), "keep at most this many per-call log entries per platform, oldest deleted first (ASSISTIV_LOG_MAX_PER_PLATFORM)")
+	fs.DurationVar(&o.responseRetention, "response-retention", durEnv("ASSISTIV_RESPONSE_RETENTION", edge.DefaultConfig().ResponseRetention), "keep stored Responses API responses this long (ASSISTIV_RESPONSE_RETENTION)")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
 	fs.StringVar(&o.publicURL, "public-url", env("ASSISTIV_PUBLIC_URL", "http://127.0.0.1:8080"), "the gateway's public base URL; OAuth redirect_uri is it + /oauth/callback (ASSISTIV_PUBLIC_URL)")
@@ -330,6 +332,7 @@ func serve(args []string) error {
 	ecfg := edge.DefaultConfig()
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
+	ecfg.ResponseRetention = o.responseRetention
 	if o.metricsToken != "" {
 		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
 	}
