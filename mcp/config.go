@@ -42,9 +42,11 @@ type Config struct {
 	// RefreshSkew refreshes access tokens this long before they expire.
 	// Default 60 s.
 	RefreshSkew time.Duration
-	// SkillsDir holds the skills' sealed file blobs (SkillsDir/blobs/…),
-	// normally <data dir>/skills. Default empty: the skill catalog is off
-	// (uploads answer ErrSkillsUnavailable, the skill tools "unavailable").
+	// SkillsDir is where an earlier version kept the skills' sealed file
+	// blobs (SkillsDir/blobs/…), normally <data dir>/skills; they are
+	// still read (and removed with their skill). Blobs now live in Pebble.
+	// The catalog needs a keyring (Deps.Keyring); without one uploads
+	// answer ErrSkillsUnavailable and the skill tools "unavailable".
 	SkillsDir string
 	// Skills bounds each skill's archive and files. Default
 	// [DefaultSkillLimits].

@@ -98,8 +98,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	tr.ResponseHeaderTimeout = cfg.CallTimeout
 	tr.MaxIdleConnsPerHost = 16
 	s.http = &http.Client{Transport: tr, Timeout: cfg.CallTimeout, CheckRedirect: egress.NoRedirect}
-	if cfg.SkillsDir != "" && d.Keyring != nil {
-		s.blobs = &blobStore{dir: cfg.SkillsDir, keyring: d.Keyring}
+	if d.Keyring != nil {
+		s.blobs = &blobStore{dir: cfg.SkillsDir, store: d.Store, keyring: d.Keyring}
 	}
 	s.buildServer()
 	s.stopSweep, s.swept = make(chan struct{}), make(chan struct{})

@@ -12,13 +12,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // SkillLimits bound what one skill may hold. Every way in (the REST
@@ -309,12 +309,17 @@ func checkFiles(files []skillContent, lim SkillLimits) ([]skillContent, error) {
 
 // blobStore keeps file contents content-addressed by the SHA-256 of their
 // plaintext, sealed with AES-256-GCM (additional data "skill_blob|" + hex
-// digest), at dir/blobs/ab/cdef… (the digest's first byte names the
-// folder). A blob is written once (temp file, fsync, rename, fsync of the
-// folder) and never changed; the caller serializes put and remove of the
-// same digest (Service.skillMu).
+// digest), in Pebble under [persistence.SkillDataKey]: a blob is written
+// in the same commit as the reference count that first names it and
+// deleted in the same commit as the count that drops to zero, so a crash
+// leaves neither an orphan nor a dangling reference, and Postgres
+// snapshots (and `gateway restore --from-postgres`) carry skills whole.
+// Blob files of the earlier layout (dir/blobs/ab/cdef…) are still read
+// when Pebble has no copy, and removed with the blob. The caller
+// serializes writes of the same digest (Service.skillMu).
 type blobStore struct {
-	dir     string
+	dir     string // legacy files; "" for none
+	store   *persistence.Store
 	keyring *secrets.Keyring
 }
 
@@ -324,45 +329,60 @@ func (b *blobStore) path(hexSum string) string {
 	return filepath.Join(b.dir, "blobs", hexSum[:2], hexSum[2:])
 }
 
-// put stores data under its digest unless a blob is already there.
-func (b *blobStore) put(hexSum string, data []byte) error {
-	p := b.path(hexSum)
-	if _, err := os.Stat(p); err == nil {
-		return nil
+func dataKey(hexSum string) ([]byte, error) {
+	sum, err := hex.DecodeString(hexSum)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("skill blob %q: not a SHA-256", hexSum)
+	}
+	return persistence.SkillDataKey(sum), nil
+}
+
+// putOp returns the write that stores data under its digest, to commit
+// with the reference count that first names it.
+func (b *blobStore) putOp(hexSum string, data []byte) (persistence.Op, error) {
+	key, err := dataKey(hexSum)
+	if err != nil {
+		return persistence.Op{}, err
 	}
 	sealed, err := b.keyring.Seal(data, blobAAD(hexSum))
 	if err != nil {
-		return err
+		return persistence.Op{}, err
 	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("skill blob folder: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	return persistence.Set(key, sealed), nil
+}
+
+// removeOp returns the write that deletes a blob, to commit with the
+// reference count that drops to zero.
+func (b *blobStore) removeOp(hexSum string) (persistence.Op, error) {
+	key, err := dataKey(hexSum)
 	if err != nil {
-		return fmt.Errorf("skill blob: %w", err)
+		return persistence.Op{}, err
 	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := tmp.Write(sealed); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write skill blob: %w", err)
+	return persistence.Delete(key), nil
+}
+
+// removeLegacy deletes a blob file of the earlier layout, if any.
+func (b *blobStore) removeLegacy(hexSum string) error {
+	if b.dir == "" {
+		return nil
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync skill blob: %w", err)
+	err := os.Remove(b.path(hexSum))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close skill blob: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("install skill blob: %w", err)
-	}
-	return syncDir(dir)
+	return err
 }
 
 // get opens the blob and checks its digest.
 func (b *blobStore) get(hexSum string) ([]byte, error) {
-	sealed, err := os.ReadFile(b.path(hexSum))
+	key, err := dataKey(hexSum)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := b.store.Get(key)
+	if errors.Is(err, persistence.ErrNotFound) && b.dir != "" {
+		sealed, err = os.ReadFile(b.path(hexSum))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read skill blob %s: %w", hexSum, err)
 	}
@@ -374,24 +394,4 @@ func (b *blobStore) get(hexSum string) ([]byte, error) {
 		return nil, fmt.Errorf("skill blob %s: digest mismatch", hexSum)
 	}
 	return data, nil
-}
-
-func (b *blobStore) remove(hexSum string) error {
-	err := os.Remove(b.path(hexSum))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

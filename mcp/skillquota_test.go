@@ -44,7 +44,7 @@ func TestSkillQuotasPerPlatformAndEndUser(t *testing.T) {
 	if r := upload(t, e.g, e.pkeyA, "p3", "d", archive); r.Status != 409 || r.ErrorCode() != "too_many_skills" {
 		t.Fatalf("A's fifth skill: %d %s, want 409 too_many_skills", r.Status, r.Body)
 	}
-	blobs := countBlobs(t, e.g.Dir)
+	blobs := countBlobs(t, e.g)
 	// Another platform and the operator's public catalog are unaffected.
 	mustUpload(t, e.g, e.pkeyB, "b1", "d", archive)
 	mustUpload(t, e.g, edgetest.AdminKey, "public", "d", archive)
@@ -66,11 +66,11 @@ func TestSkillQuotasPerPlatformAndEndUser(t *testing.T) {
 	a1 := makeZip(t, zipEntry{name: "SKILL.md", data: []byte("# n\n")}, zipEntry{name: "blob.bin", data: noise(), method: 0})
 	a2 := makeZip(t, zipEntry{name: "SKILL.md", data: []byte("# m\n")}, zipEntry{name: "blob.bin", data: noise()})
 	mustUpload(t, e2.g, e2.pkeyA, "n1", "d", a1)
-	before := countBlobs(t, e2.g.Dir)
+	before := countBlobs(t, e2.g)
 	if r := upload(t, e2.g, e2.pkeyA, "n2", "d", a2); r.Status != 409 || r.ErrorCode() != "skill_storage_full" {
 		t.Fatalf("second 600 KiB skill: %d %s, want 409 skill_storage_full", r.Status, r.Body)
 	}
-	if got := countBlobs(t, e2.g.Dir); got != before {
+	if got := countBlobs(t, e2.g); got != before {
 		t.Fatalf("a refused skill left %d blobs behind", got-before)
 	}
 	if blobs == 0 {

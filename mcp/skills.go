@@ -222,12 +222,16 @@ func (s *Service) createSkill(owner ids.PlatformID, creator ids.EndUserID, name,
 		persistence.Set(persistence.SkillOwnerKey(rec.Platform, rec.ID), nil),
 	}
 	for h, n := range refs {
-		if err := s.blobs.put(h, data[h]); err != nil {
-			return nil, err
-		}
 		cur, err := s.blobRefs(h)
 		if err != nil {
 			return nil, err
+		}
+		if cur == 0 { // a new blob: its bytes commit with its first reference
+			op, err := s.blobs.putOp(h, data[h])
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, op)
 		}
 		ops = append(ops, setRefs(h, cur+n))
 	}
@@ -363,17 +367,20 @@ func (s *Service) DeleteSkill(by ids.PlatformID, id string) error {
 		left := cur - min(cur, n)
 		if left == 0 {
 			gone = append(gone, h)
+			op, err := s.blobs.removeOp(h)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, op)
 		}
 		ops = append(ops, setRefs(h, left))
 	}
 	if err := s.store.Commit(ops...); err != nil {
 		return err
 	}
-	// Removing a blob after the commit: a crash in between leaves an
-	// unreferenced blob, never a reference to a missing one.
-	for _, h := range gone {
-		if err := s.blobs.remove(h); err != nil {
-			s.log.Warn("remove skill blob", "sha256", h, "err", err)
+	for _, h := range gone { // blob files of the earlier layout
+		if err := s.blobs.removeLegacy(h); err != nil {
+			s.log.Warn("remove skill blob file", "sha256", h, "err", err)
 		}
 	}
 	return nil

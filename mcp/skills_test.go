@@ -23,6 +23,7 @@ import (
 
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // skillEnv is a gateway with two platforms, both with skills enabled, and
@@ -160,15 +161,13 @@ func findIDs(t *testing.T, c *client.Client, query string) []string {
 }
 
 // countBlobs counts the blob files under the gateway's skills directory.
-func countBlobs(t *testing.T, dir string) int {
+// countBlobs counts the stored skill blobs (sealed, in Pebble).
+func countBlobs(t *testing.T, g *edgetest.Gateway) int {
 	t.Helper()
 	n := 0
-	_ = filepath.WalkDir(filepath.Join(dir, "skills", "blobs"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".tmp-") {
-			n++
-		}
-		return nil
-	})
+	if err := g.Store.ScanPrefix([]byte{persistence.FamilySkillData}, false, func(_, _ []byte) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 
@@ -218,12 +217,12 @@ func TestSkillUploadFindFetchIsByteIdenticalDedupedAndSealed(t *testing.T) {
 		}
 	}
 
-	blobs := countBlobs(t, e.g.Dir)
+	blobs := countBlobs(t, e.g)
 	if blobs != len(files) {
 		t.Fatalf("blob files = %d, want %d", blobs, len(files))
 	}
 	v2 := mustUpload(t, e.g, e.pkeyA, "Invoice parser copy", "same bytes", archive)
-	if n := countBlobs(t, e.g.Dir); n != blobs {
+	if n := countBlobs(t, e.g); n != blobs {
 		t.Fatalf("after an identical upload blob files = %d, want %d (deduplicated)", n, blobs)
 	}
 	// Deleting one copy keeps the shared blobs; deleting both removes them.
@@ -250,7 +249,7 @@ func TestSkillUploadFindFetchIsByteIdenticalDedupedAndSealed(t *testing.T) {
 	})
 
 	mustCall(t, e.clientA, "delete_skill", map[string]any{"skill_id": v.ID})
-	if n := countBlobs(t, e.g.Dir); n != 0 {
+	if n := countBlobs(t, e.g); n != 0 {
 		t.Fatalf("after deleting every skill blob files = %d, want 0", n)
 	}
 	if r := e.g.Do(t, "GET", "/v1/skills/"+v.ID, e.pkeyA, nil); r.Status != 404 {
@@ -409,7 +408,7 @@ func TestSkillArchiveAttacksAreRefused(t *testing.T) {
 			t.Errorf("create_skill %s = %s, want %s", tc.name, code, tc.code)
 		}
 	}
-	if n := countBlobs(t, e.g.Dir); n != 0 {
+	if n := countBlobs(t, e.g); n != 0 {
 		t.Errorf("refused uploads left %d blobs", n)
 	}
 }
