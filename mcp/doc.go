@@ -19,6 +19,48 @@
 // Session ids are bound to their principal (an HMAC over platform and
 // end-user), so one user's session id is refused for another.
 //
+// # Stateless and session modes
+//
+// A POST without Mcp-Session-Id (the spec's bare
+// {"jsonrpc":"2.0","id":1,"method":"tools/list"}, no initialize) is served
+// statelessly: mcp-go gives it a session that lives for that request only,
+// and the answer is one JSON-RPC object. Clients that initialize get a
+// session id as before and may open a GET listening stream, on which
+// notifications/tools/list_changed arrives when an app is activated or
+// deactivated (every session of the platform), connected or disconnected
+// (the end-user's sessions), or skills_enabled changes (notify.go).
+//
+// # Payment
+//
+// A tools/call is refused with HTTP 402 (budget_suspended or
+// wallet_insufficient) while the end-user's budget is suspended or the
+// platform's wallet holds nothing beyond its open reservations; the
+// handlers check again (tool error with the same code) for calls racing
+// the change (payment.go).
+//
+// # Connection lifecycle and the connect flow
+//
+// A connection is one serialized state machine (lifecycle.go): commits
+// under its mutex with compare-and-set on a revision, deactivation
+// excluding connection commits through the app's gate, refreshes
+// serialized per connection. A disconnect during a refresh wins; a
+// deactivation during a token exchange stores nothing; a refresh answered
+// 429 or 5xx keeps the connection (only a definitive refusal such as
+// invalid_grant removes it).
+//
+// The callback never links an account by itself (confirm.go): it holds
+// the exchanged grant, sealed and single use, and sends the browser to the
+// platform's landing URL with status=confirm and a confirmation token;
+// the platform's back end completes it with POST
+// /v1/mcp/apps/{app}/connect/confirm and the signed-in end-user's key. A
+// key other than the one that started the flow answers 403
+// connection_user_mismatch and destroys the grant, so the authorization
+// URL is not a bearer link.
+//
+// Pending records (0x42) are bounded: one authorization and one
+// unconfirmed grant per end-user and app (a new one replaces the old), all
+// expiring after Config.StateTTL and deleted by the sweeper (pending.go).
+//
 // # Secrets
 //
 // Client secrets, OAuth tokens and PKCE verifiers are sealed with
@@ -37,6 +79,8 @@
 //	0x40 platformID 0x00 app                → activation
 //	0x41 platformID 0x00 app 0x00 endUserID → connection
 //	0x42 sha256(state)                      → pending authorization
+//	0x42 sha256("confirm|" token)           → grant awaiting confirmation
+//	0x42 sha256("flow|"/"gflow|" owner app) → pointer to the current one
 //
 // Deactivating an app range-deletes its connections and bumps the
 // activation's epoch; a connection whose epoch differs from its app's is
@@ -67,18 +111,21 @@
 //
 // File contents are content-addressed by SHA-256 and stored once per
 // digest, sealed (AES-256-GCM, additional data "skill_blob|" + hex
-// digest), at SkillsDir/blobs/<2 hex>/<62 hex>, written by temp file,
-// fsync, rename and folder fsync. Pebble holds only metadata; the first
-// lines of SKILL.md (for search) are sealed too ("skill_head|" + id), so
-// no file content is on disk in clear. A blob's reference count (0x63)
-// changes in the same commit as the skill record; a blob is removed after
-// the commit that drops its count to zero (a crash in between leaves an
-// unreferenced blob, never a dangling reference):
+// digest), in Pebble (0x64), written in the same commit as the reference
+// count (0x63) that first names them and deleted in the commit that drops
+// it to zero; Postgres snapshots and `gateway restore --from-postgres`
+// therefore carry skills whole. The first lines of SKILL.md (for search)
+// are sealed too ("skill_head|" + id), so no file content is on disk in
+// clear. Blob files of the earlier layout (SkillsDir/blobs/…) are still
+// read. Each platform's private skills are bounded by [SkillQuota] (count
+// and bytes, per platform and per creating end-user; 409
+// too_many_skills / skill_storage_full):
 //
-//	0x60 skillID                             → skill JSON (files, review sums)
+//	0x60 skillID                             → skill JSON (files, review sums, creator)
 //	0x61 owner 0x00 skillID                  → empty (owner "" = public)
 //	0x62 skillID 0x00 platformID 0x00 endUserID → review JSON
 //	0x63 sha256(32)                          → uint64 reference count
+//	0x64 sha256(32)                          → sealed file bytes
 //
 // One review per end-user and skill; a resubmission replaces it, and the
 // skill's sums change in the same commit. find_skill scans the public and
@@ -86,12 +133,13 @@
 //
 // # Concurrency and imports
 //
-// A [Service] is safe for concurrent use. Its only goroutines are mcp-go's
-// (per stream, and the session sweeper stopped by Close). Lock
-// families, never held together: stateMu serializes consuming a state
-// (single use), refreshMu shards serialize token refresh per connection,
-// skillMu serializes skill writes (records, review sums, blob reference
-// counts and blob files; uploads therefore run one at a time).
+// A [Service] is safe for concurrent use. Its goroutines are mcp-go's
+// (per stream, and the session sweeper) and the pending-authorization
+// sweeper, all stopped by Close. Locks: appMu → appGate → connMu (the
+// connection lifecycle, lifecycle.go), refreshMu held across a token
+// request and taken before either gate; stateMu (pending records) and
+// skillMu (skill writes: records, review sums, blob reference counts and
+// blobs; uploads run one at a time) are never held with another.
 // Outbound HTTP goes through an egress-guarded client that follows no
 // redirects and bounds time and body size.
 //
