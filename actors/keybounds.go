@@ -12,7 +12,7 @@ import (
 // bound the oldest keys are revoked in the same commit as the new one, so
 // an integration that re-creates its users on every login keeps working
 // with its latest keys while the key space stays bounded.
-const MaxKeysPerEndUser = 10
+const MaxKeysPerEndUser = 25
 
 // retireOldestUserKeys returns the writes that revoke the end-user's
 // oldest live keys so that one more key keeps it at MaxKeysPerEndUser,
