@@ -24,14 +24,15 @@ type rule struct {
 
 var rules = []rule{
 	{"internal/", []string{""}, "internal packages are leaves: they import nothing of ours"},
-	{"persistence", []string{"actors", "edge", "cluster", "providers", "mcp", "webhooks", "logs", "cmd", "bench", "mockllm"}, "persistence imports no sibling"},
-	{"providers", []string{"actors", "edge", "cluster", "persistence", "mcp", "webhooks", "logs", "cmd", "bench", "mockllm"}, "providers are pure translation + client; they import no sibling"},
-	{"actors", []string{"cluster", "edge", "cmd", "mcp", "webhooks", "logs", "bench"}, "actors never import cluster or edge; feature homes call actors, not the reverse"},
+	{"persistence", []string{"actors", "edge", "cluster", "providers", "mcp", "skills", "webhooks", "logs", "cmd", "bench", "mockllm"}, "persistence imports no sibling"},
+	{"providers", []string{"actors", "edge", "cluster", "persistence", "mcp", "skills", "webhooks", "logs", "cmd", "bench", "mockllm"}, "providers are pure translation + client; they import no sibling"},
+	{"actors", []string{"cluster", "edge", "cmd", "mcp", "skills", "webhooks", "logs", "bench"}, "actors never import cluster or edge; feature homes call actors, not the reverse"},
 	{"cluster", []string{"edge", "cmd"}, "nothing imports edge or cmd"},
 	{"mcp", []string{"edge", "cmd"}, "feature homes never import edge"},
+	{"skills", []string{"actors", "edge", "cmd", "mcp", "cluster", "providers", "webhooks", "logs", "bench", "mockllm"}, "the skill catalog stands on persistence alone; mcp serves it as tools, the edge as REST"},
 	{"webhooks", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"logs", []string{"edge", "cmd"}, "feature homes never import edge"},
-	{"mockllm", []string{"actors", "edge", "cluster", "persistence", "cmd", "mcp", "webhooks", "logs"}, "the mock upstream stands alone"},
+	{"mockllm", []string{"actors", "edge", "cluster", "persistence", "cmd", "mcp", "skills", "webhooks", "logs"}, "the mock upstream stands alone"},
 	{"edge", []string{"cmd"}, "nothing imports cmd"},
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
+
+	"github.com/assistiv/gateway/skills"
 )
 
 // Config configures a [Service].
@@ -49,11 +51,11 @@ type Config struct {
 	// answer ErrSkillsUnavailable and the skill tools "unavailable".
 	SkillsDir string
 	// Skills bounds each skill's archive and files. Default
-	// [DefaultSkillLimits].
-	Skills SkillLimits
+	// [skills.DefaultLimits].
+	Skills skills.Limits
 	// SkillQuota bounds each platform's (and end-user's) skills. Default
-	// [DefaultSkillQuota].
-	SkillQuota SkillQuota
+	// [skills.DefaultQuota].
+	SkillQuota skills.Quota
 	// Clock tells the time (state expiry, token expiry). Default real.
 	Clock clock.Clock
 	// Logger receives operational messages. Default slog.Default().
@@ -71,8 +73,8 @@ func DefaultConfig() Config {
 		SessionIdleTTL:    30 * time.Minute,
 		RefreshSkew:       time.Minute,
 		SweepInterval:     time.Minute,
-		Skills:            DefaultSkillLimits(),
-		SkillQuota:        DefaultSkillQuota(),
+		Skills:            skills.DefaultLimits(),
+		SkillQuota:        skills.DefaultQuota(),
 	}
 }
 

@@ -88,48 +88,14 @@
 //
 // # Skills
 //
-// The skill catalog (skills.go, skilltools.go, skillfiles.go) holds public
-// skills (operator import, POST /admin/v1/skills) and each platform's
-// private skills (POST /v1/skills, or the create_skill tool). A platform
-// sees public skills and its own; another platform's private skill is
-// "not found" everywhere (REST 404 skill_not_found, tool error not_found),
-// never "forbidden". The five tools (find_skill, fetch_skill,
-// create_skill, delete_skill, submit_skill_review) are listed only when
-// the platform has skills_enabled, on /mcp and /mcp/skills alike: with it
-// off, /mcp/skills still initializes but lists no tools, and calling one
-// is "tool not found". The REST routes do not depend on the flag.
-//
-// A skill arrives as a zip of its folder with SKILL.md at the root or
-// inside the one top folder holding everything (that folder is stripped).
-// Central-directory sizes are checked before anything is inflated, then
-// re-checked while inflating: archive, per-file and total size, file
-// count, compression ratio; paths must be relative, '/'-separated UTF-8
-// without "." or ".." segments, backslashes, colons or control
-// characters; no symlinks or other special entries; no duplicate paths
-// (also ignoring case) and no path both file and folder. Limits are
-// [Config.Skills]; refusals are [*SkillError] with the API code and status.
-//
-// File contents are content-addressed by SHA-256 and stored once per
-// digest, sealed (AES-256-GCM, additional data "skill_blob|" + hex
-// digest), in Pebble (0x64), written in the same commit as the reference
-// count (0x63) that first names them and deleted in the commit that drops
-// it to zero; Postgres snapshots and `gateway restore --from-postgres`
-// therefore carry skills whole. The first lines of SKILL.md (for search)
-// are sealed too ("skill_head|" + id), so no file content is on disk in
-// clear. Blob files of the earlier layout (SkillsDir/blobs/…) are still
-// read. Each platform's private skills are bounded by [SkillQuota] (count
-// and bytes, per platform and per creating end-user; 409
-// too_many_skills / skill_storage_full):
-//
-//	0x60 skillID                             → skill JSON (files, review sums, creator)
-//	0x61 owner 0x00 skillID                  → empty (owner "" = public)
-//	0x62 skillID 0x00 platformID 0x00 endUserID → review JSON
-//	0x63 sha256(32)                          → uint64 reference count
-//	0x64 sha256(32)                          → sealed file bytes
-//
-// One review per end-user and skill; a resubmission replaces it, and the
-// skill's sums change in the same commit. find_skill scans the public and
-// the caller's owner index (linear in the visible catalog).
+// The skill catalog is package skills (records, sealed blobs, archive
+// checks, quotas); this package serves it as five tools (skilltools.go:
+// find_skill, fetch_skill, create_skill, delete_skill,
+// submit_skill_review), listed only when the platform has
+// skills_enabled, on /mcp and /mcp/skills alike: with it off, /mcp/skills
+// still initializes but lists no tools, and calling one is "tool not
+// found". Another platform's private skill is the tool error not_found.
+// The REST routes (the edge) do not depend on the flag.
 //
 // # Concurrency and imports
 //
@@ -137,12 +103,12 @@
 // (per stream, and the session sweeper) and the pending-authorization
 // sweeper, all stopped by Close. Locks: appMu → appGate → connMu (the
 // connection lifecycle, lifecycle.go), refreshMu held across a token
-// request and taken before either gate; stateMu (pending records) and
-// skillMu (skill writes: records, review sums, blob reference counts and
-// blobs; uploads run one at a time) are never held with another.
+// request and taken before either gate; stateMu (pending records) is
+// never held with another. The skill catalog has its own lock (package
+// skills).
 // Outbound HTTP goes through an egress-guarded client that follows no
 // redirects and bounds time and body size.
 //
-// mcp imports actors, persistence, logs and internal packages; never edge
-// or cmd.
+// mcp imports actors, persistence, skills, logs and internal packages;
+// never edge or cmd.
 package mcp

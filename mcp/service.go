@@ -21,6 +21,7 @@ import (
 	"github.com/assistiv/gateway/internal/secrets"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/persistence"
+	"github.com/assistiv/gateway/skills"
 )
 
 // Deps are the components a [Service] calls.
@@ -59,8 +60,7 @@ type Service struct {
 	stopSweep chan struct{} // closed by Close
 	swept     chan struct{} // closed when the sweeper returns
 
-	blobs   *blobStore // nil: skills are off (no SkillsDir or no keyring)
-	skillMu sync.Mutex // serializes skill writes: records, review sums, blob refs and files
+	skills *skills.Catalog
 }
 
 // New builds the service and its MCP server. Call Close when done.
@@ -74,11 +74,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultConfig().SweepInterval
 	}
-	if cfg.SkillQuota == (SkillQuota{}) {
-		cfg.SkillQuota = DefaultSkillQuota()
+	if cfg.SkillQuota == (skills.Quota{}) {
+		cfg.SkillQuota = skills.DefaultQuota()
 	}
-	if cfg.Skills == (SkillLimits{}) {
-		cfg.Skills = DefaultSkillLimits()
+	if cfg.Skills == (skills.Limits{}) {
+		cfg.Skills = skills.DefaultLimits()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,9 +98,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 	tr.ResponseHeaderTimeout = cfg.CallTimeout
 	tr.MaxIdleConnsPerHost = 16
 	s.http = &http.Client{Transport: tr, Timeout: cfg.CallTimeout, CheckRedirect: egress.NoRedirect}
-	if d.Keyring != nil {
-		s.blobs = &blobStore{dir: cfg.SkillsDir, store: d.Store, keyring: d.Keyring}
+	cat, err := skills.New(skills.Config{Limits: cfg.Skills, Quota: cfg.SkillQuota, LegacyDir: cfg.SkillsDir, Clock: cfg.Clock, Logger: cfg.Logger}, d.Store, d.Keyring)
+	if err != nil {
+		return nil, err
 	}
+	s.skills = cat
 	s.buildServer()
 	s.stopSweep, s.swept = make(chan struct{}), make(chan struct{})
 	go s.sweep(s.stopSweep, s.swept)
@@ -212,3 +214,6 @@ func (s *Service) Disconnect(pid ids.PlatformID, eid ids.EndUserID, app string) 
 	s.toolsChanged(pid, eid)
 	return nil
 }
+
+// Skills returns the skill catalog (the edge serves its REST routes).
+func (s *Service) Skills() *skills.Catalog { return s.skills }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/skills"
 )
 
 // A platform, and one end-user through create_skill, hit a clear 409 at
@@ -15,7 +16,7 @@ import (
 // skills do not count.
 func TestSkillQuotasPerPlatformAndEndUser(t *testing.T) {
 	e := setupSkills(t, edgetest.Options{MCPConfig: func(c *mcp.Config) {
-		c.SkillQuota = mcp.SkillQuota{MaxSkillsPerPlatform: 4, MaxBytesPerPlatform: 1 << 20, MaxSkillsPerEndUser: 2, MaxBytesPerEndUser: 2 << 10}
+		c.SkillQuota = skills.Quota{MaxSkillsPerPlatform: 4, MaxBytesPerPlatform: 1 << 20, MaxSkillsPerEndUser: 2, MaxBytesPerEndUser: 2 << 10}
 	}})
 	small := func(n string) map[string]any {
 		return map[string]any{"name": n, "files": []map[string]any{{"path": "SKILL.md", "content": "# " + n + "\n"}}}
@@ -37,7 +38,7 @@ func TestSkillQuotasPerPlatformAndEndUser(t *testing.T) {
 
 	// The platform itself: 2 of 4 used; two more, then 409.
 	_, archive := sampleSkill()
-	var last mcp.SkillView
+	var last skills.View
 	for _, n := range []string{"p1", "p2"} {
 		last = mustUpload(t, e.g, e.pkeyA, n, "d", archive)
 	}
@@ -56,7 +57,7 @@ func TestSkillQuotasPerPlatformAndEndUser(t *testing.T) {
 
 	// Bytes per platform: two incompressible 600 KiB skills exceed 1 MiB.
 	e2 := setupSkills(t, edgetest.Options{MCPConfig: func(c *mcp.Config) {
-		c.SkillQuota = mcp.SkillQuota{MaxSkillsPerPlatform: 10, MaxBytesPerPlatform: 1 << 20, MaxSkillsPerEndUser: 2, MaxBytesPerEndUser: 2 << 10}
+		c.SkillQuota = skills.Quota{MaxSkillsPerPlatform: 10, MaxBytesPerPlatform: 1 << 20, MaxSkillsPerEndUser: 2, MaxBytesPerEndUser: 2 << 10}
 	}})
 	noise := func() []byte {
 		b := make([]byte, 600<<10)

@@ -24,6 +24,7 @@ import (
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/mcp"
 	"github.com/assistiv/gateway/persistence"
+	"github.com/assistiv/gateway/skills"
 )
 
 // skillEnv is a gateway with two platforms, both with skills enabled, and
@@ -103,13 +104,13 @@ func upload(t *testing.T, g *edgetest.Gateway, key, name, desc string, archive [
 	return g.Do(t, "POST", path, key, map[string]any{"name": name, "description": desc, "archive_base64": base64.StdEncoding.EncodeToString(archive)})
 }
 
-func mustUpload(t *testing.T, g *edgetest.Gateway, key, name, desc string, archive []byte) mcp.SkillView {
+func mustUpload(t *testing.T, g *edgetest.Gateway, key, name, desc string, archive []byte) skills.View {
 	t.Helper()
 	r := upload(t, g, key, name, desc, archive)
 	if r.Status != 201 {
 		t.Fatalf("upload %s: %d %s", name, r.Status, r.Body)
 	}
-	var v mcp.SkillView
+	var v skills.View
 	r.JSON(t, &v)
 	return v
 }
@@ -314,7 +315,7 @@ func TestSkillOfAnotherPlatformIsNeverFoundFetchedOrDeleted(t *testing.T) {
 
 func TestSkillArchiveAttacksAreRefused(t *testing.T) {
 	e := setupSkills(t, edgetest.Options{MCPConfig: func(c *mcp.Config) {
-		c.Skills = mcp.SkillLimits{MaxArchiveBytes: 1 << 20, MaxTotalBytes: 1 << 20, MaxFileBytes: 512 << 10, MaxFiles: 20, MaxRatio: 100}
+		c.Skills = skills.Limits{MaxArchiveBytes: 1 << 20, MaxTotalBytes: 1 << 20, MaxFileBytes: 512 << 10, MaxFiles: 20, MaxRatio: 100}
 	}})
 	skillMD := zipEntry{name: "SKILL.md", data: []byte("# ok\n")}
 	random := func(n int) []byte { b := make([]byte, n); _, _ = rand.Read(b); return b }
@@ -416,7 +417,7 @@ func TestSkillArchiveAttacksAreRefused(t *testing.T) {
 func TestCreateSkillToolRoundTripsTextAndBinary(t *testing.T) {
 	e := setupSkills(t, edgetest.Options{})
 	bin := []byte{0, 1, 2, 0xff, 0xc3, 0x28}
-	var v mcp.SkillView
+	var v skills.View
 	out := mustCall(t, e.clientA, "create_skill", map[string]any{"name": "Weather lookup", "description": "Fetches forecasts",
 		"files": []map[string]any{
 			{"path": "SKILL.md", "content": "# Weather\nuse the forecast API\n"},
@@ -452,7 +453,7 @@ func TestSkillReviewsAggregateOnePerEndUser(t *testing.T) {
 	review(mcpClient(t, e.g.URL+"/mcp/skills", e.ukeyA2), [4]int{2, 2, 2, 2})
 	review(e.clientB, [4]int{3, 3, 3, 5}) // another platform's user: a public skill's reviews are global
 
-	var got mcp.SkillView
+	var got skills.View
 	e.g.Do(t, "GET", "/v1/skills/"+v.ID, e.pkeyA, nil).JSON(t, &got)
 	sc := got.Scorecard
 	if sc.ReviewCount != 3 || *sc.Correctness != 3 || *sc.Clarity != 3 || *sc.Safety != 3 || *sc.Usefulness != 3.67 || *sc.Overall != 3.17 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/skills"
 )
 
 // skillTools returns the five skill tools. The tool filter shows them only
@@ -24,11 +26,11 @@ func (s *Service) skillTools() []server.ServerTool {
 		mcpgo.WithString("text", mcpgo.MaxLength(4000), mcpgo.Description("What worked and what did not (optional)")),
 		writes)
 	dims := map[string]any{}
-	for _, d := range reviewDims {
+	for _, d := range skills.ReviewDims {
 		dims[d] = map[string]any{"type": "integer", "minimum": 1, "maximum": 5, "description": "Score for " + d + ", 1 to 5"}
 	}
 	review.InputSchema.Properties["scores"] = map[string]any{
-		"type": "object", "properties": dims, "required": reviewDims[:], "additionalProperties": false,
+		"type": "object", "properties": dims, "required": skills.ReviewDims[:], "additionalProperties": false,
 		"description": "Scores from 1 to 5 for correctness, clarity, safety and usefulness",
 	}
 	review.InputSchema.Required = append(review.InputSchema.Required, "scores")
@@ -85,20 +87,22 @@ func (s *Service) skillHandler(name string, run skillRun) server.ToolHandlerFunc
 }
 
 func (s *Service) runSkillTool(ctx context.Context, p actors.Principal, name string, run skillRun, a args) (*mcpgo.CallToolResult, callOutcome) {
-	if s.blobs == nil {
+	if !s.skills.Available() {
 		return toolError("unavailable", "the skill catalog is not configured on this gateway"), callOutcome{503, "unavailable"}
 	}
 	v, err := run(ctx, p, a)
-	var se *SkillError
+	var se *skills.Error
 	switch {
 	case err == nil:
 		return toolJSON(v), callOutcome{status: 200}
-	case errors.Is(err, ErrSkillNotFound):
+	case errors.Is(err, skills.ErrNotFound):
 		return toolError("not_found", "no such skill"), callOutcome{404, "not_found"}
-	case errors.Is(err, ErrSkillNotOwned):
+	case errors.Is(err, skills.ErrNotOwned):
 		return toolError("forbidden", "only the operator may change a public skill; you may delete your platform's private skills"), callOutcome{403, "forbidden"}
 	case errors.Is(err, ErrInvalid):
 		return toolError("invalid_arguments", "%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")), callOutcome{400, "invalid_arguments"}
+	case errors.Is(err, skills.ErrInvalid):
+		return toolError("invalid_arguments", "%s", strings.TrimPrefix(err.Error(), skills.ErrInvalid.Error()+": ")), callOutcome{400, "invalid_arguments"}
 	case errors.As(err, &se):
 		return toolError(se.Code, "%s", se.Message), callOutcome{se.Status, se.Code}
 	default:
@@ -116,12 +120,12 @@ func (s *Service) toolFindSkill(_ context.Context, p actors.Principal, a args) (
 	if err != nil {
 		return nil, err
 	}
-	hits, err := s.findSkills(p.Platform, q, int(limit))
+	hits, err := s.skills.Find(p.Platform, q, int(limit))
 	if err != nil {
 		return nil, err
 	}
 	if hits == nil {
-		hits = []skillHit{}
+		hits = []skills.Hit{}
 	}
 	return map[string]any{"skills": hits}, nil
 }
@@ -131,28 +135,7 @@ func (s *Service) toolFetchSkill(_ context.Context, p actors.Principal, a args) 
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.visibleSkill(p.Platform, id)
-	if err != nil {
-		return nil, err
-	}
-	files := make([]fetchedFile, 0, len(r.Files))
-	for _, f := range r.Files {
-		data, err := s.blobs.get(f.SHA256)
-		if err != nil {
-			if _, again := s.loadSkill(id); errors.Is(again, ErrSkillNotFound) {
-				return nil, ErrSkillNotFound // deleted while we read
-			}
-			return nil, err
-		}
-		ff := fetchedFile{Path: f.Path, Size: f.Size, SHA256: f.SHA256}
-		if isText(data) {
-			ff.Content = string(data)
-		} else {
-			ff.Base64, ff.Content = true, base64.StdEncoding.EncodeToString(data)
-		}
-		files = append(files, ff)
-	}
-	return map[string]any{"skill_id": r.ID, "name": r.Name, "description": r.Description, "files": files}, nil
+	return s.skills.Fetch(p.Platform, id)
 }
 
 func (s *Service) toolCreateSkill(_ context.Context, p actors.Principal, a args) (any, error) {
@@ -164,17 +147,14 @@ func (s *Service) toolCreateSkill(_ context.Context, p actors.Principal, a args)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMeta(name, desc); err != nil {
-		return nil, err
-	}
 	list, ok := a.m["files"].([]any)
 	if !ok || len(list) == 0 {
 		return nil, invalidf("files must be a non-empty list of {path, content}")
 	}
-	if len(list) > s.cfg.Skills.MaxFiles {
-		return nil, refuse(400, "too_many_files", "a skill holds at most %d files", s.cfg.Skills.MaxFiles)
+	if max := s.skills.Limits().MaxFiles; len(list) > max {
+		return nil, &skills.Error{Status: 400, Code: skills.ErrTooManyFiles.Code, Message: fmt.Sprintf("a skill holds at most %d files", max)}
 	}
-	files := make([]skillContent, 0, len(list))
+	files := make([]skills.Content, 0, len(list))
 	for i, e := range list {
 		m, ok := e.(map[string]any)
 		if !ok {
@@ -199,17 +179,9 @@ func (s *Service) toolCreateSkill(_ context.Context, p actors.Principal, a args)
 				return nil, invalidf("files[%d].content is not valid base64", i)
 			}
 		}
-		files = append(files, skillContent{path: path, data: data})
+		files = append(files, skills.NewContent(path, data))
 	}
-	files, err = checkFiles(files, s.cfg.Skills)
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.createSkill(p.Platform, p.EndUser, name, desc, files)
-	if err != nil {
-		return nil, err
-	}
-	return s.skillView(r), nil
+	return s.skills.Create(p.Platform, p.EndUser, name, desc, files)
 }
 
 func (s *Service) toolDeleteSkill(_ context.Context, p actors.Principal, a args) (any, error) {
@@ -217,7 +189,7 @@ func (s *Service) toolDeleteSkill(_ context.Context, p actors.Principal, a args)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.DeleteSkill(p.Platform, id); err != nil {
+	if err := s.skills.Delete(p.Platform, id); err != nil {
 		return nil, err
 	}
 	return map[string]any{"skill_id": id, "deleted": true}, nil
@@ -237,14 +209,14 @@ func (s *Service) toolReview(_ context.Context, p actors.Principal, a args) (any
 		return nil, invalidf("scores must be an object with correctness, clarity, safety and usefulness")
 	}
 	var scores [4]int64
-	for i, d := range reviewDims {
+	for i, d := range skills.ReviewDims {
 		if scores[i], err = (args{m}).integer(d, 0, 1, 5, true); err != nil {
 			return nil, invalidf("scores.%s must be an integer from 1 to 5", d)
 		}
 	}
-	r, err := s.submitReview(p.Platform, p.EndUser, id, scores, text)
+	sc, err := s.skills.Review(p.Platform, p.EndUser, id, scores, text)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"skill_id": r.ID, "scorecard": s.skillView(r).Scorecard}, nil
+	return map[string]any{"skill_id": id, "scorecard": sc}, nil
 }

@@ -1,4 +1,4 @@
-package mcp
+package skills
 
 import (
 	"errors"
@@ -8,8 +8,8 @@ import (
 	"github.com/assistiv/gateway/persistence"
 )
 
-// SkillFilter selects which visible skills ListSkills returns.
-type SkillFilter struct {
+// Filter selects which visible skills List returns.
+type Filter struct {
 	// Visibility is "public", "private" or "" (both).
 	Visibility string
 	// After is the id of the last skill of the previous page ("" for the
@@ -19,16 +19,16 @@ type SkillFilter struct {
 	Limit int
 }
 
-// ListSkills returns the skills viewer's platform may see (public ones and
+// List returns the skills viewer's platform may see (public ones and
 // its own private ones), oldest first by id, without their file lists
 // (GET /v1/skills/{id} has them), and whether more follow. It reads the
 // two owner indexes; cost is linear in what viewer may see, which the
 // per-platform skill count bounds.
-func (s *Service) ListSkills(viewer ids.PlatformID, f SkillFilter) ([]SkillView, bool, error) {
+func (c *Catalog) List(viewer ids.PlatformID, f Filter) ([]View, bool, error) {
 	if f.Visibility != "" && f.Visibility != "public" && f.Visibility != "private" {
 		return nil, false, invalidf("visibility must be public or private")
 	}
-	if f.After != "" && !ids.Valid(SkillPrefix, f.After) {
+	if f.After != "" && !ids.Valid(IDPrefix, f.After) {
 		return nil, false, invalidf("cursor is not a skill id")
 	}
 	var owners []string
@@ -41,7 +41,7 @@ func (s *Service) ListSkills(viewer ids.PlatformID, f SkillFilter) ([]SkillView,
 	var all []string
 	for _, owner := range owners {
 		prefix := persistence.SkillOwnerPrefix(owner)
-		err := s.store.ScanPrefix(prefix, false, func(k, _ []byte) bool {
+		err := c.store.ScanPrefix(prefix, false, func(k, _ []byte) bool {
 			if id := string(k[len(prefix):]); id > f.After {
 				all = append(all, id)
 			}
@@ -52,19 +52,19 @@ func (s *Service) ListSkills(viewer ids.PlatformID, f SkillFilter) ([]SkillView,
 		}
 	}
 	sort.Strings(all)
-	out := make([]SkillView, 0, min(len(all), f.Limit))
+	out := make([]View, 0, min(len(all), f.Limit))
 	for _, id := range all {
 		if len(out) == f.Limit {
 			return out, true, nil
 		}
-		r, err := s.loadSkill(id)
-		if errors.Is(err, ErrSkillNotFound) {
+		r, err := c.loadSkill(id)
+		if errors.Is(err, ErrNotFound) {
 			continue // deleted since the scan
 		}
 		if err != nil {
 			return nil, false, err
 		}
-		v := s.skillView(r)
+		v := c.skillView(r)
 		v.Files = nil
 		out = append(out, v)
 	}
