@@ -29,6 +29,7 @@ var rules = []rule{
 	{"actors", []string{"cluster", "edge", "cmd", "mcp", "skills", "webhooks", "logs", "bench"}, "actors never import cluster or edge; feature homes call actors, not the reverse"},
 	{"cluster", []string{"edge", "cmd"}, "nothing imports edge or cmd"},
 	{"mcp", []string{"edge", "cmd"}, "feature homes never import edge"},
+	{"mcp/apps", []string{"mcp", "actors", "edge", "cmd", "persistence", "skills", "logs", "webhooks", "cluster", "providers", "bench", "mockllm"}, "app clients know only their spec, their call and the app's API; the MCP server registers them"},
 	{"skills", []string{"actors", "edge", "cmd", "mcp", "cluster", "providers", "webhooks", "logs", "bench", "mockllm"}, "the skill catalog stands on persistence alone; mcp serves it as tools, the edge as REST"},
 	{"webhooks", []string{"edge", "cmd"}, "feature homes never import edge"},
 	{"logs", []string{"edge", "cmd"}, "feature homes never import edge"},

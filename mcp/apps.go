@@ -12,6 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/mcp/apps"
+	"github.com/assistiv/gateway/mcp/apps/github"
+	"github.com/assistiv/gateway/mcp/apps/slack"
+	"github.com/assistiv/gateway/mcp/apps/zendesk"
+	"github.com/assistiv/gateway/mcp/apps/zohomail"
 	"github.com/assistiv/gateway/persistence"
 )
 
@@ -23,8 +28,9 @@ var (
 	ErrAppNotActive = errors.New("mcp: app not active")
 	// ErrNotConnected: the end-user has no connection to the app.
 	ErrNotConnected = errors.New("mcp: app not connected")
-	// ErrInvalid wraps a message about invalid input, safe to show.
-	ErrInvalid = errors.New("mcp: invalid input")
+	// ErrInvalid wraps a message about invalid input, safe to show (the
+	// same sentinel as apps.ErrInvalid, which tool arguments use).
+	ErrInvalid = apps.ErrInvalid
 	// ErrInvalidState: the OAuth state is missing, unknown, used or expired.
 	ErrInvalidState = errors.New("mcp: invalid or expired OAuth state")
 	// ErrNoKeyring: secrets cannot be sealed (no master key configured).
@@ -35,36 +41,19 @@ func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// appSpec describes one OAuth-backed app: its real endpoints, how its
-// authorization server wants requests, and its tools.
-type appSpec struct {
-	name          string
-	title         string
-	authorizeURL  string // may hold {subdomain}
-	tokenURL      string
-	apiBase       string
-	defaultScopes []string
-	scopeSep      string
-	scopeParam    string            // "scope", or Slack's "user_scope" (the tools act as the user)
-	extraAuth     map[string]string // extra authorization parameters
-	jsonToken     bool              // token requests as JSON (Zendesk) instead of a form
-	authScheme    string            // Authorization scheme for API calls
-	subdomain     bool              // endpoints are per tenant subdomain (Zendesk)
-	tools         []appTool
-}
-
 // AppNames lists the supported apps.
 var AppNames = []string{"github", "slack", "zoho_mail", "zendesk"}
 
-var apps = map[string]*appSpec{}
+// registry holds each app's spec by name (packages mcp/apps/<app>).
+var registry = map[string]*apps.Spec{}
 
-func register(a *appSpec) { apps[a.name] = a }
+func register(a *apps.Spec) { registry[a.Name] = a }
 
 func init() {
-	register(githubApp())
-	register(slackApp())
-	register(zohoApp())
-	register(zendeskApp())
+	register(github.Spec())
+	register(slack.Spec())
+	register(zohomail.Spec())
+	register(zendesk.Spec())
 }
 
 // activation is a platform's configuration of one app (stored as JSON).
@@ -86,9 +75,9 @@ type activation struct {
 	UpdatedAtMs int64  `json:"updated_at_ms"`
 }
 
-func (a *activation) endpoints(spec *appSpec) (authorize, token, api string) {
+func (a *activation) endpoints(spec *apps.Spec) (authorize, token, api string) {
 	sub := func(s string) string { return strings.ReplaceAll(s, "{subdomain}", a.Subdomain) }
-	authorize, token, api = sub(spec.authorizeURL), sub(spec.tokenURL), sub(spec.apiBase)
+	authorize, token, api = sub(spec.AuthorizeURL), sub(spec.TokenURL), sub(spec.APIBase)
 	if a.AuthorizeURL != "" {
 		authorize = a.AuthorizeURL
 	}
@@ -135,8 +124,8 @@ type AppView struct {
 }
 
 func (s *Service) view(name string, a *activation) AppView {
-	spec := apps[name]
-	v := AppView{App: name, Object: "mcp_app", Scopes: spec.defaultScopes, Tools: spec.toolNames()}
+	spec := registry[name]
+	v := AppView{App: name, Object: "mcp_app", Scopes: spec.DefaultScopes, Tools: spec.ToolNames()}
 	if a == nil {
 		return v
 	}
@@ -146,14 +135,6 @@ func (s *Service) view(name string, a *activation) AppView {
 	v.AuthorizeURL, v.TokenURL, v.APIBaseURL, v.Subdomain = a.AuthorizeURL, a.TokenURL, a.APIBaseURL, a.Subdomain
 	v.UpdatedAtMs = a.UpdatedAtMs
 	return v
-}
-
-func (a *appSpec) toolNames() []string {
-	out := make([]string, len(a.tools))
-	for i, t := range a.tools {
-		out[i] = t.def.Name
-	}
-	return out
 }
 
 func secretAAD(pid ids.PlatformID, app string) []byte {
@@ -194,7 +175,7 @@ func (s *Service) ListApps(pid ids.PlatformID) ([]AppView, error) {
 // The caller must have checked that the platform exists. Blocks until the
 // change is durable.
 func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in AppInput) (AppView, error) {
-	spec, ok := apps[app]
+	spec, ok := registry[app]
 	if !ok {
 		return AppView{}, ErrUnknownApp
 	}
@@ -205,7 +186,7 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 		return AppView{}, err
 	}
 	now := s.cfg.Clock.Now().UnixMilli()
-	a := activation{App: app, Scopes: spec.defaultScopes, CreatedAtMs: now}
+	a := activation{App: app, Scopes: spec.DefaultScopes, CreatedAtMs: now}
 	if cur != nil {
 		a = *cur
 	}
@@ -262,7 +243,7 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 		*o.out = *o.in
 	}
 	if in.Subdomain != nil {
-		if !spec.subdomain && *in.Subdomain != "" {
+		if !spec.Subdomain && *in.Subdomain != "" {
 			return AppView{}, invalidf("subdomain applies only to zendesk")
 		}
 		if *in.Subdomain != "" && !validSubdomain(*in.Subdomain) {
@@ -279,7 +260,7 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 			return AppView{}, invalidf("client_id and client_secret are required to activate %s", app)
 		case a.LandingURL == "":
 			return AppView{}, invalidf("landing_url is required to activate %s", app)
-		case spec.subdomain && a.Subdomain == "" && (a.AuthorizeURL == "" || a.TokenURL == "" || a.APIBaseURL == ""):
+		case spec.Subdomain && a.Subdomain == "" && (a.AuthorizeURL == "" || a.TokenURL == "" || a.APIBaseURL == ""):
 			return AppView{}, invalidf("subdomain is required to activate %s", app)
 		}
 	}
@@ -374,8 +355,8 @@ func (s *Service) UserApps(pid ids.PlatformID, eid ids.EndUserID) ([]UserApp, er
 		if a == nil || !a.Active {
 			continue
 		}
-		spec := apps[name]
-		u := UserApp{App: name, Object: "mcp_app", Title: spec.title, Active: true, Scopes: a.Scopes, Tools: spec.toolNames()}
+		spec := registry[name]
+		u := UserApp{App: name, Object: "mcp_app", Title: spec.Title, Active: true, Scopes: a.Scopes, Tools: spec.ToolNames()}
 		c, err := s.loadConnection(pid, eid, name, a)
 		if err != nil {
 			return nil, err

@@ -82,7 +82,7 @@ func (s *Service) holdGrant(p *pendingAuth, act *activation, tok grant) (string,
 // single use. ErrInvalidState: unknown, used or expired;
 // ErrConfirmMismatch: another end-user (or app) started the flow.
 func (s *Service) Confirm(_ context.Context, pid ids.PlatformID, eid ids.EndUserID, app, token string) error {
-	if _, ok := apps[app]; !ok {
+	if _, ok := registry[app]; !ok {
 		return ErrUnknownApp
 	}
 	if token == "" || len(token) > 256 {

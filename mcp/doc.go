@@ -1,8 +1,10 @@
 // Package mcp is the gateway's MCP feature home: the MCP server that agents
 // reach at /mcp and /mcp/skills (mcp-go, streamable HTTP), the registry of
-// OAuth-backed apps (GitHub, Slack, Zoho Mail, Zendesk) with their tools,
-// each platform's app activations, and the end-user OAuth connect flow
-// (state, PKCE S256, token exchange and refresh) whose tokens the tools use.
+// OAuth-backed apps (GitHub, Slack, Zoho Mail, Zendesk; each app's client
+// and tools live in mcp/apps/<app> over the base mcp/apps), each
+// platform's app activations, and the end-user OAuth connect flow (state,
+// PKCE S256, token exchange and refresh, confirmation) whose tokens the
+// tools use. The skill catalog is package skills.
 //
 // # Who sees what
 //
@@ -109,6 +111,6 @@
 // Outbound HTTP goes through an egress-guarded client that follows no
 // redirects and bounds time and body size.
 //
-// mcp imports actors, persistence, skills, logs and internal packages;
-// never edge or cmd.
+// mcp imports actors, persistence, skills, mcp/apps/..., logs and
+// internal packages; never edge or cmd.
 package mcp

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/mcp/apps"
 	"github.com/assistiv/gateway/persistence"
 )
 
@@ -55,7 +56,7 @@ func randomToken(n int) string {
 // bound to platform, end-user and app) with a PKCE verifier, and returns
 // the authorization server URL to send the user's browser to.
 func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (string, error) {
-	spec, ok := apps[app]
+	spec, ok := registry[app]
 	if !ok {
 		return "", ErrUnknownApp
 	}
@@ -94,12 +95,12 @@ func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUs
 	q.Set("client_id", act.ClientID)
 	q.Set("redirect_uri", s.cfg.RedirectURI())
 	if len(act.Scopes) > 0 {
-		q.Set(spec.scopeParam, strings.Join(act.Scopes, spec.scopeSep))
+		q.Set(spec.ScopeParam, strings.Join(act.Scopes, spec.ScopeSep))
 	}
 	q.Set("state", state)
 	q.Set("code_challenge", challenge)
 	q.Set("code_challenge_method", "S256")
-	for k, v := range spec.extraAuth {
+	for k, v := range spec.ExtraAuth {
 		q.Set(k, v)
 	}
 	u.RawQuery = q.Encode()
@@ -190,7 +191,7 @@ func (s *Service) Callback(ctx context.Context, code, state, authError string) (
 	if err != nil {
 		return CallbackResult{}, err
 	}
-	spec := apps[p.App]
+	spec := registry[p.App]
 	tok, err := s.tokenRequest(ctx, spec, act, pid, url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {code},
@@ -248,7 +249,7 @@ func (e *errTokenEndpoint) Error() string {
 // tokenRequest posts form (plus the client credentials) to the app's token
 // endpoint and parses the grant, including Slack's authed_user shape and
 // GitHub's errors inside a 200.
-func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activation, pid ids.PlatformID, form url.Values) (grant, error) {
+func (s *Service) tokenRequest(ctx context.Context, spec *apps.Spec, act *activation, pid ids.PlatformID, form url.Values) (grant, error) {
 	secret, err := s.keyring.Open(act.SealedSecret, secretAAD(pid, act.App))
 	if err != nil {
 		return grant{}, err
@@ -258,7 +259,7 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 	_, tokenURL, _ := act.endpoints(spec)
 	var body io.Reader
 	ctype := "application/x-www-form-urlencoded"
-	if spec.jsonToken {
+	if spec.JSONToken {
 		m := map[string]string{}
 		for k := range form {
 			m[k] = form.Get(k)
@@ -272,16 +273,16 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, body)
 	if err != nil {
-		return grant{}, fmt.Errorf("token request: %w", scrubURLError(err))
+		return grant{}, fmt.Errorf("token request: %w", apps.ScrubURLError(err))
 	}
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return grant{}, scrubURLError(err)
+		return grant{}, apps.ScrubURLError(err)
 	}
 	defer resp.Body.Close()
-	raw, err := readBounded(resp.Body, s.cfg.MaxResponseBytes)
+	raw, err := apps.ReadBounded(resp.Body, s.cfg.MaxResponseBytes)
 	if err != nil {
 		return grant{}, err
 	}
@@ -304,7 +305,7 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 		if code == "" {
 			code = "http_" + strconv.Itoa(resp.StatusCode)
 		}
-		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: safeCode(code)}
+		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: apps.SafeCode(code)}
 	}
 	g := grant{access: out.AccessToken, refresh: out.RefreshToken, scope: out.Scope}
 	if n, err := out.ExpiresIn.Int64(); err == nil && n > 0 {
@@ -329,19 +330,6 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: "no_access_token"}
 	}
 	return g, nil
-}
-
-// safeCode keeps an error code short and printable.
-func safeCode(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // errReconnect means the stored grant no longer works: the user must
@@ -378,7 +366,7 @@ func (s *Service) accessToken(ctx context.Context, pid ids.PlatformID, eid ids.E
 	if t.RefreshToken == "" {
 		return tokenSet{}, act, errReconnect
 	}
-	g, err := s.tokenRequest(ctx, apps[app], act, pid, url.Values{
+	g, err := s.tokenRequest(ctx, registry[app], act, pid, url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {t.RefreshToken},
 	})
@@ -438,26 +426,4 @@ func (s *Service) saveAccountID(pid ids.PlatformID, eid ids.EndUserID, app, acco
 	}
 	t.AccountID = account
 	_ = s.commitConnection(pid, eid, c, t, false, c.Rev) // errStale: the connection changed; nothing to cache
-}
-
-// readBounded reads at most max bytes of r; more is an error.
-func readBounded(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("response larger than %d bytes", max)
-	}
-	return b, nil
-}
-
-// scrubURLError drops the URL from a *url.Error: it may carry a query
-// with a secret.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/logs"
+	"github.com/assistiv/gateway/mcp/apps"
 )
 
 // Surface is which MCP endpoint a request came to.
@@ -43,12 +44,6 @@ const skillsApp = "skills"
 
 // Version is what the MCP server reports in initialize.
 const Version = "0.1.0"
-
-// appTool is one tool of an app.
-type appTool struct {
-	def mcpgo.Tool
-	run func(ctx context.Context, c *apiCall, req mcpgo.CallToolRequest) (any, error)
-}
 
 // request is what one MCP HTTP request carries through mcp-go to the
 // filter and the tool handlers.
@@ -152,10 +147,10 @@ func (s *Service) buildServer() {
 		server.WithLogger(s.log),
 	)
 	for _, name := range AppNames {
-		spec := apps[name]
-		for _, t := range spec.tools {
-			s.toolApp[t.def.Name] = name
-			s.mcp.AddTool(t.def, s.appHandler(spec, t))
+		spec := registry[name]
+		for _, t := range spec.Tools {
+			s.toolApp[t.Def.Name] = name
+			s.mcp.AddTool(t.Def, s.appHandler(spec, t))
 		}
 	}
 	for _, t := range s.skillTools() {
@@ -349,7 +344,7 @@ func (s *Service) countCall(ctx context.Context, p actors.Principal) (*mcpgo.Cal
 	return toolError("unavailable", "the gateway could not admit the call; retry"), callOutcome{503, "unavailable"}
 }
 
-func (s *Service) appHandler(spec *appSpec, t appTool) server.ToolHandlerFunc {
+func (s *Service) appHandler(spec *apps.Spec, t apps.Tool) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		r := requestFrom(ctx)
 		if r == nil {
@@ -357,45 +352,47 @@ func (s *Service) appHandler(spec *appSpec, t appTool) server.ToolHandlerFunc {
 		}
 		start := time.Now()
 		res, out := s.runAppTool(ctx, r.p, spec, t, req)
-		s.logCall(r.p, spec.name, t.def.Name, start, out)
+		s.logCall(r.p, spec.Name, t.Def.Name, start, out)
 		return res, nil
 	}
 }
 
-func (s *Service) runAppTool(ctx context.Context, p actors.Principal, spec *appSpec, t appTool, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, callOutcome) {
+func (s *Service) runAppTool(ctx context.Context, p actors.Principal, spec *apps.Spec, t apps.Tool, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, callOutcome) {
 	if res, out := s.countCall(ctx, p); res != nil {
 		return res, out
 	}
-	tok, act, err := s.accessToken(ctx, p.Platform, p.EndUser, spec.name)
+	tok, act, err := s.accessToken(ctx, p.Platform, p.EndUser, spec.Name)
 	switch {
 	case errors.Is(err, ErrNotConnected) || errors.Is(err, errReconnect):
-		why := "has not connected " + spec.title
+		why := "has not connected " + spec.Title
 		if errors.Is(err, errReconnect) {
-			why = "must reconnect " + spec.title + " (the authorization expired or was revoked)"
+			why = "must reconnect " + spec.Title + " (the authorization expired or was revoked)"
 		}
 		return toolError("not_connected", "the end-user %s; connect it with POST /v1/mcp/apps/%s/connect (end-user key), open the returned authorization_url, then retry",
-			why, spec.name), callOutcome{409, "not_connected"}
+			why, spec.Name), callOutcome{409, "not_connected"}
 	case err != nil:
-		s.log.Warn("tool token", "app", spec.name, "err", err)
-		return toolError("upstream_error", "could not obtain a token for %s", spec.title), callOutcome{502, "upstream_error"}
+		s.log.Warn("tool token", "app", spec.Name, "err", err)
+		return toolError("upstream_error", "could not obtain a token for %s", spec.Title), callOutcome{502, "upstream_error"}
 	}
 	_, _, base := act.endpoints(spec)
-	c := &apiCall{s: s, spec: spec, base: base, tokens: tok, pid: p.Platform, eid: p.EndUser}
-	v, err := t.run(ctx, c, req)
-	var ue *upstreamError
+	c := &apps.Call{Spec: spec, Base: base, AccessToken: tok.AccessToken, AccountID: tok.AccountID,
+		SaveAccountID: func(id string) { s.saveAccountID(p.Platform, p.EndUser, spec.Name, id) },
+		HTTP:          s.http, Timeout: s.cfg.CallTimeout, MaxResponseBytes: s.cfg.MaxResponseBytes}
+	v, err := t.Run(ctx, c, req)
+	var ue *apps.UpstreamError
 	switch {
 	case err == nil:
 		return toolJSON(v), callOutcome{status: 200}
 	case errors.Is(err, ErrInvalid):
 		return toolError("invalid_arguments", "%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")), callOutcome{400, "invalid_arguments"}
-	case errors.As(err, &ue) && ue.status == http.StatusUnauthorized:
-		return toolError("upstream_unauthorized", "%s refused the end-user's authorization (%s); reconnect with POST /v1/mcp/apps/%s/connect", spec.title, ue.msg, spec.name),
+	case errors.As(err, &ue) && ue.Status == http.StatusUnauthorized:
+		return toolError("upstream_unauthorized", "%s refused the end-user's authorization (%s); reconnect with POST /v1/mcp/apps/%s/connect", spec.Title, ue.Msg, spec.Name),
 			callOutcome{401, "upstream_unauthorized"}
 	case errors.As(err, &ue):
-		return toolError("upstream_error", "%s answered %d: %s", spec.title, ue.status, ue.msg), callOutcome{ue.status, "upstream_error"}
+		return toolError("upstream_error", "%s answered %d: %s", spec.Title, ue.Status, ue.Msg), callOutcome{ue.Status, "upstream_error"}
 	default:
-		s.log.Warn("tool call failed", "app", spec.name, "tool", t.def.Name, "err", err)
-		return toolError("upstream_error", "%s could not be reached", spec.title), callOutcome{502, "upstream_error"}
+		s.log.Warn("tool call failed", "app", spec.Name, "tool", t.Def.Name, "err", err)
+		return toolError("upstream_error", "%s could not be reached", spec.Title), callOutcome{502, "upstream_error"}
 	}
 }
 

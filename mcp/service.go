@@ -205,7 +205,7 @@ func (s *Service) saveConnection(pid ids.PlatformID, eid ids.EndUserID, c *conne
 // never waits for a token request in flight: a refresh that read the
 // connection before stores nothing (see lifecycle.go).
 func (s *Service) Disconnect(pid ids.PlatformID, eid ids.EndUserID, app string) error {
-	if _, ok := apps[app]; !ok {
+	if _, ok := registry[app]; !ok {
 		return ErrUnknownApp
 	}
 	if _, err := s.removeConnection(pid, eid, app, 0); err != nil {
