@@ -25,6 +25,7 @@ import (
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp/apps"
+	"github.com/assistiv/gateway/oauthconn"
 )
 
 // Surface is which MCP endpoint a request came to.
@@ -78,7 +79,7 @@ func (s *Service) visibility(ctx context.Context, r *request) visibility {
 	r.once.Do(func() {
 		v := visibility{active: map[string]bool{}, connected: map[string]bool{}}
 		for _, name := range AppNames {
-			act, err := s.loadActivation(r.p.Platform, name)
+			act, err := s.conns.LoadActivation(r.p.Platform, name)
 			if err != nil {
 				v.err = err
 				break
@@ -87,12 +88,12 @@ func (s *Service) visibility(ctx context.Context, r *request) visibility {
 				continue
 			}
 			v.active[name] = true
-			c, err := s.loadConnection(r.p.Platform, r.p.EndUser, name, act)
+			connected, err := s.conns.Connected(r.p.Platform, r.p.EndUser, name, act)
 			if err != nil {
 				v.err = err
 				break
 			}
-			v.connected[name] = c != nil
+			v.connected[name] = connected
 		}
 		v.skills, _ = s.skillsEnabled(ctx, r.p.Platform)
 		r.vis = v
@@ -361,11 +362,11 @@ func (s *Service) runAppTool(ctx context.Context, p actors.Principal, spec *apps
 	if res, out := s.countCall(ctx, p); res != nil {
 		return res, out
 	}
-	tok, act, err := s.accessToken(ctx, p.Platform, p.EndUser, spec.Name)
+	tok, act, err := s.conns.AccessToken(ctx, p.Platform, p.EndUser, spec.Name)
 	switch {
-	case errors.Is(err, ErrNotConnected) || errors.Is(err, errReconnect):
+	case errors.Is(err, ErrNotConnected) || errors.Is(err, oauthconn.ErrReconnect):
 		why := "has not connected " + spec.Title
-		if errors.Is(err, errReconnect) {
+		if errors.Is(err, oauthconn.ErrReconnect) {
 			why = "must reconnect " + spec.Title + " (the authorization expired or was revoked)"
 		}
 		return toolError("not_connected", "the end-user %s; connect it with POST /v1/mcp/apps/%s/connect (end-user key), open the returned authorization_url, then retry",
@@ -374,9 +375,9 @@ func (s *Service) runAppTool(ctx context.Context, p actors.Principal, spec *apps
 		s.log.Warn("tool token", "app", spec.Name, "err", err)
 		return toolError("upstream_error", "could not obtain a token for %s", spec.Title), callOutcome{502, "upstream_error"}
 	}
-	_, _, base := act.endpoints(spec)
+	_, _, base := act.Endpoints(spec)
 	c := &apps.Call{Spec: spec, Base: base, AccessToken: tok.AccessToken, AccountID: tok.AccountID,
-		SaveAccountID: func(id string) { s.saveAccountID(p.Platform, p.EndUser, spec.Name, id) },
+		SaveAccountID: func(id string) { s.conns.SaveAccountID(p.Platform, p.EndUser, spec.Name, id) },
 		HTTP:          s.http, Timeout: s.cfg.CallTimeout, MaxResponseBytes: s.cfg.MaxResponseBytes}
 	v, err := t.Run(ctx, c, req)
 	var ue *apps.UpstreamError

@@ -1,4 +1,4 @@
-package mcp
+package oauthconn
 
 import (
 	"context"
@@ -36,7 +36,7 @@ import (
 
 // ErrConfirmMismatch: a confirmation presented by an end-user other than
 // the one who started the connect flow. The pending grant is destroyed.
-var ErrConfirmMismatch = errors.New("mcp: the connection was started by another end-user")
+var ErrConfirmMismatch = errors.New("oauthconn: the connection was started by another end-user")
 
 // kindGrant marks a pending record that holds an exchanged grant awaiting
 // confirmation (a plain pending authorization has kind "").
@@ -57,21 +57,21 @@ type pendingGrant struct {
 
 // holdGrant stores an exchanged grant for confirmation and returns the
 // landing redirect carrying the confirmation token.
-func (s *Service) holdGrant(p *pendingAuth, act *activation, tok grant) (string, error) {
+func (m *Manager) holdGrant(p *pendingAuth, act *Activation, tok grant) (string, error) {
 	token := randomToken(32)
 	digest := confirmDigest(token)
 	plain, err := json.Marshal(pendingGrant{Access: tok.access, Refresh: tok.refresh, Scope: tok.scope, ExpiresInSec: int64(tok.expiresIn.Seconds())})
 	if err != nil {
 		return "", err
 	}
-	sealed, err := s.keyring.Seal(plain, grantAAD(digest))
+	sealed, err := m.keyring.Seal(plain, grantAAD(digest))
 	if err != nil {
 		return "", err
 	}
-	now := s.cfg.Clock.Now()
+	now := m.cfg.Clock.Now()
 	rec := pendingAuth{Kind: kindGrant, PlatformID: p.PlatformID, EndUserID: p.EndUserID, App: p.App, Epoch: act.Epoch,
-		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(s.cfg.StateTTL).UnixMilli()}
-	if err := s.replacePending(persistence.OAuthStateKey(digest), rec); err != nil {
+		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(m.cfg.StateTTL).UnixMilli()}
+	if err := m.replacePending(persistence.OAuthStateKey(digest), rec); err != nil {
 		return "", err
 	}
 	return act.LandingURL + "/mcp/oauth-callback?" + url.Values{"app": {p.App}, "status": {"confirm"}, "confirmation": {token}}.Encode(), nil
@@ -81,23 +81,23 @@ func (s *Service) holdGrant(p *pendingAuth, act *activation, tok grant) (string,
 // confirmation token its platform's landing page received. The token is
 // single use. ErrInvalidState: unknown, used or expired;
 // ErrConfirmMismatch: another end-user (or app) started the flow.
-func (s *Service) Confirm(_ context.Context, pid ids.PlatformID, eid ids.EndUserID, app, token string) error {
-	if _, ok := registry[app]; !ok {
+func (m *Manager) Confirm(_ context.Context, pid ids.PlatformID, eid ids.EndUserID, app, token string) error {
+	if _, ok := m.specs[app]; !ok {
 		return ErrUnknownApp
 	}
 	if token == "" || len(token) > 256 {
 		return ErrInvalidState
 	}
 	digest := confirmDigest(token)
-	p, err := s.consumePending(persistence.OAuthStateKey(digest), kindGrant)
+	p, err := m.consumePending(persistence.OAuthStateKey(digest), kindGrant)
 	if err != nil {
 		return err
 	}
 	if p.PlatformID != string(pid) || p.EndUserID != string(eid) || p.App != app {
-		s.log.Warn("oauth confirmation by another end-user refused; grant destroyed", "platform_id", pid, "app", app)
+		m.log.Warn("oauth confirmation by another end-user refused; grant destroyed", "platform_id", pid, "app", app)
 		return ErrConfirmMismatch
 	}
-	plain, err := s.keyring.Open(p.SealedVerifier, grantAAD(digest))
+	plain, err := m.keyring.Open(p.SealedVerifier, grantAAD(digest))
 	if err != nil {
 		return err
 	}
@@ -105,17 +105,17 @@ func (s *Service) Confirm(_ context.Context, pid ids.PlatformID, eid ids.EndUser
 	if err := json.Unmarshal(plain, &g); err != nil {
 		return fmt.Errorf("decode pending grant: %w", err)
 	}
-	now := s.cfg.Clock.Now()
+	now := m.cfg.Clock.Now()
 	c := &connection{App: app, Epoch: p.Epoch, Scope: g.Scope, ConnectedAtMs: now.UnixMilli()}
 	if g.ExpiresInSec > 0 {
 		c.ExpiresAtMs = now.UnixMilli() + g.ExpiresInSec*1000
 	}
-	switch err := s.commitConnection(pid, eid, c, tokenSet{AccessToken: g.Access, RefreshToken: g.Refresh}, true, 0); {
+	switch err := m.commitConnection(pid, eid, c, Tokens{AccessToken: g.Access, RefreshToken: g.Refresh}, true, 0); {
 	case errors.Is(err, errStale):
 		return ErrAppNotActive // deactivated since the callback
 	case err != nil:
 		return err
 	}
-	s.toolsChanged(pid, eid)
+	m.changed(pid, eid)
 	return nil
 }

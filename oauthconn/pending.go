@@ -1,4 +1,4 @@
-package mcp
+package oauthconn
 
 import (
 	"crypto/sha256"
@@ -32,7 +32,7 @@ func flowKey(kind string, pid ids.PlatformID, eid ids.EndUserID, app string) []b
 // replacePending stores rec at key as the current pending record of its
 // flow, deleting the previous one in the same commit. rec's Kind is ""
 // (authorization) or kindGrant.
-func (s *Service) replacePending(key []byte, rec pendingAuth) error {
+func (m *Manager) replacePending(key []byte, rec pendingAuth) error {
 	pointerKind := "flow"
 	if rec.Kind == kindGrant {
 		pointerKind = "gflow"
@@ -47,10 +47,10 @@ func (s *Service) replacePending(key []byte, rec pendingAuth) error {
 	if err != nil {
 		return err
 	}
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
 	ops := []persistence.Op{persistence.Set(key, b), persistence.Set(pk, ptr)}
-	raw, err := s.store.Get(pk)
+	raw, err := m.store.Get(pk)
 	switch {
 	case err == nil:
 		var old pendingAuth
@@ -62,17 +62,17 @@ func (s *Service) replacePending(key []byte, rec pendingAuth) error {
 	case !errors.Is(err, persistence.ErrNotFound):
 		return err
 	}
-	return s.store.Commit(ops...)
+	return m.store.Commit(ops...)
 }
 
 // SweepPending deletes every pending record (authorizations, grants
 // awaiting confirmation, flow pointers) expired at now, and returns how
 // many it deleted. The sweeper calls it every Config.SweepInterval; safe
 // for concurrent use.
-func (s *Service) SweepPending(now time.Time) (int, error) {
+func (m *Manager) SweepPending(now time.Time) (int, error) {
 	var expired [][]byte
 	prefix := []byte{persistence.FamilyOAuthState}
-	err := s.store.ScanPrefix(prefix, false, func(k, v []byte) bool {
+	err := m.store.ScanPrefix(prefix, false, func(k, v []byte) bool {
 		var p pendingAuth
 		if json.Unmarshal(v, &p) != nil || now.UnixMilli() >= p.ExpiresAtMs {
 			expired = append(expired, append([]byte(nil), k...))
@@ -82,15 +82,15 @@ func (s *Service) SweepPending(now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
 	for i := 0; i < len(expired); i += 256 {
 		batch := expired[i:min(i+256, len(expired))]
 		ops := make([]persistence.Op, 0, len(batch))
 		for _, k := range batch {
 			ops = append(ops, persistence.Delete(k))
 		}
-		if err := s.store.Commit(ops...); err != nil {
+		if err := m.store.Commit(ops...); err != nil {
 			return i, err
 		}
 	}
@@ -98,26 +98,26 @@ func (s *Service) SweepPending(now time.Time) (int, error) {
 }
 
 // CountPending returns how many pending records (0x42) the store holds.
-func (s *Service) CountPending() (int, error) {
+func (m *Manager) CountPending() (int, error) {
 	n := 0
-	err := s.store.ScanPrefix([]byte{persistence.FamilyOAuthState}, false, func(_, _ []byte) bool { n++; return true })
+	err := m.store.ScanPrefix([]byte{persistence.FamilyOAuthState}, false, func(_, _ []byte) bool { n++; return true })
 	return n, err
 }
 
 // sweep runs SweepPending every Config.SweepInterval until stop closes.
-func (s *Service) sweep(stop <-chan struct{}, done chan<- struct{}) {
+func (m *Manager) sweep(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(s.cfg.SweepInterval)
+	t := time.NewTicker(m.cfg.SweepInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			if n, err := s.SweepPending(s.cfg.Clock.Now()); err != nil {
-				s.log.Warn("sweep pending authorizations", "err", err)
+			if n, err := m.SweepPending(m.cfg.Clock.Now()); err != nil {
+				m.log.Warn("sweep pending authorizations", "err", err)
 			} else if n > 0 {
-				s.log.Debug("swept pending authorizations", "deleted", n)
+				m.log.Debug("swept pending authorizations", "deleted", n)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package mcp
+package oauthconn
 
 import (
 	"encoding/json"
@@ -38,7 +38,7 @@ import (
 
 // errStale means a transition's read is no longer current: the connection
 // was disconnected, replaced, or the app deactivated since.
-var errStale = errors.New("mcp: the connection changed while the transition ran")
+var errStale = errors.New("oauthconn: the connection changed while the transition ran")
 
 // lockShards is the number of connMu, refreshMu and appGate shards.
 const lockShards = 256
@@ -60,21 +60,21 @@ func (l *lifecycleLocks) shard(parts ...string) uint64 {
 	return h.Sum64() % lockShards
 }
 
-func (s *Service) connMuFor(pid ids.PlatformID, eid ids.EndUserID, app string) *sync.Mutex {
-	return &s.locks.connMu[s.locks.shard(string(pid), string(eid), app)]
+func (m *Manager) connMuFor(pid ids.PlatformID, eid ids.EndUserID, app string) *sync.Mutex {
+	return &m.locks.connMu[m.locks.shard(string(pid), string(eid), app)]
 }
 
-func (s *Service) refreshLock(pid ids.PlatformID, eid ids.EndUserID, app string) *sync.Mutex {
-	return &s.locks.refreshMu[s.locks.shard(string(pid), string(eid), app)]
+func (m *Manager) refreshLock(pid ids.PlatformID, eid ids.EndUserID, app string) *sync.Mutex {
+	return &m.locks.refreshMu[m.locks.shard(string(pid), string(eid), app)]
 }
 
-func (s *Service) appGate(pid ids.PlatformID, app string) *sync.RWMutex {
-	return &s.locks.appGate[s.locks.shard(string(pid), app)]
+func (m *Manager) appGate(pid ids.PlatformID, app string) *sync.RWMutex {
+	return &m.locks.appGate[m.locks.shard(string(pid), app)]
 }
 
 // storedConnection reads the raw record, whatever its epoch (nil: none).
-func (s *Service) storedConnection(pid ids.PlatformID, eid ids.EndUserID, app string) (*connection, error) {
-	raw, err := s.store.Get(persistence.MCPConnKey(string(pid), app, string(eid)))
+func (m *Manager) storedConnection(pid ids.PlatformID, eid ids.EndUserID, app string) (*connection, error) {
+	raw, err := m.store.Get(persistence.MCPConnKey(string(pid), app, string(eid)))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, nil
 	}
@@ -93,21 +93,21 @@ func (s *Service) storedConnection(pid ids.PlatformID, eid ids.EndUserID, app st
 // stored; otherwise the stored record must still have revision
 // expectRev. Either way the app must still be active at c's epoch.
 // errStale when not.
-func (s *Service) commitConnection(pid ids.PlatformID, eid ids.EndUserID, c *connection, t tokenSet, fresh bool, expectRev uint64) error {
-	gate := s.appGate(pid, c.App)
+func (m *Manager) commitConnection(pid ids.PlatformID, eid ids.EndUserID, c *connection, t Tokens, fresh bool, expectRev uint64) error {
+	gate := m.appGate(pid, c.App)
 	gate.RLock()
 	defer gate.RUnlock()
-	mu := s.connMuFor(pid, eid, c.App)
+	mu := m.connMuFor(pid, eid, c.App)
 	mu.Lock()
 	defer mu.Unlock()
-	act, err := s.loadActivation(pid, c.App)
+	act, err := m.LoadActivation(pid, c.App)
 	if err != nil {
 		return err
 	}
 	if act == nil || !act.Active || act.Epoch != c.Epoch {
 		return errStale
 	}
-	cur, err := s.storedConnection(pid, eid, c.App)
+	cur, err := m.storedConnection(pid, eid, c.App)
 	if err != nil {
 		return err
 	}
@@ -121,23 +121,23 @@ func (s *Service) commitConnection(pid ids.PlatformID, eid ids.EndUserID, c *con
 	default:
 		c.Rev = expectRev + 1
 	}
-	return s.saveConnection(pid, eid, c, t)
+	return m.saveConnection(pid, eid, c, t)
 }
 
 // removeConnection deletes the connection (idempotent). With onlyRev != 0
 // it deletes only the record of that revision (a refresh refused for an
 // older grant must not delete a newer one).
-func (s *Service) removeConnection(pid ids.PlatformID, eid ids.EndUserID, app string, onlyRev uint64) (bool, error) {
-	mu := s.connMuFor(pid, eid, app)
+func (m *Manager) removeConnection(pid ids.PlatformID, eid ids.EndUserID, app string, onlyRev uint64) (bool, error) {
+	mu := m.connMuFor(pid, eid, app)
 	mu.Lock()
 	defer mu.Unlock()
 	if onlyRev != 0 {
-		cur, err := s.storedConnection(pid, eid, app)
+		cur, err := m.storedConnection(pid, eid, app)
 		if err != nil || cur == nil || cur.Rev != onlyRev {
 			return false, err
 		}
 	}
-	if err := s.store.Commit(persistence.Delete(persistence.MCPConnKey(string(pid), app, string(eid)))); err != nil {
+	if err := m.store.Commit(persistence.Delete(persistence.MCPConnKey(string(pid), app, string(eid)))); err != nil {
 		return false, err
 	}
 	return true, nil
