@@ -55,6 +55,10 @@ func (s *Server) mcpEndpoint(surface mcp.Surface) fasthttp.RequestHandler {
 			return &apiError{Status: 404, Type: typeNotFound, Code: "session_not_found", Message: "no such MCP session for this key; initialize a new one"}
 		}
 		p := c.principal
+		if mcp.OpensSession(string(c.ctx.Method()), c.ctx.PostBody(), string(c.ctx.Request.Header.Peek("Mcp-Session-Id"))) && !svc.SessionAllowed(p) {
+			return &apiError{Status: 429, Type: typeRate, Code: "too_many_sessions",
+				Message: "this end-user holds the most MCP sessions allowed; end one (DELETE /mcp with its Mcp-Session-Id), reuse one, or send requests without a session"}
+		}
 		if c.ctx.IsPost() && mcp.HoldsToolCall(c.ctx.PostBody()) {
 			ctx, cancel := c.context()
 			err := svc.PaymentCheck(ctx, p)

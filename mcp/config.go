@@ -38,6 +38,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// SessionIdleTTL drops MCP sessions idle this long. Default 30 min.
 	SessionIdleTTL time.Duration
+	// MaxSessionsPerEndUser bounds one end-user's live MCP sessions
+	// (initialized ones and GET listening streams); past it opening one
+	// more answers 429 too_many_sessions. Default 32, range 1..10000.
+	MaxSessionsPerEndUser int
 	// SweepInterval is how often expired pending authorizations and
 	// grants are deleted. Default 1 min, range 1 s..1 h.
 	SweepInterval time.Duration
@@ -71,10 +75,12 @@ func DefaultConfig() Config {
 		MaxResponseBytes:  2 << 20,
 		HeartbeatInterval: 15 * time.Second,
 		SessionIdleTTL:    30 * time.Minute,
-		RefreshSkew:       time.Minute,
-		SweepInterval:     time.Minute,
-		Skills:            skills.DefaultLimits(),
-		SkillQuota:        skills.DefaultQuota(),
+
+		MaxSessionsPerEndUser: 32,
+		RefreshSkew:           time.Minute,
+		SweepInterval:         time.Minute,
+		Skills:                skills.DefaultLimits(),
+		SkillQuota:            skills.DefaultQuota(),
 	}
 }
 
@@ -93,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mcp: MaxResponseBytes %d out of range 1KiB..64MiB", c.MaxResponseBytes)
 	case c.SweepInterval < time.Second || c.SweepInterval > time.Hour:
 		return fmt.Errorf("mcp: SweepInterval %s out of range 1s..1h", c.SweepInterval)
+	case c.MaxSessionsPerEndUser < 1 || c.MaxSessionsPerEndUser > 10000:
+		return fmt.Errorf("mcp: MaxSessionsPerEndUser %d out of range 1..10000", c.MaxSessionsPerEndUser)
 	case c.HeartbeatInterval <= 0:
 		return errors.New("mcp: HeartbeatInterval must be positive")
 	case c.SessionIdleTTL <= 0 || c.RefreshSkew < 0:

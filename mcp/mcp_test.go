@@ -39,8 +39,15 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
+	return setupWith(t, edgetest.Options{})
+}
+
+// setupWith is setup with gateway options (its clock is always a fake).
+func setupWith(t *testing.T, o edgetest.Options) *env {
+	t.Helper()
 	clk := clock.NewFake(time.Now())
-	g := edgetest.Start(t, edgetest.Options{Clock: clk})
+	o.Clock = clk
+	g := edgetest.Start(t, o)
 	e := &env{t: t, g: g, clk: clk, apps: map[string]*fakeApp{},
 		noJump: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	for _, name := range []string{"github", "slack", "zoho_mail", "zendesk"} {

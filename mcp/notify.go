@@ -2,12 +2,14 @@ package mcp
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
 )
 
@@ -99,3 +101,36 @@ func ownerKey(pid ids.PlatformID, eid ids.EndUserID) string {
 // NotifyToolsChanged tells every MCP session of the platform that its
 // tool list changed (the edge calls it after skills_enabled changes).
 func (s *Service) NotifyToolsChanged(pid ids.PlatformID) { s.toolsChanged(pid, "") }
+
+// count returns how many sessions owner holds.
+func (x *sessionIndex) count(owner string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, o := range x.owners {
+		if o == owner {
+			n++
+		}
+	}
+	return n
+}
+
+// OpensSession reports whether an MCP request would open a session: a
+// POST holding an initialize request, or a GET without Mcp-Session-Id (a
+// listening stream on a fresh session).
+func OpensSession(method string, body []byte, sessionID string) bool {
+	switch method {
+	case http.MethodGet:
+		return sessionID == ""
+	case http.MethodPost:
+		return holdsMethod(body, string(mcpgo.MethodInitialize))
+	}
+	return false
+}
+
+// SessionAllowed reports whether p may open one more MCP session
+// (Config.MaxSessionsPerEndUser). Sessions leave the count when deleted,
+// when their GET stream ends, or after SessionIdleTTL.
+func (s *Service) SessionAllowed(p actors.Principal) bool {
+	return s.sessions.count(ownerOf(p)) < s.cfg.MaxSessionsPerEndUser
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/assistiv/gateway/edge/edgetest"
+	"github.com/assistiv/gateway/mcp"
 )
 
 // listener is one initialized MCP session with its GET listening stream
@@ -131,5 +132,37 @@ func TestSessionIndexForgetsDeletedSessions(t *testing.T) {
 	}
 	if got := e.g.MCP.SessionCount(); got != before {
 		t.Fatalf("after deleting them the index holds %d, want %d", got, before)
+	}
+}
+
+// An end-user holds at most MaxSessionsPerEndUser sessions: one more
+// initialize answers 429 too_many_sessions, stateless requests still
+// work, another end-user is unaffected, and deleting a session frees a
+// slot.
+func TestSessionsPerEndUserAreBounded(t *testing.T) {
+	e := setupWith(t, edgetest.Options{MCPConfig: func(c *mcp.Config) { c.MaxSessionsPerEndUser = 3 }})
+	_, u1 := e.g.CreateEndUser(t, e.pid, e.pkey, "u1")
+	_, u2 := e.g.CreateEndUser(t, e.pid, e.pkey, "u2")
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`
+	var sids []string
+	for i := 0; i < 3; i++ {
+		r := e.g.Do(t, "POST", "/mcp", u1, init, "Accept", "application/json, text/event-stream")
+		if r.Status != 200 {
+			t.Fatalf("initialize %d: %d %s", i, r.Status, r.Body)
+		}
+		sids = append(sids, r.Header.Get("Mcp-Session-Id"))
+	}
+	if r := e.g.Do(t, "POST", "/mcp", u1, init, "Accept", "application/json, text/event-stream"); r.Status != 429 || r.ErrorCode() != "too_many_sessions" {
+		t.Fatalf("fourth initialize: %d %s, want 429 too_many_sessions", r.Status, r.Body)
+	}
+	if r, _ := bareRPC(t, e.g, "/mcp", u1, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`); r.Status != 200 {
+		t.Fatalf("stateless tools/list at the session cap: %d %s", r.Status, r.Body)
+	}
+	if r := e.g.Do(t, "POST", "/mcp", u2, init, "Accept", "application/json, text/event-stream"); r.Status != 200 {
+		t.Fatalf("another end-user's initialize: %d", r.Status)
+	}
+	e.g.Do(t, "DELETE", "/mcp", u1, nil, "Mcp-Session-Id", sids[0], "Mcp-Protocol-Version", "2025-06-18")
+	if r := e.g.Do(t, "POST", "/mcp", u1, init, "Accept", "application/json, text/event-stream"); r.Status != 200 {
+		t.Fatalf("initialize after deleting a session: %d %s", r.Status, r.Body)
 	}
 }

@@ -197,7 +197,11 @@ func (s *Service) ServeMCP(w http.ResponseWriter, r *http.Request, p actors.Prin
 
 // holdsToolCall reports whether a JSON-RPC message or batch holds a
 // tools/call request.
-func holdsToolCall(body []byte) bool {
+func holdsToolCall(body []byte) bool { return holdsMethod(body, string(mcpgo.MethodToolsCall)) }
+
+// holdsMethod reports whether a JSON-RPC message or batch holds a request
+// of method.
+func holdsMethod(body []byte, method string) bool {
 	body = bytes.TrimSpace(body)
 	type msg struct {
 		Method string `json:"method"`
@@ -208,14 +212,14 @@ func holdsToolCall(body []byte) bool {
 			return false
 		}
 		for _, m := range batch {
-			if m.Method == string(mcpgo.MethodToolsCall) {
+			if m.Method == method {
 				return true
 			}
 		}
 		return false
 	}
 	var m msg
-	return json.Unmarshal(body, &m) == nil && m.Method == string(mcpgo.MethodToolsCall)
+	return json.Unmarshal(body, &m) == nil && m.Method == method
 }
 
 // ---- session ids bound to their end-user ----

@@ -63,6 +63,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultConfig().SweepInterval
 	}
+	if cfg.MaxSessionsPerEndUser == 0 {
+		cfg.MaxSessionsPerEndUser = DefaultConfig().MaxSessionsPerEndUser
+	}
 	if cfg.SkillQuota == (skills.Quota{}) {
 		cfg.SkillQuota = skills.DefaultQuota()
 	}
