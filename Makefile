@@ -6,7 +6,7 @@ PKGS      := ./...
 SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-compat test-sdk test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: build run test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -21,8 +21,14 @@ run: build
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) race-lifecycle
 	$(MAKE) test-sdk
 	$(MAKE) test-compat
+
+# The OAuth connection-lifecycle race tests, 100 times in a row under the
+# race detector (about a minute).
+race-lifecycle:
+	$(GO) test -race -count=100 -run '^TestLifecycle(DisconnectDuringRefresh|DeactivateDuringTokenExchange)' ./mcp/
 
 # The client matrix (compat/README.md): the pinned Node SDKs (npm ci from
 # compat/package-lock.json, into the git-ignored compat/node_modules, only
@@ -62,7 +68,7 @@ fuzz:
 	$(GO) test ./logs -run '^$$' -fuzz FuzzDecodeCursor -fuzztime $(FUZZTIME)
 	$(GO) test ./logs -run '^$$' -fuzz FuzzDecodeEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME)
-	$(GO) test ./mcp -run '^$$' -fuzz FuzzReadArchive -fuzztime $(FUZZTIME)
+	$(GO) test ./skills -run '^$$' -fuzz FuzzReadArchive -fuzztime $(FUZZTIME)
 
 # The bench suite (bench/README.md): at most 15 minutes on 2 cores;
 # BENCH_QUICK=1 make bench runs the quick suite in under 3. Results go to

@@ -149,15 +149,10 @@ func (a *account) credit(now time.Time, amount money.Nanos, debit bool) (*pb.Led
 	return a.entry(now, typ, amount), nil
 }
 
-// limitsFor merges the end-user override over platform defaults.
+// limitsFor merges the end-user override over platform defaults field by
+// field (see [mergeLimits]).
 func limitsFor(override, defaults *pb.RateLimits) *pb.RateLimits {
-	if override != nil {
-		return override
-	}
-	if defaults != nil {
-		return defaults
-	}
-	return &pb.RateLimits{}
+	return mergeLimits(override, defaults)
 }
 
 // admit decides whether an inference call may start at now. On success it
@@ -172,6 +167,9 @@ func (a *account) admit(now time.Time, lim *pb.RateLimits, req *pb.Admit) (*pb.R
 		if b.IsSuspended {
 			return nil, errorf(ErrBudgetSuspended, "the end-user's budget is suspended")
 		}
+	}
+	if err := a.checkParallel(lim); err != nil {
+		return nil, err
 	}
 	info, err := a.checkRate(now, lim, 1, req.EstimatedTokens)
 	if err != nil {
@@ -196,11 +194,23 @@ func (a *account) precheck(now time.Time, lim *pb.RateLimits, tokens int64, cost
 	if b := a.user.Budget; b != nil && b.IsSuspended {
 		return errorf(ErrBudgetSuspended, "the end-user's budget is suspended")
 	}
+	if err := a.checkParallel(lim); err != nil {
+		return err
+	}
 	if _, err := a.checkRate(now, lim, 1, tokens); err != nil {
 		return err
 	}
 	if a.user.Budget != nil && cost > a.available() {
 		return errorf(ErrBudgetExhausted, "the end-user's budget (%s available) cannot cover this request's worst case %s", a.available(), cost)
+	}
+	return nil
+}
+
+// checkParallel refuses a call when the end-user already has its
+// max_parallel_requests calls in flight (open reservations).
+func (a *account) checkParallel(lim *pb.RateLimits) error {
+	if n := lim.GetMaxParallelRequests(); n > 0 && int64(len(a.open)) >= n {
+		return errorf(ErrTooManyParallel, "this end-user already has %d calls in flight (max_parallel_requests %d); retry when one ends", len(a.open), n)
 	}
 	return nil
 }

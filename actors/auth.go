@@ -32,8 +32,12 @@ type Auth struct {
 }
 
 type authShard struct {
-	mu sync.RWMutex // guards m
+	mu sync.RWMutex // guards m, tombs and tombAt
 	m  map[ids.Digest]authEntry
+	// tombs is a ring of this shard's revocation tombstones, oldest at
+	// tombAt: past maxTombstonesPerShard the oldest leaves the map.
+	tombs  []ids.Digest
+	tombAt int
 }
 
 type authEntry struct {
@@ -44,6 +48,13 @@ type authEntry struct {
 // maxAuthEntriesPerShard bounds the cache (64 × 32768 ≈ 2 M keys); past it
 // a shard drops an arbitrary live entry, which the next lookup refills.
 const maxAuthEntriesPerShard = 32768
+
+// maxTombstonesPerShard bounds the revocation tombstones (64 × 1024 = 64 Ki
+// revoked keys in memory). A tombstone only has to outlive the commit of
+// its revocation (milliseconds, group commit): after that the store says
+// the key is revoked, and a lookup reads it there. The oldest tombstone
+// of a shard leaves when the shard's 1025th later revocation arrives.
+const maxTombstonesPerShard = 1024
 
 // ErrUnknownKey is returned by [Auth.Lookup] for a key that does not exist
 // or was revoked.
@@ -83,7 +94,11 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 	if err := proto.Unmarshal(raw, &k); err != nil {
 		return Principal{}, err
 	}
-	e = authEntry{p: principalOf(&k), revoked: k.RevokedAtMs != 0}
+	if k.RevokedAtMs != 0 {
+		// Not cached: revoked keys would fill memory (see tombstones).
+		return Principal{}, ErrUnknownKey
+	}
+	e = authEntry{p: principalOf(&k)}
 	s.mu.Lock()
 	if cur, ok := s.m[d]; ok {
 		e = cur // a revocation (or a fresher fill) got here first
@@ -137,6 +152,36 @@ func (a *Auth) revoke(digest []byte) {
 	copy(d[:], digest)
 	s := a.shard(d)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[d]; ok && e.revoked {
+		return
+	}
 	s.m[d] = authEntry{revoked: true}
-	s.mu.Unlock()
+	if len(s.tombs) < maxTombstonesPerShard {
+		s.tombs = append(s.tombs, d)
+		return
+	}
+	if old := s.tombs[s.tombAt]; s.m[old].revoked {
+		delete(s.m, old)
+	}
+	s.tombs[s.tombAt] = d
+	s.tombAt = (s.tombAt + 1) % maxTombstonesPerShard
+}
+
+// Len returns how many live entries and revocation tombstones the cache
+// holds (metrics and tests).
+func (a *Auth) Len() (live, revoked int) {
+	for i := range a.shards {
+		s := &a.shards[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			if e.revoked {
+				revoked++
+			} else {
+				live++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return live, revoked
 }

@@ -47,6 +47,7 @@ var (
 	ErrBudgetSuspended    = &Error{Code: "budget_suspended", Message: "budget suspended"}
 	ErrWalletInsufficient = &Error{Code: "wallet_insufficient", Message: "platform wallet balance is insufficient"}
 	ErrRateLimited        = &Error{Code: "rate_limited", Message: "rate limit exceeded"}
+	ErrTooManyParallel    = &Error{Code: "too_many_parallel_requests", Message: "too many calls in flight for this end-user"}
 	ErrIdempotencyReused  = &Error{Code: "idempotency_key_reused", Message: "Idempotency-Key was used with a different request"}
 	ErrIdempotencyInUse   = &Error{Code: "idempotency_key_in_use", Message: "a request with this Idempotency-Key is in flight"}
 	ErrUnavailable        = &Error{Code: "unavailable", Message: "actor unavailable"}

@@ -316,8 +316,13 @@ func (a *platformActor) createEndUser(c actor.Context, m *pb.CreateEndUser) {
 				a.fail(c, err)
 				return
 			}
+			retire, err := a.retireOldestUserKeys(pid, u.Id)
+			if err != nil {
+				a.fail(c, err)
+				return
+			}
 			k, rawKey := a.newKey(now, ids.KindEndUser, u.Id, "")
-			a.commit(c, a.keyOps(k), &pb.EndUserCreated{EndUser: &u, Key: k, RawKey: rawKey, Created: false}, false)
+			a.commit(c, append(retire, a.keyOps(k)...), &pb.EndUserCreated{EndUser: &u, Key: k, RawKey: rawKey, Created: false}, false)
 			return
 		}
 	} else if !errors.Is(err, persistence.ErrNotFound) {

@@ -44,7 +44,7 @@ type skillsData struct {
 func (d *Dashboard) skillsData(r *req) (skillsData, error) {
 	data := skillsData{Form: map[string]string{}}
 	var l listOf[skillJSON]
-	if err := d.get(platformCaller(r.pid), "/v1/skills", nil, &l); err != nil {
+	if err := d.get(platformCaller(r.pid), "/v1/skills", url.Values{"visibility": {"private"}, "limit": {"100"}}, &l); err != nil {
 		return data, err
 	}
 	data.Skills = l.Data

@@ -66,6 +66,7 @@ var actorCodes = map[string]struct {
 	actors.ErrBudgetSuspended.Code:    {402, typePayment},
 	actors.ErrWalletInsufficient.Code: {402, typePayment},
 	actors.ErrRateLimited.Code:        {429, typeRate},
+	actors.ErrTooManyParallel.Code:    {429, typeRate},
 	actors.ErrIdempotencyReused.Code:  {422, typeIdempotency},
 	actors.ErrIdempotencyInUse.Code:   {409, typeIdempotency},
 	actors.ErrUnavailable.Code:        {503, typeOverload},

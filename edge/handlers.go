@@ -118,15 +118,28 @@ func (c *call) idempotencyKey() (string, error) {
 }
 
 type rateLimitsIn struct {
-	RequestsPerMinute *int64 `json:"requests_per_minute"`
-	TokensPerMinute   *int64 `json:"tokens_per_minute"`
-	RequestsPerDay    *int64 `json:"requests_per_day"`
+	RequestsPerMinute   *int64 `json:"requests_per_minute"`
+	TokensPerMinute     *int64 `json:"tokens_per_minute"`
+	RequestsPerDay      *int64 `json:"requests_per_day"`
+	MaxParallelRequests *int64 `json:"max_parallel_requests"`
 }
+
+// maxParallelLimit bounds max_parallel_requests.
+const maxParallelLimit = 100_000
 
 const maxLimit = 1_000_000_000
 
 func (r *rateLimitsIn) toPB() (*pb.RateLimits, error) {
-	out := &pb.RateLimits{}
+	return r.fill(&pb.RateLimits{})
+}
+
+// toOverridePB is an end-user override: a field absent from the body is
+// actors.InheritLimit (the platform default applies), 0 lifts the limit.
+func (r *rateLimitsIn) toOverridePB() (*pb.RateLimits, error) {
+	return r.fill(&pb.RateLimits{RequestsPerMinute: actors.InheritLimit, TokensPerMinute: actors.InheritLimit, RequestsPerDay: actors.InheritLimit})
+}
+
+func (r *rateLimitsIn) fill(out *pb.RateLimits) (*pb.RateLimits, error) {
 	for _, f := range []struct {
 		name string
 		in   *int64
@@ -143,6 +156,13 @@ func (r *rateLimitsIn) toPB() (*pb.RateLimits, error) {
 			return nil, errBadRequest("invalid_field", "%s must be between 0 (no limit) and %d", f.name, maxLimit)
 		}
 		*f.out = *f.in
+	}
+	if v := r.MaxParallelRequests; v != nil {
+		// Absent: unset (inherited in an override, none in defaults).
+		if *v < 0 || *v > maxParallelLimit {
+			return nil, errBadRequest("invalid_field", "max_parallel_requests must be between 0 (no limit) and %d", maxParallelLimit)
+		}
+		out.MaxParallelRequests = proto.Int64(*v)
 	}
 	return out, nil
 }
@@ -383,6 +403,9 @@ func (s *Server) applyPatch(c *call, in *settingsIn) error {
 	res, err := c.askPlatform(patch)
 	if err != nil {
 		return err
+	}
+	if in.SkillsEnabled != nil && s.deps.MCP != nil {
+		s.deps.MCP.NotifyToolsChanged(c.platformID())
 	}
 	return c.writeJSON(200, platformView(res.(*pb.PlatformView).Platform, true))
 }
@@ -717,8 +740,7 @@ func (s *Server) getEndUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	v := res.(*pb.EndUserView)
-	return c.writeJSON(200, endUserView(v.EndUser, v.EffectiveRateLimits))
+	return c.writeJSON(200, c.liveEndUserView(res.(*pb.EndUserView)))
 }
 
 func (s *Server) patchEndUser(c *call) error {
@@ -747,8 +769,7 @@ func (s *Server) patchEndUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	v := res.(*pb.EndUserView)
-	return c.writeJSON(200, endUserView(v.EndUser, v.EffectiveRateLimits))
+	return c.writeJSON(200, c.liveEndUserView(res.(*pb.EndUserView)))
 }
 
 func (s *Server) deleteEndUser(c *call) error {
@@ -875,7 +896,8 @@ func (s *Server) getUserRateLimits(c *call) error {
 	v := res.(*pb.EndUserView)
 	return c.writeJSON(200, map[string]any{
 		"object": "rate_limits", "end_user_id": v.EndUser.Id,
-		"override": optLimitsView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"override": overrideView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"inherited": inheritedFields(v.EndUser.RateLimits),
 	})
 }
 
@@ -884,7 +906,7 @@ func (s *Server) putUserRateLimits(c *call) error {
 	if err := c.decodeJSON(&in, false); err != nil {
 		return err
 	}
-	l, err := in.toPB()
+	l, err := in.toOverridePB()
 	if err != nil {
 		return err
 	}
@@ -901,7 +923,8 @@ func (s *Server) setUserLimits(c *call, l *pb.RateLimits) error {
 	v := res.(*pb.EndUserView)
 	return c.writeJSON(200, map[string]any{
 		"object": "rate_limits", "end_user_id": v.EndUser.Id,
-		"override": optLimitsView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"override": overrideView(v.EndUser.RateLimits), "effective": limitsView(v.EffectiveRateLimits),
+		"inherited": inheritedFields(v.EndUser.RateLimits),
 	})
 }
 

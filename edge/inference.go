@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/valyala/fasthttp"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/assistiv/gateway/actors"
@@ -465,13 +464,4 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 		entry.finish(cost, u, ttft, final)
 	})
 	return nil
-}
-
-// fasthttpWriteTimeoutFor raises the write timeout of streaming routes.
-func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	p := string(h.RequestURI())
-	if p == "/v1/chat/completions" || p == "/v1/responses" {
-		return fasthttp.RequestConfig{WriteTimeout: s.cfg.UpstreamTimeout + time.Minute}
-	}
-	return fasthttp.RequestConfig{}
 }

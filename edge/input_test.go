@@ -294,7 +294,7 @@ func TestArbitraryMethodsDoNotGrowMetricSeries(t *testing.T) {
 			t.Errorf("BOGUS%d /v1/me = %d %s", i, r.Status, r.Body)
 		}
 	}
-	r := g.Do(t, "GET", "/metrics", "", nil)
+	r := g.Do(t, "GET", "/metrics", edgetest.AdminKey, nil)
 	if r.Status != 200 {
 		t.Fatalf("GET /metrics = %d", r.Status)
 	}

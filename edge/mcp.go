@@ -36,12 +36,14 @@ func (s *Server) mcpRoutes(r *router.Router) {
 	endUser := func(h func(*call) error) fasthttp.RequestHandler { return s.withKey(h, ids.KindEndUser) }
 	r.GET("/v1/mcp/apps", endUser(s.listUserMCPApps))
 	r.POST("/v1/mcp/apps/{app}/connect", endUser(s.connectMCPApp))
+	r.POST("/v1/mcp/apps/{app}/connect/confirm", endUser(s.confirmMCPApp))
 	r.DELETE("/v1/mcp/apps/{app}/connection", endUser(s.disconnectMCPApp))
 }
 
 // mcpEndpoint authenticates the end-user key before any MCP exchange (401,
 // or 403 wrong_key_type for a platform key), checks Origin and the session
-// id's owner, then hands the request to mcp-go through the net/http
+// id's owner, refuses a tools/call with 402 while the end-user's budget is
+// suspended or the platform's wallet is empty, then hands the request to mcp-go through the net/http
 // adaptor (which streams on Flush).
 func (s *Server) mcpEndpoint(surface mcp.Surface) fasthttp.RequestHandler {
 	return s.withKey(func(c *call) error {
@@ -53,6 +55,18 @@ func (s *Server) mcpEndpoint(surface mcp.Surface) fasthttp.RequestHandler {
 			return &apiError{Status: 404, Type: typeNotFound, Code: "session_not_found", Message: "no such MCP session for this key; initialize a new one"}
 		}
 		p := c.principal
+		if mcp.OpensSession(string(c.ctx.Method()), c.ctx.PostBody(), string(c.ctx.Request.Header.Peek("Mcp-Session-Id"))) && !svc.SessionAllowed(p) {
+			return &apiError{Status: 429, Type: typeRate, Code: "too_many_sessions",
+				Message: "this end-user holds the most MCP sessions allowed; end one (DELETE /mcp with its Mcp-Session-Id), reuse one, or send requests without a session"}
+		}
+		if c.ctx.IsPost() && mcp.HoldsToolCall(c.ctx.PostBody()) {
+			ctx, cancel := c.context()
+			err := svc.PaymentCheck(ctx, p)
+			cancel()
+			if err != nil {
+				return err // 402 budget_suspended / wallet_insufficient
+			}
+		}
 		fasthttpadaptor.NewFastHTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			svc.ServeMCP(w, r, p, surface)
 		})(c.ctx)
@@ -67,6 +81,8 @@ func mcpError(err error) error {
 		return &apiError{Status: 404, Type: typeNotFound, Code: "app_not_found", Message: "unknown MCP app; one of " + strings.Join(mcp.AppNames, ", ")}
 	case errors.Is(err, mcp.ErrAppNotActive):
 		return &apiError{Status: 409, Type: typeConflict, Code: "app_not_active", Message: "the platform has not activated this app"}
+	case errors.Is(err, mcp.ErrConfirmMismatch):
+		return &apiError{Status: 403, Type: typePerm, Code: "connection_user_mismatch", Message: "this connection was started by another end-user; it was discarded. Start the connection again with this end-user's key"}
 	case errors.Is(err, mcp.ErrInvalidState):
 		return &apiError{Status: 400, Type: typeInvalid, Code: "invalid_state", Message: "the OAuth state is missing, unknown, already used or expired; start the connection again"}
 	case errors.Is(err, mcp.ErrInvalid):
@@ -172,6 +188,28 @@ func (s *Server) connectMCPApp(c *call) error {
 	}
 	c.ctx.Response.Header.Set("Cache-Control", "no-store")
 	return c.writeJSON(200, map[string]any{"object": "mcp_authorization", "app": c.param("app"), "authorization_url": u})
+}
+
+// confirmMCPApp completes a connect flow: the platform's back end sends
+// the confirmation token its landing page received, with the key of the
+// end-user signed in there. Only the end-user who started the flow can
+// complete it (403 connection_user_mismatch otherwise).
+func (s *Server) confirmMCPApp(c *call) error {
+	var in struct {
+		Confirmation string `json:"confirmation"`
+	}
+	if err := c.decodeJSON(&in, false); err != nil {
+		return err
+	}
+	if in.Confirmation == "" {
+		return errBadRequest("missing_field", "confirmation is required (the landing page's confirmation parameter)")
+	}
+	ctx, cancel := c.context()
+	defer cancel()
+	if err := s.deps.MCP.Confirm(ctx, c.principal.Platform, c.principal.EndUser, c.param("app"), in.Confirmation); err != nil {
+		return mcpError(err)
+	}
+	return c.writeJSON(200, map[string]any{"object": "mcp_connection", "app": c.param("app"), "connected": true})
 }
 
 func (s *Server) disconnectMCPApp(c *call) error {

@@ -714,11 +714,12 @@ func TestRateLimitDefaultsOverridesAndDelete(t *testing.T) {
 		t.Errorf("refusal rate info = %v, want retry 60000 ms, 0/5 left", refusal.Rate)
 	}
 
+	// Fields absent from an override inherit the platform default.
 	view = wantStatus(t, "PUT override", g.Do(t, "PUT", rl, p.key, map[string]any{"requests_per_minute": 8}), 200)
-	if o, e := limitsText(view, "override"), limitsText(view, "effective"); o != "rpm=8 tpm=0 rpd=0" || e != "rpm=8 tpm=0 rpd=0" {
+	if o, e := limitsText(view, "override"), limitsText(view, "effective"); o != "rpm=8 tpm= rpd=" || e != "rpm=8 tpm=1000 rpd=0" {
 		t.Fatalf("after PUT override: override %s effective %s", o, e)
 	}
-	if n, last, _ := admit(10); n != 3 || last.LimitRequests != 8 || last.RemainingRequests != 0 || last.LimitTokens != 0 {
+	if n, last, _ := admit(10); n != 3 || last.LimitRequests != 8 || last.RemainingRequests != 0 || last.LimitTokens != 1000 {
 		t.Fatalf("under the override rpm=8 with 5 used: admitted %d, last %v; want 3 more", n, last)
 	}
 	view = wantStatus(t, "DELETE override", g.Do(t, "DELETE", rl, p.key, nil), 200)

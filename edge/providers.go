@@ -44,25 +44,36 @@ func providerAAD(platform, provider string) []byte {
 	return []byte("provider_key|" + platform + "|" + provider)
 }
 
-// keyCache keeps decrypted provider keys by their sealed bytes: a rotation
-// produces new sealed bytes, so a stale entry is never used. Safe for
-// concurrent use.
+// keyCache keeps the decrypted provider key of each (platform, provider),
+// with the sealed bytes it came from: a rotation produces new sealed
+// bytes, which replace the entry, so a stale key is never used and the
+// cache holds one key per configured provider, however often keys
+// rotate. Safe for concurrent use.
 type keyCache struct {
 	ring *secrets.Keyring
-	m    sync.Map // string(sealed) → string
+	m    sync.Map // platform "\x00" provider → cachedKey
 }
 
+type cachedKey struct{ sealed, plain string }
+
 func (k *keyCache) open(platform, provider string, sealed []byte) (string, error) {
-	if v, ok := k.m.Load(string(sealed)); ok {
-		return v.(string), nil
+	id := platform + "\x00" + provider
+	if v, ok := k.m.Load(id); ok && v.(cachedKey).sealed == string(sealed) {
+		return v.(cachedKey).plain, nil
 	}
 	plain, err := k.ring.Open(sealed, providerAAD(platform, provider))
 	if err != nil {
 		return "", err
 	}
-	s := string(plain)
-	k.m.Store(string(sealed), s)
-	return s, nil
+	k.m.Store(id, cachedKey{sealed: string(sealed), plain: string(plain)})
+	return string(plain), nil
+}
+
+// len is how many keys the cache holds (tests).
+func (k *keyCache) len() int {
+	n := 0
+	k.m.Range(func(_, _ any) bool { n++; return true })
+	return n
 }
 
 type providerIn struct {

@@ -119,3 +119,73 @@ func TestPlatformShareOfTheUpstreamPool(t *testing.T) {
 		t.Fatalf("%d upstream requests, want 3 (two of the noisy platform, one of the quiet)", got)
 	}
 }
+
+// max_parallel_requests caps the calls one end-user has in flight: the
+// platform default applies to every end-user, an override (even one that
+// only sets another field) inherits it unless it sets its own, and a call
+// past the cap answers 429 too_many_parallel_requests before any upstream
+// request.
+func TestMaxParallelRequestsPerEndUser(t *testing.T) {
+	mcfg := mockllm.DefaultConfig()
+	mcfg.Latency = 1500 * time.Millisecond // calls stay in flight while the next ones arrive
+	e := newInferenceEnv(t, mcfg, 50)
+	plat := "/v1/platforms/" + e.pid
+	if r := e.g.Do(t, "PUT", plat+"/rate-limits", e.pk, map[string]any{"max_parallel_requests": 2}); r.Status != 200 {
+		t.Fatalf("platform default: %d %s", r.Status, r.Body)
+	}
+	body := jsonRaw(`{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
+	burst := func(key string, n int) map[int]int {
+		statuses := make(chan int, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := e.g.Do(t, "POST", "/v1/chat/completions", key, body)
+				if r.Status == 429 && r.ErrorCode() != "too_many_parallel_requests" {
+					t.Errorf("429 with code %s", r.ErrorCode())
+				}
+				statuses <- r.Status
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		count := map[int]int{}
+		for s := range statuses {
+			count[s]++
+		}
+		return count
+	}
+	before := e.mock.Stats().Total
+	if got := burst(e.uk, 4); got[200] != 2 || got[429] != 2 {
+		t.Fatalf("four concurrent calls under a platform cap of two: %v", got)
+	}
+	if n := e.mock.Stats().Total - before; n != 2 {
+		t.Fatalf("%d upstream requests, want 2", n)
+	}
+	// An override that sets only requests_per_minute inherits the cap.
+	over := plat + "/end-users/" + e.uid + "/rate-limits"
+	if r := e.g.Do(t, "PUT", over, e.pk, map[string]any{"requests_per_minute": 1000}); r.Status != 200 {
+		t.Fatalf("override: %d %s", r.Status, r.Body)
+	}
+	var v struct {
+		Effective struct {
+			MaxParallel int64 `json:"max_parallel_requests"`
+		} `json:"effective"`
+		Inherited []string `json:"inherited"`
+	}
+	e.g.Do(t, "GET", over, e.pk, nil).JSON(t, &v)
+	if v.Effective.MaxParallel != 2 || !strings.Contains(strings.Join(v.Inherited, ","), "max_parallel_requests") {
+		t.Fatalf("override without the field: effective %d, inherited %v", v.Effective.MaxParallel, v.Inherited)
+	}
+	// Its own value wins.
+	if r := e.g.Do(t, "PUT", over, e.pk, map[string]any{"max_parallel_requests": 3}); r.Status != 200 {
+		t.Fatalf("override: %d %s", r.Status, r.Body)
+	}
+	if got := burst(e.uk, 4); got[200] != 3 || got[429] != 1 {
+		t.Fatalf("four concurrent calls under an override of three: %v", got)
+	}
+	if r := e.g.Do(t, "PUT", over, e.pk, map[string]any{"max_parallel_requests": -1}); r.Status != 400 {
+		t.Fatalf("negative cap: %d %s", r.Status, r.Body)
+	}
+}

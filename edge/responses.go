@@ -26,12 +26,13 @@ import (
 // response object (or the Responses event sequence). Every provider
 // therefore serves it.
 //
-// With store (the default), the response object and the whole conversation
-// so far (earlier turns, this input, this output; instructions excluded, as
-// they are not carried over) are written durably under
+// With store (the default), the response object and this turn's messages
+// (this input, this output; instructions excluded, as they are not carried
+// over) with the id it continued are written durably under
 // [persistence.ResponseKey], scoped by platform and end-user, before the
-// client learns the id. previous_response_id reads that record and puts its
-// messages before the new input.
+// client learns the id. previous_response_id walks that chain back and puts
+// its messages before the new input (responses_store.go: linear storage,
+// retention).
 
 // Id prefixes of the Responses API's objects.
 const (
@@ -627,9 +628,11 @@ func outputOf(resp *providers.ChatResponse, now time.Time) []outputItem {
 type storedResponse struct {
 	// Response is the response object as last answered.
 	Response json.RawMessage `json:"response"`
-	// Messages is the conversation so far, without instructions: earlier
-	// turns, this turn's input, and its output when it completed.
-	Messages []providers.Message `json:"messages,omitempty"`
+	// Previous is the id of the response this one continued ("": none).
+	Previous string `json:"previous,omitempty"`
+	// Turn is this turn's messages, without instructions: its input, and
+	// its output when it completed (responses_store.go).
+	Turn []providers.Message `json:"turn,omitempty"`
 }
 
 // loadResponse reads the principal's stored response id. Another end-user's
@@ -659,17 +662,28 @@ func (s *Server) loadResponse(p actors.Principal, id string, messages bool) (*st
 	if err != nil {
 		return nil, fmt.Errorf("stored response %s: %w", id, err)
 	}
+	var created struct {
+		CreatedAt int64 `json:"created_at"`
+	}
+	if json.Unmarshal(rec.Response, &created) == nil && s.expired(created.CreatedAt, s.deps.Clock.Now()) {
+		return nil, notFound
+	}
 	return &rec, nil
 }
 
-// saveResponse writes the record of o and of each of its output items
-// durably, in one commit.
-func (s *Server) saveResponse(p actors.Principal, o *responseObject, messages []providers.Message) error {
+// saveResponse writes the record of o durably, in one commit with each of
+// its output items (for item_reference): its turn's messages and the id
+// it continued.
+func (s *Server) saveResponse(p actors.Principal, o *responseObject, turn []providers.Message) error {
 	resp, err := json.Marshal(o)
 	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(storedResponse{Response: resp, Messages: messages})
+	rec := storedResponse{Response: resp, Turn: turn}
+	if o.PreviousResponseID != nil {
+		rec.Previous = *o.PreviousResponseID
+	}
+	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
@@ -683,9 +697,10 @@ func (s *Server) saveResponse(p actors.Principal, o *responseObject, messages []
 
 // responseTurn is one POST /v1/responses call after translation.
 type responseTurn struct {
-	obj     *responseObject
-	store   bool
-	history []providers.Message // earlier turns and this input
+	obj       *responseObject
+	store     bool
+	history   []providers.Message // earlier turns and this input
+	turnStart int                 // where this turn's input starts in history
 }
 
 // messagesAfter returns the conversation to store once the turn ended:
@@ -726,8 +741,7 @@ func (s *Server) createResponse(c *call) error {
 	}
 	var history []providers.Message
 	if in.PreviousResponseID != nil && *in.PreviousResponseID != "" {
-		prev, err := s.loadResponse(c.principal, *in.PreviousResponseID, true)
-		if err != nil {
+		if _, err := s.loadResponse(c.principal, *in.PreviousResponseID, false); err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status == 404 {
 				return &apiError{Status: 404, Type: typeNotFound, Code: "previous_response_not_found",
@@ -735,7 +749,9 @@ func (s *Server) createResponse(c *call) error {
 			}
 			return err
 		}
-		history = prev.Messages
+		if history, err = s.conversation(c.principal, *in.PreviousResponseID); err != nil {
+			return err
+		}
 	}
 	req, input, err := in.chatRequest(history, s.itemResolver(c.principal))
 	if err != nil {
@@ -762,6 +778,7 @@ func (s *Server) createResponse(c *call) error {
 	t := &responseTurn{store: in.Store == nil || *in.Store}
 	t.obj = newResponseObject(&in, ids.New(responseIDPrefix, now), req.Model, now, t.store)
 	t.history = append(append(make([]providers.Message, 0, len(history)+len(input)+1), history...), input...)
+	t.turnStart = len(history)
 	if req.Stream {
 		return s.streamResponse(c, f, req, t)
 	}
@@ -790,7 +807,7 @@ func (s *Server) createResponse(c *call) error {
 	t.obj.Usage = usageOf(u)
 	var fail *apiError
 	if t.store {
-		if err := s.saveResponse(c.principal, t.obj, t.messagesAfter()); err != nil {
+		if err := s.saveResponse(c.principal, t.obj, t.turnMessages()); err != nil {
 			fail = toAPIError(err, s.log, c.rid)
 		}
 	}
@@ -901,7 +918,7 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 			t.obj.finishStatus(ev.finish)
 		}
 		if t.store {
-			if err := s.saveResponse(p, t.obj, t.messagesAfter()); err != nil {
+			if err := s.saveResponse(p, t.obj, t.turnMessages()); err != nil {
 				s.log.Error("store response", "request_id", rid, "err", err)
 				if !gone && !failed {
 					// Billed and relayed, but the id would not resolve:

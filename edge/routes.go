@@ -10,7 +10,7 @@ func (s *Server) routes() {
 	r := s.router
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", s.metricsHandler())
+	r.GET("/metrics", s.metricsRoute())
 
 	// Operator API.
 	r.POST("/admin/v1/platforms", s.adminOnly(s.adminCreatePlatform))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,18 @@ type Config struct {
 	// upstream connection. Beyond it a call answers 429
 	// upstream_capacity_exceeded. Default 512 (half of the pool).
 	UpstreamPerPlatform int
+	// MetricsTokenDigest is the SHA-256 of a bearer token that may read
+	// /metrics besides the admin key (zero: only the admin key).
+	MetricsTokenDigest [32]byte
+	// MetricsSeparate moves /metrics off the main listener (404 there):
+	// the caller serves [Server.MetricsHandler] on its own listener.
+	MetricsSeparate bool
+	// ResponseRetention is how long stored Responses API responses are
+	// kept. Default 30 days, range 1 minute..10 years.
+	ResponseRetention time.Duration
+	// ResponseSweepInterval is how often expired responses are deleted
+	// while serving. Default 1 hour, range 1 ms..24 h.
+	ResponseSweepInterval time.Duration
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -71,6 +84,9 @@ func DefaultConfig() Config {
 
 		UpstreamTimeout:     10 * time.Minute,
 		UpstreamPerPlatform: 512,
+
+		ResponseRetention:     30 * 24 * time.Hour,
+		ResponseSweepInterval: time.Hour,
 	}
 }
 
@@ -81,6 +97,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge: MaxBodyBytes %d out of range 1KiB..64MiB", c.MaxBodyBytes)
 	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("edge: timeouts must be positive")
+	case c.ResponseRetention < time.Minute || c.ResponseRetention > 10*365*24*time.Hour:
+		return fmt.Errorf("edge: ResponseRetention %s out of range 1m..10y", c.ResponseRetention)
+	case c.ResponseSweepInterval < time.Millisecond || c.ResponseSweepInterval > 24*time.Hour:
+		return fmt.Errorf("edge: ResponseSweepInterval %s out of range 1ms..24h", c.ResponseSweepInterval)
 	case c.UpstreamTimeout <= 0:
 		return errors.New("edge: UpstreamTimeout must be positive")
 	case c.UpstreamPerPlatform < 1:
@@ -135,6 +155,11 @@ type Server struct {
 	keys     keyCache
 	calls    inflightCalls // admitted inference calls not yet settled or released
 	mounts   []mount
+
+	sweepOnce  sync.Once
+	sweepQuit  chan struct{} // closed by Shutdown: stops the response sweeper
+	sweepDone  chan struct{}
+	sweepStart sync.Once
 }
 
 // New builds the server and its routes.
@@ -153,6 +178,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log}
 	s.metrics = newMetrics(deps.Registry)
+	s.sweepQuit, s.sweepDone = make(chan struct{}), make(chan struct{})
 	s.keys.ring = deps.Secrets
 	s.router = router.New()
 	s.router.SaveMatchedRoutePath = true
@@ -186,7 +212,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		NoDefaultDate:                 true,
 		ReduceMemoryUsage:             false,
 		ErrorHandler:                  s.transportError,
-		HeaderReceived:                s.requestConfig,
+		HeaderReceived:                s.headerConfig,
 		Logger:                        fasthttpLogger{s.log},
 	}
 	return s, nil
@@ -195,6 +221,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Serve accepts connections on ln until Shutdown. It marks the server
 // ready first.
 func (s *Server) Serve(ln net.Listener) error {
+	s.sweepStart.Do(func() { go s.sweepResponses(s.cfg.ResponseSweepInterval, s.sweepQuit, s.sweepDone) })
 	s.ready.Store(true)
 	return s.srv.Serve(ln)
 }
@@ -204,6 +231,11 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.ready.Store(false)
+	s.sweepOnce.Do(func() {
+		close(s.sweepQuit)
+		s.sweepStart.Do(func() { close(s.sweepDone) }) // never started: nothing to wait for
+	})
+	<-s.sweepDone
 	err := s.srv.ShutdownWithContext(ctx)
 	// Calls still running when the drain ends (long streams) are ended
 	// now rather than abandoned: each one's upstream is cancelled and it

@@ -7,7 +7,7 @@ import (
 	"github.com/fasthttp/router"
 
 	"github.com/assistiv/gateway/internal/ids"
-	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/skills"
 )
 
 // skillRoutes mounts the skill catalog's REST routes. Uploads are bounded
@@ -17,23 +17,23 @@ func (s *Server) skillRoutes(r *router.Router) {
 	r.POST("/admin/v1/skills", s.adminOnly(s.uploadSkill))
 	r.DELETE("/admin/v1/skills/{skillId}", s.adminOnly(s.deleteSkill))
 	r.POST("/v1/skills", s.withKey(s.uploadSkill, ids.KindPlatform))
-	r.GET("/v1/skills", s.withKey(s.listSkills, ids.KindPlatform))
+	r.GET("/v1/skills", s.withKey(s.listSkills, ids.KindPlatform, ids.KindEndUser))
 	r.GET("/v1/skills/{skillId}", s.withKey(s.getSkill, ids.KindPlatform, ids.KindEndUser))
 	r.DELETE("/v1/skills/{skillId}", s.withKey(s.deleteSkill, ids.KindPlatform))
 }
 
 // skillError maps the skill catalog's errors to API errors.
 func skillError(err error) error {
-	var se *mcp.SkillError
+	var se *skills.Error
 	switch {
-	case errors.Is(err, mcp.ErrSkillNotFound):
+	case errors.Is(err, skills.ErrNotFound):
 		return &apiError{Status: 404, Type: typeNotFound, Code: "skill_not_found", Message: "no such skill"}
-	case errors.Is(err, mcp.ErrSkillNotOwned):
+	case errors.Is(err, skills.ErrNotOwned):
 		return &apiError{Status: 403, Type: typePerm, Code: "skill_not_owned", Message: "public skills are managed by the operator; a platform deletes only its private skills"}
-	case errors.Is(err, mcp.ErrSkillsUnavailable):
+	case errors.Is(err, skills.ErrUnavailable):
 		return &apiError{Status: 503, Type: typeInternal, Code: "skills_unavailable", Message: "the skill catalog is not configured on this gateway"}
-	case errors.Is(err, mcp.ErrInvalid):
-		return errBadRequest("invalid_field", "%s", strings.TrimPrefix(err.Error(), mcp.ErrInvalid.Error()+": "))
+	case errors.Is(err, skills.ErrInvalid):
+		return errBadRequest("invalid_field", "%s", strings.TrimPrefix(err.Error(), skills.ErrInvalid.Error()+": "))
 	case errors.As(err, &se):
 		return &apiError{Status: se.Status, Type: typeInvalid, Code: se.Code, Message: se.Message}
 	}
@@ -54,24 +54,15 @@ func (s *Server) uploadSkill(c *call) error {
 		return err
 	}
 	owner := c.principal.Platform // "" for the operator: public
-	v, err := s.deps.MCP.UploadSkill(owner, mcp.SkillInput{Name: in.Name, Description: in.Description, ArchiveBase64: in.ArchiveBase64})
+	v, err := s.deps.MCP.Skills().Upload(owner, skills.Input{Name: in.Name, Description: in.Description, ArchiveBase64: in.ArchiveBase64})
 	if err != nil {
 		return skillError(err)
 	}
 	return c.writeJSON(201, v)
 }
 
-// listSkills lists the calling platform's private skills.
-func (s *Server) listSkills(c *call) error {
-	list, err := s.deps.MCP.PlatformSkills(c.principal.Platform)
-	if err != nil {
-		return skillError(err)
-	}
-	return c.writeJSON(200, listJSON[mcp.SkillView]{Object: "list", Data: list})
-}
-
 func (s *Server) getSkill(c *call) error {
-	v, err := s.deps.MCP.Skill(c.principal.Platform, c.param("skillId"))
+	v, err := s.deps.MCP.Skills().Get(c.principal.Platform, c.param("skillId"))
 	if err != nil {
 		return skillError(err)
 	}
@@ -80,8 +71,38 @@ func (s *Server) getSkill(c *call) error {
 
 func (s *Server) deleteSkill(c *call) error {
 	id := c.param("skillId")
-	if err := s.deps.MCP.DeleteSkill(c.principal.Platform, id); err != nil {
+	if err := s.deps.MCP.Skills().Delete(c.principal.Platform, id); err != nil {
 		return skillError(err)
 	}
 	return c.writeJSON(200, map[string]any{"object": "skill", "id": id, "deleted": true})
+}
+
+// listSkills lists the skills the caller's platform may see (public and
+// its own private ones), oldest first, ?visibility=public|private,
+// ?limit= (default 20, at most 100) and the opaque ?cursor=.
+func (s *Server) listSkills(c *call) error {
+	limit, err := c.limit(20, 100)
+	if err != nil {
+		return err
+	}
+	f := skills.Filter{Visibility: string(c.ctx.QueryArgs().Peek("visibility")), Limit: limit}
+	if cur := c.ctx.QueryArgs().Peek("cursor"); len(cur) > 0 {
+		after, err := decodeCursor(string(cur))
+		if err != nil {
+			return err
+		}
+		if !ids.Valid(skills.IDPrefix, string(after)) {
+			return errBadRequest("invalid_cursor", "cursor is not one this API returned")
+		}
+		f.After = string(after)
+	}
+	list, more, err := s.deps.MCP.Skills().List(c.principal.Platform, f)
+	if err != nil {
+		return skillError(err)
+	}
+	out := listJSON[skills.View]{Object: "list", Data: list, HasMore: more}
+	if more && len(list) > 0 {
+		out.NextCursor = encodeCursor([]byte(list[len(list)-1].ID))
+	}
+	return c.writeJSON(200, out)
 }

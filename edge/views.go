@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 
+	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
@@ -26,9 +27,10 @@ type budgetTemplateJSON struct {
 }
 
 type rateLimitsJSON struct {
-	RequestsPerMinute int64 `json:"requests_per_minute"`
-	TokensPerMinute   int64 `json:"tokens_per_minute"`
-	RequestsPerDay    int64 `json:"requests_per_day"`
+	RequestsPerMinute   int64 `json:"requests_per_minute"`
+	TokensPerMinute     int64 `json:"tokens_per_minute"`
+	RequestsPerDay      int64 `json:"requests_per_day"`
+	MaxParallelRequests int64 `json:"max_parallel_requests"`
 }
 
 type settingsJSON struct {
@@ -63,7 +65,46 @@ func limitsView(r *pb.RateLimits) rateLimitsJSON {
 	if r == nil {
 		return rateLimitsJSON{}
 	}
-	return rateLimitsJSON{r.RequestsPerMinute, r.TokensPerMinute, r.RequestsPerDay}
+	return rateLimitsJSON{r.RequestsPerMinute, r.TokensPerMinute, r.RequestsPerDay, r.GetMaxParallelRequests()}
+}
+
+// overrideJSON is an end-user's rate-limit override: null for a field the
+// override does not set (the platform default applies).
+type overrideJSON struct {
+	RequestsPerMinute   *int64 `json:"requests_per_minute"`
+	TokensPerMinute     *int64 `json:"tokens_per_minute"`
+	RequestsPerDay      *int64 `json:"requests_per_day"`
+	MaxParallelRequests *int64 `json:"max_parallel_requests"`
+}
+
+func overrideView(r *pb.RateLimits) *overrideJSON {
+	if r == nil {
+		return nil
+	}
+	set := func(v int64) *int64 {
+		if v < 0 {
+			return nil
+		}
+		return &v
+	}
+	return &overrideJSON{set(r.RequestsPerMinute), set(r.TokensPerMinute), set(r.RequestsPerDay), r.MaxParallelRequests}
+}
+
+// inheritedFields names the fields that follow the platform default.
+func inheritedFields(r *pb.RateLimits) []string {
+	out := []string{}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"requests_per_minute", r.GetRequestsPerMinute()}, {"tokens_per_minute", r.GetTokensPerMinute()}, {"requests_per_day", r.GetRequestsPerDay()}} {
+		if r == nil || f.v < 0 {
+			out = append(out, f.name)
+		}
+	}
+	if r == nil || r.MaxParallelRequests == nil {
+		out = append(out, "max_parallel_requests")
+	}
+	return out
 }
 
 func optLimitsView(r *pb.RateLimits) *rateLimitsJSON {
@@ -145,7 +186,7 @@ type endUserJSON struct {
 	CreatedAt           string          `json:"created_at"`
 	UpdatedAt           string          `json:"updated_at"`
 	Budget              *budgetJSON     `json:"budget"`
-	RateLimits          *rateLimitsJSON `json:"rate_limits"`
+	RateLimits          *overrideJSON   `json:"rate_limits"`
 	EffectiveRateLimits *rateLimitsJSON `json:"effective_rate_limits,omitempty"`
 }
 
@@ -157,38 +198,48 @@ func endUserView(u *pb.EndUser, effective *pb.RateLimits) endUserJSON {
 	v := endUserJSON{
 		ID: u.Id, Object: "end_user", PlatformID: u.PlatformId, ExternalID: u.ExternalId, DisplayName: u.DisplayName,
 		Metadata: md, CreatedAt: ts(u.CreatedAtMs), UpdatedAt: ts(u.UpdatedAtMs),
-		RateLimits: optLimitsView(u.RateLimits), EffectiveRateLimits: optLimitsView(effective),
+		RateLimits: overrideView(u.RateLimits), EffectiveRateLimits: optLimitsView(effective),
 	}
 	if u.Budget != nil {
+		// A stored record knows no open reservations: only the actor does
+		// (see liveEndUserView), so a list shows them as null.
 		b := budgetView(u.Id, u.Budget, 0)
+		b.ReservedUSD, b.AvailableUSD = nil, nil
 		v.Budget = &b
 	}
 	return v
 }
 
 type budgetJSON struct {
-	Object                 string      `json:"object"`
-	EndUserID              string      `json:"end_user_id"`
-	AmountUSD              money.Nanos `json:"amount_usd"`
-	Period                 string      `json:"period"`
-	BalanceUSD             money.Nanos `json:"balance_usd"`
-	ReservedUSD            money.Nanos `json:"reserved_usd"`
-	AvailableUSD           money.Nanos `json:"available_usd"`
-	IsSuspended            bool        `json:"is_suspended"`
-	LowBalanceThresholdUSD money.Nanos `json:"low_balance_threshold_usd"`
-	PeriodStart            *string     `json:"period_start"`
-	CreatedAt              string      `json:"created_at"`
-	UpdatedAt              string      `json:"updated_at"`
+	Object                 string       `json:"object"`
+	EndUserID              string       `json:"end_user_id"`
+	AmountUSD              money.Nanos  `json:"amount_usd"`
+	Period                 string       `json:"period"`
+	BalanceUSD             money.Nanos  `json:"balance_usd"`
+	ReservedUSD            *money.Nanos `json:"reserved_usd"`
+	AvailableUSD           *money.Nanos `json:"available_usd"`
+	IsSuspended            bool         `json:"is_suspended"`
+	LowBalanceThresholdUSD money.Nanos  `json:"low_balance_threshold_usd"`
+	PeriodStart            *string      `json:"period_start"`
+	CreatedAt              string       `json:"created_at"`
+	UpdatedAt              string       `json:"updated_at"`
 }
 
+// budgetView renders a budget with the reservations open on it. A one-time
+// budget has no period: its period_start is null.
 func budgetView(endUser string, b *pb.Budget, reserved int64) budgetJSON {
-	return budgetJSON{
+	res, avail := money.Nanos(reserved), money.Nanos(b.BalanceNanos-reserved)
+	v := budgetJSON{
 		Object: "budget", EndUserID: endUser, AmountUSD: money.Nanos(b.AmountNanos), Period: b.Period,
-		BalanceUSD: money.Nanos(b.BalanceNanos), ReservedUSD: money.Nanos(reserved),
-		AvailableUSD: money.Nanos(b.BalanceNanos - reserved), IsSuspended: b.IsSuspended,
-		LowBalanceThresholdUSD: money.Nanos(b.LowBalanceNanos), PeriodStart: optTime(b.PeriodStartMs),
-		CreatedAt: ts(b.CreatedAtMs), UpdatedAt: ts(b.UpdatedAtMs),
+		BalanceUSD: money.Nanos(b.BalanceNanos), ReservedUSD: &res,
+		AvailableUSD: &avail, IsSuspended: b.IsSuspended,
+		LowBalanceThresholdUSD: money.Nanos(b.LowBalanceNanos),
+		CreatedAt:              ts(b.CreatedAtMs), UpdatedAt: ts(b.UpdatedAtMs),
 	}
+	if b.Period != actors.PeriodOneTime && b.PeriodStartMs > 0 {
+		v.PeriodStart = optTime(b.PeriodStartMs)
+	}
+	return v
 }
 
 type transactionJSON struct {

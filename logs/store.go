@@ -28,6 +28,10 @@ type Config struct {
 	// SweepInterval is how often the janitor deletes expired entries.
 	// Default 10 minutes, range 1 ms..24 h.
 	SweepInterval time.Duration
+	// MaxEntriesPerPlatform bounds one platform's entries: past it the
+	// janitor deletes the platform's oldest ones (retention applies too).
+	// Default 1,000,000, range 10..1e10.
+	MaxEntriesPerPlatform int64
 	// MaxScan bounds the entries one query examines; a selective filter
 	// returns a short page with has_more and a cursor rather than scan on.
 	// Default 10000, range 1..1000000.
@@ -46,6 +50,8 @@ func DefaultConfig() Config {
 		Retention:     30 * 24 * time.Hour,
 		SweepInterval: 10 * time.Minute,
 		MaxScan:       10000,
+
+		MaxEntriesPerPlatform: 1_000_000,
 	}
 }
 
@@ -60,6 +66,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("logs: Retention %s out of range 1m..10y", c.Retention)
 	case c.SweepInterval < time.Millisecond || c.SweepInterval > 24*time.Hour:
 		return fmt.Errorf("logs: SweepInterval %s out of range 1ms..24h", c.SweepInterval)
+	case c.MaxEntriesPerPlatform < 10 || c.MaxEntriesPerPlatform > 1e10:
+		return fmt.Errorf("logs: MaxEntriesPerPlatform %d out of range 10..1e10", c.MaxEntriesPerPlatform)
 	case c.MaxScan < 1 || c.MaxScan > 1_000_000:
 		return fmt.Errorf("logs: MaxScan %d out of range 1..1000000", c.MaxScan)
 	}
@@ -69,12 +77,14 @@ func (c Config) Validate() error {
 // Store reads and expires the log entries its [Writer] writes. Its methods
 // are safe for concurrent use.
 type Store struct {
-	cfg   Config
-	db    *persistence.Store
-	w     *Writer
-	quit  chan struct{}
-	done  sync.WaitGroup
-	close sync.Once
+	cfg    Config
+	db     *persistence.Store
+	w      *Writer
+	counts *platformCounts
+	ready  chan struct{} // closed once the initial count is done
+	quit   chan struct{}
+	done   sync.WaitGroup
+	close  sync.Once
 }
 
 // Open recovers the writer's sequence from db and starts the writer and
@@ -97,6 +107,9 @@ func Open(cfg Config, db *persistence.Store) (*Store, error) {
 	if cfg.MaxScan == 0 {
 		cfg.MaxScan = def.MaxScan
 	}
+	if cfg.MaxEntriesPerPlatform == 0 {
+		cfg.MaxEntriesPerPlatform = def.MaxEntriesPerPlatform
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
@@ -110,7 +123,11 @@ func Open(cfg Config, db *persistence.Store) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logs: recover sequence: %w", err)
 	}
-	s := &Store{cfg: cfg, db: db, w: w, quit: make(chan struct{})}
+	s := &Store{cfg: cfg, db: db, w: w, quit: make(chan struct{}), counts: newPlatformCounts(w.seq)}
+	w.onApplied = s.counts.written
+	w.running.Add(1) // the drain goroutine starts only now: onApplied is set
+	go w.drain()
+	s.ready = make(chan struct{})
 	s.done.Add(1)
 	go s.janitor()
 	return s, nil
@@ -294,10 +311,12 @@ func (s *Store) seekTime(prefix []byte, at int64) (uint64, error) {
 const sweepChunk = 1000
 
 // Sweep deletes every entry older than [Config.Retention] (by the clock)
-// and its request index row, oldest first, per platform; it returns how
-// many entries it deleted. The janitor calls it every SweepInterval; it is
+// and its request index row, oldest first, per platform, then each
+// platform's oldest entries past [Config.MaxEntriesPerPlatform]; it
+// returns how many entries it deleted. The janitor calls it every SweepInterval; it is
 // synchronous and safe to call concurrently with writes and queries.
 func (s *Store) Sweep() (int, error) {
+	<-s.ready // deletions count off entries the initial count has seen
 	cutoff := s.cfg.Clock.Now().Add(-s.cfg.Retention).UnixNano()
 	deleted := 0
 	start, end := []byte{persistence.FamilyLogEntry}, []byte{persistence.FamilyLogEntry + 1}
@@ -309,8 +328,12 @@ func (s *Store) Sweep() (int, error) {
 			}
 			return false
 		})
-		if err != nil || pid == "" {
+		if err != nil {
 			return deleted, err
+		}
+		if pid == "" {
+			n, err := s.trimToCap()
+			return deleted + n, err
 		}
 		n, err := s.sweepPlatform(pid, cutoff)
 		deleted += n
@@ -322,12 +345,19 @@ func (s *Store) Sweep() (int, error) {
 }
 
 func (s *Store) sweepPlatform(pid string, cutoff int64) (int, error) {
-	prefix := persistence.LogEntriesPrefix(pid)
-	boundary, err := s.seekTime(prefix, cutoff)
+	boundary, err := s.seekTime(persistence.LogEntriesPrefix(pid), cutoff)
 	if err != nil {
 		return 0, err
 	}
+	return s.deleteBefore(pid, boundary)
+}
+
+// deleteBefore deletes the platform's entries with seq < boundary and
+// their request index rows, oldest first, and counts them off.
+func (s *Store) deleteBefore(pid string, boundary uint64) (int, error) {
+	prefix := persistence.LogEntriesPrefix(pid)
 	deleted := 0
+	defer func() { s.counts.deleted(pid, deleted) }()
 	for {
 		type old struct {
 			seq uint64
@@ -367,9 +397,14 @@ func (s *Store) sweepPlatform(pid string, cutoff int64) (int, error) {
 	}
 }
 
-// janitor runs Sweep every SweepInterval until Close.
+// janitor counts the entries per platform once, then runs Sweep every
+// SweepInterval until Close.
 func (s *Store) janitor() {
 	defer s.done.Done()
+	if err := s.countInitial(); err != nil {
+		s.cfg.Logger.Warn("log entry count failed; the per-platform cap is off until restart", "err", err)
+	}
+	close(s.ready)
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {

@@ -43,6 +43,10 @@ type Writer struct {
 	seq    uint64
 	lastAt int64
 
+	// onApplied receives each applied batch's entries per platform (the
+	// store's counts); set before drain starts.
+	onApplied func(map[string]int64)
+
 	maxSeq  atomic.Uint64 // highest seq assigned; read by queries as a bound
 	running sync.WaitGroup
 	pending sync.WaitGroup // batches submitted whose Done has not run
@@ -82,9 +86,7 @@ func newWriter(store *persistence.Store, cfg Config) (*Writer, error) {
 		return nil, err
 	}
 	w.maxSeq.Store(w.seq)
-	w.running.Add(1)
-	go w.drain()
-	return w, nil
+	return w, nil // Open starts drain
 }
 
 // Write queues e and returns at once: it never blocks on the queue or the
@@ -195,6 +197,7 @@ func (w *Writer) drain() {
 	for it := range w.in {
 		var ops []persistence.Op
 		var waiters []chan struct{}
+		per := map[string]int64{}
 		n := 0
 		add := func(it item) {
 			if it.flush != nil {
@@ -210,6 +213,7 @@ func (w *Writer) drain() {
 			e := it.e
 			e.CreatedAt = unixNano(at)
 			pid := string(e.PlatformID)
+			per[pid]++
 			buf = encode(buf[:0], &e)
 			ops = append(ops,
 				persistence.Set(persistence.LogEntryKey(pid, w.seq), append([]byte(nil), buf...)),
@@ -247,6 +251,9 @@ func (w *Writer) drain() {
 			} else if count > 0 {
 				w.written.Add(count)
 				w.batches.Add(1)
+				if w.onApplied != nil {
+					w.onApplied(per)
+				}
 			}
 			for _, ch := range waiters {
 				close(ch)

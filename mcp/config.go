@@ -10,6 +10,8 @@ import (
 
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
+
+	"github.com/assistiv/gateway/skills"
 )
 
 // Config configures a [Service].
@@ -36,16 +38,28 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// SessionIdleTTL drops MCP sessions idle this long. Default 30 min.
 	SessionIdleTTL time.Duration
+	// MaxSessionsPerEndUser bounds one end-user's live MCP sessions
+	// (initialized ones and GET listening streams); past it opening one
+	// more answers 429 too_many_sessions. Default 32, range 1..10000.
+	MaxSessionsPerEndUser int
+	// SweepInterval is how often expired pending authorizations and
+	// grants are deleted. Default 1 min, range 1 s..1 h.
+	SweepInterval time.Duration
 	// RefreshSkew refreshes access tokens this long before they expire.
 	// Default 60 s.
 	RefreshSkew time.Duration
-	// SkillsDir holds the skills' sealed file blobs (SkillsDir/blobs/…),
-	// normally <data dir>/skills. Default empty: the skill catalog is off
-	// (uploads answer ErrSkillsUnavailable, the skill tools "unavailable").
+	// SkillsDir is where an earlier version kept the skills' sealed file
+	// blobs (SkillsDir/blobs/…), normally <data dir>/skills; they are
+	// still read (and removed with their skill). Blobs now live in Pebble.
+	// The catalog needs a keyring (Deps.Keyring); without one uploads
+	// answer ErrSkillsUnavailable and the skill tools "unavailable".
 	SkillsDir string
 	// Skills bounds each skill's archive and files. Default
-	// [DefaultSkillLimits].
-	Skills SkillLimits
+	// [skills.DefaultLimits].
+	Skills skills.Limits
+	// SkillQuota bounds each platform's (and end-user's) skills. Default
+	// [skills.DefaultQuota].
+	SkillQuota skills.Quota
 	// Clock tells the time (state expiry, token expiry). Default real.
 	Clock clock.Clock
 	// Logger receives operational messages. Default slog.Default().
@@ -61,8 +75,12 @@ func DefaultConfig() Config {
 		MaxResponseBytes:  2 << 20,
 		HeartbeatInterval: 15 * time.Second,
 		SessionIdleTTL:    30 * time.Minute,
-		RefreshSkew:       time.Minute,
-		Skills:            DefaultSkillLimits(),
+
+		MaxSessionsPerEndUser: 32,
+		RefreshSkew:           time.Minute,
+		SweepInterval:         time.Minute,
+		Skills:                skills.DefaultLimits(),
+		SkillQuota:            skills.DefaultQuota(),
 	}
 }
 
@@ -79,10 +97,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mcp: CallTimeout %s out of range 100ms..5m", c.CallTimeout)
 	case c.MaxResponseBytes < 1<<10 || c.MaxResponseBytes > 64<<20:
 		return fmt.Errorf("mcp: MaxResponseBytes %d out of range 1KiB..64MiB", c.MaxResponseBytes)
+	case c.SweepInterval < time.Second || c.SweepInterval > time.Hour:
+		return fmt.Errorf("mcp: SweepInterval %s out of range 1s..1h", c.SweepInterval)
+	case c.MaxSessionsPerEndUser < 1 || c.MaxSessionsPerEndUser > 10000:
+		return fmt.Errorf("mcp: MaxSessionsPerEndUser %d out of range 1..10000", c.MaxSessionsPerEndUser)
 	case c.HeartbeatInterval <= 0:
 		return errors.New("mcp: HeartbeatInterval must be positive")
 	case c.SessionIdleTTL <= 0 || c.RefreshSkew < 0:
 		return errors.New("mcp: SessionIdleTTL must be positive and RefreshSkew not negative")
+	}
+	if err := c.SkillQuota.Validate(); err != nil {
+		return err
 	}
 	return c.Skills.Validate()
 }

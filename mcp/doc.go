@@ -1,8 +1,10 @@
-// Package mcp is the gateway's MCP feature home: the MCP server that agents
-// reach at /mcp and /mcp/skills (mcp-go, streamable HTTP), the registry of
-// OAuth-backed apps (GitHub, Slack, Zoho Mail, Zendesk) with their tools,
-// each platform's app activations, and the end-user OAuth connect flow
-// (state, PKCE S256, token exchange and refresh) whose tokens the tools use.
+// Package mcp is the gateway's MCP server: what agents reach at /mcp and
+// /mcp/skills (mcp-go, streamable HTTP) and its tool registry. The tools
+// are the OAuth-backed apps' (GitHub, Slack, Zoho Mail, Zendesk; each app's
+// client lives in mcp/apps/<app> over the base mcp/apps) and the skill
+// catalog's (package skills). Activations, the connect flow and the
+// connections whose tokens the tools use are package oauthconn; this
+// package exposes them to the edge under the same names (conns.go).
 //
 // # Who sees what
 //
@@ -19,82 +21,42 @@
 // Session ids are bound to their principal (an HMAC over platform and
 // end-user), so one user's session id is refused for another.
 //
-// # Secrets
+// # Stateless and session modes
 //
-// Client secrets, OAuth tokens and PKCE verifiers are sealed with
-// internal/secrets (AES-256-GCM). The additional data names the record:
+// A POST without Mcp-Session-Id (the spec's bare
+// {"jsonrpc":"2.0","id":1,"method":"tools/list"}, no initialize) is served
+// statelessly: mcp-go gives it a session that lives for that request only,
+// and the answer is one JSON-RPC object. Clients that initialize get a
+// session id as before and may open a GET listening stream, on which
+// notifications/tools/list_changed arrives when an app is activated or
+// deactivated (every session of the platform), connected or disconnected
+// (the end-user's sessions), or skills_enabled changes (notify.go).
 //
-//	mcp_client_secret|<platform>|<app>
-//	mcp_tokens|<platform>|<end-user>|<app>
-//	oauth_verifier|<hex sha256(state)>
+// # Payment
 //
-// so a sealed value moved to another tenant, user or app fails to open.
-// States are stored under their SHA-256 digest; the raw state, tokens and
-// secrets never reach the disk, a response or a log in clear.
-//
-// # Keys (values are JSON, owned by this package)
-//
-//	0x40 platformID 0x00 app                → activation
-//	0x41 platformID 0x00 app 0x00 endUserID → connection
-//	0x42 sha256(state)                      → pending authorization
-//
-// Deactivating an app range-deletes its connections and bumps the
-// activation's epoch; a connection whose epoch differs from its app's is
-// void, so a token exchange racing the deactivation cannot revive one.
+// A tools/call is refused with HTTP 402 (budget_suspended or
+// wallet_insufficient) while the end-user's budget is suspended or the
+// platform's wallet holds nothing beyond its open reservations; the
+// handlers check again (tool error with the same code) for calls racing
+// the change (payment.go).
 //
 // # Skills
 //
-// The skill catalog (skills.go, skilltools.go, skillfiles.go) holds public
-// skills (operator import, POST /admin/v1/skills) and each platform's
-// private skills (POST /v1/skills, or the create_skill tool). A platform
-// sees public skills and its own; another platform's private skill is
-// "not found" everywhere (REST 404 skill_not_found, tool error not_found),
-// never "forbidden". The five tools (find_skill, fetch_skill,
+// The five skill tools (skilltools.go: find_skill, fetch_skill,
 // create_skill, delete_skill, submit_skill_review) are listed only when
 // the platform has skills_enabled, on /mcp and /mcp/skills alike: with it
 // off, /mcp/skills still initializes but lists no tools, and calling one
-// is "tool not found". The REST routes do not depend on the flag.
-//
-// A skill arrives as a zip of its folder with SKILL.md at the root or
-// inside the one top folder holding everything (that folder is stripped).
-// Central-directory sizes are checked before anything is inflated, then
-// re-checked while inflating: archive, per-file and total size, file
-// count, compression ratio; paths must be relative, '/'-separated UTF-8
-// without "." or ".." segments, backslashes, colons or control
-// characters; no symlinks or other special entries; no duplicate paths
-// (also ignoring case) and no path both file and folder. Limits are
-// [Config.Skills]; refusals are [*SkillError] with the API code and status.
-//
-// File contents are content-addressed by SHA-256 and stored once per
-// digest, sealed (AES-256-GCM, additional data "skill_blob|" + hex
-// digest), at SkillsDir/blobs/<2 hex>/<62 hex>, written by temp file,
-// fsync, rename and folder fsync. Pebble holds only metadata; the first
-// lines of SKILL.md (for search) are sealed too ("skill_head|" + id), so
-// no file content is on disk in clear. A blob's reference count (0x63)
-// changes in the same commit as the skill record; a blob is removed after
-// the commit that drops its count to zero (a crash in between leaves an
-// unreferenced blob, never a dangling reference):
-//
-//	0x60 skillID                             → skill JSON (files, review sums)
-//	0x61 owner 0x00 skillID                  → empty (owner "" = public)
-//	0x62 skillID 0x00 platformID 0x00 endUserID → review JSON
-//	0x63 sha256(32)                          → uint64 reference count
-//
-// One review per end-user and skill; a resubmission replaces it, and the
-// skill's sums change in the same commit. find_skill scans the public and
-// the caller's owner index (linear in the visible catalog).
+// is "tool not found". Another platform's private skill is the tool error
+// not_found. The REST routes (the edge) do not depend on the flag.
 //
 // # Concurrency and imports
 //
-// A [Service] is safe for concurrent use. Its only goroutines are mcp-go's
-// (per stream, and the session sweeper stopped by Close). Lock
-// families, never held together: stateMu serializes consuming a state
-// (single use), refreshMu shards serialize token refresh per connection,
-// skillMu serializes skill writes (records, review sums, blob reference
-// counts and blob files; uploads therefore run one at a time).
-// Outbound HTTP goes through an egress-guarded client that follows no
-// redirects and bounds time and body size.
+// A [Service] is safe for concurrent use. Its goroutines are mcp-go's (per
+// stream, and the session sweeper) and oauthconn's pending sweeper, all
+// stopped by Close. The session index has its own mutex. Outbound HTTP
+// goes through an egress-guarded client that follows no redirects and
+// bounds time and body size.
 //
-// mcp imports actors, persistence, logs and internal packages; never edge
-// or cmd.
+// mcp imports actors, persistence, oauthconn, skills, mcp/apps/..., logs
+// and internal packages; never edge or cmd.
 package mcp

@@ -52,6 +52,25 @@ type fakeApp struct {
 	refreshN int
 	apiCalls []string
 	posted   []map[string]any
+	// tokenHook, when set, runs at the start of every token request
+	// (after the client is checked) with its grant type; race tests block
+	// in it to hold a token request in flight.
+	tokenHook func(grantType string)
+	// refreshStatus, when non-zero, answers refresh requests with this
+	// status and no error code (429: a transient refusal).
+	refreshStatus int
+}
+
+func (f *fakeApp) setTokenHook(h func(grantType string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokenHook = h
+}
+
+func (f *fakeApp) setRefreshStatus(status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refreshStatus = status
 }
 
 type codeGrant struct {
@@ -140,6 +159,17 @@ func (f *fakeApp) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if form.Get("client_id") != f.clientID || form.Get("client_secret") != f.secret {
 		f.tokenError(w, "invalid_client")
+		return
+	}
+	f.mu.Lock()
+	hook, refreshStatus := f.tokenHook, f.refreshStatus
+	f.mu.Unlock()
+	if hook != nil {
+		hook(form.Get("grant_type"))
+	}
+	if refreshStatus != 0 && form.Get("grant_type") == "refresh_token" {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(refreshStatus)
 		return
 	}
 	f.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,8 +39,15 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
+	return setupWith(t, edgetest.Options{})
+}
+
+// setupWith is setup with gateway options (its clock is always a fake).
+func setupWith(t *testing.T, o edgetest.Options) *env {
+	t.Helper()
 	clk := clock.NewFake(time.Now())
-	g := edgetest.Start(t, edgetest.Options{Clock: clk})
+	o.Clock = clk
+	g := edgetest.Start(t, o)
 	e := &env{t: t, g: g, clk: clk, apps: map[string]*fakeApp{},
 		noJump: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	for _, name := range []string{"github", "slack", "zoho_mail", "zendesk"} {
@@ -48,7 +56,17 @@ func setup(t *testing.T) *env {
 		e.apps[name] = f
 	}
 	e.pid, e.pkey = g.CreatePlatform(t, "acme")
+	fundWallet(t, g, e.pid)
 	return e
+}
+
+// fundWallet tops up a platform's wallet: tool calls are refused (402)
+// while it is empty.
+func fundWallet(t *testing.T, g *edgetest.Gateway, pid string) {
+	t.Helper()
+	if r := g.Do(t, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 10}); r.Status != 200 {
+		t.Fatalf("wallet topup: %d %s", r.Status, r.Body)
+	}
 }
 
 // activate PUTs app's activation on platform pid, pointing at its fake.
@@ -106,13 +124,31 @@ func (e *env) callback(u string) (int, string) {
 	return resp.StatusCode, resp.Header.Get("Location")
 }
 
+// connect plays the whole flow: authorize, callback, then the platform's
+// back end confirming with the same end-user's key.
 func (e *env) connect(key, app string) {
 	e.t.Helper()
-	status, loc := e.callback(e.authorize(key, app))
-	want := "https://platform.example/app/mcp/oauth-callback?app=" + app + "&status=connected"
-	if status != 302 || loc != want {
-		e.t.Fatalf("callback = %d %q, want 302 %q", status, loc, want)
+	if r := e.confirm(key, app, e.confirmation(e.authorize(key, app))); r.Status != 200 {
+		e.t.Fatalf("confirm %s: %d %s", app, r.Status, r.Body)
 	}
+}
+
+// confirmation opens the callback URL and returns the confirmation token
+// the landing page receives.
+func (e *env) confirmation(cb string) string {
+	e.t.Helper()
+	status, loc := e.callback(cb)
+	u, err := url.Parse(loc)
+	if status != 302 || err != nil || !strings.HasPrefix(loc, "https://platform.example/app/mcp/oauth-callback?") ||
+		u.Query().Get("status") != "confirm" || u.Query().Get("confirmation") == "" {
+		e.t.Fatalf("callback = %d %q, want 302 to the landing page with status=confirm and a confirmation", status, loc)
+	}
+	return u.Query().Get("confirmation")
+}
+
+func (e *env) confirm(key, app, token string) *edgetest.Response {
+	e.t.Helper()
+	return e.g.Do(e.t, "POST", "/v1/mcp/apps/"+app+"/connect/confirm", key, map[string]any{"confirmation": token})
 }
 
 func mcpClient(t *testing.T, url, key string, opts ...transport.StreamableHTTPCOption) *client.Client {
@@ -370,7 +406,7 @@ func TestOAuthStateIsSingleUseExpiringAndBound(t *testing.T) {
 
 	// Replay: the second use of a state is refused.
 	cb := e.authorize(u1, "slack")
-	if status, loc := e.callback(cb); status != 302 || !strings.Contains(loc, "status=connected") {
+	if status, loc := e.callback(cb); status != 302 || !strings.Contains(loc, "status=confirm") {
 		t.Fatalf("first callback = %d %s", status, loc)
 	}
 	if status, _ := e.callback(cb); status != 400 {

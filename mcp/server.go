@@ -24,6 +24,8 @@ import (
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/logs"
+	"github.com/assistiv/gateway/mcp/apps"
+	"github.com/assistiv/gateway/oauthconn"
 )
 
 // Surface is which MCP endpoint a request came to.
@@ -43,12 +45,6 @@ const skillsApp = "skills"
 
 // Version is what the MCP server reports in initialize.
 const Version = "0.1.0"
-
-// appTool is one tool of an app.
-type appTool struct {
-	def mcpgo.Tool
-	run func(ctx context.Context, c *apiCall, req mcpgo.CallToolRequest) (any, error)
-}
 
 // request is what one MCP HTTP request carries through mcp-go to the
 // filter and the tool handlers.
@@ -83,7 +79,7 @@ func (s *Service) visibility(ctx context.Context, r *request) visibility {
 	r.once.Do(func() {
 		v := visibility{active: map[string]bool{}, connected: map[string]bool{}}
 		for _, name := range AppNames {
-			act, err := s.loadActivation(r.p.Platform, name)
+			act, err := s.conns.LoadActivation(r.p.Platform, name)
 			if err != nil {
 				v.err = err
 				break
@@ -92,12 +88,12 @@ func (s *Service) visibility(ctx context.Context, r *request) visibility {
 				continue
 			}
 			v.active[name] = true
-			c, err := s.loadConnection(r.p.Platform, r.p.EndUser, name, act)
+			connected, err := s.conns.Connected(r.p.Platform, r.p.EndUser, name, act)
 			if err != nil {
 				v.err = err
 				break
 			}
-			v.connected[name] = c != nil
+			v.connected[name] = connected
 		}
 		v.skills, _ = s.skillsEnabled(ctx, r.p.Platform)
 		r.vis = v
@@ -144,17 +140,18 @@ func (s *Service) filter(ctx context.Context, tools []mcpgo.Tool) []mcpgo.Tool {
 
 func (s *Service) buildServer() {
 	s.mcp = server.NewMCPServer("assistiv-gateway", Version,
-		server.WithToolCapabilities(false),
+		server.WithToolCapabilities(true), // list_changed: see toolsChanged
+		server.WithHooks(s.sessionHooks()),
 		server.WithToolFilter(s.filter),
 		server.WithInputSchemaValidation(),
 		server.WithRecovery(),
 		server.WithLogger(s.log),
 	)
 	for _, name := range AppNames {
-		spec := apps[name]
-		for _, t := range spec.tools {
-			s.toolApp[t.def.Name] = name
-			s.mcp.AddTool(t.def, s.appHandler(spec, t))
+		spec := registry[name]
+		for _, t := range spec.Tools {
+			s.toolApp[t.Def.Name] = name
+			s.mcp.AddTool(t.Def, s.appHandler(spec, t))
 		}
 	}
 	for _, t := range s.skillTools() {
@@ -200,7 +197,11 @@ func (s *Service) ServeMCP(w http.ResponseWriter, r *http.Request, p actors.Prin
 
 // holdsToolCall reports whether a JSON-RPC message or batch holds a
 // tools/call request.
-func holdsToolCall(body []byte) bool {
+func holdsToolCall(body []byte) bool { return holdsMethod(body, string(mcpgo.MethodToolsCall)) }
+
+// holdsMethod reports whether a JSON-RPC message or batch holds a request
+// of method.
+func holdsMethod(body []byte, method string) bool {
 	body = bytes.TrimSpace(body)
 	type msg struct {
 		Method string `json:"method"`
@@ -211,14 +212,14 @@ func holdsToolCall(body []byte) bool {
 			return false
 		}
 		for _, m := range batch {
-			if m.Method == string(mcpgo.MethodToolsCall) {
+			if m.Method == method {
 				return true
 			}
 		}
 		return false
 	}
 	var m msg
-	return json.Unmarshal(body, &m) == nil && m.Method == string(mcpgo.MethodToolsCall)
+	return json.Unmarshal(body, &m) == nil && m.Method == method
 }
 
 // ---- session ids bound to their end-user ----
@@ -238,7 +239,7 @@ func (m *sessionIDs) mac(owner, nonce string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func ownerOf(p actors.Principal) string { return string(p.Platform) + "\x00" + string(p.EndUser) }
+func ownerOf(p actors.Principal) string { return ownerKey(p.Platform, p.EndUser) }
 
 // valid reports whether id was generated for owner.
 func (m *sessionIDs) valid(id, owner string) bool {
@@ -275,7 +276,13 @@ func (b boundIDs) Generate() string {
 	return sessionPrefix + nonce + b.m.mac(b.owner, nonce)
 }
 
+// Validate admits a request without a session id (the stateless mode: a
+// bare JSON-RPC POST is served by a session that lives for that request
+// only) and a session id issued to this request's owner.
 func (b boundIDs) Validate(id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
 	if b.known && !b.m.valid(id, b.owner) {
 		return false, errors.New("session id does not belong to this key")
 	}
@@ -314,9 +321,13 @@ type callOutcome struct {
 	code   string
 }
 
-// countCall counts one tool call against the end-user's request rate
-// limit. A refusal comes back as a tool error.
+// countCall refuses a tool call while the budget is suspended or the
+// wallet is empty (402), then counts it against the end-user's request
+// rate limit. A refusal comes back as a tool error.
 func (s *Service) countCall(ctx context.Context, p actors.Principal) (*mcpgo.CallToolResult, callOutcome) {
+	if refused, out, code, msg := s.paymentRefusal(ctx, p); refused {
+		return toolError(code, "%s", msg), out
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := s.dir.Ask(cctx, actors.EndUserActor(p.Platform, p.EndUser), &pb.CountRequest{})
@@ -338,7 +349,7 @@ func (s *Service) countCall(ctx context.Context, p actors.Principal) (*mcpgo.Cal
 	return toolError("unavailable", "the gateway could not admit the call; retry"), callOutcome{503, "unavailable"}
 }
 
-func (s *Service) appHandler(spec *appSpec, t appTool) server.ToolHandlerFunc {
+func (s *Service) appHandler(spec *apps.Spec, t apps.Tool) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		r := requestFrom(ctx)
 		if r == nil {
@@ -346,45 +357,47 @@ func (s *Service) appHandler(spec *appSpec, t appTool) server.ToolHandlerFunc {
 		}
 		start := time.Now()
 		res, out := s.runAppTool(ctx, r.p, spec, t, req)
-		s.logCall(r.p, spec.name, t.def.Name, start, out)
+		s.logCall(r.p, spec.Name, t.Def.Name, start, out)
 		return res, nil
 	}
 }
 
-func (s *Service) runAppTool(ctx context.Context, p actors.Principal, spec *appSpec, t appTool, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, callOutcome) {
+func (s *Service) runAppTool(ctx context.Context, p actors.Principal, spec *apps.Spec, t apps.Tool, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, callOutcome) {
 	if res, out := s.countCall(ctx, p); res != nil {
 		return res, out
 	}
-	tok, act, err := s.accessToken(ctx, p.Platform, p.EndUser, spec.name)
+	tok, act, err := s.conns.AccessToken(ctx, p.Platform, p.EndUser, spec.Name)
 	switch {
-	case errors.Is(err, ErrNotConnected) || errors.Is(err, errReconnect):
-		why := "has not connected " + spec.title
-		if errors.Is(err, errReconnect) {
-			why = "must reconnect " + spec.title + " (the authorization expired or was revoked)"
+	case errors.Is(err, ErrNotConnected) || errors.Is(err, oauthconn.ErrReconnect):
+		why := "has not connected " + spec.Title
+		if errors.Is(err, oauthconn.ErrReconnect) {
+			why = "must reconnect " + spec.Title + " (the authorization expired or was revoked)"
 		}
 		return toolError("not_connected", "the end-user %s; connect it with POST /v1/mcp/apps/%s/connect (end-user key), open the returned authorization_url, then retry",
-			why, spec.name), callOutcome{409, "not_connected"}
+			why, spec.Name), callOutcome{409, "not_connected"}
 	case err != nil:
-		s.log.Warn("tool token", "app", spec.name, "err", err)
-		return toolError("upstream_error", "could not obtain a token for %s", spec.title), callOutcome{502, "upstream_error"}
+		s.log.Warn("tool token", "app", spec.Name, "err", err)
+		return toolError("upstream_error", "could not obtain a token for %s", spec.Title), callOutcome{502, "upstream_error"}
 	}
-	_, _, base := act.endpoints(spec)
-	c := &apiCall{s: s, spec: spec, base: base, tokens: tok, pid: p.Platform, eid: p.EndUser}
-	v, err := t.run(ctx, c, req)
-	var ue *upstreamError
+	_, _, base := act.Endpoints(spec)
+	c := &apps.Call{Spec: spec, Base: base, AccessToken: tok.AccessToken, AccountID: tok.AccountID,
+		SaveAccountID: func(id string) { s.conns.SaveAccountID(p.Platform, p.EndUser, spec.Name, id) },
+		HTTP:          s.http, Timeout: s.cfg.CallTimeout, MaxResponseBytes: s.cfg.MaxResponseBytes}
+	v, err := t.Run(ctx, c, req)
+	var ue *apps.UpstreamError
 	switch {
 	case err == nil:
 		return toolJSON(v), callOutcome{status: 200}
 	case errors.Is(err, ErrInvalid):
 		return toolError("invalid_arguments", "%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")), callOutcome{400, "invalid_arguments"}
-	case errors.As(err, &ue) && ue.status == http.StatusUnauthorized:
-		return toolError("upstream_unauthorized", "%s refused the end-user's authorization (%s); reconnect with POST /v1/mcp/apps/%s/connect", spec.title, ue.msg, spec.name),
+	case errors.As(err, &ue) && ue.Status == http.StatusUnauthorized:
+		return toolError("upstream_unauthorized", "%s refused the end-user's authorization (%s); reconnect with POST /v1/mcp/apps/%s/connect", spec.Title, ue.Msg, spec.Name),
 			callOutcome{401, "upstream_unauthorized"}
 	case errors.As(err, &ue):
-		return toolError("upstream_error", "%s answered %d: %s", spec.title, ue.status, ue.msg), callOutcome{ue.status, "upstream_error"}
+		return toolError("upstream_error", "%s answered %d: %s", spec.Title, ue.Status, ue.Msg), callOutcome{ue.Status, "upstream_error"}
 	default:
-		s.log.Warn("tool call failed", "app", spec.name, "tool", t.def.Name, "err", err)
-		return toolError("upstream_error", "%s could not be reached", spec.title), callOutcome{502, "upstream_error"}
+		s.log.Warn("tool call failed", "app", spec.Name, "tool", t.Def.Name, "err", err)
+		return toolError("upstream_error", "%s could not be reached", spec.Title), callOutcome{502, "upstream_error"}
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/mcp"
+	"github.com/assistiv/gateway/persistence"
+	"github.com/assistiv/gateway/skills"
 )
 
 // skillEnv is a gateway with two platforms, both with skills enabled, and
@@ -42,6 +44,7 @@ func setupSkills(t *testing.T, o edgetest.Options) *skillEnv {
 	e.pidB, e.pkeyB = e.g.CreatePlatform(t, "globex")
 	for _, p := range [][2]string{{e.pidA, e.pkeyA}, {e.pidB, e.pkeyB}} {
 		enableSkills(t, e.g, p[0], p[1], true)
+		fundWallet(t, e.g, p[0])
 	}
 	_, e.ukeyA = e.g.CreateEndUser(t, e.pidA, e.pkeyA, "alice")
 	_, e.ukeyA2 = e.g.CreateEndUser(t, e.pidA, e.pkeyA, "carol")
@@ -101,13 +104,13 @@ func upload(t *testing.T, g *edgetest.Gateway, key, name, desc string, archive [
 	return g.Do(t, "POST", path, key, map[string]any{"name": name, "description": desc, "archive_base64": base64.StdEncoding.EncodeToString(archive)})
 }
 
-func mustUpload(t *testing.T, g *edgetest.Gateway, key, name, desc string, archive []byte) mcp.SkillView {
+func mustUpload(t *testing.T, g *edgetest.Gateway, key, name, desc string, archive []byte) skills.View {
 	t.Helper()
 	r := upload(t, g, key, name, desc, archive)
 	if r.Status != 201 {
 		t.Fatalf("upload %s: %d %s", name, r.Status, r.Body)
 	}
-	var v mcp.SkillView
+	var v skills.View
 	r.JSON(t, &v)
 	return v
 }
@@ -159,15 +162,13 @@ func findIDs(t *testing.T, c *client.Client, query string) []string {
 }
 
 // countBlobs counts the blob files under the gateway's skills directory.
-func countBlobs(t *testing.T, dir string) int {
+// countBlobs counts the stored skill blobs (sealed, in Pebble).
+func countBlobs(t *testing.T, g *edgetest.Gateway) int {
 	t.Helper()
 	n := 0
-	_ = filepath.WalkDir(filepath.Join(dir, "skills", "blobs"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".tmp-") {
-			n++
-		}
-		return nil
-	})
+	if err := g.Store.ScanPrefix([]byte{persistence.FamilySkillData}, false, func(_, _ []byte) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 
@@ -217,12 +218,12 @@ func TestSkillUploadFindFetchIsByteIdenticalDedupedAndSealed(t *testing.T) {
 		}
 	}
 
-	blobs := countBlobs(t, e.g.Dir)
+	blobs := countBlobs(t, e.g)
 	if blobs != len(files) {
 		t.Fatalf("blob files = %d, want %d", blobs, len(files))
 	}
 	v2 := mustUpload(t, e.g, e.pkeyA, "Invoice parser copy", "same bytes", archive)
-	if n := countBlobs(t, e.g.Dir); n != blobs {
+	if n := countBlobs(t, e.g); n != blobs {
 		t.Fatalf("after an identical upload blob files = %d, want %d (deduplicated)", n, blobs)
 	}
 	// Deleting one copy keeps the shared blobs; deleting both removes them.
@@ -249,7 +250,7 @@ func TestSkillUploadFindFetchIsByteIdenticalDedupedAndSealed(t *testing.T) {
 	})
 
 	mustCall(t, e.clientA, "delete_skill", map[string]any{"skill_id": v.ID})
-	if n := countBlobs(t, e.g.Dir); n != 0 {
+	if n := countBlobs(t, e.g); n != 0 {
 		t.Fatalf("after deleting every skill blob files = %d, want 0", n)
 	}
 	if r := e.g.Do(t, "GET", "/v1/skills/"+v.ID, e.pkeyA, nil); r.Status != 404 {
@@ -314,7 +315,7 @@ func TestSkillOfAnotherPlatformIsNeverFoundFetchedOrDeleted(t *testing.T) {
 
 func TestSkillArchiveAttacksAreRefused(t *testing.T) {
 	e := setupSkills(t, edgetest.Options{MCPConfig: func(c *mcp.Config) {
-		c.Skills = mcp.SkillLimits{MaxArchiveBytes: 1 << 20, MaxTotalBytes: 1 << 20, MaxFileBytes: 512 << 10, MaxFiles: 20, MaxRatio: 100}
+		c.Skills = skills.Limits{MaxArchiveBytes: 1 << 20, MaxTotalBytes: 1 << 20, MaxFileBytes: 512 << 10, MaxFiles: 20, MaxRatio: 100}
 	}})
 	skillMD := zipEntry{name: "SKILL.md", data: []byte("# ok\n")}
 	random := func(n int) []byte { b := make([]byte, n); _, _ = rand.Read(b); return b }
@@ -408,7 +409,7 @@ func TestSkillArchiveAttacksAreRefused(t *testing.T) {
 			t.Errorf("create_skill %s = %s, want %s", tc.name, code, tc.code)
 		}
 	}
-	if n := countBlobs(t, e.g.Dir); n != 0 {
+	if n := countBlobs(t, e.g); n != 0 {
 		t.Errorf("refused uploads left %d blobs", n)
 	}
 }
@@ -416,7 +417,7 @@ func TestSkillArchiveAttacksAreRefused(t *testing.T) {
 func TestCreateSkillToolRoundTripsTextAndBinary(t *testing.T) {
 	e := setupSkills(t, edgetest.Options{})
 	bin := []byte{0, 1, 2, 0xff, 0xc3, 0x28}
-	var v mcp.SkillView
+	var v skills.View
 	out := mustCall(t, e.clientA, "create_skill", map[string]any{"name": "Weather lookup", "description": "Fetches forecasts",
 		"files": []map[string]any{
 			{"path": "SKILL.md", "content": "# Weather\nuse the forecast API\n"},
@@ -452,7 +453,7 @@ func TestSkillReviewsAggregateOnePerEndUser(t *testing.T) {
 	review(mcpClient(t, e.g.URL+"/mcp/skills", e.ukeyA2), [4]int{2, 2, 2, 2})
 	review(e.clientB, [4]int{3, 3, 3, 5}) // another platform's user: a public skill's reviews are global
 
-	var got mcp.SkillView
+	var got skills.View
 	e.g.Do(t, "GET", "/v1/skills/"+v.ID, e.pkeyA, nil).JSON(t, &got)
 	sc := got.Scorecard
 	if sc.ReviewCount != 3 || *sc.Correctness != 3 || *sc.Clarity != 3 || *sc.Safety != 3 || *sc.Usefulness != 3.67 || *sc.Overall != 3.17 {
@@ -499,6 +500,7 @@ func TestFindSkillRanksByRelevanceThenReviews(t *testing.T) {
 func TestSkillToolsFollowSkillsEnabled(t *testing.T) {
 	g := edgetest.Start(t, edgetest.Options{})
 	pid, pkey := g.CreatePlatform(t, "acme")
+	fundWallet(t, g, pid)
 	_, ukey := g.CreateEndUser(t, pid, pkey, "alice")
 	skillNames := []string{"create_skill", "delete_skill", "fetch_skill", "find_skill", "submit_skill_review"}
 

@@ -305,19 +305,25 @@ func ResponsesPrefix(platformID, endUserID string) []byte {
 var MCPAppNames = []string{"github", "slack", "zoho_mail", "zendesk"}
 
 // Skill families (package mcp owns their values; see its doc.go). The
-// files' bytes live outside Pebble, sealed and content-addressed under the
-// skills directory; these records only name them:
+// files' bytes are content-addressed and sealed, in Pebble (0x64) so that
+// snapshots and restores carry them with the records naming them:
 //
 //	0x60 skill     0x60 skillID                                  → skill JSON (name, description, files, review sums)
 //	0x61 owner     0x61 owner 0x00 skillID                       → empty; owner is the platform id, "" for public skills
 //	0x62 review    0x62 skillID 0x00 platformID 0x00 endUserID   → review JSON (one per end-user and skill)
 //	0x63 blob ref  0x63 sha256(32)                               → uint64 big-endian: file references to the blob
+//	0x64 blob      0x64 sha256(32)                               → the file's bytes, sealed (AES-256-GCM)
 const (
 	FamilySkill       byte = 0x60
 	FamilySkillOwner  byte = 0x61
 	FamilySkillReview byte = 0x62
 	FamilySkillBlob   byte = 0x63
+	FamilySkillData   byte = 0x64
 )
+
+// SkillDataKey is the key of a blob's sealed bytes, by the SHA-256 of its
+// plaintext.
+func SkillDataKey(sha []byte) []byte { return append([]byte{FamilySkillData}, sha...) }
 
 // SkillKey is the key of one skill's record.
 func SkillKey(skillID string) []byte { return join(FamilySkill, skillID) }

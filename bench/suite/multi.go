@@ -220,6 +220,7 @@ func promMetrics(ctx context.Context, baseURL string) (map[string]float64, error
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(baseURL + "/metrics")
+	req.Header.Set("Authorization", "Bearer "+AdminKey) // /metrics is not public
 	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
 		return nil, err
 	}

@@ -20,12 +20,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge"
@@ -106,12 +108,16 @@ type options struct {
 	snapshotInterval  time.Duration
 	demoUpstream      string
 	logRetention      time.Duration
+	logMaxPerPlatform int64
+	responseRetention time.Duration
 	publicURL         string
 	// Stripe (README "Payments"): both secrets or neither.
 	stripeSecretKey     string
 	stripeWebhookSecret string
 	stripeAPIBase       string
 	dashboardListen     string
+	metricsListen       string // separate /metrics listener ("": none)
+	metricsToken        string // bearer token for /metrics on the main listener
 	// webhookSchedule overrides the webhook retry schedule. Test-only
 	// (ASSISTIV_WEBHOOK_TEST_SCHEDULE, comma-separated durations such as
 	// "0,200ms,200ms"): crash tests use it so retries happen in
@@ -132,10 +138,13 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.billingDurability, "billing-durability", env("ASSISTIV_BILLING_DURABILITY", actors.DurabilitySync), "sync or batch (ASSISTIV_BILLING_DURABILITY)")
 	fs.DurationVar(&o.batchSyncInterval, "batch-sync-interval", durEnv("ASSISTIV_BATCH_SYNC_INTERVAL", 5*time.Millisecond), "longest a settlement acknowledged without fsync (billing-durability=batch) stays unsynced (ASSISTIV_BATCH_SYNC_INTERVAL)")
 	fs.DurationVar(&o.logRetention, "log-retention", durEnv("ASSISTIV_LOG_RETENTION", logs.DefaultConfig().Retention), "keep per-call logs this long, e.g. 720h (ASSISTIV_LOG_RETENTION)")
+	fs.Int64Var(&o.logMaxPerPlatform, "log-max-per-platform", int64Env("ASSISTIV_LOG_MAX_PER_PLATFORM", logs.DefaultConfig().MaxEntriesPerPlatform), "keep at most this many per-call log entries per platform, oldest deleted first (ASSISTIV_LOG_MAX_PER_PLATFORM)")
+	fs.DurationVar(&o.responseRetention, "response-retention", durEnv("ASSISTIV_RESPONSE_RETENTION", edge.DefaultConfig().ResponseRetention), "keep stored Responses API responses this long (ASSISTIV_RESPONSE_RETENTION)")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", durEnv("ASSISTIV_SNAPSHOT_INTERVAL", 10*time.Second), "how often to snapshot to Postgres (ASSISTIV_SNAPSHOT_INTERVAL)")
 	fs.StringVar(&o.demoUpstream, "demo-upstream", env("ASSISTIV_DEMO_UPSTREAM", ""), "create (or refresh keys of) a demo platform whose providers point at this mock upstream URL and print its keys (ASSISTIV_DEMO_UPSTREAM)")
 	fs.StringVar(&o.publicURL, "public-url", env("ASSISTIV_PUBLIC_URL", "http://127.0.0.1:8080"), "the gateway's public base URL; OAuth redirect_uri is it + /oauth/callback (ASSISTIV_PUBLIC_URL)")
 	fs.StringVar(&o.dashboardListen, "dashboard-listen", env("ASSISTIV_DASHBOARD_LISTEN", ""), "serve the web dashboard on this address instead of the main listener's /dashboard (ASSISTIV_DASHBOARD_LISTEN)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", env("ASSISTIV_METRICS_LISTEN", ""), "serve /metrics on this address only, without auth (bind it to loopback or a private network); empty: /metrics on the main listener with the admin key or ASSISTIV_METRICS_TOKEN (ASSISTIV_METRICS_LISTEN)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +157,10 @@ func parse(args []string) (options, error) {
 	o.stripeAPIBase = os.Getenv("ASSISTIV_STRIPE_API_BASE")
 	if (o.stripeSecretKey == "") != (o.stripeWebhookSecret == "") {
 		return o, errors.New("set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET, or neither")
+	}
+	o.metricsToken = os.Getenv("ASSISTIV_METRICS_TOKEN")
+	if o.metricsToken != "" && len(o.metricsToken) < 16 {
+		return o, errors.New("ASSISTIV_METRICS_TOKEN must be at least 16 characters")
 	}
 	if v := os.Getenv("ASSISTIV_WEBHOOK_TEST_SCHEDULE"); v != "" {
 		for _, f := range strings.Split(v, ",") {
@@ -165,6 +178,15 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
 	}
 	return o, nil
+}
+
+func int64Env(name string, def int64) int64 {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return def
 }
 
 func durEnv(name string, def time.Duration) time.Duration {
@@ -225,7 +247,7 @@ func serve(args []string) error {
 	log := newLogger(o.logLevel, o.logFormat)
 	log.Info("starting gateway", "version", version, "listen", o.listen, "data_dir", o.dataDir,
 		"postgres", o.postgresURL != "", "allow_private_egress", o.allowPrivate,
-		"billing_durability", o.billingDurability, "public_url", o.publicURL, "log_retention", o.logRetention, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
+		"billing_durability", o.billingDurability, "public_url", o.publicURL, "metrics_listen", o.metricsListen, "metrics_token_set", o.metricsToken != "", "log_retention", o.logRetention, "admin_key_set", o.adminKey != "", "master_key_set", o.masterKey != "")
 
 	scfg := persistence.DefaultConfig()
 	scfg.Dir = o.dataDir
@@ -362,6 +384,11 @@ func serve(args []string) error {
 	ecfg := edge.DefaultConfig()
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
+	ecfg.ResponseRetention = o.responseRetention
+	if o.metricsToken != "" {
+		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
+	}
+	ecfg.MetricsSeparate = o.metricsListen != ""
 	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
 		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
@@ -397,6 +424,28 @@ func serve(args []string) error {
 		}
 	}
 
+	var metricsSrv *fasthttp.Server
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			ln.Close()
+			dir.Close()
+			hooks.Close()
+			lg.Close()
+			store.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		metricsSrv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			if string(ctx.Path()) != "/metrics" {
+				ctx.Error("not found", fasthttp.StatusNotFound)
+				return
+			}
+			srv.MetricsHandler()(ctx)
+		}, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, Name: "assistiv-metrics"}
+		go func() { _ = metricsSrv.Serve(mln) }()
+	}
+
 	errc := make(chan error, 2) // the gateway and the dashboard listener
 	go func() { errc <- srv.Serve(ln) }()
 	if dash != nil {
@@ -417,6 +466,9 @@ func serve(args []string) error {
 	_ = msvc.Close(ctx) // ends MCP listening streams so the drain is not held up
 	if dash != nil {
 		dash.Shutdown(ctx) // its pages call the edge: drain them first
+	}
+	if metricsSrv != nil {
+		_ = metricsSrv.ShutdownWithContext(ctx)
 	}
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)

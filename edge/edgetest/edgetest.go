@@ -49,7 +49,9 @@ type Options struct {
 	Log               *slog.Logger
 	// MaxBodyBytes overrides edge.Config.MaxBodyBytes (0: the default).
 	MaxBodyBytes int
-	// EdgeConfig, when set, adjusts the edge's config last.
+	// WriteTimeout overrides edge.Config.WriteTimeout (0: the default).
+	WriteTimeout time.Duration
+	// EdgeConfig adjusts the edge's config last.
 	EdgeConfig func(*edge.Config)
 	// Listener, when set, is served instead of a fresh 127.0.0.1 listener
 	// (fuzz tests pass fasthttputil's in-memory listener). URL is then
@@ -206,6 +208,9 @@ func Start(tb testing.TB, o Options) *Gateway {
 	cfg.AdminKeyDigest = sha256.Sum256([]byte(AdminKey))
 	if o.MaxBodyBytes > 0 {
 		cfg.MaxBodyBytes = o.MaxBodyBytes
+	}
+	if o.WriteTimeout > 0 {
+		cfg.WriteTimeout = o.WriteTimeout
 	}
 	if o.EdgeConfig != nil {
 		o.EdgeConfig(&cfg)

@@ -177,6 +177,9 @@ func (n Nanos) MarshalJSON() ([]byte, error) { return n.AppendUSD(nil), nil }
 // UnmarshalJSON parses a JSON number in USD exactly (see [ParseUSD]).
 // Strings, null and booleans are refused.
 func (n *Nanos) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // encoding/json's convention: null leaves the value as it is
+	}
 	v, err := ParseUSD(string(b))
 	if err != nil {
 		return err

@@ -120,3 +120,15 @@ func FuzzParseUSD(f *testing.F) {
 		}
 	})
 }
+
+// JSON null leaves a Nanos as it is (encoding/json's convention), so a
+// view that answers null for an amount it does not know decodes.
+func TestUnmarshalNullLeavesTheValue(t *testing.T) {
+	n := Nanos(42)
+	if err := n.UnmarshalJSON([]byte("null")); err != nil || n != 42 {
+		t.Fatalf("null: %v, value %d", err, n)
+	}
+	if err := n.UnmarshalJSON([]byte(`"1"`)); err == nil {
+		t.Fatal("a string amount was accepted")
+	}
+}

@@ -31,8 +31,11 @@ type RateLimits struct {
 	RequestsPerMinute int64 `protobuf:"varint,1,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
 	TokensPerMinute   int64 `protobuf:"varint,2,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
 	RequestsPerDay    int64 `protobuf:"varint,3,opt,name=requests_per_day,json=requestsPerDay,proto3" json:"requests_per_day,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Calls one end-user may have in flight at once (0: no limit). Unset in
+	// an override: the platform default applies.
+	MaxParallelRequests *int64 `protobuf:"varint,4,opt,name=max_parallel_requests,json=maxParallelRequests,proto3,oneof" json:"max_parallel_requests,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RateLimits) Reset() {
@@ -82,6 +85,13 @@ func (x *RateLimits) GetTokensPerMinute() int64 {
 func (x *RateLimits) GetRequestsPerDay() int64 {
 	if x != nil {
 		return x.RequestsPerDay
+	}
+	return 0
+}
+
+func (x *RateLimits) GetMaxParallelRequests() int64 {
+	if x != nil && x.MaxParallelRequests != nil {
+		return *x.MaxParallelRequests
 	}
 	return 0
 }
@@ -4629,12 +4639,14 @@ var File_internal_pb_gateway_proto protoreflect.FileDescriptor
 
 const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x19internal/pb/gateway.proto\x12\vassistiv.v1\"\x92\x01\n" +
+	"\x19internal/pb/gateway.proto\x12\vassistiv.v1\"\xe5\x01\n" +
 	"\n" +
 	"RateLimits\x12.\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\x03R\x11requestsPerMinute\x12*\n" +
 	"\x11tokens_per_minute\x18\x02 \x01(\x03R\x0ftokensPerMinute\x12(\n" +
-	"\x10requests_per_day\x18\x03 \x01(\x03R\x0erequestsPerDay\"K\n" +
+	"\x10requests_per_day\x18\x03 \x01(\x03R\x0erequestsPerDay\x127\n" +
+	"\x15max_parallel_requests\x18\x04 \x01(\x03H\x00R\x13maxParallelRequests\x88\x01\x01B\x18\n" +
+	"\x16_max_parallel_requests\"K\n" +
 	"\x0eBudgetTemplate\x12!\n" +
 	"\famount_nanos\x18\x01 \x01(\x03R\vamountNanos\x12\x16\n" +
 	"\x06period\x18\x02 \x01(\tR\x06period\"\xec\x01\n" +
@@ -5146,6 +5158,7 @@ func file_internal_pb_gateway_proto_init() {
 	if File_internal_pb_gateway_proto != nil {
 		return
 	}
+	file_internal_pb_gateway_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -368,7 +368,7 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		val := append([]byte(nil), v...)
+		val := append([]byte{}, v...) // never nil: an empty value (an index entry) is '' not NULL
 		closer.Close()
 		kvRows = append(kvRows, []any{key, val, int16(key[0])})
 		switch key[0] {

@@ -1,4 +1,4 @@
-package mcp
+package oauthconn
 
 import (
 	"context"
@@ -12,63 +12,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/mcp/apps"
 	"github.com/assistiv/gateway/persistence"
 )
 
-// Errors the edge maps to API errors (match with errors.Is).
-var (
-	// ErrUnknownApp: the app name is not one of [AppNames].
-	ErrUnknownApp = errors.New("mcp: unknown app")
-	// ErrAppNotActive: the platform has not activated the app.
-	ErrAppNotActive = errors.New("mcp: app not active")
-	// ErrNotConnected: the end-user has no connection to the app.
-	ErrNotConnected = errors.New("mcp: app not connected")
-	// ErrInvalid wraps a message about invalid input, safe to show.
-	ErrInvalid = errors.New("mcp: invalid input")
-	// ErrInvalidState: the OAuth state is missing, unknown, used or expired.
-	ErrInvalidState = errors.New("mcp: invalid or expired OAuth state")
-	// ErrNoKeyring: secrets cannot be sealed (no master key configured).
-	ErrNoKeyring = errors.New("mcp: no keyring to seal secrets")
-)
-
-func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-// appSpec describes one OAuth-backed app: its real endpoints, how its
-// authorization server wants requests, and its tools.
-type appSpec struct {
-	name          string
-	title         string
-	authorizeURL  string // may hold {subdomain}
-	tokenURL      string
-	apiBase       string
-	defaultScopes []string
-	scopeSep      string
-	scopeParam    string            // "scope", or Slack's "user_scope" (the tools act as the user)
-	extraAuth     map[string]string // extra authorization parameters
-	jsonToken     bool              // token requests as JSON (Zendesk) instead of a form
-	authScheme    string            // Authorization scheme for API calls
-	subdomain     bool              // endpoints are per tenant subdomain (Zendesk)
-	tools         []appTool
-}
-
-// AppNames lists the supported apps.
-var AppNames = []string{"github", "slack", "zoho_mail", "zendesk"}
-
-var apps = map[string]*appSpec{}
-
-func register(a *appSpec) { apps[a.name] = a }
-
-func init() {
-	register(githubApp())
-	register(slackApp())
-	register(zohoApp())
-	register(zendeskApp())
-}
-
-// activation is a platform's configuration of one app (stored as JSON).
-type activation struct {
+// Activation is a platform's configuration of one app (stored as JSON).
+type Activation struct {
 	App          string   `json:"app"`
 	ClientID     string   `json:"client_id"`
 	SealedSecret []byte   `json:"sealed_secret"`
@@ -86,9 +35,9 @@ type activation struct {
 	UpdatedAtMs int64  `json:"updated_at_ms"`
 }
 
-func (a *activation) endpoints(spec *appSpec) (authorize, token, api string) {
+func (a *Activation) Endpoints(spec *apps.Spec) (authorize, token, api string) {
 	sub := func(s string) string { return strings.ReplaceAll(s, "{subdomain}", a.Subdomain) }
-	authorize, token, api = sub(spec.authorizeURL), sub(spec.tokenURL), sub(spec.apiBase)
+	authorize, token, api = sub(spec.AuthorizeURL), sub(spec.TokenURL), sub(spec.APIBase)
 	if a.AuthorizeURL != "" {
 		authorize = a.AuthorizeURL
 	}
@@ -134,9 +83,9 @@ type AppView struct {
 	UpdatedAtMs     int64    `json:"-"`
 }
 
-func (s *Service) view(name string, a *activation) AppView {
-	spec := apps[name]
-	v := AppView{App: name, Object: "mcp_app", Scopes: spec.defaultScopes, Tools: spec.toolNames()}
+func (m *Manager) view(name string, a *Activation) AppView {
+	spec := m.specs[name]
+	v := AppView{App: name, Object: "mcp_app", Scopes: spec.DefaultScopes, Tools: spec.ToolNames()}
 	if a == nil {
 		return v
 	}
@@ -148,28 +97,20 @@ func (s *Service) view(name string, a *activation) AppView {
 	return v
 }
 
-func (a *appSpec) toolNames() []string {
-	out := make([]string, len(a.tools))
-	for i, t := range a.tools {
-		out[i] = t.def.Name
-	}
-	return out
-}
-
 func secretAAD(pid ids.PlatformID, app string) []byte {
 	return []byte("mcp_client_secret|" + string(pid) + "|" + app)
 }
 
 // loadActivation returns the platform's activation of app, or nil.
-func (s *Service) loadActivation(pid ids.PlatformID, app string) (*activation, error) {
-	raw, err := s.store.Get(persistence.MCPAppKey(string(pid), app))
+func (m *Manager) LoadActivation(pid ids.PlatformID, app string) (*Activation, error) {
+	raw, err := m.store.Get(persistence.MCPAppKey(string(pid), app))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var a activation
+	var a Activation
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return nil, fmt.Errorf("decode activation %s/%s: %w", pid, app, err)
 	}
@@ -177,14 +118,14 @@ func (s *Service) loadActivation(pid ids.PlatformID, app string) (*activation, e
 }
 
 // ListApps returns every supported app with the platform's configuration.
-func (s *Service) ListApps(pid ids.PlatformID) ([]AppView, error) {
-	out := make([]AppView, 0, len(AppNames))
-	for _, name := range AppNames {
-		a, err := s.loadActivation(pid, name)
+func (m *Manager) ListApps(pid ids.PlatformID) ([]AppView, error) {
+	out := make([]AppView, 0, len(m.names))
+	for _, name := range m.names {
+		a, err := m.LoadActivation(pid, name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s.view(name, a))
+		out = append(out, m.view(name, a))
 	}
 	return out, nil
 }
@@ -193,19 +134,19 @@ func (s *Service) ListApps(pid ids.PlatformID) ([]AppView, error) {
 // app inactive revokes every end-user connection to it in the same commit.
 // The caller must have checked that the platform exists. Blocks until the
 // change is durable.
-func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in AppInput) (AppView, error) {
-	spec, ok := apps[app]
+func (m *Manager) PutApp(ctx context.Context, pid ids.PlatformID, app string, in AppInput) (AppView, error) {
+	spec, ok := m.specs[app]
 	if !ok {
 		return AppView{}, ErrUnknownApp
 	}
-	s.appMu.Lock() // serializes read-modify-write of activations
-	defer s.appMu.Unlock()
-	cur, err := s.loadActivation(pid, app)
+	m.appMu.Lock() // serializes read-modify-write of activations
+	defer m.appMu.Unlock()
+	cur, err := m.LoadActivation(pid, app)
 	if err != nil {
 		return AppView{}, err
 	}
-	now := s.cfg.Clock.Now().UnixMilli()
-	a := activation{App: app, Scopes: spec.defaultScopes, CreatedAtMs: now}
+	now := m.cfg.Clock.Now().UnixMilli()
+	a := Activation{App: app, Scopes: spec.DefaultScopes, CreatedAtMs: now}
 	if cur != nil {
 		a = *cur
 	}
@@ -220,17 +161,17 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 		if err := checkText("client_secret", *in.ClientSecret, 1024); err != nil {
 			return AppView{}, err
 		}
-		if s.keyring == nil {
+		if m.keyring == nil {
 			return AppView{}, ErrNoKeyring
 		}
-		sealed, err := s.keyring.Seal([]byte(*in.ClientSecret), secretAAD(pid, app))
+		sealed, err := m.keyring.Seal([]byte(*in.ClientSecret), secretAAD(pid, app))
 		if err != nil {
 			return AppView{}, err
 		}
 		a.SealedSecret = sealed
 	}
 	if in.LandingURL != nil {
-		if err := s.checkLanding(*in.LandingURL); err != nil {
+		if err := m.checkLanding(*in.LandingURL); err != nil {
 			return AppView{}, err
 		}
 		a.LandingURL = strings.TrimSuffix(*in.LandingURL, "/")
@@ -255,14 +196,14 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 			continue
 		}
 		if *o.in != "" {
-			if err := s.cfg.Egress.CheckURLContext(ctx, *o.in, true); err != nil {
+			if err := m.cfg.Egress.CheckURLContext(ctx, *o.in, true); err != nil {
 				return AppView{}, invalidf("%s: %v", o.field, err)
 			}
 		}
 		*o.out = *o.in
 	}
 	if in.Subdomain != nil {
-		if !spec.subdomain && *in.Subdomain != "" {
+		if !spec.Subdomain && *in.Subdomain != "" {
 			return AppView{}, invalidf("subdomain applies only to zendesk")
 		}
 		if *in.Subdomain != "" && !validSubdomain(*in.Subdomain) {
@@ -279,7 +220,7 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 			return AppView{}, invalidf("client_id and client_secret are required to activate %s", app)
 		case a.LandingURL == "":
 			return AppView{}, invalidf("landing_url is required to activate %s", app)
-		case spec.subdomain && a.Subdomain == "" && (a.AuthorizeURL == "" || a.TokenURL == "" || a.APIBaseURL == ""):
+		case spec.Subdomain && a.Subdomain == "" && (a.AuthorizeURL == "" || a.TokenURL == "" || a.APIBaseURL == ""):
 			return AppView{}, invalidf("subdomain is required to activate %s", app)
 		}
 	}
@@ -298,18 +239,25 @@ func (s *Service) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 		return AppView{}, err
 	}
 	ops = append(ops, persistence.Set(persistence.MCPAppKey(string(pid), app), b))
-	if err := s.store.Commit(ops...); err != nil {
+	gate := m.appGate(pid, app) // excludes connection commits (lifecycle.go)
+	gate.Lock()
+	err = m.store.Commit(ops...)
+	gate.Unlock()
+	if err != nil {
 		return AppView{}, err
 	}
-	return s.view(app, &a), nil
+	if wasActive != a.Active {
+		m.changed(pid, "")
+	}
+	return m.view(app, &a), nil
 }
 
-func (s *Service) checkLanding(raw string) error {
+func (m *Manager) checkLanding(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return invalidf("landing_url must be an absolute URL without query or fragment")
 	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && s.cfg.Egress.AllowPrivate) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && m.cfg.Egress.AllowPrivate) {
 		return invalidf("landing_url must use https")
 	}
 	return nil
@@ -357,25 +305,25 @@ type UserApp struct {
 
 // UserApps lists the apps the platform activated with the end-user's
 // connection state.
-func (s *Service) UserApps(pid ids.PlatformID, eid ids.EndUserID) ([]UserApp, error) {
+func (m *Manager) UserApps(pid ids.PlatformID, eid ids.EndUserID) ([]UserApp, error) {
 	out := []UserApp{}
-	for _, name := range AppNames {
-		a, err := s.loadActivation(pid, name)
+	for _, name := range m.names {
+		a, err := m.LoadActivation(pid, name)
 		if err != nil {
 			return nil, err
 		}
 		if a == nil || !a.Active {
 			continue
 		}
-		spec := apps[name]
-		u := UserApp{App: name, Object: "mcp_app", Title: spec.title, Active: true, Scopes: a.Scopes, Tools: spec.toolNames()}
-		c, err := s.loadConnection(pid, eid, name, a)
+		spec := m.specs[name]
+		u := UserApp{App: name, Object: "mcp_app", Title: spec.Title, Active: true, Scopes: a.Scopes, Tools: spec.ToolNames()}
+		c, err := m.loadConnection(pid, eid, name, a)
 		if err != nil {
 			return nil, err
 		}
 		if c != nil {
 			u.Connected = true
-			t := s.fmtTime(c.ConnectedAtMs)
+			t := m.fmtTime(c.ConnectedAtMs)
 			u.ConnectedAt = &t
 		}
 		out = append(out, u)

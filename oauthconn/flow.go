@@ -1,4 +1,4 @@
-package mcp
+package oauthconn
 
 import (
 	"bytes"
@@ -18,19 +18,27 @@ import (
 	"time"
 
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/mcp/apps"
 	"github.com/assistiv/gateway/persistence"
 )
 
 // pendingAuth is an authorization in progress, keyed by the digest of its
 // state (stored as JSON).
 type pendingAuth struct {
+	// Kind is "" for an authorization in progress (the key is the state's
+	// digest) or kindGrant for an exchanged grant awaiting confirmation
+	// (confirm.go; SealedVerifier then holds the sealed grant).
+	Kind           string `json:"kind,omitempty"`
 	PlatformID     string `json:"platform_id"`
 	EndUserID      string `json:"end_user_id"`
 	App            string `json:"app"`
 	Epoch          uint64 `json:"epoch"`
 	SealedVerifier []byte `json:"sealed_verifier"`
-	CreatedAtMs    int64  `json:"created_at_ms"`
-	ExpiresAtMs    int64  `json:"expires_at_ms"`
+	// Current is, in a flow pointer (kind "flow" or "gflow"), the hex key
+	// of the flow's current pending record (pending.go).
+	Current     string `json:"current,omitempty"`
+	CreatedAtMs int64  `json:"created_at_ms"`
+	ExpiresAtMs int64  `json:"expires_at_ms"`
 }
 
 func verifierAAD(digest []byte) []byte { return []byte("oauth_verifier|" + hex.EncodeToString(digest)) }
@@ -38,7 +46,7 @@ func verifierAAD(digest []byte) []byte { return []byte("oauth_verifier|" + hex.E
 func randomToken(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
-		panic("mcp: crypto/rand failed: " + err.Error()) // broken invariant: no randomness
+		panic("oauthconn: crypto/rand failed: " + err.Error()) // broken invariant: no randomness
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -47,19 +55,19 @@ func randomToken(n int) string {
 // single-use state (256 random bits, expiring after Config.StateTTL,
 // bound to platform, end-user and app) with a PKCE verifier, and returns
 // the authorization server URL to send the user's browser to.
-func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (string, error) {
-	spec, ok := apps[app]
+func (m *Manager) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (string, error) {
+	spec, ok := m.specs[app]
 	if !ok {
 		return "", ErrUnknownApp
 	}
-	act, err := s.loadActivation(pid, app)
+	act, err := m.LoadActivation(pid, app)
 	if err != nil {
 		return "", err
 	}
 	if act == nil || !act.Active {
 		return "", ErrAppNotActive
 	}
-	if s.keyring == nil {
+	if m.keyring == nil {
 		return "", ErrNoKeyring
 	}
 	state := randomToken(32)
@@ -67,21 +75,17 @@ func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUs
 	sum := sha256.Sum256([]byte(verifier))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
 	digest := sha256.Sum256([]byte(state))
-	sealed, err := s.keyring.Seal([]byte(verifier), verifierAAD(digest[:]))
+	sealed, err := m.keyring.Seal([]byte(verifier), verifierAAD(digest[:]))
 	if err != nil {
 		return "", err
 	}
-	now := s.cfg.Clock.Now()
+	now := m.cfg.Clock.Now()
 	p := pendingAuth{PlatformID: string(pid), EndUserID: string(eid), App: app, Epoch: act.Epoch,
-		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(s.cfg.StateTTL).UnixMilli()}
-	b, err := json.Marshal(p)
-	if err != nil {
+		SealedVerifier: sealed, CreatedAtMs: now.UnixMilli(), ExpiresAtMs: now.Add(m.cfg.StateTTL).UnixMilli()}
+	if err := m.replacePending(persistence.OAuthStateKey(digest[:]), p); err != nil {
 		return "", err
 	}
-	if err := s.store.Commit(persistence.Set(persistence.OAuthStateKey(digest[:]), b)); err != nil {
-		return "", err
-	}
-	authorize, _, _ := act.endpoints(spec)
+	authorize, _, _ := act.Endpoints(spec)
 	u, err := url.Parse(authorize)
 	if err != nil {
 		return "", fmt.Errorf("authorize URL of %s: %w", app, err)
@@ -89,14 +93,14 @@ func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUs
 	q := u.Query()
 	q.Set("response_type", "code")
 	q.Set("client_id", act.ClientID)
-	q.Set("redirect_uri", s.cfg.RedirectURI())
+	q.Set("redirect_uri", m.cfg.RedirectURI())
 	if len(act.Scopes) > 0 {
-		q.Set(spec.scopeParam, strings.Join(act.Scopes, spec.scopeSep))
+		q.Set(spec.ScopeParam, strings.Join(act.Scopes, spec.ScopeSep))
 	}
 	q.Set("state", state)
 	q.Set("code_challenge", challenge)
 	q.Set("code_challenge_method", "S256")
-	for k, v := range spec.extraAuth {
+	for k, v := range spec.ExtraAuth {
 		q.Set(k, v)
 	}
 	u.RawQuery = q.Encode()
@@ -106,57 +110,73 @@ func (s *Service) Connect(ctx context.Context, pid ids.PlatformID, eid ids.EndUs
 // CallbackResult says where to send the browser after the callback.
 type CallbackResult struct {
 	// Redirect is {landing_url}/mcp/oauth-callback?app=...&status=...
+	// (status=confirm with a confirmation token, or status=error).
 	Redirect string
 	App      string
-	// Connected is false when the authorization server refused or the
-	// exchange failed (Redirect then carries status=error).
+	// Connected is true when the grant was obtained and awaits the
+	// starting end-user's confirmation; false when the authorization
+	// server refused or the exchange failed (status=error).
 	Connected bool
 }
 
 // consumeState deletes the pending authorization of state and returns it.
 // A state is usable once: concurrent callbacks with one state serialize
 // here and all but the first find nothing.
-func (s *Service) consumeState(state string) (*pendingAuth, []byte, error) {
+func (m *Manager) consumeState(state string) (*pendingAuth, []byte, error) {
 	if state == "" || len(state) > 256 {
 		return nil, nil, ErrInvalidState
 	}
 	digest := sha256.Sum256([]byte(state))
-	key := persistence.OAuthStateKey(digest[:])
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
-	raw, err := s.store.Get(key)
-	if errors.Is(err, persistence.ErrNotFound) {
-		return nil, nil, ErrInvalidState
-	}
+	p, err := m.consumePending(persistence.OAuthStateKey(digest[:]), "")
 	if err != nil {
 		return nil, nil, err
 	}
+	return p, digest[:], nil
+}
+
+// consumePending deletes the pending record at key and returns it when it
+// is of kind and not expired (ErrInvalidState otherwise). Consuming is
+// serialized: concurrent uses of one record find it once.
+func (m *Manager) consumePending(key []byte, kind string) (*pendingAuth, error) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	raw, err := m.store.Get(key)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, ErrInvalidState
+	}
+	if err != nil {
+		return nil, err
+	}
 	var p pendingAuth
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, nil, fmt.Errorf("decode state: %w", err)
+		return nil, fmt.Errorf("decode pending authorization: %w", err)
 	}
-	if err := s.store.Commit(persistence.Delete(key)); err != nil {
-		return nil, nil, err
+	if p.Kind != kind {
+		return nil, ErrInvalidState // left in place: it is not this flow's
 	}
-	if s.cfg.Clock.Now().UnixMilli() >= p.ExpiresAtMs {
-		return nil, nil, ErrInvalidState
+	if err := m.store.Commit(persistence.Delete(key)); err != nil {
+		return nil, err
 	}
-	return &p, digest[:], nil
+	if m.cfg.Clock.Now().UnixMilli() >= p.ExpiresAtMs {
+		return nil, ErrInvalidState
+	}
+	return &p, nil
 }
 
 // Callback completes an authorization: it consumes state, exchanges code
 // at the app's token endpoint with the PKCE verifier and the exact
-// redirect_uri, and stores the tokens sealed. An unknown, used or expired
+// redirect_uri, and holds the tokens sealed until the end-user who
+// started the flow confirms (see confirm.go). An unknown, used or expired
 // state answers ErrInvalidState (there is no landing URL to go back to);
 // any later failure redirects with status=error. authError is the
 // authorization server's error parameter, if any.
-func (s *Service) Callback(ctx context.Context, code, state, authError string) (CallbackResult, error) {
-	p, digest, err := s.consumeState(state)
+func (m *Manager) Callback(ctx context.Context, code, state, authError string) (CallbackResult, error) {
+	p, digest, err := m.consumeState(state)
 	if err != nil {
 		return CallbackResult{}, err
 	}
-	pid, eid := ids.PlatformID(p.PlatformID), ids.EndUserID(p.EndUserID)
-	act, err := s.loadActivation(pid, p.App)
+	pid := ids.PlatformID(p.PlatformID)
+	act, err := m.LoadActivation(pid, p.App)
 	if err != nil {
 		return CallbackResult{}, err
 	}
@@ -167,30 +187,41 @@ func (s *Service) Callback(ctx context.Context, code, state, authError string) (
 	if authError != "" || code == "" || len(code) > 2048 {
 		return res, nil
 	}
-	verifier, err := s.keyring.Open(p.SealedVerifier, verifierAAD(digest))
+	verifier, err := m.keyring.Open(p.SealedVerifier, verifierAAD(digest))
 	if err != nil {
 		return CallbackResult{}, err
 	}
-	spec := apps[p.App]
-	tok, err := s.tokenRequest(ctx, spec, act, pid, url.Values{
+	spec := m.specs[p.App]
+	tok, err := m.tokenRequest(ctx, spec, act, pid, url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {code},
-		"redirect_uri":  {s.cfg.RedirectURI()},
+		"redirect_uri":  {m.cfg.RedirectURI()},
 		"code_verifier": {string(verifier)},
 	})
 	if err != nil {
-		s.log.Warn("oauth code exchange failed", "platform_id", pid, "app", p.App, "err", err)
+		m.log.Warn("oauth code exchange failed", "platform_id", pid, "app", p.App, "err", err)
 		return res, nil
 	}
-	now := s.cfg.Clock.Now()
-	c := &connection{App: p.App, Epoch: act.Epoch, Scope: tok.scope, ConnectedAtMs: now.UnixMilli()}
-	if tok.expiresIn > 0 {
-		c.ExpiresAtMs = now.Add(tok.expiresIn).UnixMilli()
+	// The grant waits for the starting end-user's confirmation
+	// (confirm.go): the callback links nothing by itself. A deactivation
+	// during the exchange voids it (the epoch is checked again here and at
+	// confirmation).
+	gate := m.appGate(pid, p.App)
+	gate.RLock()
+	cur, err := m.LoadActivation(pid, p.App)
+	if err == nil && (cur == nil || !cur.Active || cur.Epoch != act.Epoch) {
+		gate.RUnlock()
+		return res, nil
 	}
-	if err := s.saveConnection(pid, eid, c, tokenSet{AccessToken: tok.access, RefreshToken: tok.refresh}); err != nil {
+	var redirect string
+	if err == nil {
+		redirect, err = m.holdGrant(p, act, tok)
+	}
+	gate.RUnlock()
+	if err != nil {
 		return CallbackResult{}, err
 	}
-	res.Redirect, res.Connected = landing(act.LandingURL, p.App, "connected"), true
+	res.Redirect, res.Connected = redirect, true
 	return res, nil
 }
 
@@ -218,17 +249,17 @@ func (e *errTokenEndpoint) Error() string {
 // tokenRequest posts form (plus the client credentials) to the app's token
 // endpoint and parses the grant, including Slack's authed_user shape and
 // GitHub's errors inside a 200.
-func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activation, pid ids.PlatformID, form url.Values) (grant, error) {
-	secret, err := s.keyring.Open(act.SealedSecret, secretAAD(pid, act.App))
+func (m *Manager) tokenRequest(ctx context.Context, spec *apps.Spec, act *Activation, pid ids.PlatformID, form url.Values) (grant, error) {
+	secret, err := m.keyring.Open(act.SealedSecret, secretAAD(pid, act.App))
 	if err != nil {
 		return grant{}, err
 	}
 	form.Set("client_id", act.ClientID)
 	form.Set("client_secret", string(secret))
-	_, tokenURL, _ := act.endpoints(spec)
+	_, tokenURL, _ := act.Endpoints(spec)
 	var body io.Reader
 	ctype := "application/x-www-form-urlencoded"
-	if spec.jsonToken {
+	if spec.JSONToken {
 		m := map[string]string{}
 		for k := range form {
 			m[k] = form.Get(k)
@@ -238,20 +269,20 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 	} else {
 		body = strings.NewReader(form.Encode())
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, body)
 	if err != nil {
-		return grant{}, fmt.Errorf("token request: %w", scrubURLError(err))
+		return grant{}, fmt.Errorf("token request: %w", apps.ScrubURLError(err))
 	}
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept", "application/json")
-	resp, err := s.http.Do(req)
+	resp, err := m.http.Do(req)
 	if err != nil {
-		return grant{}, scrubURLError(err)
+		return grant{}, apps.ScrubURLError(err)
 	}
 	defer resp.Body.Close()
-	raw, err := readBounded(resp.Body, s.cfg.MaxResponseBytes)
+	raw, err := apps.ReadBounded(resp.Body, m.cfg.MaxResponseBytes)
 	if err != nil {
 		return grant{}, err
 	}
@@ -274,7 +305,7 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 		if code == "" {
 			code = "http_" + strconv.Itoa(resp.StatusCode)
 		}
-		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: safeCode(code)}
+		return grant{}, &errTokenEndpoint{status: resp.StatusCode, code: apps.SafeCode(code)}
 	}
 	g := grant{access: out.AccessToken, refresh: out.RefreshToken, scope: out.Scope}
 	if n, err := out.ExpiresIn.Int64(); err == nil && n > 0 {
@@ -301,66 +332,55 @@ func (s *Service) tokenRequest(ctx context.Context, spec *appSpec, act *activati
 	return g, nil
 }
 
-// safeCode keeps an error code short and printable.
-func safeCode(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
-			return r
-		}
-		return '_'
-	}, s)
-}
-
-// errReconnect means the stored grant no longer works: the user must
+// ErrReconnect means the stored grant no longer works: the user must
 // connect again.
-var errReconnect = errors.New("mcp: the connection expired; connect the app again")
+var ErrReconnect = errors.New("oauthconn: the connection expired; connect the app again")
 
 // accessToken returns a usable access token of (pid, eid) for app,
 // refreshing it first when it expires within Config.RefreshSkew. Refreshes
 // of one connection serialize, so a rotating refresh token is used once.
-func (s *Service) accessToken(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (tokenSet, *activation, error) {
-	act, err := s.loadActivation(pid, app)
+func (m *Manager) AccessToken(ctx context.Context, pid ids.PlatformID, eid ids.EndUserID, app string) (Tokens, *Activation, error) {
+	act, err := m.LoadActivation(pid, app)
 	if err != nil {
-		return tokenSet{}, nil, err
+		return Tokens{}, nil, err
 	}
-	c, err := s.loadConnection(pid, eid, app, act)
+	c, err := m.loadConnection(pid, eid, app, act)
 	if err != nil || c == nil {
-		return tokenSet{}, act, errors.Join(err, ErrNotConnected)
+		return Tokens{}, act, errors.Join(err, ErrNotConnected)
 	}
-	if !s.expiring(c) {
-		t, err := s.openTokens(pid, eid, c)
+	if !m.expiring(c) {
+		t, err := m.openTokens(pid, eid, c)
 		return t, act, err
 	}
-	mu := s.refreshLock(pid, eid, app)
+	mu := m.refreshLock(pid, eid, app)
 	mu.Lock()
 	defer mu.Unlock()
 	// Another call may have refreshed while this one waited.
-	if c, err = s.loadConnection(pid, eid, app, act); err != nil || c == nil {
-		return tokenSet{}, act, errors.Join(err, ErrNotConnected)
+	if c, err = m.loadConnection(pid, eid, app, act); err != nil || c == nil {
+		return Tokens{}, act, errors.Join(err, ErrNotConnected)
 	}
-	t, err := s.openTokens(pid, eid, c)
-	if err != nil || !s.expiring(c) {
+	t, err := m.openTokens(pid, eid, c)
+	if err != nil || !m.expiring(c) {
 		return t, act, err
 	}
 	if t.RefreshToken == "" {
-		return tokenSet{}, act, errReconnect
+		return Tokens{}, act, ErrReconnect
 	}
-	g, err := s.tokenRequest(ctx, apps[app], act, pid, url.Values{
+	g, err := m.tokenRequest(ctx, m.specs[app], act, pid, url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {t.RefreshToken},
 	})
 	var te *errTokenEndpoint
-	if errors.As(err, &te) && (te.status >= 400 && te.status < 500 || te.code == "invalid_grant") {
-		_ = s.Disconnect(pid, eid, app)
-		return tokenSet{}, act, errReconnect
+	if errors.As(err, &te) && definitiveRefusal(te) {
+		if removed, _ := m.removeConnection(pid, eid, app, c.Rev); removed {
+			m.changed(pid, eid)
+		}
+		return Tokens{}, act, ErrReconnect
 	}
 	if err != nil {
-		return tokenSet{}, act, err
+		return Tokens{}, act, err // transient (429, 5xx, network): the connection stays
 	}
-	now := s.cfg.Clock.Now()
+	now := m.cfg.Clock.Now()
 	t.AccessToken = g.access
 	if g.refresh != "" {
 		t.RefreshToken = g.refresh
@@ -372,55 +392,38 @@ func (s *Service) accessToken(ctx context.Context, pid ids.PlatformID, eid ids.E
 	if g.scope != "" {
 		c.Scope = g.scope
 	}
-	if err := s.saveConnection(pid, eid, c, t); err != nil {
-		return tokenSet{}, act, err
+	switch err := m.commitConnection(pid, eid, c, t, false, c.Rev); {
+	case errors.Is(err, errStale):
+		// Disconnected, reconnected or deactivated while the token request
+		// ran: the refreshed grant is dropped, never stored.
+		return Tokens{}, act, ErrNotConnected
+	case err != nil:
+		return Tokens{}, act, err
 	}
 	return t, act, nil
 }
 
-func (s *Service) expiring(c *connection) bool {
-	return c.ExpiresAtMs != 0 && s.cfg.Clock.Now().Add(s.cfg.RefreshSkew).UnixMilli() >= c.ExpiresAtMs
+func (m *Manager) expiring(c *connection) bool {
+	return c.ExpiresAtMs != 0 && m.cfg.Clock.Now().Add(m.cfg.RefreshSkew).UnixMilli() >= c.ExpiresAtMs
 }
 
 // saveAccountID caches an app account id in the sealed token set.
-func (s *Service) saveAccountID(pid ids.PlatformID, eid ids.EndUserID, app, account string) {
-	act, err := s.loadActivation(pid, app)
+func (m *Manager) SaveAccountID(pid ids.PlatformID, eid ids.EndUserID, app, account string) {
+	act, err := m.LoadActivation(pid, app)
 	if err != nil {
 		return
 	}
-	mu := s.refreshLock(pid, eid, app)
+	mu := m.refreshLock(pid, eid, app)
 	mu.Lock()
 	defer mu.Unlock()
-	c, err := s.loadConnection(pid, eid, app, act)
+	c, err := m.loadConnection(pid, eid, app, act)
 	if err != nil || c == nil {
 		return
 	}
-	t, err := s.openTokens(pid, eid, c)
+	t, err := m.openTokens(pid, eid, c)
 	if err != nil {
 		return
 	}
 	t.AccountID = account
-	_ = s.saveConnection(pid, eid, c, t)
-}
-
-// readBounded reads at most max bytes of r; more is an error.
-func readBounded(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("response larger than %d bytes", max)
-	}
-	return b, nil
-}
-
-// scrubURLError drops the URL from a *url.Error: it may carry a query
-// with a secret.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
+	_ = m.commitConnection(pid, eid, c, t, false, c.Rev) // errStale: the connection changed; nothing to cache
 }

@@ -1,4 +1,4 @@
-package mcp
+package skills
 
 import (
 	"archive/zip"
@@ -40,7 +40,7 @@ func TestCheckPath(t *testing.T) {
 }
 
 func TestNormalizeStripsTheOneTopFolder(t *testing.T) {
-	got, err := normalize([]skillContent{{path: "top/b.txt"}, {path: "top/SKILL.md"}, {path: "top/x/y"}})
+	got, err := normalize([]Content{{path: "top/b.txt"}, {path: "top/SKILL.md"}, {path: "top/x/y"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestNormalizeStripsTheOneTopFolder(t *testing.T) {
 	if want := []string{"SKILL.md", "b.txt", "x/y"}; !equal(paths, want) {
 		t.Fatalf("normalize = %v, want %v", paths, want)
 	}
-	if _, err := normalize([]skillContent{{path: "top/SKILL.md"}, {path: "other/x"}}); !errors.Is(err, ErrMissingSkillMD) {
+	if _, err := normalize([]Content{{path: "top/SKILL.md"}, {path: "other/x"}}); !errors.Is(err, ErrMissingSkillMD) {
 		t.Fatalf("normalize of two top folders = %v, want missing_skill_md", err)
 	}
 }
@@ -69,7 +69,7 @@ func equal(a, b []string) bool {
 }
 
 // FuzzReadArchive: any bytes either unpack within the limits or are
-// refused with a *SkillError; never a panic (reliability.md B-3).
+// refused with a *Error; never a panic (reliability.md B-3).
 func FuzzReadArchive(f *testing.F) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -80,13 +80,13 @@ func FuzzReadArchive(f *testing.F) {
 	_ = zw.Close()
 	f.Add(buf.Bytes())
 	f.Add([]byte("PK\x05\x06" + string(make([]byte, 18))))
-	lim := SkillLimits{MaxArchiveBytes: 1 << 20, MaxTotalBytes: 1 << 20, MaxFileBytes: 256 << 10, MaxFiles: 50, MaxRatio: 100}
+	lim := Limits{MaxArchiveBytes: 1 << 20, MaxTotalBytes: 1 << 20, MaxFileBytes: 256 << 10, MaxFiles: 50, MaxRatio: 100}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		files, err := readArchive(raw, lim)
 		if err != nil {
-			var se *SkillError
+			var se *Error
 			if !errors.As(err, &se) {
-				t.Fatalf("readArchive error %v is not a *SkillError", err)
+				t.Fatalf("readArchive error %v is not a *Error", err)
 			}
 			return
 		}

@@ -1,4 +1,4 @@
-package mcp
+package skills
 
 import (
 	"bytes"
@@ -18,19 +18,19 @@ import (
 	"github.com/assistiv/gateway/persistence"
 )
 
-// SkillPrefix starts every skill id.
-const SkillPrefix = "skill_"
+// IDPrefix starts every skill id.
+const IDPrefix = "skill_"
 
 // Skill errors.
 var (
-	// ErrSkillNotFound: no such skill, or one the caller may not see
+	// ErrNotFound: no such skill, or one the caller may not see
 	// (another platform's private skill answers exactly the same).
-	ErrSkillNotFound = errors.New("mcp: skill not found")
-	// ErrSkillNotOwned: the skill is visible (public) but the caller may
+	ErrNotFound = errors.New("mcp: skill not found")
+	// ErrNotOwned: the skill is visible (public) but the caller may
 	// not change it.
-	ErrSkillNotOwned = errors.New("mcp: skill not owned by the caller")
-	// ErrSkillsUnavailable: the node has no skills directory or keyring.
-	ErrSkillsUnavailable = errors.New("mcp: skill storage is not configured")
+	ErrNotOwned = errors.New("mcp: skill not owned by the caller")
+	// ErrUnavailable: the node has no skills directory or keyring.
+	ErrUnavailable = errors.New("mcp: skill storage is not configured")
 )
 
 // skillRecord is a skill's metadata (0x60 skillID, JSON). Its files'
@@ -38,14 +38,15 @@ var (
 // sealed (additional data "skill_head|" + id) so no file content reaches
 // Pebble in clear.
 type skillRecord struct {
-	ID          string      `json:"id"`
-	Platform    string      `json:"platform,omitempty"` // "": public
-	Name        string      `json:"name"`
-	Description string      `json:"description"`
-	Files       []SkillFile `json:"files"`
-	SealedHead  []byte      `json:"sealed_head,omitempty"`
-	CreatedAtMs int64       `json:"created_at_ms"`
-	Reviews     reviewSums  `json:"reviews"`
+	ID          string     `json:"id"`
+	Platform    string     `json:"platform,omitempty"` // "": public
+	Creator     string     `json:"creator,omitempty"`  // end-user who created it with create_skill ("": the platform or operator)
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	Files       []File     `json:"files"`
+	SealedHead  []byte     `json:"sealed_head,omitempty"`
+	CreatedAtMs int64      `json:"created_at_ms"`
+	Reviews     reviewSums `json:"reviews"`
 }
 
 // reviewSums are the sums of every current review's scores.
@@ -54,8 +55,8 @@ type reviewSums struct {
 	Scores [4]int64 `json:"scores"` // correctness, clarity, safety, usefulness
 }
 
-// reviewDims names the four review dimensions, in reviewSums order.
-var reviewDims = [4]string{"correctness", "clarity", "safety", "usefulness"}
+// ReviewDims names the four review dimensions, in reviewSums order.
+var ReviewDims = [4]string{"correctness", "clarity", "safety", "usefulness"}
 
 // review is one end-user's review of one skill (0x62, JSON).
 type review struct {
@@ -64,9 +65,9 @@ type review struct {
 	UpdatedAtMs int64    `json:"updated_at_ms"`
 }
 
-// SkillFile is one file of a skill: its path inside the skill folder,
+// File is one file of a skill: its path inside the skill folder,
 // size in bytes and the hex SHA-256 of its contents.
-type SkillFile struct {
+type File struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
@@ -83,31 +84,31 @@ type Scorecard struct {
 	Overall     *float64 `json:"overall"`
 }
 
-// SkillView is a skill as the API shows it.
-type SkillView struct {
-	Object      string      `json:"object"` // "skill"
-	ID          string      `json:"id"`
-	Name        string      `json:"name"`
-	Description string      `json:"description"`
-	Visibility  string      `json:"visibility"` // "public" or "private"
-	PlatformID  string      `json:"platform_id,omitempty"`
-	Files       []SkillFile `json:"files"`
-	FileCount   int         `json:"file_count"`
-	TotalBytes  int64       `json:"total_bytes"`
-	CreatedAt   string      `json:"created_at"`
-	Scorecard   Scorecard   `json:"scorecard"`
+// View is a skill as the API shows it.
+type View struct {
+	Object      string    `json:"object"` // "skill"
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Visibility  string    `json:"visibility"` // "public" or "private"
+	PlatformID  string    `json:"platform_id,omitempty"`
+	Files       []File    `json:"files,omitempty"` // absent in lists
+	FileCount   int       `json:"file_count"`
+	TotalBytes  int64     `json:"total_bytes"`
+	CreatedAt   string    `json:"created_at"`
+	Scorecard   Scorecard `json:"scorecard"`
 }
 
-// SkillInput is a skill to create from a zip archive of its folder.
-type SkillInput struct {
+// Input is a skill to create from a zip archive of its folder.
+type Input struct {
 	Name          string
 	Description   string
 	ArchiveBase64 string
 }
 
-func (s *Service) skillView(r *skillRecord) SkillView {
-	v := SkillView{Object: "skill", ID: r.ID, Name: r.Name, Description: r.Description, Visibility: "public",
-		Files: r.Files, FileCount: len(r.Files), CreatedAt: s.fmtTime(r.CreatedAtMs)}
+func (c *Catalog) skillView(r *skillRecord) View {
+	v := View{Object: "skill", ID: r.ID, Name: r.Name, Description: r.Description, Visibility: "public",
+		Files: r.Files, FileCount: len(r.Files), CreatedAt: c.fmtTime(r.CreatedAtMs)}
 	if r.Platform != "" {
 		v.Visibility, v.PlatformID = "private", r.Platform
 	}
@@ -140,7 +141,7 @@ func (r reviewSums) rank() float64 {
 	return (r.overall()*float64(r.Count) + 3*2) / float64(r.Count+2)
 }
 
-func checkMeta(name, description string) error {
+func CheckMeta(name, description string) error {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "" || len(name) > 100 || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
@@ -151,50 +152,52 @@ func checkMeta(name, description string) error {
 	return nil
 }
 
-// UploadSkill creates a skill from a zip archive of its folder: private to
+// Upload creates a skill from a zip archive of its folder: private to
 // owner, or public when owner is "" (operator import). The archive is
-// checked against Config.Skills; refusals are *SkillError (or wrap
+// checked against Config.Skills; refusals are *Error (or wrap
 // ErrInvalid for name and description). Safe for concurrent use; it
 // writes blobs and one Pebble commit, serialized with other skill writes.
-func (s *Service) UploadSkill(owner ids.PlatformID, in SkillInput) (SkillView, error) {
-	if err := checkMeta(in.Name, in.Description); err != nil {
-		return SkillView{}, err
+func (c *Catalog) Upload(owner ids.PlatformID, in Input) (View, error) {
+	if err := CheckMeta(in.Name, in.Description); err != nil {
+		return View{}, err
 	}
-	if s.blobs == nil {
-		return SkillView{}, ErrSkillsUnavailable
+	if c.blobs == nil {
+		return View{}, ErrUnavailable
 	}
-	raw, err := decodeArchive(in.ArchiveBase64, s.cfg.Skills)
+	raw, err := decodeArchive(in.ArchiveBase64, c.cfg.Limits)
 	if err != nil {
-		return SkillView{}, err
+		return View{}, err
 	}
-	files, err := readArchive(raw, s.cfg.Skills)
+	files, err := readArchive(raw, c.cfg.Limits)
 	if err != nil {
-		return SkillView{}, err
+		return View{}, err
 	}
-	rec, err := s.createSkill(owner, in.Name, in.Description, files)
+	rec, err := c.create(owner, "", in.Name, in.Description, files)
 	if err != nil {
-		return SkillView{}, err
+		return View{}, err
 	}
-	return s.skillView(rec), nil
+	return c.skillView(rec), nil
 }
 
-// createSkill stores checked, normalized files as a new skill.
-func (s *Service) createSkill(owner ids.PlatformID, name, description string, files []skillContent) (*skillRecord, error) {
-	if s.blobs == nil {
-		return nil, ErrSkillsUnavailable
+// create stores checked, normalized files as a new skill.
+// creator is the end-user creating it through the create_skill tool (""
+// for an upload with a platform or admin key); the quota counts both.
+func (c *Catalog) create(owner ids.PlatformID, creator ids.EndUserID, name, description string, files []Content) (*skillRecord, error) {
+	if c.blobs == nil {
+		return nil, ErrUnavailable
 	}
-	rec := &skillRecord{ID: ids.New(SkillPrefix, s.cfg.Clock.Now()), Platform: string(owner),
-		Name: strings.TrimSpace(name), Description: description, CreatedAtMs: s.cfg.Clock.Now().UnixMilli()}
+	rec := &skillRecord{ID: ids.New(IDPrefix, c.cfg.Clock.Now()), Platform: string(owner), Creator: string(creator),
+		Name: strings.TrimSpace(name), Description: description, CreatedAtMs: c.cfg.Clock.Now().UnixMilli()}
 	refs := map[string]uint64{}
 	data := map[string][]byte{}
 	for _, f := range files {
 		sum := sha256.Sum256(f.data)
 		h := hex.EncodeToString(sum[:])
-		rec.Files = append(rec.Files, SkillFile{Path: f.path, Size: int64(len(f.data)), SHA256: h})
+		rec.Files = append(rec.Files, File{Path: f.path, Size: int64(len(f.data)), SHA256: h})
 		refs[h]++
 		data[h] = f.data
 		if f.path == "SKILL.md" {
-			head, err := s.blobs.keyring.Seal(skillHead(f.data), headAAD(rec.ID))
+			head, err := c.blobs.keyring.Seal(skillHead(f.data), headAAD(rec.ID))
 			if err != nil {
 				return nil, err
 			}
@@ -205,23 +208,34 @@ func (s *Service) createSkill(owner ids.PlatformID, name, description string, fi
 	if err != nil {
 		return nil, err
 	}
-	s.skillMu.Lock()
-	defer s.skillMu.Unlock()
+	var size int64
+	for _, f := range rec.Files {
+		size += f.Size
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkQuotaLocked(owner, creator, size); err != nil {
+		return nil, err
+	}
 	ops := []persistence.Op{
 		persistence.Set(persistence.SkillKey(rec.ID), val),
 		persistence.Set(persistence.SkillOwnerKey(rec.Platform, rec.ID), nil),
 	}
 	for h, n := range refs {
-		if err := s.blobs.put(h, data[h]); err != nil {
-			return nil, err
-		}
-		cur, err := s.blobRefs(h)
+		cur, err := c.blobRefs(h)
 		if err != nil {
 			return nil, err
 		}
+		if cur == 0 { // a new blob: its bytes commit with its first reference
+			op, err := c.blobs.putOp(h, data[h])
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, op)
+		}
 		ops = append(ops, setRefs(h, cur+n))
 	}
-	if err := s.store.Commit(ops...); err != nil {
+	if err := c.store.Commit(ops...); err != nil {
 		return nil, err
 	}
 	return rec, nil
@@ -249,8 +263,8 @@ func refKey(h string) []byte {
 	return persistence.SkillBlobRefKey(sum)
 }
 
-func (s *Service) blobRefs(h string) (uint64, error) {
-	v, err := s.store.Get(refKey(h))
+func (c *Catalog) blobRefs(h string) (uint64, error) {
+	v, err := c.store.Get(refKey(h))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return 0, nil
 	}
@@ -270,13 +284,13 @@ func setRefs(h string, n uint64) persistence.Op {
 	return persistence.Set(refKey(h), binary.BigEndian.AppendUint64(nil, n))
 }
 
-func (s *Service) loadSkill(id string) (*skillRecord, error) {
-	if !ids.Valid(SkillPrefix, id) {
-		return nil, ErrSkillNotFound
+func (c *Catalog) loadSkill(id string) (*skillRecord, error) {
+	if !ids.Valid(IDPrefix, id) {
+		return nil, ErrNotFound
 	}
-	raw, err := s.store.Get(persistence.SkillKey(id))
+	raw, err := c.store.Get(persistence.SkillKey(id))
 	if errors.Is(err, persistence.ErrNotFound) {
-		return nil, ErrSkillNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
@@ -289,39 +303,39 @@ func (s *Service) loadSkill(id string) (*skillRecord, error) {
 }
 
 // visibleSkill loads a skill viewer may see: public ones and its own
-// private ones. Any other answers ErrSkillNotFound.
-func (s *Service) visibleSkill(viewer ids.PlatformID, id string) (*skillRecord, error) {
-	r, err := s.loadSkill(id)
+// private ones. Any other answers ErrNotFound.
+func (c *Catalog) visibleSkill(viewer ids.PlatformID, id string) (*skillRecord, error) {
+	r, err := c.loadSkill(id)
 	if err != nil {
 		return nil, err
 	}
 	if r.Platform != "" && r.Platform != string(viewer) {
-		return nil, ErrSkillNotFound
+		return nil, ErrNotFound
 	}
 	return r, nil
 }
 
-// Skill returns a skill viewer's platform may see, with its file list and
-// scorecard; another platform's private skill is ErrSkillNotFound.
-func (s *Service) Skill(viewer ids.PlatformID, id string) (SkillView, error) {
-	r, err := s.visibleSkill(viewer, id)
+// Get returns a skill viewer's platform may see, with its file list and
+// scorecard; another platform's private skill is ErrNotFound.
+func (c *Catalog) Get(viewer ids.PlatformID, id string) (View, error) {
+	r, err := c.visibleSkill(viewer, id)
 	if err != nil {
-		return SkillView{}, err
+		return View{}, err
 	}
-	return s.skillView(r), nil
+	return c.skillView(r), nil
 }
 
-// DeleteSkill deletes a skill with its reviews, and every blob no other
+// Delete deletes a skill with its reviews, and every blob no other
 // skill references. by is the deleting platform, which may delete only
-// its own private skills (a public one is ErrSkillNotOwned, another
-// platform's ErrSkillNotFound); by "" is the operator, who may delete any.
-func (s *Service) DeleteSkill(by ids.PlatformID, id string) error {
-	if s.blobs == nil {
-		return ErrSkillsUnavailable
+// its own private skills (a public one is ErrNotOwned, another
+// platform's ErrNotFound); by "" is the operator, who may delete any.
+func (c *Catalog) Delete(by ids.PlatformID, id string) error {
+	if c.blobs == nil {
+		return ErrUnavailable
 	}
-	s.skillMu.Lock()
-	defer s.skillMu.Unlock()
-	r, err := s.loadSkill(id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.loadSkill(id)
 	if err != nil {
 		return err
 	}
@@ -329,9 +343,9 @@ func (s *Service) DeleteSkill(by ids.PlatformID, id string) error {
 		switch r.Platform {
 		case string(by):
 		case "":
-			return ErrSkillNotOwned
+			return ErrNotOwned
 		default:
-			return ErrSkillNotFound
+			return ErrNotFound
 		}
 	}
 	refs := map[string]uint64{}
@@ -346,40 +360,43 @@ func (s *Service) DeleteSkill(by ids.PlatformID, id string) error {
 	}
 	var gone []string
 	for h, n := range refs {
-		cur, err := s.blobRefs(h)
+		cur, err := c.blobRefs(h)
 		if err != nil {
 			return err
 		}
 		left := cur - min(cur, n)
 		if left == 0 {
 			gone = append(gone, h)
+			op, err := c.blobs.removeOp(h)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, op)
 		}
 		ops = append(ops, setRefs(h, left))
 	}
-	if err := s.store.Commit(ops...); err != nil {
+	if err := c.store.Commit(ops...); err != nil {
 		return err
 	}
-	// Removing a blob after the commit: a crash in between leaves an
-	// unreferenced blob, never a reference to a missing one.
-	for _, h := range gone {
-		if err := s.blobs.remove(h); err != nil {
-			s.log.Warn("remove skill blob", "sha256", h, "err", err)
+	for _, h := range gone { // blob files of the earlier layout
+		if err := c.blobs.removeLegacy(h); err != nil {
+			c.log.Warn("remove skill blob file", "sha256", h, "err", err)
 		}
 	}
 	return nil
 }
 
-// submitReview records (or replaces) one end-user's review of a skill its
+// review records (or replaces) one end-user's review of a skill its
 // platform may see and updates the skill's sums in the same commit.
-func (s *Service) submitReview(pid ids.PlatformID, eid ids.EndUserID, id string, scores [4]int64, text string) (*skillRecord, error) {
-	s.skillMu.Lock()
-	defer s.skillMu.Unlock()
-	r, err := s.visibleSkill(pid, id)
+func (c *Catalog) review(pid ids.PlatformID, eid ids.EndUserID, id string, scores [4]int64, text string) (*skillRecord, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.visibleSkill(pid, id)
 	if err != nil {
 		return nil, err
 	}
 	key := persistence.SkillReviewKey(r.ID, string(pid), string(eid))
-	old, err := s.store.Get(key)
+	old, err := c.store.Get(key)
 	switch {
 	case err == nil:
 		var prev review
@@ -397,7 +414,7 @@ func (s *Service) submitReview(pid ids.PlatformID, eid ids.EndUserID, id string,
 	for i := range scores {
 		r.Reviews.Scores[i] += scores[i]
 	}
-	rv, err := json.Marshal(review{Scores: scores, Text: text, UpdatedAtMs: s.cfg.Clock.Now().UnixMilli()})
+	rv, err := json.Marshal(review{Scores: scores, Text: text, UpdatedAtMs: c.cfg.Clock.Now().UnixMilli()})
 	if err != nil {
 		return nil, err
 	}
@@ -405,14 +422,14 @@ func (s *Service) submitReview(pid ids.PlatformID, eid ids.EndUserID, id string,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Commit(persistence.Set(key, rv), persistence.Set(persistence.SkillKey(r.ID), val)); err != nil {
+	if err := c.store.Commit(persistence.Set(key, rv), persistence.Set(persistence.SkillKey(r.ID), val)); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// skillHit is one find_skill result.
-type skillHit struct {
+// Hit is one find_skill result.
+type Hit struct {
 	SkillID     string  `json:"skill_id"`
 	Name        string  `json:"name"`
 	Description string  `json:"description"`
@@ -424,21 +441,21 @@ type skillHit struct {
 	rank        float64
 }
 
-// findSkills searches public skills and pid's private skills. Relevance
+// Find searches public skills and pid's private skills. Relevance
 // sums, per query token, 3 for a name word (2 for a name word it starts),
 // 2 for a description word (1 if it starts one) and 1 for a word of
 // SKILL.md's first lines. Results sort by relevance, then the review rank,
 // the review count and recency. An empty query lists every visible skill
 // by reviews.
-func (s *Service) findSkills(pid ids.PlatformID, query string, limit int) ([]skillHit, error) {
+func (c *Catalog) Find(pid ids.PlatformID, query string, limit int) ([]Hit, error) {
 	q := words(query)
 	if len(q) > 32 {
 		q = q[:32]
 	}
-	var hits []skillHit
+	var hits []Hit
 	for _, owner := range []string{"", string(pid)} {
 		var idsOf []string
-		err := s.store.ScanPrefix(persistence.SkillOwnerPrefix(owner), false, func(k, _ []byte) bool {
+		err := c.store.ScanPrefix(persistence.SkillOwnerPrefix(owner), false, func(k, _ []byte) bool {
 			idsOf = append(idsOf, string(k[len(persistence.SkillOwnerPrefix(owner)):]))
 			return true
 		})
@@ -446,8 +463,8 @@ func (s *Service) findSkills(pid ids.PlatformID, query string, limit int) ([]ski
 			return nil, err
 		}
 		for _, id := range idsOf {
-			r, err := s.loadSkill(id)
-			if errors.Is(err, ErrSkillNotFound) {
+			r, err := c.loadSkill(id)
+			if errors.Is(err, ErrNotFound) {
 				continue // deleted since the scan
 			}
 			if err != nil {
@@ -455,12 +472,12 @@ func (s *Service) findSkills(pid ids.PlatformID, query string, limit int) ([]ski
 			}
 			score := 0
 			if len(q) > 0 {
-				score = s.relevance(r, q)
+				score = c.relevance(r, q)
 				if score == 0 {
 					continue
 				}
 			}
-			h := skillHit{SkillID: r.ID, Name: r.Name, Description: r.Description, Visibility: "public", Relevance: score,
+			h := Hit{SkillID: r.ID, Name: r.Name, Description: r.Description, Visibility: "public", Relevance: score,
 				ReviewCount: r.Reviews.Count, ReviewScore: math.Round(r.Reviews.overall()*100) / 100,
 				created: r.CreatedAtMs, rank: r.Reviews.rank()}
 			if r.Platform != "" {
@@ -489,11 +506,11 @@ func (s *Service) findSkills(pid ids.PlatformID, query string, limit int) ([]ski
 	return hits, nil
 }
 
-func (s *Service) relevance(r *skillRecord, q []string) int {
+func (c *Catalog) relevance(r *skillRecord, q []string) int {
 	name, desc := words(r.Name), words(r.Description)
 	var head []string
 	if len(r.SealedHead) > 0 {
-		if b, err := s.blobs.keyring.Open(r.SealedHead, headAAD(r.ID)); err == nil {
+		if b, err := c.blobs.keyring.Open(r.SealedHead, headAAD(r.ID)); err == nil {
 			head = words(string(b))
 		}
 	}
@@ -531,17 +548,6 @@ func match(ws []string, t string) int {
 // words splits s into lowercase letter-and-digit words.
 func words(s string) []string {
 	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-}
-
-// fetchedFile is one file fetch_skill returns: text as is, anything that
-// is not UTF-8 text (or holds a NUL byte) as standard base64 with Base64
-// set.
-type fetchedFile struct {
-	Path    string `json:"path"`
-	Size    int64  `json:"size"`
-	SHA256  string `json:"sha256"`
-	Base64  bool   `json:"base64,omitempty"`
-	Content string `json:"content"`
 }
 
 func isText(b []byte) bool { return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 }

@@ -1,4 +1,4 @@
-package mcp
+package skills
 
 import (
 	"archive/zip"
@@ -12,18 +12,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/persistence"
 )
 
-// SkillLimits bound what one skill may hold. Every way in (the REST
+// Limits bound what one skill may hold. Every way in (the REST
 // archive upload, the create_skill tool) checks them.
-type SkillLimits struct {
+type Limits struct {
 	// MaxArchiveBytes bounds a decoded zip archive. Default 8 MiB, range
 	// 1 KiB..64 MiB. (The edge's request body limit applies first.)
 	MaxArchiveBytes int64
@@ -40,24 +40,24 @@ type SkillLimits struct {
 	MaxRatio int64
 }
 
-// DefaultSkillLimits returns the defaults documented on [SkillLimits].
-func DefaultSkillLimits() SkillLimits {
-	return SkillLimits{MaxArchiveBytes: 8 << 20, MaxTotalBytes: 20 << 20, MaxFileBytes: 5 << 20, MaxFiles: 500, MaxRatio: 100}
+// DefaultLimits returns the defaults documented on [Limits].
+func DefaultLimits() Limits {
+	return Limits{MaxArchiveBytes: 8 << 20, MaxTotalBytes: 20 << 20, MaxFileBytes: 5 << 20, MaxFiles: 500, MaxRatio: 100}
 }
 
 // Validate reports the first invalid field.
-func (l SkillLimits) Validate() error {
+func (l Limits) Validate() error {
 	switch {
 	case l.MaxArchiveBytes < 1<<10 || l.MaxArchiveBytes > 64<<20:
-		return fmt.Errorf("mcp: SkillLimits.MaxArchiveBytes %d out of range 1KiB..64MiB", l.MaxArchiveBytes)
+		return fmt.Errorf("mcp: Limits.MaxArchiveBytes %d out of range 1KiB..64MiB", l.MaxArchiveBytes)
 	case l.MaxTotalBytes < 1<<10 || l.MaxTotalBytes > 256<<20:
-		return fmt.Errorf("mcp: SkillLimits.MaxTotalBytes %d out of range 1KiB..256MiB", l.MaxTotalBytes)
+		return fmt.Errorf("mcp: Limits.MaxTotalBytes %d out of range 1KiB..256MiB", l.MaxTotalBytes)
 	case l.MaxFileBytes < 1<<10 || l.MaxFileBytes > l.MaxTotalBytes:
-		return fmt.Errorf("mcp: SkillLimits.MaxFileBytes %d out of range 1KiB..MaxTotalBytes", l.MaxFileBytes)
+		return fmt.Errorf("mcp: Limits.MaxFileBytes %d out of range 1KiB..MaxTotalBytes", l.MaxFileBytes)
 	case l.MaxFiles < 1 || l.MaxFiles > 10000:
-		return fmt.Errorf("mcp: SkillLimits.MaxFiles %d out of range 1..10000", l.MaxFiles)
+		return fmt.Errorf("mcp: Limits.MaxFiles %d out of range 1..10000", l.MaxFiles)
 	case l.MaxRatio < 2 || l.MaxRatio > 10000:
-		return fmt.Errorf("mcp: SkillLimits.MaxRatio %d out of range 2..10000", l.MaxRatio)
+		return fmt.Errorf("mcp: Limits.MaxRatio %d out of range 2..10000", l.MaxRatio)
 	}
 	return nil
 }
@@ -66,42 +66,42 @@ func (l SkillLimits) Validate() error {
 // is not checked (small, highly repetitive text files compress well).
 const ratioFloor = 64 << 10
 
-// SkillError is a refused skill upload: Code is the API error code and
+// Error is a refused skill upload: Code is the API error code and
 // Status the HTTP status (400, or 413 for size limits). Its message is safe
-// to show. errors.Is matches another *SkillError with the same Code.
-type SkillError struct {
+// to show. errors.Is matches another *Error with the same Code.
+type Error struct {
 	Status  int
 	Code    string
 	Message string
 }
 
-func (e *SkillError) Error() string { return "mcp: " + e.Code + ": " + e.Message }
+func (e *Error) Error() string { return "mcp: " + e.Code + ": " + e.Message }
 
-// Is reports whether target is a *SkillError with the same code.
-func (e *SkillError) Is(target error) bool {
-	t, ok := target.(*SkillError)
+// Is reports whether target is a *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
 	return ok && t.Code == e.Code
 }
 
-func refuse(status int, code, format string, args ...any) *SkillError {
-	return &SkillError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func refuse(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // The refusal codes, for errors.Is.
 var (
-	ErrInvalidArchive   = &SkillError{Code: "invalid_archive"}
-	ErrArchiveTooLarge  = &SkillError{Code: "archive_too_large"}
-	ErrFileTooLarge     = &SkillError{Code: "file_too_large"}
-	ErrTooManyFiles     = &SkillError{Code: "too_many_files"}
-	ErrCompressionRatio = &SkillError{Code: "compression_ratio_exceeded"}
-	ErrUnsafePath       = &SkillError{Code: "unsafe_path"}
-	ErrUnsupportedEntry = &SkillError{Code: "unsupported_entry"}
-	ErrDuplicatePath    = &SkillError{Code: "duplicate_path"}
-	ErrMissingSkillMD   = &SkillError{Code: "missing_skill_md"}
+	ErrInvalidArchive   = &Error{Code: "invalid_archive"}
+	ErrArchiveTooLarge  = &Error{Code: "archive_too_large"}
+	ErrFileTooLarge     = &Error{Code: "file_too_large"}
+	ErrTooManyFiles     = &Error{Code: "too_many_files"}
+	ErrCompressionRatio = &Error{Code: "compression_ratio_exceeded"}
+	ErrUnsafePath       = &Error{Code: "unsafe_path"}
+	ErrUnsupportedEntry = &Error{Code: "unsupported_entry"}
+	ErrDuplicatePath    = &Error{Code: "duplicate_path"}
+	ErrMissingSkillMD   = &Error{Code: "missing_skill_md"}
 )
 
-// skillContent is one file of a skill being created.
-type skillContent struct {
+// Content is one file of a skill being created.
+type Content struct {
 	path string
 	data []byte
 }
@@ -147,7 +147,7 @@ func checkPath(p string) error {
 // path: no duplicate (also ignoring case), no path both a file and a
 // folder, a SKILL.md at the root or inside the one top folder that holds
 // every file (that folder is then stripped: it is the skill).
-func normalize(files []skillContent) ([]skillContent, error) {
+func normalize(files []Content) ([]Content, error) {
 	if len(files) == 0 {
 		return nil, refuse(400, "missing_skill_md", "the skill holds no files; it needs a SKILL.md")
 	}
@@ -197,7 +197,7 @@ func next(p string, i int) int {
 
 // decodeArchive decodes the base64 of a zip archive, refusing one larger
 // than the limits before decoding.
-func decodeArchive(b64 string, lim SkillLimits) ([]byte, error) {
+func decodeArchive(b64 string, lim Limits) ([]byte, error) {
 	b64 = strings.TrimSpace(b64)
 	if b64 == "" {
 		return nil, refuse(400, "invalid_archive", "archive_base64 is required")
@@ -220,7 +220,7 @@ func decodeArchive(b64 string, lim SkillLimits) ([]byte, error) {
 // readArchive unpacks a zip archive in memory under the limits. Sizes are
 // checked from the central directory before inflating anything and again
 // while inflating (the reader refuses an entry longer than it declared).
-func readArchive(raw []byte, lim SkillLimits) ([]skillContent, error) {
+func readArchive(raw []byte, lim Limits) ([]Content, error) {
 	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // insecure paths are refused below, with a clearer code
 		return nil, refuse(400, "invalid_archive", "the archive is not a readable zip file")
@@ -228,7 +228,7 @@ func readArchive(raw []byte, lim SkillLimits) ([]skillContent, error) {
 	if len(zr.File) > 2*lim.MaxFiles+64 { // folders count here too, generously
 		return nil, refuse(400, "too_many_files", "the archive holds more than %d files", lim.MaxFiles)
 	}
-	var files []skillContent
+	var files []Content
 	var total int64
 	for _, f := range zr.File {
 		name := f.Name
@@ -266,7 +266,7 @@ func readArchive(raw []byte, lim SkillLimits) ([]skillContent, error) {
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, skillContent{path: name, data: data})
+		files = append(files, Content{path: name, data: data})
 	}
 	return normalize(files)
 }
@@ -287,8 +287,8 @@ func inflate(f *zip.File, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// checkFiles applies the limits to files given directly (create_skill).
-func checkFiles(files []skillContent, lim SkillLimits) ([]skillContent, error) {
+// CheckFiles applies the limits to files given directly (create_skill).
+func CheckFiles(files []Content, lim Limits) ([]Content, error) {
 	if len(files) > lim.MaxFiles {
 		return nil, refuse(400, "too_many_files", "a skill holds at most %d files", lim.MaxFiles)
 	}
@@ -309,12 +309,17 @@ func checkFiles(files []skillContent, lim SkillLimits) ([]skillContent, error) {
 
 // blobStore keeps file contents content-addressed by the SHA-256 of their
 // plaintext, sealed with AES-256-GCM (additional data "skill_blob|" + hex
-// digest), at dir/blobs/ab/cdef… (the digest's first byte names the
-// folder). A blob is written once (temp file, fsync, rename, fsync of the
-// folder) and never changed; the caller serializes put and remove of the
-// same digest (Service.skillMu).
+// digest), in Pebble under [persistence.SkillDataKey]: a blob is written
+// in the same commit as the reference count that first names it and
+// deleted in the same commit as the count that drops to zero, so a crash
+// leaves neither an orphan nor a dangling reference, and Postgres
+// snapshots (and `gateway restore --from-postgres`) carry skills whole.
+// Blob files of the earlier layout (dir/blobs/ab/cdef…) are still read
+// when Pebble has no copy, and removed with the blob. The caller
+// serializes writes of the same digest (Service.skillMu).
 type blobStore struct {
-	dir     string
+	dir     string // legacy files; "" for none
+	store   *persistence.Store
 	keyring *secrets.Keyring
 }
 
@@ -324,45 +329,60 @@ func (b *blobStore) path(hexSum string) string {
 	return filepath.Join(b.dir, "blobs", hexSum[:2], hexSum[2:])
 }
 
-// put stores data under its digest unless a blob is already there.
-func (b *blobStore) put(hexSum string, data []byte) error {
-	p := b.path(hexSum)
-	if _, err := os.Stat(p); err == nil {
-		return nil
+func dataKey(hexSum string) ([]byte, error) {
+	sum, err := hex.DecodeString(hexSum)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("skill blob %q: not a SHA-256", hexSum)
+	}
+	return persistence.SkillDataKey(sum), nil
+}
+
+// putOp returns the write that stores data under its digest, to commit
+// with the reference count that first names it.
+func (b *blobStore) putOp(hexSum string, data []byte) (persistence.Op, error) {
+	key, err := dataKey(hexSum)
+	if err != nil {
+		return persistence.Op{}, err
 	}
 	sealed, err := b.keyring.Seal(data, blobAAD(hexSum))
 	if err != nil {
-		return err
+		return persistence.Op{}, err
 	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("skill blob folder: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	return persistence.Set(key, sealed), nil
+}
+
+// removeOp returns the write that deletes a blob, to commit with the
+// reference count that drops to zero.
+func (b *blobStore) removeOp(hexSum string) (persistence.Op, error) {
+	key, err := dataKey(hexSum)
 	if err != nil {
-		return fmt.Errorf("skill blob: %w", err)
+		return persistence.Op{}, err
 	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := tmp.Write(sealed); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write skill blob: %w", err)
+	return persistence.Delete(key), nil
+}
+
+// removeLegacy deletes a blob file of the earlier layout, if any.
+func (b *blobStore) removeLegacy(hexSum string) error {
+	if b.dir == "" {
+		return nil
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync skill blob: %w", err)
+	err := os.Remove(b.path(hexSum))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close skill blob: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("install skill blob: %w", err)
-	}
-	return syncDir(dir)
+	return err
 }
 
 // get opens the blob and checks its digest.
 func (b *blobStore) get(hexSum string) ([]byte, error) {
-	sealed, err := os.ReadFile(b.path(hexSum))
+	key, err := dataKey(hexSum)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := b.store.Get(key)
+	if errors.Is(err, persistence.ErrNotFound) && b.dir != "" {
+		sealed, err = os.ReadFile(b.path(hexSum))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read skill blob %s: %w", hexSum, err)
 	}
@@ -374,24 +394,4 @@ func (b *blobStore) get(hexSum string) ([]byte, error) {
 		return nil, fmt.Errorf("skill blob %s: digest mismatch", hexSum)
 	}
 	return data, nil
-}
-
-func (b *blobStore) remove(hexSum string) error {
-	err := os.Remove(b.path(hexSum))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
