@@ -28,8 +28,8 @@ func TestRateLimitOverrideInheritsAbsentFields(t *testing.T) {
 	if o, e := limitsText(view, "override"), limitsText(view, "effective"); o != "rpm=600 tpm=250000 rpd=" || e != "rpm=600 tpm=250000 rpd=3" {
 		t.Fatalf("PUT override: override %s effective %s; want rpd inherited (3)", o, e)
 	}
-	if inh := inherited(view); !slices.Equal(inh, []string{"requests_per_day"}) {
-		t.Fatalf("inherited = %v, want [requests_per_day]", inh)
+	if inh := inherited(view); !slices.Equal(inh, []string{"requests_per_day", "max_parallel_requests"}) {
+		t.Fatalf("inherited = %v, want [requests_per_day max_parallel_requests]", inh)
 	}
 	get := wantStatus(t, "GET override", g.Do(t, "GET", rl, p.key, nil), 200)
 	if limitsText(get, "override") != "rpm=600 tpm=250000 rpd=" || limitsText(get, "effective") != "rpm=600 tpm=250000 rpd=3" {
@@ -73,7 +73,7 @@ func TestRateLimitOverrideInheritsAbsentFields(t *testing.T) {
 	}
 	other := p.endUser(t, g, "other")
 	ov := wantStatus(t, "GET other", g.Do(t, "GET", p.path("/end-users/"+other.id+"/rate-limits"), p.key, nil), 200)
-	if limitsText(ov, "override") != "null" || limitsText(ov, "effective") != "rpm=0 tpm=0 rpd=5" || len(inherited(ov)) != 3 {
+	if limitsText(ov, "override") != "null" || limitsText(ov, "effective") != "rpm=0 tpm=0 rpd=5" || len(inherited(ov)) != 4 {
 		t.Fatalf("another user's limits = %v", ov)
 	}
 }

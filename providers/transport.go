@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/assistiv/gateway/internal/egress"
 )
 
 // Transport sends upstream calls over a pooled fasthttp client, with the
@@ -59,13 +60,13 @@ func NewTransport(cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	if !cfg.AllowPrivateEgress {
-		d.Control = publicOnly
-	}
+	// Every dial goes through the one egress guard (internal/egress): the
+	// name is resolved, each address checked, the checked address dialed
+	// (no second lookup to rebind), and the socket address checked again.
+	guard := egress.Policy{AllowPrivate: cfg.AllowPrivateEgress, Dialer: &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}}
 	hc := &fasthttp.Client{
 		Name:                      cfg.UserAgent,
-		Dial:                      func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) },
+		Dial:                      egress.FastHTTPDial(guard),
 		MaxConnsPerHost:           cfg.MaxConnsPerHost,
 		MaxConnWaitTimeout:        cfg.ConnectTimeout,
 		MaxIdleConnDuration:       90 * time.Second,
@@ -239,7 +240,7 @@ func abandon(done <-chan error, req *fasthttp.Request, resp *fasthttp.Response) 
 
 // classify maps a failed fasthttp call to an *Error.
 func classify(provider string, err error) error {
-	if errors.Is(err, errEgressBlocked) {
+	if errors.Is(err, egress.ErrForbiddenAddress) || errors.Is(err, egress.ErrInvalidURL) {
 		return NewError(ErrBadUpstream, provider, "provider base URL resolves to a non-public address; set AllowPrivateEgress to allow it")
 	}
 	var op *net.OpError
@@ -286,46 +287,6 @@ func parseRetryAfter(resp *fasthttp.Response, now time.Time) time.Duration {
 		return time.Hour
 	}
 	return d
-}
-
-var errEgressBlocked = errors.New("providers: egress to a non-public address blocked")
-
-// publicOnly is a net.Dialer Control refusing non-public addresses.
-func publicOnly(network, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Errorf("%w: %s", errEgressBlocked, host)
-	}
-	if !IsPublicAddr(ip) {
-		return fmt.Errorf("%w: %s", errEgressBlocked, ip)
-	}
-	return nil
-}
-
-var (
-	cgnat     = netip.MustParsePrefix("100.64.0.0/10")
-	thisNet   = netip.MustParsePrefix("0.0.0.0/8")
-	benchmark = netip.MustParsePrefix("198.18.0.0/15")
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-)
-
-// IsPublicAddr reports whether ip is a globally routable unicast address:
-// not loopback, private (RFC 1918, fc00::/7), link-local, CGNAT,
-// unspecified, multicast, 0.0.0.0/8, 198.18.0.0/15 or NAT64. IPv4-mapped
-// IPv6 addresses are judged as IPv4.
-func IsPublicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	switch {
-	case !ip.IsValid(), ip.IsLoopback(), ip.IsPrivate(), ip.IsUnspecified(),
-		ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(),
-		ip.IsMulticast(), cgnat.Contains(ip), thisNet.Contains(ip), benchmark.Contains(ip), nat64.Contains(ip):
-		return false
-	}
-	return true
 }
 
 // Body is the open body of a 2xx upstream answer. Read is for one

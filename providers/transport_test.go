@@ -172,9 +172,13 @@ func TestPrivateEgressRefusedByDefault(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
 	defer srv.Close()
 	tr, _ := testTransport(t, func(c *Config) { c.AllowPrivateEgress = false })
-	_, err := tr.Do(context.Background(), testCall(srv.URL))
-	if !errors.Is(err, ErrBadUpstream) {
-		t.Fatalf("Do error = %v, want ErrBadUpstream", err)
+	// The same guard as webhooks and OAuth (internal/egress): the literal
+	// loopback address and a localhost name are both refused at dial.
+	for _, u := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
+		_, err := tr.Do(context.Background(), testCall(u))
+		if !errors.Is(err, ErrBadUpstream) {
+			t.Fatalf("Do(%s) error = %v, want ErrBadUpstream", u, err)
+		}
 	}
 	if n.Load() != 0 {
 		t.Errorf("server saw %d requests, want 0", n.Load())
