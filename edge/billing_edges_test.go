@@ -26,6 +26,20 @@ func (e *inferenceEnv) postChat(t *testing.T, body string) (int, string) {
 	return r.Status, string(r.Body)
 }
 
+// openStream starts a streaming chat completion as the end-user and
+// returns the open response (the caller closes its body).
+func (e *inferenceEnv) openStream(t *testing.T, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.uk)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // jsonRaw is a request body sent as it is.
 type jsonRaw string
 
@@ -73,14 +87,7 @@ func TestAnthropicStreamLeftEarlyBillsTheDeliveredText(t *testing.T) {
 	cfg.Tokens = 400
 	cfg.TokensPerSecond = 100
 	e := newInferenceEnv(t, cfg, 50)
-	req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(
-		`{"model":"claude-haiku-4-5","stream":true,"max_tokens":500,"messages":[{"role":"user","content":"talk a lot"}]}`))
-	req.Header.Set("Authorization", "Bearer "+e.uk)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.openStream(t, `{"model":"claude-haiku-4-5","stream":true,"max_tokens":500,"messages":[{"role":"user","content":"talk a lot"}]}`)
 	rd := bufio.NewReader(resp.Body)
 	delivered := 0
 	for events := 0; events < 40; {
@@ -130,14 +137,7 @@ func TestFailedSettlementIsNeverFollowedByDone(t *testing.T) {
 	cfg.Tokens = 60
 	cfg.TokensPerSecond = 60
 	e := newInferenceEnv(t, cfg, 50)
-	req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(
-		`{"model":"gpt-4o-mini","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"go"}]}`))
-	req.Header.Set("Authorization", "Bearer "+e.uk)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.openStream(t, `{"model":"gpt-4o-mini","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"go"}]}`)
 	defer resp.Body.Close()
 	rd := bufio.NewReader(resp.Body)
 	if _, err := rd.ReadString('\n'); err != nil {
@@ -265,14 +265,7 @@ func TestShutdownSettlesStreamsStillRunning(t *testing.T) {
 	cfg.Tokens = 2000
 	cfg.TokensPerSecond = 100 // 20 s of stream: still running at shutdown
 	e := newInferenceEnv(t, cfg, 50)
-	req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(
-		`{"model":"gpt-4o-mini","stream":true,"max_tokens":3000,"messages":[{"role":"user","content":"talk"}]}`))
-	req.Header.Set("Authorization", "Bearer "+e.uk)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.openStream(t, `{"model":"gpt-4o-mini","stream":true,"max_tokens":3000,"messages":[{"role":"user","content":"talk"}]}`)
 	defer resp.Body.Close()
 	rd := bufio.NewReader(resp.Body)
 	for events := 0; events < 5; {

@@ -260,10 +260,19 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	// undo closes what start-up opened, newest first, when a later step
+	// fails.
+	var undo []func()
+	fail := func(err error) error {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return err
+	}
+	undo = append(undo, func() { store.Close() })
 	digest, err := adminDigest(store, o.adminKey, log)
 	if err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
 
 	var snap *postgres.Snapshotter
@@ -274,18 +283,17 @@ func serve(args []string) error {
 		snap, err = postgres.Open(ctx, pcfg, store)
 		cancel()
 		if err != nil {
-			store.Close()
-			return err
+			return fail(err)
 		}
 		snap.Start()
+		undo = append(undo, snap.Close)
 		log.Info("postgres snapshots on", "interval", o.snapshotInterval)
 	}
 
 	clk := clock.Real{}
 	keyring, err := masterKeyring(o.masterKey, o.dataDir, log)
 	if err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
 	wcfg := webhooks.DefaultConfig()
 	wcfg.Keyring, wcfg.Clock, wcfg.Logger = keyring, clk, log
@@ -297,9 +305,9 @@ func serve(args []string) error {
 	subs := &actors.Subscriptions{}
 	hooks, err := webhooks.New(wcfg, store, subs)
 	if err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
+	undo = append(undo, hooks.Close)
 
 	aenv := actors.NewEnv(store, clk, log)
 	aenv.IdleTimeout = o.idleTimeout
@@ -308,14 +316,13 @@ func serve(args []string) error {
 	aenv.Notify = hooks.Wake
 	stripeClient, err := newStripe(o, log)
 	if err != nil {
-		hooks.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
 	if stripeClient != nil {
 		aenv.Payments = stripeClient
 	}
 	dir := actors.NewLocal(aenv)
+	undo = append(undo, dir.Close)
 	resumeTopups(dir, store, log)
 	hooks.Start()
 
@@ -323,19 +330,14 @@ func serve(args []string) error {
 	lcfg.Retention, lcfg.Clock, lcfg.Logger = o.logRetention, clk, log
 	logDB, err := logs.OpenDB(o.dataDir, log)
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
+	undo = append(undo, func() { logDB.Close() })
 	lg, err := logs.Open(lcfg, logDB)
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		logDB.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
+	undo = append(undo, lg.Close)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -361,12 +363,7 @@ func serve(args []string) error {
 	pcfg.AllowPrivateEgress = o.allowPrivate
 	upstreams, err := edge.NewUpstreams(pcfg)
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		lg.Close()
-		logDB.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
 	mcfg := mcp.DefaultConfig()
 	mcfg.PublicURL, mcfg.Clock, mcfg.Logger = o.publicURL, clk, log
@@ -374,12 +371,7 @@ func serve(args []string) error {
 	mcfg.SkillsDir = filepath.Join(o.dataDir, "skills")
 	msvc, err := mcp.New(mcfg, mcp.Deps{Store: store, Directory: dir, Keyring: keyring, Logs: lg.Writer()})
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		lg.Close()
-		logDB.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
 	ecfg := edge.DefaultConfig()
 	ecfg.AdminKeyDigest = digest
@@ -393,30 +385,17 @@ func serve(args []string) error {
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
 		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		lg.Close()
-		logDB.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
 	dash, err := newDashboard(o, srv, store, clk, log, digest)
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		lg.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		dir.Close()
-		hooks.Close()
-		lg.Close()
-		logDB.Close()
-		store.Close()
-		return err
+		return fail(err)
 	}
+	undo = append(undo, func() { ln.Close() })
 	log.Info("listening", "addr", ln.Addr().String())
 	if o.demoUpstream != "" {
 		if err := setupDemo(dir, store, keyring, o.demoUpstream, "http://"+ln.Addr().String()); err != nil {
@@ -428,12 +407,7 @@ func serve(args []string) error {
 	if o.metricsListen != "" {
 		mln, err := net.Listen("tcp", o.metricsListen)
 		if err != nil {
-			ln.Close()
-			dir.Close()
-			hooks.Close()
-			lg.Close()
-			store.Close()
-			return fmt.Errorf("metrics listener: %w", err)
+			return fail(fmt.Errorf("metrics listener: %w", err))
 		}
 		log.Info("metrics listening", "addr", mln.Addr().String())
 		metricsSrv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
