@@ -25,6 +25,7 @@ import type {
   LogListParams,
   MCPApp,
   MCPAuthorization,
+  MCPConnected,
   MCPDisconnected,
   Model,
   Platform,
@@ -294,6 +295,17 @@ export class MCPApps extends Resource {
   /** POST /v1/mcp/apps/{app}/connect: the OAuth URL to send the user's browser to. */
   async connect(app: string, options?: RequestOptions): Promise<MCPAuthorization> {
     return this.call({ method: 'POST', path: `/v1/mcp/apps/${seg(app, 'app')}/connect`, options });
+  }
+
+  /**
+   * POST /v1/mcp/apps/{app}/connect/confirm: completes a connection. After
+   * consent the gateway redirects the browser to your landing page with
+   * `status=confirm&confirmation=…`; your back end confirms it with the key
+   * of the end-user who started the flow (another user's key is refused,
+   * so a connect link is not a bearer link).
+   */
+  async confirm(app: string, confirmation: string, options?: RequestOptions): Promise<MCPConnected> {
+    return this.call({ method: 'POST', path: `/v1/mcp/apps/${seg(app, 'app')}/connect/confirm`, body: { confirmation }, options });
   }
 
   /** DELETE /v1/mcp/apps/{app}/connection. */

@@ -21,6 +21,8 @@ export interface RateLimits {
   requests_per_minute: number;
   tokens_per_minute: number;
   requests_per_day: number;
+  /** Calls one end-user may have in flight at once; 0: no limit. */
+  max_parallel_requests: number;
 }
 
 /** Rate limits to set; omitted members are 0 (no limit). */
@@ -111,7 +113,7 @@ export interface EndUser {
   updated_at: string;
   budget: Budget | null;
   /** The per-user override, null when the platform defaults apply. */
-  rate_limits: RateLimits | null;
+  rate_limits: RateLimitOverride | null;
   /** What applies now (on get and update). */
   effective_rate_limits?: RateLimits;
 }
@@ -216,11 +218,16 @@ export interface ListParams {
   limit?: number;
 }
 
+/** An end-user's override: null for a field that follows the platform default. */
+export type RateLimitOverride = { [K in keyof RateLimits]: number | null };
+
 /** GET/PUT/DELETE /v1/platforms/{id}/end-users/{endUserId}/rate-limits. */
 export interface EndUserRateLimits {
   object: 'rate_limits';
   end_user_id: string;
-  override: RateLimits | null;
+  override: RateLimitOverride | null;
+  /** The fields that follow the platform default. */
+  inherited?: (keyof RateLimits)[];
   effective: RateLimits;
 }
 
@@ -323,6 +330,12 @@ export interface MCPAuthorization {
   app: string;
   /** Send the end-user's browser here to consent; the gateway finishes the OAuth flow. */
   authorization_url: string;
+}
+
+export interface MCPConnected {
+  object: 'mcp_connection';
+  app: string;
+  connected: true;
 }
 
 export interface MCPDisconnected {

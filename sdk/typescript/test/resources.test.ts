@@ -223,14 +223,15 @@ describe('budgets', () => {
 describe('rateLimits', () => {
   it('platform defaults and per-user overrides', async () => {
     const d = await client.rateLimits.setDefaults({ requests_per_minute: 100, tokens_per_minute: 50_000 });
-    assert.deepEqual(d, { requests_per_minute: 100, tokens_per_minute: 50_000, requests_per_day: 0 });
+    assert.deepEqual(d, { requests_per_minute: 100, tokens_per_minute: 50_000, requests_per_day: 0, max_parallel_requests: 0 });
     assert.deepEqual(await client.rateLimits.getDefaults(), d);
     const u = (await client.endUsers.create({ external_id: 'limits-user' })).id;
     const none = await client.rateLimits.get(u);
     assert.equal(none.override, null);
     assert.equal(none.effective.requests_per_minute, 100);
     const set = await client.rateLimits.set(u, { requests_per_minute: 600, tokens_per_minute: 250_000 });
-    assert.deepEqual(set.override, { requests_per_minute: 600, tokens_per_minute: 250_000, requests_per_day: 0 });
+    // Fields absent from an override follow the platform default (null).
+    assert.deepEqual(set.override, { requests_per_minute: 600, tokens_per_minute: 250_000, requests_per_day: null, max_parallel_requests: null });
     assert.equal(set.effective.requests_per_minute, 600);
     assert.equal((await client.rateLimits.get(u)).override?.tokens_per_minute, 250_000);
     const cleared = await client.rateLimits.delete(u);
@@ -382,7 +383,18 @@ describe('mcpApps', () => {
     const consent = await fetch(auth.authorization_url, { redirect: 'manual' });
     const callback = await fetch(consent.headers.get('location') ?? '', { redirect: 'manual' });
     assert.equal(callback.status, 302);
-    assert.match(callback.headers.get('location') ?? '', /status=connected/);
+    // The landing page gets a confirmation; the platform's back end
+    // completes it with the same end-user's key.
+    const landing = new URL(callback.headers.get('location') ?? '');
+    assert.equal(landing.searchParams.get('status'), 'confirm');
+    const confirmation = landing.searchParams.get('confirmation') ?? '';
+    const other = new Assistiv({ apiKey: (await client.endUsers.create({ external_id: 'mcp-other' })).api_key.raw_key, baseURL: gw.url });
+    await rejects(other.mcpApps.confirm('github', confirmation), AssistivError, 403, 'connection_user_mismatch');
+    const again = await user.mcpApps.connect('github');
+    const consent2 = await fetch(again.authorization_url, { redirect: 'manual' });
+    const callback2 = await fetch(consent2.headers.get('location') ?? '', { redirect: 'manual' });
+    const confirmation2 = new URL(callback2.headers.get('location') ?? '').searchParams.get('confirmation') ?? '';
+    assert.equal((await user.mcpApps.confirm('github', confirmation2)).connected, true);
     const connected = await user.mcpApps.list();
     assert.equal(connected[0]?.connected, true);
     assert.ok(connected[0]?.connected_at);
