@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test ./internal/egress -run '^$$' -fuzz FuzzCheckURL -fuzztime $(FUZZTIME)
 	$(GO) test ./webhooks/whsig -run '^$$' -fuzz FuzzVerifySignatureHeader -fuzztime $(FUZZTIME)
 	$(GO) test ./providers -run '^$$' -fuzz FuzzSSEReader -fuzztime $(FUZZTIME)
+	$(GO) test ./providers -run '^$$' -fuzz FuzzScanObject -fuzztime $(FUZZTIME)
 	$(GO) test ./providers/openai -run '^$$' -fuzz FuzzOpenAIStream -fuzztime $(FUZZTIME)
 	$(GO) test ./providers/anthropic -run '^$$' -fuzz FuzzAnthropicStream -fuzztime $(FUZZTIME)
 	$(GO) test ./providers/google -run '^$$' -fuzz FuzzGoogleStream -fuzztime $(FUZZTIME)

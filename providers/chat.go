@@ -92,25 +92,28 @@ var droppedRequestFields = map[string]bool{
 
 type chatRequestAlias ChatRequest
 
-// UnmarshalJSON parses a request, keeping unknown fields in Extra.
+// UnmarshalJSON parses a request, keeping unknown fields in Extra. The
+// modelled fields are decoded once; the unknown ones are found by a scan
+// of the top-level members (no second decode of the body). A key given
+// twice keeps its last value, as encoding/json does.
 func (r *ChatRequest) UnmarshalJSON(b []byte) error {
 	var a chatRequestAlias
 	if err := json.Unmarshal(b, &a); err != nil {
 		return err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
-		return err
-	}
 	a.Extra = nil
-	for k, v := range all {
+	err := scanObject(b, func(k string, v []byte) bool {
 		if knownRequestFields[k] || droppedRequestFields[k] {
-			continue
+			return true
 		}
 		if a.Extra == nil {
 			a.Extra = make(map[string]json.RawMessage)
 		}
-		a.Extra[k] = v
+		a.Extra[k] = append(json.RawMessage(nil), v...)
+		return true
+	})
+	if err != nil {
+		return err
 	}
 	*r = ChatRequest(a)
 	return nil
