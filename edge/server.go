@@ -57,7 +57,7 @@ type Config struct {
 	// flight to one provider at once (this node): its share of the
 	// provider host's connection pool, so one tenant cannot take every
 	// upstream connection. Beyond it a call answers 429
-	// upstream_capacity_exceeded. Default 512 (half of the pool).
+	// upstream_capacity_exceeded. Default 2048 (half of the provider pool of 4096).
 	UpstreamPerPlatform int
 	// MetricsTokenDigest is the SHA-256 of a bearer token that may read
 	// /metrics besides the admin key (zero: only the admin key).
@@ -83,7 +83,7 @@ func DefaultConfig() Config {
 		Concurrency:  65536,
 
 		UpstreamTimeout:     10 * time.Minute,
-		UpstreamPerPlatform: 512,
+		UpstreamPerPlatform: 2048,
 
 		ResponseRetention:     30 * 24 * time.Hour,
 		ResponseSweepInterval: time.Hour,

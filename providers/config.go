@@ -19,7 +19,7 @@ const (
 	DefaultMaxResponseBytes  = 32 << 20
 	DefaultMaxStreamBytes    = 256 << 20
 	DefaultMaxEventBytes     = 4 << 20
-	DefaultMaxConnsPerHost   = 1024
+	DefaultMaxConnsPerHost   = 4096
 )
 
 // Config tunes a [Transport]. Build it with [DefaultConfig] and change
@@ -48,7 +48,7 @@ type Config struct {
 	// 1 KiB to 64 MiB.
 	MaxEventBytes int
 	// MaxConnsPerHost bounds open connections to one upstream host. A call
-	// that finds none free waits up to ConnectTimeout. Default 1024.
+	// that finds none free waits up to ConnectTimeout. Default 4096.
 	MaxConnsPerHost int
 	// AllowPrivateEgress lets base URLs reach loopback, private, link-local
 	// and other non-public addresses (ASSISTIV_ALLOW_PRIVATE_EGRESS). The
