@@ -163,47 +163,45 @@ func (a *account) admit(now time.Time, lim *pb.RateLimits, req *pb.Admit) (*pb.R
 	if _, dup := a.open[req.ReservationId]; dup {
 		return nil, errorf(ErrConflict, "reservation %s already open", req.ReservationId)
 	}
-	if b := a.user.Budget; b != nil {
-		if b.IsSuspended {
-			return nil, errorf(ErrBudgetSuspended, "the end-user's budget is suspended")
-		}
-	}
-	if err := a.checkParallel(lim); err != nil {
-		return nil, err
-	}
-	info, err := a.checkRate(now, lim, 1, req.EstimatedTokens)
+	cost := money.Nanos(req.MaxCostNanos)
+	info, err := a.check(now, lim, req.EstimatedTokens, cost)
 	if err != nil {
 		return nil, err
 	}
+	a.record(now, lim, req, info)
+	return info, nil
+}
+
+// record books an admission that check passed at now: the rate windows
+// and the reservation. info is updated with the remaining counts.
+func (a *account) record(now time.Time, lim *pb.RateLimits, req *pb.Admit, info *pb.RateLimitInfo) {
 	cost := money.Nanos(req.MaxCostNanos)
-	if a.user.Budget != nil && cost > a.available() {
-		return nil, errorf(ErrBudgetExhausted, "the end-user's budget (%s available) cannot cover this request's worst case %s", a.available(), cost)
-	}
 	tpmAt := a.countRate(now, lim, 1, req.EstimatedTokens, info)
 	// Counted with or without a budget: a budget created (or deleted)
 	// while the call is in flight must see the same reservations its
 	// settlement will release.
 	a.reserved += cost
 	a.open[req.ReservationId] = &openReservation{amount: cost, tokens: req.EstimatedTokens, at: now, tpmAt: tpmAt, requestID: req.RequestId}
-	return info, nil
 }
 
-// precheck reports the refusal admit would give (suspension, rate windows,
-// budget), changing nothing.
-func (a *account) precheck(now time.Time, lim *pb.RateLimits, tokens int64, cost money.Nanos) error {
+// check applies admission's rules in order (suspension, calls in flight,
+// rate windows, budget after reservations) without recording anything; it
+// returns the rate-limit info for the answer.
+func (a *account) check(now time.Time, lim *pb.RateLimits, tokens int64, cost money.Nanos) (*pb.RateLimitInfo, error) {
 	if b := a.user.Budget; b != nil && b.IsSuspended {
-		return errorf(ErrBudgetSuspended, "the end-user's budget is suspended")
+		return nil, errorf(ErrBudgetSuspended, "the end-user's budget is suspended")
 	}
 	if err := a.checkParallel(lim); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := a.checkRate(now, lim, 1, tokens); err != nil {
-		return err
+	info, err := a.checkRate(now, lim, 1, tokens)
+	if err != nil {
+		return nil, err
 	}
 	if a.user.Budget != nil && cost > a.available() {
-		return errorf(ErrBudgetExhausted, "the end-user's budget (%s available) cannot cover this request's worst case %s", a.available(), cost)
+		return nil, errorf(ErrBudgetExhausted, "the end-user's budget (%s available) cannot cover this request's worst case %s", a.available(), cost)
 	}
-	return nil
+	return info, nil
 }
 
 // checkParallel refuses a call when the end-user already has its

@@ -650,17 +650,24 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 		return
 	}
 	reply := &pb.Admitted{MarkupBps: a.env.shared(a.id.Platform).markup.Load()}
+	if _, dup := a.acct.open[m.ReservationId]; dup {
+		a.fail(c, errorf(ErrConflict, "reservation %s already open", m.ReservationId))
+		return
+	}
+	lim := a.limits()
+	req := &pb.Admit{ReservationId: m.ReservationId, RequestId: m.RequestId, EstimatedTokens: m.EstimatedTokens, MaxCostNanos: int64(charge)}
+	// Refusals that cost nothing to check come first: a call the budget,
+	// the rate windows or the parallel cap refuse never waits for a refill.
+	info, err := a.acct.check(now, lim, m.EstimatedTokens, charge)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
 	var lease *walletLease
 	wallet := money.Nanos(m.MaxCostNanos)
 	if m.Provider != "" {
 		if reply.Provider = a.env.provider(a.id.Platform, m.Provider); reply.Provider == nil {
 			a.fail(c, errorf(ErrProviderNotEnabled, "provider %s is not configured and enabled for this platform", m.Provider))
-			return
-		}
-		// Refusals that cost nothing to check come first: a call the
-		// budget or the rate windows refuse never waits for a refill.
-		if err := a.acct.precheck(now, a.limits(), m.EstimatedTokens, charge); err != nil {
-			a.fail(c, err)
 			return
 		}
 		lease = a.env.lease(a.id.Platform)
@@ -671,18 +678,9 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 			a.fail(c, err)
 			return
 		}
+		// A refill blocked this actor only: its state is as checked.
 	}
-	info, err := a.acct.admit(now, a.limits(), &pb.Admit{
-		ReservationId: m.ReservationId, RequestId: m.RequestId,
-		EstimatedTokens: m.EstimatedTokens, MaxCostNanos: int64(charge),
-	})
-	if err != nil {
-		if lease != nil {
-			lease.release(wallet)
-		}
-		a.fail(c, err)
-		return
-	}
+	a.acct.record(now, lim, req, info)
 	ttl := time.Duration(m.TtlMs) * time.Millisecond
 	if ttl <= 0 {
 		ttl = defaultReservationTTL

@@ -45,12 +45,10 @@ type walletLease struct {
 	credit   atomic.Int64 // granted, neither reserved nor spent
 	reserved atomic.Int64 // held by admitted calls
 	seq      atomic.Uint64
-	armed    atomic.Bool  // a flush is scheduled
-	lastUse  atomic.Int64 // unix nanos of the last reservation
+	armed    atomic.Bool // a flush is scheduled
 
-	refillMu   sync.Mutex // one refill at a time; never held on the hot path
-	refilling  atomic.Bool
-	returnedAt atomic.Int64
+	refillMu  sync.Mutex // one refill at a time; never held on the hot path
+	refilling atomic.Bool
 }
 
 // lease returns this node's lease on platform p, creating it (empty) on
@@ -85,7 +83,6 @@ func (l *walletLease) tryReserve(amount money.Nanos) bool {
 // with wallet_insufficient only when the wallet itself cannot cover the
 // amount.
 func (l *walletLease) reserve(ctx context.Context, amount money.Nanos) error {
-	l.lastUse.Store(l.env.Clock.Now().UnixNano())
 	for {
 		if l.tryReserve(amount) {
 			if l.credit.Load() < int64(l.env.LeaseChunk)/4 {
@@ -193,7 +190,6 @@ func (l *walletLease) giveBack(ctx context.Context) error {
 		l.credit.Add(c) // still ours
 		return err
 	}
-	l.returnedAt.Store(l.env.Clock.Now().UnixNano())
 	return nil
 }
 
