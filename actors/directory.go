@@ -16,6 +16,7 @@ import (
 
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // Kind says which actor an [Identity] names.
@@ -126,14 +127,7 @@ func (d *Local) acquire(id Identity) *actor.PID {
 		d.gen++
 		name := id.String() + "#" + strconv.FormatUint(d.gen, 36)
 		d.genMu.Unlock()
-		var producer actor.Producer
-		switch id.Kind {
-		case KindPlatform:
-			producer = func() actor.Actor { return newPlatformActor(d.env, id) }
-		default:
-			producer = func() actor.Actor { return newEndUserActor(d.env, id) }
-		}
-		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(producer), name)
+		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(d.producer(id)), name)
 		if err != nil {
 			panic(fmt.Sprintf("actors: spawn %s: %v", name, err)) // names are unique by construction
 		}
@@ -179,6 +173,62 @@ func (d *Local) forget(id Identity, pid *actor.PID) {
 		delete(s.m, id)
 	}
 	s.mu.Unlock()
+}
+
+// PID activates the actor named by id if it is not active and returns its
+// PID, for a sender on another node. Such a sender is not counted as a
+// call in flight: if the actor passivates before the message arrives, the
+// message is refused (passivated) or dead-lettered, never processed, and
+// the sender asks for a PID again.
+func (d *Local) PID(id Identity) (*actor.PID, error) {
+	if d.closed.Load() {
+		return nil, errorf(ErrUnavailable, "the actor system is stopped")
+	}
+	pid := d.acquire(id)
+	d.releaseCall(id, pid)
+	return pid, nil
+}
+
+// Residents returns the identities of the active actors.
+func (d *Local) Residents() []Identity {
+	var out []Identity
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		for id := range s.m {
+			out = append(out, id)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Evict stops the actor named by id if it is active here and waits until
+// it has stopped: the messages already in its mailbox are processed first,
+// and its writes are durable when Evict returns. The cluster calls it when
+// the actor's ownership moves to another node. A later Ask activates the
+// actor afresh.
+func (d *Local) Evict(ctx context.Context, id Identity) error {
+	s := d.shard(id)
+	s.mu.Lock()
+	e := s.m[id]
+	delete(s.m, id)
+	s.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	if err := d.system.Root.PoisonFuture(e.pid).Wait(); err != nil {
+		return err
+	}
+	// Writes the actor submitted are durable once a later write is.
+	done := make(chan error, 1)
+	d.env.Store.Submit(persistence.Write{Done: func(err error) { done <- err }})
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Resident returns the number of active actors.

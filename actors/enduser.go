@@ -242,6 +242,7 @@ func (a *endUserActor) flush(ops []persistence.Op) {
 }
 
 func (a *endUserActor) load(c actor.Context) {
+	a.env.fetchRecords(a.id)
 	a.waitApplied()
 	st := a.env.Store
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
@@ -255,6 +256,7 @@ func (a *endUserActor) load(c actor.Context) {
 		return
 	}
 	a.acct = newAccount(&u)
+	a.env.loadShared(a.id.Platform)
 	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
 		a.restoreWindows(raw)
 	}

@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"encoding/binary"
+	"google.golang.org/protobuf/proto"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // A wallet lease is credit of a platform's wallet that the platform actor
@@ -48,6 +51,8 @@ type walletLease struct {
 	armed    atomic.Bool // a flush is scheduled
 
 	refillMu  sync.Mutex // one refill at a time; never held on the hot path
+	flushMu   sync.Mutex // one carried flush at a time (cluster mode)
+	carried   uint64     // cluster mode: last spend seq the platform actor folded; guarded by flushMu
 	refilling atomic.Bool
 }
 
@@ -137,6 +142,10 @@ func (l *walletLease) spent() {
 	if l.armed.CompareAndSwap(false, true) {
 		time.AfterFunc(l.env.LeaseFlushInterval, func() {
 			l.armed.Store(false)
+			if l.env.Clustered() {
+				l.flushCarriedAsync()
+				return
+			}
 			l.env.tell(PlatformActor(l.platform), &pb.LeaseFlush{})
 		})
 	}
@@ -200,7 +209,13 @@ func (l *walletLease) giveBack(ctx context.Context) error {
 func (e *Env) ReturnLeases(ctx context.Context) {
 	e.leases.Range(func(_, v any) bool {
 		l := v.(*walletLease)
-		if _, err := e.ask(ctx, PlatformActor(l.platform), &pb.LeaseFlush{}); err != nil {
+		var err error
+		if e.Clustered() {
+			err = l.flushCarried(ctx)
+		} else {
+			_, err = e.ask(ctx, PlatformActor(l.platform), &pb.LeaseFlush{})
+		}
+		if err != nil {
 			e.Log.Warn("lease flush at shutdown", "platform", l.platform, "err", err)
 		}
 		if err := l.giveBack(ctx); err != nil {
@@ -208,4 +223,91 @@ func (e *Env) ReturnLeases(ctx context.Context) {
 		}
 		return true
 	})
+}
+
+// flushCarriedAsync runs flushCarried on its own goroutine (counted in
+// Env.tells, so Close waits for it).
+func (l *walletLease) flushCarriedAsync() {
+	if l.env.dir == nil || l.env.dir.closed.Load() {
+		return
+	}
+	l.env.tells.Add(1)
+	go func() {
+		defer l.env.tells.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), l.env.AskTimeout)
+		defer cancel()
+		if err := l.flushCarried(ctx); err != nil {
+			l.env.Log.Warn("lease flush", "platform", l.platform, "err", err)
+			l.spent() // try again after the next interval
+		}
+	}()
+}
+
+// flushCarried is a cluster node's lease flush: its spend records live on
+// this node's disk, and the platform actor may run on another node, so
+// they travel in the message. Once the platform actor has answered (its
+// fold durable) the records are deleted here; a crash in between sends
+// them again, and the lease's folded_seq makes the second fold a no-op.
+// One flush at a time per lease.
+func (l *walletLease) flushCarried(ctx context.Context) error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	for {
+		n, err := l.flushBatch(ctx)
+		if err != nil || n < maxCarried {
+			return err
+		}
+	}
+}
+
+// maxCarried bounds the spend records one cluster flush carries.
+const maxCarried = 4096
+
+func (l *walletLease) flushBatch(ctx context.Context) (int, error) {
+	prefix := persistence.LeaseSpendPrefix(string(l.platform), l.id)
+	l.env.waitApplied()
+	msg := &pb.LeaseFlush{LeaseId: l.id}
+	var keys [][]byte
+	next := l.carried + 1
+	if err := l.env.Store.ScanPrefix(prefix, false, func(k, v []byte) bool {
+		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		if seq < next {
+			keys = append(keys, append([]byte(nil), k...)) // folded; its deletion was lost
+			return true
+		}
+		if seq != next {
+			// A gap: an earlier call's record is not written yet (actors
+			// commit concurrently). Records go in seq order, so stop here;
+			// the next flush takes the rest.
+			return false
+		}
+		var s pb.LeaseSpend
+		if err := proto.Unmarshal(v, &s); err != nil {
+			l.env.Log.Error("corrupt lease spend record", "platform", l.platform, "lease", l.id, "err", err)
+			s = pb.LeaseSpend{} // folded as zero: order is kept
+		}
+		keys = append(keys, append([]byte(nil), k...))
+		msg.Spends = append(msg.Spends, &pb.LeaseSpendAt{Seq: seq, Spend: &s})
+		next++
+		return len(msg.Spends) < maxCarried
+	}); err != nil {
+		return 0, err
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	if len(msg.Spends) > 0 {
+		if _, err := l.env.ask(ctx, PlatformActor(l.platform), msg); err != nil {
+			return 0, err
+		}
+		l.carried = msg.Spends[len(msg.Spends)-1].Seq
+	}
+	if l.seq.Load() > l.carried {
+		l.spent() // records still to come (a gap): flush again
+	}
+	ops := make([]persistence.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = persistence.Delete(k)
+	}
+	return len(msg.Spends), l.env.Store.Commit(ops...)
 }

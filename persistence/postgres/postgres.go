@@ -242,7 +242,7 @@ func (s *Snapshotter) Pool() *pgxpool.Pool { return s.pool }
 // node-local and not copied.
 func snapshotted(family byte) bool {
 	switch family {
-	case persistence.FamilyChangefeed, persistence.FamilyReservation, persistence.FamilyWindows:
+	case persistence.FamilyChangefeed, persistence.FamilyReservation, persistence.FamilyWindows, persistence.FamilyHolding:
 		return false
 	}
 	return true
