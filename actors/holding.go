@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/persistence"
 )
@@ -103,7 +105,7 @@ func (e *Env) Export(id Identity) (Holding, error) {
 	var h Holding
 	raw, err := e.Store.Get(holdingKey(id))
 	switch {
-	case err == nil && len(raw) == 8:
+	case err == nil && len(raw) >= 8:
 		h.Epoch = binary.BigEndian.Uint64(raw)
 	case err != nil && !errors.Is(err, persistence.ErrNotFound):
 		return Holding{}, err
@@ -213,4 +215,44 @@ func (d *Local) producer(id Identity) actor.Producer {
 	default:
 		return func() actor.Actor { return newEndUserActor(d.env, id) }
 	}
+}
+
+// A holding record's value is the epoch (8 bytes), followed by
+// surrenderedFlag once another node has taken the copy over: the copy is
+// then kept (it is harmless, and the newest copy may still be this one if
+// the taker failed) but no longer handed to anyone at a graceful leave.
+const surrenderedFlag = 1
+
+// MarkSurrendered notes that another node took this node's copy of id's
+// records over.
+func (e *Env) MarkSurrendered(id Identity) error {
+	raw, err := e.Store.Get(holdingKey(id))
+	if err != nil || len(raw) < 8 {
+		return nil // nothing held here under an epoch
+	}
+	return e.Store.Commit(persistence.Set(holdingKey(id), append(raw[:8:8], surrenderedFlag)))
+}
+
+// Held returns the actors whose records this node took over and has not
+// surrendered since: what a gracefully leaving node hands to the new
+// owners.
+func (e *Env) Held() ([]Identity, error) {
+	var out []Identity
+	err := e.Store.ScanPrefix([]byte{persistence.FamilyHolding}, false, func(k, v []byte) bool {
+		if len(v) != 8 || len(k) < 3 {
+			return true
+		}
+		kind := Kind(k[1])
+		rest := string(k[2:])
+		i := strings.IndexByte(rest, 0)
+		if i < 0 {
+			return true
+		}
+		id := Identity{Kind: kind, Platform: ids.PlatformID(rest[:i]), EndUser: ids.EndUserID(rest[i+1:])}
+		if (kind == KindPlatform) == (id.EndUser == "") && id.Platform != "" {
+			out = append(out, id)
+		}
+		return true
+	})
+	return out, err
 }

@@ -380,7 +380,78 @@ func (n *Node) receiveHolder(c actor.Context) {
 		go func() {
 			n.system.Root.Send(sender, n.surrender(m))
 		}()
+	case *wire.Take:
+		sender := c.Sender()
+		go func() {
+			n.system.Root.Send(sender, n.take(m))
+		}()
 	}
+}
+
+// take adopts records a leaving node hands over (if newer than ours).
+func (n *Node) take(m *wire.Take) *wire.Holding {
+	id, err := fromWire(m.Id)
+	if err != nil {
+		return &wire.Holding{Error: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
+	defer cancel()
+	if err := n.local.Evict(ctx, id); err != nil {
+		return &wire.Holding{Error: "stopping the actor: " + err.Error()}
+	}
+	h := m.GetHolding()
+	if err := n.env.Adopt(id, []actors.Holding{{Epoch: h.GetEpoch(), Keys: h.GetKeys(), Values: h.GetValues()}}); err != nil {
+		return &wire.Holding{Error: err.Error()}
+	}
+	return &wire.Holding{}
+}
+
+// handOver sends every actor's records this node holds to the member that
+// owns it once this node is gone (a graceful leave, after every actor here
+// stopped and before the node leaves the member set, so the next owner has
+// the newest copy before the first request reaches it).
+func (n *Node) handOver(ctx context.Context) {
+	held, err := n.env.Held()
+	if err != nil {
+		n.log.Error("listing held records at leave", "err", err)
+		return
+	}
+	after := n.lookup.view.Load() // leave() already removed this node
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, id := range held {
+		owner := after.owner(id.String())
+		if owner == "" {
+			return // the last node: nobody to hand over to
+		}
+		h, err := n.env.Export(id)
+		if err != nil {
+			n.log.Error("exporting records at leave", "actor", id.String(), "err", err)
+			failed.Add(1)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := n.system.Root.RequestFuture(actor.NewPID(owner, holderName),
+				&wire.Take{Id: toWire(id), Holding: &wire.Holding{Epoch: h.Epoch, Keys: h.Keys, Values: h.Values}}, n.timeout).Result()
+			if err == nil {
+				if r, ok := res.(*wire.Holding); !ok || r.Error != "" {
+					err = fmt.Errorf("%v", res)
+				}
+			}
+			if err != nil {
+				failed.Add(1)
+				n.log.Warn("handing records over at leave", "actor", id.String(), "to", owner, "err", err)
+				return
+			}
+			_ = n.env.MarkSurrendered(id)
+		}()
+	}
+	wg.Wait()
+	n.log.Info("records handed over at leave", "actors", len(held), "failed", failed.Load())
 }
 
 // surrender stops this node's activation of an actor (if any) and returns
@@ -395,6 +466,7 @@ func (n *Node) surrender(m *wire.Surrender) *wire.Holding {
 	if err := n.local.Evict(ctx, id); err != nil {
 		return &wire.Holding{Error: "stopping the actor: " + err.Error()}
 	}
+	defer func() { _ = n.env.MarkSurrendered(id) }()
 	n.fetchedMu.Lock()
 	delete(n.fetched, id) // our copy is no longer the newest once taken
 	n.fetchedMu.Unlock()
@@ -493,12 +565,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if !n.leaving.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Stop serving (requests from other nodes are answered "moved" and
+	// retried), stop every actor here, return the wallet leases, hand the
+	// records over to their next owners, and only then leave the member
+	// set: the next owners have the newest copies before any request
+	// reaches them.
 	n.lookup.leave()
-	perr := n.provider.Shutdown(true)
-	n.rebalance() // nothing is ours any more: stop every actor
-	lctx, cancel := context.WithTimeout(ctx, n.timeout)
+	n.rebalance()
+	lctx, cancel := context.WithTimeout(ctx, 2*n.timeout)
 	n.env.ReturnLeases(lctx)
+	n.handOver(lctx)
 	cancel()
+	perr := n.provider.Shutdown(true)
 	select {
 	case <-time.After(n.cfg.DrainTimeout):
 	case <-ctx.Done():

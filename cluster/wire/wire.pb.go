@@ -316,6 +316,61 @@ func (x *Holding) GetError() string {
 	return ""
 }
 
+// Take hands an actor's records to its next owner: sent by a node that is
+// leaving gracefully, before it leaves the member set. Answered with a
+// Holding carrying only error (empty: adopted).
+type Take struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            *Ident                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Holding       *Holding               `protobuf:"bytes,2,opt,name=holding,proto3" json:"holding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Take) Reset() {
+	*x = Take{}
+	mi := &file_cluster_wire_wire_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Take) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Take) ProtoMessage() {}
+
+func (x *Take) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_wire_wire_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Take.ProtoReflect.Descriptor instead.
+func (*Take) Descriptor() ([]byte, []int) {
+	return file_cluster_wire_wire_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Take) GetId() *Ident {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Take) GetHolding() *Holding {
+	if x != nil {
+		return x.Holding
+	}
+	return nil
+}
+
 var File_cluster_wire_wire_proto protoreflect.FileDescriptor
 
 const file_cluster_wire_wire_proto_rawDesc = "" +
@@ -338,7 +393,10 @@ const file_cluster_wire_wire_proto_rawDesc = "" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12\x16\n" +
 	"\x06values\x18\x03 \x03(\fR\x06values\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05errorB*Z(github.com/assistiv/gateway/cluster/wireb\x06proto3"
+	"\x05error\x18\x04 \x01(\tR\x05error\"n\n" +
+	"\x04Take\x12,\n" +
+	"\x02id\x18\x01 \x01(\v2\x1c.assistiv.cluster.wire.IdentR\x02id\x128\n" +
+	"\aholding\x18\x02 \x01(\v2\x1e.assistiv.cluster.wire.HoldingR\aholdingB*Z(github.com/assistiv/gateway/cluster/wireb\x06proto3"
 
 var (
 	file_cluster_wire_wire_proto_rawDescOnce sync.Once
@@ -352,22 +410,25 @@ func file_cluster_wire_wire_proto_rawDescGZIP() []byte {
 	return file_cluster_wire_wire_proto_rawDescData
 }
 
-var file_cluster_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_cluster_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cluster_wire_wire_proto_goTypes = []any{
 	(*Ident)(nil),     // 0: assistiv.cluster.wire.Ident
 	(*Activate)(nil),  // 1: assistiv.cluster.wire.Activate
 	(*Activated)(nil), // 2: assistiv.cluster.wire.Activated
 	(*Surrender)(nil), // 3: assistiv.cluster.wire.Surrender
 	(*Holding)(nil),   // 4: assistiv.cluster.wire.Holding
+	(*Take)(nil),      // 5: assistiv.cluster.wire.Take
 }
 var file_cluster_wire_wire_proto_depIdxs = []int32{
 	0, // 0: assistiv.cluster.wire.Activate.id:type_name -> assistiv.cluster.wire.Ident
 	0, // 1: assistiv.cluster.wire.Surrender.id:type_name -> assistiv.cluster.wire.Ident
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0, // 2: assistiv.cluster.wire.Take.id:type_name -> assistiv.cluster.wire.Ident
+	4, // 3: assistiv.cluster.wire.Take.holding:type_name -> assistiv.cluster.wire.Holding
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_cluster_wire_wire_proto_init() }
@@ -381,7 +442,7 @@ func file_cluster_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_wire_wire_proto_rawDesc), len(file_cluster_wire_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,485 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// testCluster runs gateway nodes in this process: each a real Pebble
+// store in its own dir, an actors.Env, memberlist gossip and the
+// protoactor remote (TLS) on 127.0.0.1.
+type testCluster struct {
+	t     *testing.T
+	key   []byte
+	log   *slog.Logger
+	mu    sync.Mutex
+	nodes map[string]*testNode // by name; stopped nodes removed
+	seq   int
+}
+
+type testNode struct {
+	name  string
+	dir   string
+	store *persistence.Store
+	env   *actors.Env
+	node  *Node
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	key := make([]byte, KeySize)
+	_, _ = rand.Read(key)
+	c := &testCluster{t: t, key: key, log: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), nodes: map[string]*testNode{}}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		nodes := make([]*testNode, 0, len(c.nodes))
+		for _, n := range c.nodes {
+			nodes = append(nodes, n)
+		}
+		c.nodes = map[string]*testNode{}
+		c.mu.Unlock()
+		for _, n := range nodes {
+			_ = n.node.Shutdown(context.Background())
+			_ = n.store.Close()
+		}
+	})
+	return c
+}
+
+// start starts a node and joins it to a running one (if any).
+func (c *testCluster) start() *testNode {
+	c.t.Helper()
+	c.mu.Lock()
+	c.seq++
+	name := "n" + strconv.Itoa(c.seq)
+	var seeds []string
+	for _, n := range c.nodes {
+		seeds = append(seeds, n.node.GossipAddr())
+	}
+	c.mu.Unlock()
+	scfg := persistence.DefaultConfig()
+	scfg.Dir, scfg.Logger = c.t.TempDir(), c.log
+	scfg.OnFatal = func(err error) { c.t.Errorf("%s: store failed: %v", name, err) }
+	st, err := persistence.Open(scfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	env := actors.NewEnv(st, nil, c.log)
+	env.Node = name
+	env.IdleTimeout = time.Hour
+	env.LeaseChunk = 20 * money.PerUSD / 100 // $0.20: small, so leases refill often
+	env.LeaseFlushInterval = 20 * time.Millisecond
+	gossip := DefaultConfig()
+	gossip.Seeds = seeds
+	gossip.Debounce = 20 * time.Millisecond
+	gossip.LeaveTimeout = time.Second
+	n, err := Start(NodeConfig{Gossip: gossip, Key: c.key, Env: env, DrainTimeout: 500 * time.Millisecond})
+	if err != nil {
+		_ = st.Close()
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	tn := &testNode{name: name, dir: scfg.Dir, store: st, env: env, node: n}
+	c.t.Cleanup(func() { // before TempDir's cleanup (LIFO)
+		c.mu.Lock()
+		_, running := c.nodes[name]
+		delete(c.nodes, name)
+		c.mu.Unlock()
+		if running {
+			_ = n.Shutdown(context.Background())
+			_ = st.Close()
+		}
+	})
+	c.mu.Lock()
+	c.nodes[name] = tn
+	c.mu.Unlock()
+	c.settle()
+	return tn
+}
+
+// leave stops a node gracefully.
+func (c *testCluster) leave(n *testNode) {
+	c.t.Helper()
+	c.mu.Lock()
+	delete(c.nodes, n.name)
+	c.mu.Unlock()
+	if err := n.node.Shutdown(context.Background()); err != nil {
+		c.t.Errorf("%s: shutdown: %v", n.name, err)
+	}
+	_ = n.store.Close()
+	c.settle()
+}
+
+func (c *testCluster) live() []*testNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*testNode, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *testNode) int { return a.node.seqCompare(b.node) })
+	return out
+}
+
+// settle waits until every live node sees exactly the live nodes.
+func (c *testCluster) settle() {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		live := c.live()
+		want := make([]string, 0, len(live))
+		for _, n := range live {
+			want = append(want, n.node.Address())
+		}
+		slices.Sort(want)
+		ok := true
+		for _, n := range live {
+			if !slices.Equal(n.node.MemberAddresses(), want) {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, n := range live {
+				c.t.Logf("%s sees %v", n.name, n.node.MemberAddresses())
+			}
+			c.t.Fatalf("members did not converge on %v", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (n *Node) seqCompare(o *Node) int {
+	switch {
+	case n.self < o.self:
+		return -1
+	case n.self > o.self:
+		return 1
+	}
+	return 0
+}
+
+func ask(t *testing.T, n *testNode, id actors.Identity, msg proto.Message) proto.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res, err := n.node.Ask(ctx, id, msg)
+	if err != nil {
+		t.Fatalf("%s: %s %T: %v", n.name, id, msg, err)
+	}
+	return res
+}
+
+// residency returns, for each identity active on any live node, the nodes
+// where it is active.
+func (c *testCluster) residency() map[actors.Identity][]string {
+	out := map[actors.Identity][]string{}
+	for _, n := range c.live() {
+		for _, id := range n.node.local.Residents() {
+			out[id] = append(out[id], n.name)
+		}
+	}
+	return out
+}
+
+func (c *testCluster) checkUnique(step string) {
+	c.t.Helper()
+	for id, on := range c.residency() {
+		if len(on) > 1 {
+			c.t.Errorf("%s: %s active on %v at once", step, id, on)
+		}
+	}
+}
+
+func newPlatform(t *testing.T, n *testNode, walletNanos int64) ids.PlatformID {
+	t.Helper()
+	p := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	ask(t, n, actors.PlatformActor(p), &pb.CreatePlatform{Name: "cluster"})
+	ask(t, n, actors.PlatformActor(p), &pb.SetProvider{Config: &pb.ProviderConfig{Provider: "openai", SealedApiKey: []byte("sealed"), Enabled: true}, SetKey: true, SetEnabled: true})
+	if walletNanos > 0 {
+		ask(t, n, actors.PlatformActor(p), &pb.WalletTopup{AmountNanos: walletNanos})
+	}
+	return p
+}
+
+func newUser(t *testing.T, n *testNode, p ids.PlatformID, ext string, budgetNanos int64) ids.EndUserID {
+	t.Helper()
+	res := ask(t, n, actors.PlatformActor(p), &pb.CreateEndUser{ExternalId: ext})
+	u := ids.EndUserID(res.(*pb.EndUserCreated).EndUser.Id)
+	if budgetNanos > 0 {
+		ask(t, n, actors.EndUserActor(p, u), &pb.SetBudget{Create: true, Budget: &pb.Budget{AmountNanos: budgetNanos, Period: "never"}})
+	}
+	return u
+}
+
+func balance(t *testing.T, n *testNode, p ids.PlatformID, u ids.EndUserID) int64 {
+	t.Helper()
+	return ask(t, n, actors.EndUserActor(p, u), &pb.GetBudget{}).(*pb.BudgetView).GetBudget().GetBalanceNanos()
+}
+
+// ledgerSum returns the sum of an account's ledger entries and their count.
+func ledgerSum(t *testing.T, n *testNode, id actors.Identity, account string) (int64, int) {
+	t.Helper()
+	var sum int64
+	count := 0
+	var before uint64
+	for {
+		page := ask(t, n, id, &pb.ListLedger{Account: account, Limit: 100, BeforeSeq: before}).(*pb.LedgerPage)
+		for _, e := range page.Entries {
+			sum += e.AmountNanos
+			count++
+		}
+		if page.NextBeforeSeq == 0 {
+			return sum, count
+		}
+		before = page.NextBeforeSeq
+	}
+}
+
+// TestPlacementUniqueUnderJoinsAndLeaves grows a cluster to three nodes,
+// takes nodes away and adds one, with requests flowing from every node
+// throughout. At every step no account is active on two nodes at once,
+// every node routes every account to the same owner, and every account's
+// records moved with it (balances exact).
+func TestPlacementUniqueUnderJoinsAndLeaves(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.start()
+	p := newPlatform(t, a, 0)
+	const users = 24
+	us := make([]ids.EndUserID, users)
+	want := make([]int64, users)
+	for i := range us {
+		us[i] = newUser(t, a, p, "u"+strconv.Itoa(i), 1_000_000_000)
+		want[i] = 1_000_000_000
+	}
+	var seq atomic.Int64
+	// step sends a debit to every user from every live node (while
+	// checking residency between requests), then checks balances and
+	// owners.
+	step := func(name string) {
+		t.Helper()
+		live := c.live()
+		for i, u := range us {
+			for _, n := range live {
+				k := seq.Add(1)
+				ask(t, n, actors.EndUserActor(p, u), &pb.BudgetTopup{AmountNanos: 1000, Debit: true, IdempotencyKey: "k" + strconv.FormatInt(k, 10), RequestHash: []byte{1}})
+				want[i] -= 1000
+			}
+			c.checkUnique(name)
+		}
+		for i, u := range us {
+			id := actors.EndUserActor(p, u)
+			owner := live[0].node.Owner(id)
+			for _, n := range live {
+				if o := n.node.Owner(id); o != owner {
+					t.Errorf("%s: %s owned by %s in %s's view, by %s in %s's", name, id, o, n.name, owner, live[0].name)
+				}
+				if got := balance(t, n, p, u); got != want[i] {
+					t.Errorf("%s: %s balance via %s = %d, want %d", name, id, n.name, got, want[i])
+				}
+			}
+		}
+		c.checkUnique(name)
+		owners := map[string]int{}
+		for _, u := range us {
+			owners[live[0].node.Owner(actors.EndUserActor(p, u))]++
+		}
+		t.Logf("%s: %d nodes, accounts per owner %v", name, len(live), owners)
+	}
+	step("one node")
+	b := c.start()
+	step("join b")
+	c.start()
+	step("join c")
+	c.leave(b)
+	step("b left")
+	c.start()
+	step("join d")
+	c.leave(a)
+	step("a left")
+	for i, u := range us {
+		sum, _ := ledgerSum(t, c.live()[0], actors.EndUserActor(p, u), "")
+		if sum != want[i] {
+			t.Errorf("%s: ledger sums to %d, balance %d", u, sum, want[i])
+		}
+	}
+}
+
+// TestConcurrentDebitsAndCallsForOneUserOnThreeNodes sends 64 concurrent
+// streams of debits and inference calls (admit, settle) for one end-user,
+// spread over three nodes: the balance and the ledger are exact.
+func TestConcurrentDebitsAndCallsForOneUserOnThreeNodes(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.start()
+	c.start()
+	c.start()
+	live := c.live()
+	p := newPlatform(t, a, 100*int64(money.PerUSD))
+	const start = 10 * int64(money.PerUSD)
+	u := newUser(t, a, p, "one", start)
+	id := actors.EndUserActor(p, u)
+	const workers, per = 64, 8
+	var debited, settled atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := live[w%len(live)]
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for i := range per {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				if (w+i)%2 == 0 {
+					msg := &pb.BudgetTopup{AmountNanos: 1_000, Debit: true, IdempotencyKey: key, RequestHash: []byte{1}}
+					if _, err := n.node.Ask(ctx, id, msg); err != nil {
+						t.Errorf("%s: debit: %v", n.name, err)
+						return
+					}
+					// The same key again, from another node: applied once.
+					other := live[(w+1)%len(live)]
+					if _, err := other.node.Ask(ctx, id, msg); err != nil {
+						t.Errorf("%s: debit replay: %v", other.name, err)
+						return
+					}
+					debited.Add(1_000)
+					continue
+				}
+				if _, err := n.node.Ask(ctx, id, &pb.Admit{ReservationId: key, RequestId: key, MaxCostNanos: 5_000, Provider: "openai"}); err != nil {
+					t.Errorf("%s: admit: %v", n.name, err)
+					return
+				}
+				res, err := n.node.Ask(ctx, id, &pb.Settle{ReservationId: key, RequestId: key, CostNanos: 3_000, Model: "m"})
+				if err != nil {
+					t.Errorf("%s: settle: %v", n.name, err)
+					return
+				}
+				settled.Add(res.(*pb.Settled).ChargedNanos)
+			}
+		}()
+	}
+	wg.Wait()
+	want := start - debited.Load() - settled.Load()
+	for _, n := range live {
+		if got := balance(t, n, p, u); got != want {
+			t.Errorf("balance via %s = %d, want %d (debited %d, settled %d)", n.name, got, want, debited.Load(), settled.Load())
+		}
+	}
+	sum, entries := ledgerSum(t, a, id, "")
+	if sum != want {
+		t.Errorf("ledger sums to %d over %d entries, balance %d", sum, entries, want)
+	}
+	if wantEntries := 1 + workers*per; entries != wantEntries {
+		t.Errorf("ledger has %d entries, want %d (budget set + one per operation)", entries, wantEntries)
+	}
+	c.checkUnique("after load")
+}
+
+// TestPlatformWithUsersOnEveryNodeNeverOverspends spends a small wallet
+// from end-users owned by all three nodes (each node holds its own wallet
+// lease) until the wallet refuses: the wallet never goes below zero, what
+// was charged equals what left the wallet, and the wallet's ledger sums to
+// its balance.
+func TestPlatformWithUsersOnEveryNodeNeverOverspends(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.start()
+	c.start()
+	c.start()
+	live := c.live()
+	const wallet = int64(money.PerUSD) // $1
+	p := newPlatform(t, a, wallet)
+	// Users until every node owns at least two.
+	var users []ids.EndUserID
+	owned := map[string]int{}
+	for i := 0; len(owned) < len(live) || slices.ContainsFunc(live, func(n *testNode) bool { return owned[n.node.Address()] < 2 }); i++ {
+		u := newUser(t, a, p, "w"+strconv.Itoa(i), 0)
+		users = append(users, u)
+		owned[a.node.Owner(actors.EndUserActor(p, u))]++
+	}
+	t.Logf("%d users, per owner %v", len(users), owned)
+	var charged atomic.Int64
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := live[w%len(live)]
+			u := users[w%len(users)]
+			id := actors.EndUserActor(p, u)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for i := 0; refused.Load() < 200; i++ {
+				key := fmt.Sprintf("c%d-%d", w, i)
+				if _, err := n.node.Ask(ctx, id, &pb.Admit{ReservationId: key, RequestId: key, MaxCostNanos: 7_000_000, Provider: "openai"}); err != nil {
+					if !errors.Is(err, actors.ErrWalletInsufficient) {
+						t.Errorf("%s: admit: %v", n.name, err)
+						return
+					}
+					refused.Add(1)
+					continue
+				}
+				res, err := n.node.Ask(ctx, id, &pb.Settle{ReservationId: key, RequestId: key, CostNanos: 6_000_000, Model: "m"})
+				if err != nil {
+					t.Errorf("%s: settle: %v", n.name, err)
+					return
+				}
+				charged.Add(res.(*pb.Settled).WalletNanos)
+			}
+		}()
+	}
+	wg.Wait()
+	// Return every node's lease, then read the wallet: every spend folded.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range live {
+		n.env.ReturnLeases(ctx)
+	}
+	v := ask(t, a, actors.PlatformActor(p), &pb.GetWallet{}).(*pb.WalletView)
+	bal := v.GetWallet().GetBalanceNanos()
+	if bal < 0 {
+		t.Errorf("wallet balance %d < 0", bal)
+	}
+	if got := wallet - bal; got != charged.Load() {
+		t.Errorf("wallet fell by %d, calls were charged %d", got, charged.Load())
+	}
+	if charged.Load() > wallet {
+		t.Errorf("charged %d > wallet %d", charged.Load(), wallet)
+	}
+	if v.LeasedNanos != 0 {
+		t.Errorf("%d still leased after every lease was returned", v.LeasedNanos)
+	}
+	sum, _ := ledgerSum(t, a, actors.PlatformActor(p), actors.WalletAccount)
+	if sum != bal {
+		t.Errorf("wallet ledger sums to %d, balance %d", sum, bal)
+	}
+	t.Logf("charged %d of %d, %d refusals", charged.Load(), wallet, refused.Load())
+}
+
+// tlog writes log lines to the test's log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(b []byte) (int, error) {
+	w.t.Log(string(b))
+	return len(b), nil
+}
+
+var _ io.Writer = tlog{}
