@@ -20,7 +20,7 @@ import (
 // with a $10 budget. On the first start it creates them; on later starts it
 // mints fresh keys (raw keys are never stored, so they cannot be shown
 // again). It prints the keys and a curl that works.
-func setupDemo(dir *actors.Local, store *persistence.Store, ring *secrets.Keyring, upstream, gateway string) error {
+func setupDemo(dir actors.Directory, store *persistence.Store, ring *secrets.Keyring, upstream, gateway string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	metaKey := persistence.MetaKey("demo_platform")
