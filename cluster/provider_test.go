@@ -13,7 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	if os.Getenv(childEnv) != "" || os.Getenv(raceChildEnv) != "" {
 		// A child of TestTwoProcessClusterRoutesToOneOwner: protoactor
 		// leaves goroutines behind by design; the process exits anyway.
 		os.Exit(m.Run())
