@@ -208,12 +208,32 @@ func (d *Local) Residents() []Identity {
 // and its writes are durable when Evict returns. The cluster calls it when
 // the actor's ownership moves to another node. A later Ask activates the
 // actor afresh.
+//
+// Calls this node's directory has in flight to the actor are answered
+// first: Evict waits until none is in flight before it removes the entry
+// (no local call is then sent to a stopping actor), at most until ctx ends.
+// A sender on another node holding the actor's PID gets a dead letter or a
+// passivated refusal and asks again.
+//
+// An end-user actor stopped with calls admitted and not yet settled
+// (reservations open) leaves their reservation records to the next owner,
+// which voids them at activation as it does after a crash
+// (unsettled_on_crash entries): their cost is not charged, and their
+// wallet credit stays held by this node's lease.
 func (d *Local) Evict(ctx context.Context, id Identity) error {
 	s := d.shard(id)
-	s.mu.Lock()
-	e := s.m[id]
-	delete(s.m, id)
-	s.mu.Unlock()
+	var e *dirEntry
+	for {
+		s.mu.Lock()
+		e = s.m[id]
+		if e == nil || e.inflight == 0 || ctx.Err() != nil {
+			delete(s.m, id)
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+	}
 	if e == nil {
 		return nil
 	}
