@@ -400,6 +400,9 @@ func serve(args []string) error {
 	if o.postgresURL != "" {
 		pcfg := postgres.DefaultConfig()
 		pcfg.URL, pcfg.Interval, pcfg.Logger = o.postgresURL, o.snapshotInterval, log
+		if o.clusterKey != nil {
+			pcfg.Node = o.nodeName // each node keeps its own place in the shared snapshot
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		snap, err = postgres.Open(ctx, pcfg, store)
 		cancel()
