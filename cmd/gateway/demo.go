@@ -73,6 +73,12 @@ func setupDemo(dir actors.Directory, store *persistence.Store, ring *secrets.Key
 			return err
 		}
 	}
+	if c, ok := dir.(interface{ Owner(actors.Identity) string }); ok {
+		// Cluster mode: say which node runs the demo end-user's actor
+		// (scripts/run-cluster.sh maps remote addresses to HTTP ports).
+		fmt.Fprintf(os.Stderr, "\n  DEMO_END_USER_OWNER %s (cluster remote address of the node that owns end-user %s)\n",
+			c.Owner(actors.EndUserActor(pid, ids.EndUserID(eu.EndUser.Id))), eu.EndUser.Id)
+	}
 	fmt.Fprintf(os.Stderr, `
   Demo platform ready (providers → mock upstream %s)
     platform id:   %s

@@ -241,6 +241,12 @@ func parseCluster(o *options, fs *flag.FlagSet) error {
 		return fmt.Errorf("cluster mode needs ASSISTIV_CLUSTER_KEY (standard base64 of 32 random bytes, e.g. `head -c32 /dev/urandom | base64`), the same on every node: %w", err)
 	}
 	o.clusterKey = key
+	if o.masterKey == "" {
+		return errors.New("cluster mode needs ASSISTIV_MASTER_KEY, the same on every node: a provider key sealed on one node is opened on another")
+	}
+	if o.adminKey == "" {
+		return errors.New("cluster mode needs ASSISTIV_ADMIN_KEY, the same on every node")
+	}
 	if o.postgresURL == "" {
 		return errors.New("cluster mode needs ASSISTIV_POSTGRES_URL: every node snapshots to the same Postgres, from which a dead node's accounts are taken over")
 	}

@@ -35,9 +35,11 @@ func TestParseStripeNeedsBothSecrets(t *testing.T) {
 // snapshots every second unless told otherwise.
 func TestParseCluster(t *testing.T) {
 	const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	const adm = "admin-key-of-the-cluster"
 	for _, c := range []struct {
 		name                    string
 		bind, join, k, pg, snap string
+		master, admin           string
 		wantErr                 string
 		cluster                 bool
 		interval                time.Duration
@@ -46,11 +48,13 @@ func TestParseCluster(t *testing.T) {
 		{name: "single, stray key", k: key, wantErr: "need cluster mode"},
 		{name: "no key", bind: "127.0.0.1:7946", pg: "postgres://x", wantErr: "ASSISTIV_CLUSTER_KEY"},
 		{name: "short key", bind: "127.0.0.1:7946", k: "c2hvcnQ=", pg: "postgres://x", wantErr: "ASSISTIV_CLUSTER_KEY"},
-		{name: "no postgres", bind: "127.0.0.1:7946", k: key, wantErr: "ASSISTIV_POSTGRES_URL"},
+		{name: "no postgres", bind: "127.0.0.1:7946", k: key, master: key, admin: adm, wantErr: "ASSISTIV_POSTGRES_URL"},
 		{name: "bad bind", bind: "localhost:7946", k: key, pg: "postgres://x", wantErr: "ASSISTIV_CLUSTER_BIND"},
 		{name: "bad seed", join: "127.0.0.1", k: key, pg: "postgres://x", wantErr: "ASSISTIV_CLUSTER_JOIN"},
-		{name: "cluster", bind: "127.0.0.1:7946", join: "127.0.0.1:7947", k: key, pg: "postgres://x", cluster: true, interval: time.Second},
-		{name: "cluster, interval set", bind: "127.0.0.1:7946", k: key, pg: "postgres://x", snap: "5s", cluster: true, interval: 5 * time.Second},
+		{name: "no master key", bind: "127.0.0.1:7946", k: key, pg: "postgres://x", admin: adm, wantErr: "ASSISTIV_MASTER_KEY"},
+		{name: "no admin key", bind: "127.0.0.1:7946", k: key, pg: "postgres://x", master: key, wantErr: "ASSISTIV_ADMIN_KEY"},
+		{name: "cluster", bind: "127.0.0.1:7946", join: "127.0.0.1:7947", k: key, pg: "postgres://x", master: key, admin: adm, cluster: true, interval: time.Second},
+		{name: "cluster, interval set", bind: "127.0.0.1:7946", k: key, pg: "postgres://x", snap: "5s", master: key, admin: adm, cluster: true, interval: 5 * time.Second},
 	} {
 		t.Setenv("ASSISTIV_CLUSTER_BIND", c.bind)
 		t.Setenv("ASSISTIV_CLUSTER_JOIN", c.join)
@@ -58,6 +62,8 @@ func TestParseCluster(t *testing.T) {
 		t.Setenv("ASSISTIV_POSTGRES_URL", c.pg)
 		t.Setenv("ASSISTIV_SNAPSHOT_INTERVAL", c.snap)
 		t.Setenv("ASSISTIV_NODE_NAME", "n1")
+		t.Setenv("ASSISTIV_MASTER_KEY", c.master)
+		t.Setenv("ASSISTIV_ADMIN_KEY", c.admin)
 		o, err := parse(nil)
 		switch {
 		case c.wantErr != "":
