@@ -77,6 +77,7 @@ type Local struct {
 	gen    uint64 // guarded by genMu
 	genMu  sync.Mutex
 	closed atomic.Bool
+	guard  func(Identity) bool // see SetGuard; nil: always
 }
 
 type dirShard struct {
@@ -123,6 +124,9 @@ func (d *Local) acquire(id Identity) *actor.PID {
 	defer s.mu.Unlock()
 	e := s.m[id]
 	if e == nil {
+		if d.guard != nil && !d.guard(id) {
+			return nil
+		}
 		d.genMu.Lock()
 		d.gen++
 		name := id.String() + "#" + strconv.FormatUint(d.gen, 36)
@@ -185,6 +189,9 @@ func (d *Local) PID(id Identity) (*actor.PID, error) {
 		return nil, errorf(ErrUnavailable, "the actor system is stopped")
 	}
 	pid := d.acquire(id)
+	if pid == nil {
+		return nil, errorf(ErrMoved, "%s is not activated on this node", id)
+	}
 	d.releaseCall(id, pid)
 	return pid, nil
 }
@@ -237,6 +244,21 @@ func (d *Local) Evict(ctx context.Context, id Identity) error {
 	if e == nil {
 		return nil
 	}
+	// First the actor refuses every later message as passivated (senders
+	// on other nodes that still hold its PID ask again elsewhere), then,
+	// after a grace period for messages already on their way, it stops: a
+	// message reaching a stopped actor's mailbox would be dropped
+	// unanswered, a stopped PID answers dead letter.
+	refusing := make(evictNow)
+	d.system.Root.Send(e.pid, refusing)
+	select {
+	case <-refusing:
+	case <-ctx.Done():
+	}
+	select {
+	case <-time.After(evictGrace):
+	case <-ctx.Done():
+	}
 	if err := d.system.Root.PoisonFuture(e.pid).Wait(); err != nil {
 		return err
 	}
@@ -250,6 +272,18 @@ func (d *Local) Evict(ctx context.Context, id Identity) error {
 		return ctx.Err()
 	}
 }
+
+// evictNow, sent by Evict, makes an actor refuse every later message as
+// passivated; it closes the channel once it does.
+type evictNow chan struct{}
+
+// evictGrace is how long an evicted actor refuses messages before it stops.
+const evictGrace = 200 * time.Millisecond
+
+// SetGuard installs may: an actor not active on this node is activated only
+// if may(id) (in a cluster: this node owns id and is not leaving);
+// otherwise Ask and PID refuse with ErrMoved. Call before the first Ask.
+func (d *Local) SetGuard(may func(Identity) bool) { d.guard = may }
 
 // Resident returns the number of active actors.
 func (d *Local) Resident() int {
@@ -300,6 +334,9 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 	}
 	for attempt := 0; ; attempt++ {
 		pid := d.acquire(id)
+		if pid == nil {
+			return nil, errorf(ErrMoved, "%s is not activated on this node", id)
+		}
 		a := askPool.Get().(*localAsk)
 		a.msg = msg
 		d.system.Root.Send(pid, a)
@@ -334,6 +371,9 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 // takes. Kept for the benchmark that compares it with the local path.
 func (d *Local) askFuture(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
 	pid := d.acquire(id)
+	if pid == nil {
+		return nil, errorf(ErrMoved, "%s is not activated on this node", id)
+	}
 	defer d.releaseCall(id, pid)
 	res, err := d.system.Root.RequestFuture(pid, msg, d.env.AskTimeout).Result()
 	if err != nil {

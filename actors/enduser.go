@@ -113,6 +113,10 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
+	case evictNow:
+		a.stopped = true
+		close(msg.(evictNow))
+		return
 	case sweepReservations:
 		if !a.stopped && a.acct != nil {
 			a.sweep(c)

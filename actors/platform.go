@@ -50,6 +50,10 @@ func (a *platformActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
+	case evictNow:
+		a.stopped = true
+		close(msg.(evictNow))
+		return
 	}
 	if a.receiveAutoTopup(c, msg) { // payments: autotopup.go
 		return

@@ -119,6 +119,9 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	n.system = n.local.System()
 	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch})
 	cfg.Env.Auth.SetResolver(n.resolveKey)
+	n.local.SetGuard(func(id actors.Identity) bool {
+		return !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self
+	})
 
 	opts := []remote.ConfigOption{
 		remote.WithDialOptions(grpc.WithTransportCredentials(creds)),
@@ -311,8 +314,8 @@ func (n *Node) Ask(ctx context.Context, id actors.Identity, msg proto.Message) (
 		}
 		if owner == n.self {
 			res, err := n.local.Ask(ctx, id, msg)
-			if err != nil && actors.IsPassivated(err) {
-				continue
+			if err != nil && (actors.IsPassivated(err) || errors.Is(err, actors.ErrMoved)) {
+				continue // ownership moved under us: look again
 			}
 			return res, err
 		}
@@ -371,6 +374,10 @@ func (n *Node) receiveHolder(c actor.Context) {
 			c.Respond(&wire.Activated{Moved: true})
 		default:
 			pid, err := n.local.PID(id)
+			if errors.Is(err, actors.ErrMoved) {
+				c.Respond(&wire.Activated{Moved: true})
+				return
+			}
 			if err != nil {
 				c.Respond(&wire.Activated{Error: err.Error()})
 				return
@@ -612,16 +619,24 @@ func (n *Node) resolveKey(d ids.Digest) ([]*pb.APIKey, error) {
 func (n *Node) rebalance() {
 	n.rebalMu.Lock()
 	defer n.rebalMu.Unlock()
+	sem := make(chan struct{}, 256) // evictions wait a grace period each: run them side by side
+	var wg sync.WaitGroup
 	for _, id := range n.local.Residents() {
-		if n.lookup.Owner(id.String()) == n.self {
+		if !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
-		if err := n.local.Evict(ctx, id); err != nil {
-			n.log.Warn("stopping an actor that moved", "actor", id.String(), "err", err)
-		}
-		cancel()
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
+			defer cancel()
+			if err := n.local.Evict(ctx, id); err != nil {
+				n.log.Warn("stopping an actor that moved", "actor", id.String(), "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // Shutdown leaves the cluster gracefully: the node drops itself from its
