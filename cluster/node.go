@@ -158,6 +158,10 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	n.cluster = protocluster.New(n.system, cc)
 	if err := startMember(n.cluster); err != nil {
 		_ = provider.Shutdown(false)
+		n.cluster.Gossip.Shutdown()
+		if n.cluster.Remote != nil {
+			n.cluster.Remote.Shutdown(false)
+		}
 		n.local.Close()
 		return nil, err
 	}

@@ -513,7 +513,7 @@ func TestInProcessClusterUnderRace(t *testing.T) {
 	if !raceEnabled || os.Getenv(raceChildEnv) != "" {
 		t.Skip("only under -race, as the parent")
 	}
-	tests := []string{"TestPlacementUniqueUnderJoinsAndLeaves", "TestConcurrentDebitsAndCallsForOneUserOnThreeNodes", "TestPlatformWithUsersOnEveryNodeNeverOverspends", "TestGracefulLeaveUnderLoadLosesNothing", "TestKeysAuthenticateOnEveryNode"}
+	tests := []string{"TestPlacementUniqueUnderJoinsAndLeaves", "TestConcurrentDebitsAndCallsForOneUserOnThreeNodes", "TestPlatformWithUsersOnEveryNodeNeverOverspends", "TestGracefulLeaveUnderLoadLosesNothing", "TestKeysAuthenticateOnEveryNode", "TestNodeWithAnotherKeyCannotJoinOrTalk"}
 	cmd := exec.Command(os.Args[0], "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), raceChildEnv+"=1")
 	out, _ := cmd.CombinedOutput() // exit status 66 when the detector found any race
@@ -704,4 +704,48 @@ func TestKeysAuthenticateOnEveryNode(tt *testing.T) {
 			t.Errorf("%s: revoked key: %v, want ErrUnknownKey", n.name, err)
 		}
 	}
+}
+
+// TestNodeWithAnotherKeyCannotJoinOrTalk: gossip sealed with another key is
+// dropped (the join fails), and the remote's TLS refuses a peer whose
+// certificate is not derived from the cluster key.
+func TestNodeWithAnotherKeyCannotJoinOrTalk(tt *testing.T) {
+	t := track(tt)
+	c := newTestCluster(t)
+	defer checksPassed(t)
+	a := c.start()
+
+	other := make([]byte, KeySize)
+	_, _ = rand.Read(other)
+	scfg := persistence.DefaultConfig()
+	scfg.Dir, scfg.Logger = t.TempDir(), c.log
+	st, err := persistence.Open(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gossip := DefaultConfig()
+	gossip.Seeds = []string{a.node.GossipAddr()}
+	if n, err := Start(NodeConfig{Gossip: gossip, Key: other, Env: actors.NewEnv(st, nil, c.log)}); err == nil {
+		_ = n.Shutdown(context.Background())
+		t.Fatal("a node with another cluster key joined")
+	}
+
+	// The remote: a TLS client holding another key's certificate is
+	// refused by a's gRPC server.
+	creds, err := remoteCredentials(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tlsDial(a.node.Address(), creds)
+	if err == nil {
+		conn.Close()
+		t.Fatal("a's remote accepted a TLS peer with another key")
+	}
+	good, _ := remoteCredentials(c.key)
+	conn, err = tlsDial(a.node.Address(), good)
+	if err != nil {
+		t.Fatalf("a's remote refused a peer with the cluster key: %v", err)
+	}
+	conn.Close()
 }
