@@ -655,17 +655,22 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	// Stop serving (requests from other nodes are answered "moved" and
-	// retried), stop every actor here, return the wallet leases, hand the
-	// records over to their next owners, and only then leave the member
-	// set: the next owners have the newest copies before any request
-	// reaches them.
+	// retried), stop every actor here, hand the records over to their
+	// next owners, and only then leave the member set: the next owners
+	// have the newest copies before any request reaches them. Then return
+	// the wallet leases (through the platforms' new owners).
 	n.lookup.leave()
 	n.rebalance()
 	lctx, cancel := context.WithTimeout(ctx, 2*n.timeout)
-	n.env.ReturnLeases(lctx)
 	n.handOver(lctx)
 	cancel()
 	perr := n.provider.Shutdown(true)
+	// The others now route this node's former actors (the platforms
+	// included) to their next owners, which hold the records: fold this
+	// node's lease spend into the wallets and return the free credit.
+	lctx, cancel = context.WithTimeout(ctx, 2*n.timeout)
+	n.env.ReturnLeases(lctx)
+	cancel()
 	select {
 	case <-time.After(n.cfg.DrainTimeout):
 	case <-ctx.Done():

@@ -265,11 +265,12 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var watermark uint64
-	read := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_state WHERE id = 1), 0)`)
+	// One QueryRow only: an unscanned Row holds its pool connection.
+	q, args := `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_state WHERE id = 1), 0)`, []any(nil)
 	if s.cfg.Node != "" {
-		read = s.pool.QueryRow(ctx, `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_nodes WHERE node = $1), 0)`, s.cfg.Node)
+		q, args = `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_nodes WHERE node = $1), 0)`, []any{s.cfg.Node}
 	}
-	if err := read.Scan(&watermark); err != nil {
+	if err := s.pool.QueryRow(ctx, q, args...).Scan(&watermark); err != nil {
 		return 0, fmt.Errorf("read watermark: %w", err)
 	}
 	// Only durable records: a snapshot taken after a synced marker and
@@ -434,7 +435,7 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	}
 	save := `INSERT INTO assistiv_snapshot_state (id, watermark, updated_at) VALUES (1, $1, now())
 		ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at`
-	args := []any{int64(last)}
+	args = []any{int64(last)}
 	if s.cfg.Node != "" {
 		save = `INSERT INTO assistiv_snapshot_nodes (node, watermark, updated_at) VALUES ($2, $1, now())
 		ON CONFLICT (node) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at`
