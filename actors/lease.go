@@ -3,7 +3,10 @@ package actors
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"google.golang.org/protobuf/proto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +56,7 @@ type walletLease struct {
 	refillMu  sync.Mutex // one refill at a time; never held on the hot path
 	flushMu   sync.Mutex // one carried flush at a time (cluster mode)
 	carried   uint64     // cluster mode: last spend seq the platform actor folded; guarded by flushMu
+	marked    bool       // cluster mode: leaseMarker written; guarded by refillMu
 	refilling atomic.Bool
 }
 
@@ -176,6 +180,15 @@ func (l *walletLease) refill(ctx context.Context, need money.Nanos) error {
 	}
 	minimum := max(need-have, 0)
 	want := max(l.env.LeaseChunk, minimum)
+	if l.env.Clustered() && !l.marked {
+		// Noted on this node's disk before any credit is granted, so a
+		// later run closes it (CloseEarlierLeases) wherever its platform
+		// actor runs.
+		if err := l.env.Store.Commit(persistence.Set(leaseMarker(l.platform, l.id), nil)); err != nil {
+			return err
+		}
+		l.marked = true
+	}
 	res, err := l.env.ask(ctx, PlatformActor(l.platform), &pb.LeaseGrant{
 		LeaseId: l.id, Node: l.env.Node, Incarnation: l.env.incarnation,
 		WantNanos: int64(want), MinNanos: int64(minimum),
@@ -264,12 +277,23 @@ func (l *walletLease) flushCarried(ctx context.Context) error {
 const maxCarried = 4096
 
 func (l *walletLease) flushBatch(ctx context.Context) (int, error) {
-	prefix := persistence.LeaseSpendPrefix(string(l.platform), l.id)
-	l.env.waitApplied()
-	msg := &pb.LeaseFlush{LeaseId: l.id}
+	n, err := l.env.carrySpends(ctx, l.platform, l.id, &l.carried)
+	if err == nil && l.seq.Load() > l.carried {
+		l.spent() // records still to come (a gap): flush again
+	}
+	return n, err
+}
+
+// carrySpends sends one batch of lease leaseID's spend records, those after
+// *carried in seq order without a gap, to platform p's actor, advances
+// *carried, and deletes what was folded.
+func (e *Env) carrySpends(ctx context.Context, p ids.PlatformID, leaseID string, carried *uint64) (int, error) {
+	prefix := persistence.LeaseSpendPrefix(string(p), leaseID)
+	e.waitApplied()
+	msg := &pb.LeaseFlush{LeaseId: leaseID}
 	var keys [][]byte
-	next := l.carried + 1
-	if err := l.env.Store.ScanPrefix(prefix, false, func(k, v []byte) bool {
+	next := *carried + 1
+	if err := e.Store.ScanPrefix(prefix, false, func(k, v []byte) bool {
 		seq := binary.BigEndian.Uint64(k[len(k)-8:])
 		if seq < next {
 			keys = append(keys, append([]byte(nil), k...)) // folded; its deletion was lost
@@ -283,7 +307,7 @@ func (l *walletLease) flushBatch(ctx context.Context) (int, error) {
 		}
 		var s pb.LeaseSpend
 		if err := proto.Unmarshal(v, &s); err != nil {
-			l.env.Log.Error("corrupt lease spend record", "platform", l.platform, "lease", l.id, "err", err)
+			e.Log.Error("corrupt lease spend record", "platform", p, "lease", leaseID, "err", err)
 			s = pb.LeaseSpend{} // folded as zero: order is kept
 		}
 		keys = append(keys, append([]byte(nil), k...))
@@ -297,17 +321,73 @@ func (l *walletLease) flushBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	if len(msg.Spends) > 0 {
-		if _, err := l.env.ask(ctx, PlatformActor(l.platform), msg); err != nil {
+		if _, err := e.ask(ctx, PlatformActor(p), msg); err != nil {
 			return 0, err
 		}
-		l.carried = msg.Spends[len(msg.Spends)-1].Seq
-	}
-	if l.seq.Load() > l.carried {
-		l.spent() // records still to come (a gap): flush again
+		*carried = msg.Spends[len(msg.Spends)-1].Seq
 	}
 	ops := make([]persistence.Op, len(keys))
 	for i, k := range keys {
 		ops[i] = persistence.Delete(k)
 	}
-	return len(msg.Spends), l.env.Store.Commit(ops...)
+	return len(msg.Spends), e.Store.Commit(ops...)
+}
+
+// leaseMarker is the node-local note that this node holds (or held) lease
+// leaseID of platform p: a meta record "lease:<platform>:<lease>".
+func leaseMarker(p ids.PlatformID, leaseID string) []byte {
+	return persistence.MetaKey("lease:" + string(p) + ":" + leaseID)
+}
+
+// CloseEarlierLeases (cluster mode) closes the wallet leases this node
+// held in its earlier runs: each one's spend records still on this disk
+// are carried to its platform's actor, which folds them (once, by
+// sequence) and then closes the lease, returning its unspent credit with a
+// lease_returned entry. It returns how many it closed; leases it could not
+// close (a platform unreachable) stay for the next start. A lease whose
+// node never comes back stays outstanding: its credit is not spendable,
+// never overspent.
+func (e *Env) CloseEarlierLeases(ctx context.Context) (int, error) {
+	type lease struct {
+		p  ids.PlatformID
+		id string
+	}
+	var old []lease
+	prefix := persistence.MetaKey("lease:")
+	if err := e.Store.ScanPrefix(prefix, false, func(k, _ []byte) bool {
+		p, id, ok := strings.Cut(string(k[len(prefix):]), ":")
+		if ok && id != e.incarnation {
+			old = append(old, lease{ids.PlatformID(p), id})
+		}
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	closed := 0
+	var errs []error
+	for _, l := range old {
+		// At rest nothing is in flight: the records left start after
+		// what was carried and acknowledged (deleted) before the stop.
+		var carried uint64
+		_ = e.Store.ScanPrefix(persistence.LeaseSpendPrefix(string(l.p), l.id), false, func(k, _ []byte) bool {
+			carried = binary.BigEndian.Uint64(k[len(k)-8:]) - 1
+			return false
+		})
+		var err error
+		for n := maxCarried; n == maxCarried && err == nil; {
+			n, err = e.carrySpends(ctx, l.p, l.id, &carried)
+		}
+		if err == nil {
+			_, err = e.ask(ctx, PlatformActor(l.p), &pb.LeaseFlush{LeaseId: l.id, Close: true})
+		}
+		if err == nil {
+			err = e.Store.Commit(persistence.Delete(leaseMarker(l.p, l.id)))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lease %s of %s: %w", l.id, l.p, err))
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
 }

@@ -161,6 +161,10 @@ func (a *platformActor) foldOne(l *pb.Lease, seq uint64, s *pb.LeaseSpend, dedup
 func (a *platformActor) foldCarried(c actor.Context, m *pb.LeaseFlush) {
 	l := a.leases[m.LeaseId]
 	if l == nil {
+		if m.Close {
+			a.respondDurable(c, &pb.Ack{}) // closed already (at this actor's recovery)
+			return
+		}
 		a.fail(c, errorf(ErrInvalid, "no lease %s", m.LeaseId))
 		return
 	}
@@ -171,6 +175,19 @@ func (a *platformActor) foldCarried(c actor.Context, m *pb.LeaseFlush) {
 		if s.GetSpend() != nil {
 			ops = append(ops, a.foldOne(l, s.Seq, s.Spend, true)...)
 		}
+	}
+	if m.Close {
+		returned := l.GrantedNanos - l.SpentNanos
+		e := a.walletEntry(now, EntryLeaseReturned, 0)
+		e.Reason = fmt.Sprintf("lease %s of an earlier run of node %s closed: %s unspent credit returned",
+			l.Id, l.Node, money.Nanos(max(returned, 0)))
+		ops = append(ops, persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+		delete(a.leases, l.Id)
+		ops = append(ops, persistence.Delete(persistence.LeaseKey(a.p.Id, l.Id)))
+		ops = append(ops, a.write()...)
+		ops = append(ops, a.walletLowEvent(now, before)...)
+		a.commit(c, ops, &pb.Ack{}, false)
+		return
 	}
 	if len(ops) == 0 {
 		a.respondDurable(c, &pb.Ack{})

@@ -81,6 +81,9 @@ type Node struct {
 	leaving atomic.Bool
 	stopped atomic.Bool
 
+	quit chan struct{}  // closed when the node stops
+	bg   sync.WaitGroup // background goroutines (closeEarlierLeases)
+
 	fetchedMu sync.Mutex
 	fetched   map[actors.Identity]uint64 // view version of this node's last take-over of each actor
 	rebalMu   sync.Mutex                 // one rebalance at a time
@@ -114,7 +117,7 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, env: cfg.Env, provider: provider, log: cfg.Log, timeout: cfg.Env.AskTimeout,
-		fetched: make(map[actors.Identity]uint64)}
+		fetched: make(map[actors.Identity]uint64), quit: make(chan struct{})}
 	n.local = actors.NewLocal(cfg.Env)
 	n.system = n.local.System()
 	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch})
@@ -169,7 +172,33 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		_ = n.Shutdown(context.Background())
 		return nil, err
 	}
+	n.bg.Add(1)
+	go n.closeEarlierLeases()
 	return n, nil
+}
+
+// closeEarlierLeases closes the wallet leases of this node's earlier runs
+// (actors.Env.CloseEarlierLeases), retrying every 2 s while a platform is
+// unreachable, for at most 5 minutes or until the node stops.
+func (n *Node) closeEarlierLeases() {
+	defer n.bg.Done()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
+		closed, err := n.env.CloseEarlierLeases(ctx)
+		cancel()
+		if closed > 0 {
+			n.log.Info("closed wallet leases of earlier runs", "leases", closed)
+		}
+		if err == nil {
+			return
+		}
+		n.log.Warn("closing wallet leases of earlier runs; will retry", "err", err)
+		select {
+		case <-n.quit:
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // startMember runs protoactor's StartMember, which panics when the
@@ -654,6 +683,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if !n.leaving.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(n.quit)
 	// Stop serving (requests from other nodes are answered "moved" and
 	// retried), stop every actor here, hand the records over to their
 	// next owners, and only then leave the member set: the next owners
@@ -676,6 +706,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	n.stopped.Store(true)
+	n.bg.Wait()
 	n.lookup.Shutdown()
 	n.cluster.Gossip.Shutdown()
 	n.cluster.Remote.Shutdown(true)
@@ -689,7 +720,9 @@ func (n *Node) Crash() {
 	if !n.leaving.CompareAndSwap(false, true) {
 		return
 	}
+	close(n.quit)
 	n.stopped.Store(true)
+	n.bg.Wait()
 	_ = n.provider.Shutdown(false)
 	n.lookup.Shutdown()
 	n.cluster.Remote.Shutdown(false)

@@ -513,7 +513,7 @@ func TestInProcessClusterUnderRace(t *testing.T) {
 	if !raceEnabled || os.Getenv(raceChildEnv) != "" {
 		t.Skip("only under -race, as the parent")
 	}
-	tests := []string{"TestPlacementUniqueUnderJoinsAndLeaves", "TestConcurrentDebitsAndCallsForOneUserOnThreeNodes", "TestPlatformWithUsersOnEveryNodeNeverOverspends", "TestGracefulLeaveUnderLoadLosesNothing", "TestKeysAuthenticateOnEveryNode", "TestNodeWithAnotherKeyCannotJoinOrTalk"}
+	tests := []string{"TestPlacementUniqueUnderJoinsAndLeaves", "TestConcurrentDebitsAndCallsForOneUserOnThreeNodes", "TestPlatformWithUsersOnEveryNodeNeverOverspends", "TestGracefulLeaveUnderLoadLosesNothing", "TestKeysAuthenticateOnEveryNode", "TestNodeWithAnotherKeyCannotJoinOrTalk", "TestRestartedNodeClosesItsEarlierLeases"}
 	cmd := exec.Command(os.Args[0], "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), raceChildEnv+"=1")
 	out, _ := cmd.CombinedOutput() // exit status 66 when the detector found any race
@@ -748,4 +748,124 @@ func TestNodeWithAnotherKeyCannotJoinOrTalk(tt *testing.T) {
 		t.Fatalf("a's remote refused a peer with the cluster key: %v", err)
 	}
 	conn.Close()
+}
+
+// TestRestartedNodeClosesItsEarlierLeases: a node that dies holding a
+// wallet lease with spend records not yet folded comes back on its disk
+// (a new run, the same node name): the spend is folded into the wallet
+// exactly once and the old lease's unspent credit returned, wherever the
+// platform's actor runs. Until then the lease's credit stays held: the
+// wallet is never overspent.
+func TestRestartedNodeClosesItsEarlierLeases(tt *testing.T) {
+	t := track(tt)
+	c := newTestCluster(t)
+	defer checksPassed(t)
+	a := c.start()
+	b := c.start()
+	const wallet = int64(money.PerUSD)
+	var p ids.PlatformID
+	for p == "" || a.node.Owner(actors.PlatformActor(p)) != a.node.Address() {
+		p = newPlatform(t, a, wallet)
+	}
+	var u ids.EndUserID
+	for u == "" || a.node.Owner(actors.EndUserActor(p, u)) != b.node.Address() {
+		u = newUser(t, a, p, "r"+strconv.Itoa(int(seqNow())), 0)
+	}
+	b.env.LeaseFlushInterval = time.Hour // the spend stays on b's disk
+	var charged int64
+	for i := range 5 {
+		key := fmt.Sprintf("r%d", i)
+		ask(t, b, actors.EndUserActor(p, u), &pb.Admit{ReservationId: key, RequestId: key, MaxCostNanos: 2_000_000, Provider: "openai"})
+		charged += ask(t, b, actors.EndUserActor(p, u), &pb.Settle{ReservationId: key, RequestId: key, CostNanos: 1_000_000, Model: "m"}).(*pb.Settled).WalletNanos
+	}
+	before := ask(t, a, actors.PlatformActor(p), &pb.GetWallet{}).(*pb.WalletView)
+	if before.LeasedNanos == 0 || before.Wallet.BalanceNanos != wallet {
+		t.Fatalf("before the crash: leased %d, balance %d; want a lease and the spend not yet folded", before.LeasedNanos, before.Wallet.BalanceNanos)
+	}
+	// b dies; its lease's credit stays held.
+	c.crash(b)
+	mid := ask(t, a, actors.PlatformActor(p), &pb.GetWallet{}).(*pb.WalletView)
+	if mid.LeasedNanos != before.LeasedNanos {
+		t.Errorf("after the crash: leased %d, want %d still held", mid.LeasedNanos, before.LeasedNanos)
+	}
+	// b comes back on its disk.
+	c.restart(b)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v := ask(t, a, actors.PlatformActor(p), &pb.GetWallet{}).(*pb.WalletView)
+		if v.LeasedNanos == 0 {
+			if got := v.Wallet.BalanceNanos; got != wallet-charged {
+				t.Errorf("balance %d after the old lease closed, want %d (wallet %d - charged %d)", got, wallet-charged, wallet, charged)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old lease was not closed: leased %d", v.LeasedNanos)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sum, _ := ledgerSum(t, a, actors.PlatformActor(p), actors.WalletAccount)
+	if bal := wallet - charged; sum != bal {
+		t.Errorf("wallet ledger sums to %d, balance %d", sum, bal)
+	}
+}
+
+var seqCounter atomic.Int64
+
+func seqNow() int64 { return seqCounter.Add(1) }
+
+// crash stops a node without a hand-over; its store is closed as a killed
+// process's would be (Pebble's WAL holds what was synced).
+func (c *testCluster) crash(n *testNode) {
+	c.t.Helper()
+	c.mu.Lock()
+	delete(c.nodes, n.name)
+	c.mu.Unlock()
+	n.node.Crash()
+	_ = n.store.Close()
+	c.settle()
+}
+
+// restart starts a crashed node again on its data dir, with its name.
+func (c *testCluster) restart(n *testNode) {
+	c.t.Helper()
+	var seeds []string
+	for _, o := range c.live() {
+		seeds = append(seeds, o.node.GossipAddr())
+	}
+	scfg := persistence.DefaultConfig()
+	scfg.Dir, scfg.Logger = n.dir, c.log
+	st, err := persistence.Open(scfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	env := actors.NewEnv(st, nil, c.log)
+	env.Node = n.name
+	env.IdleTimeout = time.Hour
+	env.LeaseChunk = 20 * money.PerUSD / 100
+	env.LeaseFlushInterval = 20 * time.Millisecond
+	gossip := DefaultConfig()
+	gossip.Seeds = seeds
+	gossip.Debounce = 20 * time.Millisecond
+	gossip.LeaveTimeout = time.Second
+	node, err := Start(NodeConfig{Gossip: gossip, Key: c.key, Env: env, DrainTimeout: 500 * time.Millisecond})
+	if err != nil {
+		_ = st.Close()
+		c.t.Fatalf("restart %s: %v", n.name, err)
+	}
+	n.store, n.env, n.node = st, env, node
+	c.mu.Lock()
+	c.nodes[n.name] = n
+	c.mu.Unlock()
+	c.t.Cleanup(func() {
+		c.mu.Lock()
+		_, running := c.nodes[n.name]
+		delete(c.nodes, n.name)
+		c.mu.Unlock()
+		if running {
+			_ = node.Shutdown(context.Background())
+			_ = st.Close()
+		}
+	})
+	c.settle()
 }

@@ -1769,9 +1769,13 @@ func (x *LeaseReturn) GetAmountNanos() int64 {
 // platform actor folds those above the lease's folded_seq and the lease's
 // node deletes them once answered.
 type LeaseFlush struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseId       string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	Spends        []*LeaseSpendAt        `protobuf:"bytes,2,rep,name=spends,proto3" json:"spends,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Spends  []*LeaseSpendAt        `protobuf:"bytes,2,rep,name=spends,proto3" json:"spends,omitempty"`
+	// close (cluster: a lease of an earlier run of the sending node, whose
+	// records are all carried): after folding, the lease is closed and its
+	// unspent credit returned to the wallet.
+	Close         bool `protobuf:"varint,3,opt,name=close,proto3" json:"close,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1818,6 +1822,13 @@ func (x *LeaseFlush) GetSpends() []*LeaseSpendAt {
 		return x.Spends
 	}
 	return nil
+}
+
+func (x *LeaseFlush) GetClose() bool {
+	if x != nil {
+		return x.Close
+	}
+	return false
 }
 
 // LeaseSpendAt is one spend record with its sequence number in its lease.
@@ -4893,11 +4904,12 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\rgranted_nanos\x18\x01 \x01(\x03R\fgrantedNanos\"K\n" +
 	"\vLeaseReturn\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12!\n" +
-	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\"Z\n" +
+	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\"p\n" +
 	"\n" +
 	"LeaseFlush\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x121\n" +
-	"\x06spends\x18\x02 \x03(\v2\x19.assistiv.v1.LeaseSpendAtR\x06spends\"O\n" +
+	"\x06spends\x18\x02 \x03(\v2\x19.assistiv.v1.LeaseSpendAtR\x06spends\x12\x14\n" +
+	"\x05close\x18\x03 \x01(\bR\x05close\"O\n" +
 	"\fLeaseSpendAt\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12-\n" +
 	"\x05spend\x18\x02 \x01(\v2\x17.assistiv.v1.LeaseSpendR\x05spend\"\xad\x02\n" +
