@@ -222,27 +222,56 @@ func (d *Local) Residents() []Identity {
 // A sender on another node holding the actor's PID gets a dead letter or a
 // passivated refusal and asks again.
 //
-// An end-user actor stopped with calls admitted and not yet settled
-// (reservations open) leaves their reservation records to the next owner,
-// which voids them at activation as it does after a crash
-// (unsettled_on_crash entries): their cost is not charged, and their
-// wallet credit stays held by this node's lease.
+// Calls admitted and not yet settled (open reservations) are settled here
+// first: the actor drains (see below) until ctx ends. One still open then
+// leaves its reservation record to the next owner, which voids it at
+// activation as after a crash (an unsettled_on_crash entry: its cost is
+// not charged; its wallet credit stays held by this node's lease until
+// the lease is closed).
 func (d *Local) Evict(ctx context.Context, id Identity) error {
 	s := d.shard(id)
-	var e *dirEntry
+	s.mu.Lock()
+	e := s.m[id]
+	s.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	// Drain: the actor refuses everything (passivated: senders ask again,
+	// elsewhere once the cluster has moved on) except the settlement of
+	// calls it admitted, which still reach it (its entry stays, so PID
+	// answers it), until it holds no open reservation and no write in
+	// flight, or ctx ends.
+	for {
+		drained := make(evictDrain, 1)
+		d.system.Root.Send(e.pid, drained)
+		var ok bool
+		select {
+		case ok = <-drained:
+		case <-ctx.Done():
+		}
+		if ok || ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	for {
 		s.mu.Lock()
-		e = s.m[id]
-		if e == nil || e.inflight == 0 || ctx.Err() != nil {
+		if cur := s.m[id]; cur != e {
+			s.mu.Unlock()
+			break
+		}
+		if e.inflight == 0 || ctx.Err() != nil {
 			delete(s.m, id)
 			s.mu.Unlock()
 			break
 		}
 		s.mu.Unlock()
 		time.Sleep(2 * time.Millisecond)
-	}
-	if e == nil {
-		return nil
 	}
 	// First the actor refuses every later message as passivated (senders
 	// on other nodes that still hold its PID ask again elsewhere), then,
@@ -276,6 +305,10 @@ func (d *Local) Evict(ctx context.Context, id Identity) error {
 // evictNow, sent by Evict, makes an actor refuse every later message as
 // passivated; it closes the channel once it does.
 type evictNow chan struct{}
+
+// evictDrain, sent by Evict, makes an actor drain (see Evict); it answers
+// whether it is drained.
+type evictDrain chan bool
 
 // evictGrace is how long an evicted actor refuses messages before it stops.
 const evictGrace = 200 * time.Millisecond

@@ -117,13 +117,17 @@ func (a *endUserActor) Receive(c actor.Context) {
 		a.stopped = true
 		close(msg.(evictNow))
 		return
+	case evictDrain:
+		a.draining = true
+		msg.(evictDrain) <- (a.acct == nil || len(a.acct.open) == 0) && a.pending.Load() == 0
+		return
 	case sweepReservations:
 		if !a.stopped && a.acct != nil {
 			a.sweep(c)
 		}
 		return
 	}
-	if a.stopped {
+	if a.stopped || a.draining && !a.settlesOpen(msg) {
 		a.refusePassivated(c)
 		return
 	}
@@ -845,4 +849,23 @@ func (a *endUserActor) withMarkup(cost int64) (money.Nanos, error) {
 		return 0, errorf(ErrAmountOutOfRange, "cost with markup overflows")
 	}
 	return v, nil
+}
+
+// settlesOpen reports whether msg settles or releases a call this actor
+// admitted and has not closed: what a draining actor still accepts.
+func (a *endUserActor) settlesOpen(msg any) bool {
+	if a.acct == nil {
+		return false
+	}
+	var rid string
+	switch m := msg.(type) {
+	case *pb.Settle:
+		rid = m.ReservationId
+	case *pb.Release:
+		rid = m.ReservationId
+	default:
+		return false
+	}
+	_, ok := a.acct.open[rid]
+	return ok
 }

@@ -54,11 +54,15 @@ func (a *platformActor) Receive(c actor.Context) {
 		a.stopped = true
 		close(msg.(evictNow))
 		return
+	case evictDrain:
+		a.draining = true
+		msg.(evictDrain) <- !a.charging && a.pending.Load() == 0
+		return
 	}
 	if a.receiveAutoTopup(c, msg) { // payments: autotopup.go
 		return
 	}
-	if a.stopped {
+	if a.stopped || a.draining {
 		a.refusePassivated(c)
 		return
 	}

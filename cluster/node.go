@@ -403,9 +403,10 @@ func (n *Node) receiveHolder(c actor.Context) {
 		switch {
 		case err != nil:
 			c.Respond(&wire.Activated{Error: err.Error()})
-		case n.leaving.Load() || n.lookup.Owner(id.String()) != n.self:
-			c.Respond(&wire.Activated{Moved: true})
 		default:
+			// The guard activates only what this node owns (and not while
+			// leaving); an actor still draining here is answered, so the
+			// calls it admitted settle where they were admitted.
 			pid, err := n.local.PID(id)
 			if errors.Is(err, actors.ErrMoved) {
 				c.Respond(&wire.Activated{Moved: true})
