@@ -79,6 +79,12 @@ type ChatChunk struct {
 	Choices           []ChunkChoice `json:"choices"`
 	Usage             *Usage        `json:"usage,omitempty"`
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
+
+	// Raw, when set, is the upstream's own event data for this chunk, in
+	// this format and unchanged: the edge writes it as it is instead of
+	// encoding the fields again. Adapters that translate, or that changed
+	// the chunk, leave it nil.
+	Raw []byte `json:"-"`
 }
 
 // ChunkChoice is one element of ChatChunk.Choices.

@@ -19,6 +19,13 @@ var errScan = errors.New("providers: not a JSON object")
 // nested values are skipped by counting brackets outside strings. fn
 // returning false stops the scan.
 func scanObject(b []byte, fn func(key string, value []byte) bool) error {
+	return scanMembers(b, func(key string, _, vstart, vend int) bool { return fn(key, b[vstart:vend]) })
+}
+
+// scanMembers is scanObject with positions: fn gets each member's key
+// (unescaped), the index of the key's opening quote, and the bounds of
+// its value, b[vstart:vend].
+func scanMembers(b []byte, fn func(key string, kstart, vstart, vend int) bool) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errScan
@@ -31,6 +38,7 @@ func scanObject(b []byte, fn func(key string, value []byte) bool) error {
 		if b[i] != '"' {
 			return errScan
 		}
+		kstart := i
 		end, escaped := stringEnd(b, i)
 		if end < 0 {
 			return errScan
@@ -50,7 +58,7 @@ func scanObject(b []byte, fn func(key string, value []byte) bool) error {
 		if vend < 0 {
 			return errScan
 		}
-		if !fn(key, b[i:vend]) {
+		if !fn(key, kstart, i, vend) {
 			return nil
 		}
 		i = skipSpace(b, vend)

@@ -76,3 +76,27 @@ func FuzzOpenAIStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRelayedAnswer: an answer that providers.RelayedAnswer lets through
+// as it is (usage read, choices not decoded) and that the full decoder
+// also accepts is raw for the decoder too, with the same usage: relaying
+// never bills differently from decoding. (The decoder refuses more: it
+// decodes the choices, whose shape a relay does not check.)
+func FuzzRelayedAnswer(f *testing.F) {
+	f.Add([]byte(`{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}`))
+	f.Add([]byte(`{"object":"chat.completion","choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`))
+	f.Add([]byte(`{"object":"x","choices":[1],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"usage":{}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, ok := providers.RelayedAnswer(body)
+		if !ok {
+			return
+		}
+		full, err := DecodeResponse(body)
+		if err != nil {
+			return
+		}
+		if full.Raw == nil || full.Usage == nil || *full.Usage != *r.Usage {
+			t.Fatalf("relayed usage %+v, decoder usage %+v raw=%v\n%s", *r.Usage, full.Usage, full.Raw != nil, body)
+		}
+	})
+}

@@ -64,6 +64,11 @@ func (c *Client) Complete(ctx context.Context, up providers.Upstream, req *provi
 	if err != nil {
 		return nil, err
 	}
+	if req.RelayAnswer {
+		if r, ok := providers.RelayedAnswer(body); ok {
+			return r, nil
+		}
+	}
 	return decodeResponse(c.name, body)
 }
 
@@ -109,8 +114,14 @@ func encodeRequest(name string, req *providers.ChatRequest, stream, maxComp bool
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	model := strings.TrimPrefix(req.Model, name+"/")
+	if !stream {
+		if b, ok := req.RelayBody(model, maxComp); ok {
+			return b, nil
+		}
+	}
 	r := *req
-	r.Model = strings.TrimPrefix(r.Model, name+"/")
+	r.Model = model
 	r.Stream = stream
 	r.StreamOptions = nil
 	if stream {
@@ -252,6 +263,9 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 		return nil, false, e
 	}
 	chunk := c.ChatChunk
+	// Relayed as received unless the chunk is changed below. The SSE
+	// reader hands over each event's data: it stays valid.
+	relay := chunk.Usage == nil && chunk.Choices != nil && chunk.Object != ""
 	if chunk.Usage != nil {
 		u, err := providers.NewUsage(chunk.Usage.PromptTokens, chunk.Usage.CompletionTokens)
 		if err != nil {
@@ -268,6 +282,9 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 	}
 	if chunk.Object == "" {
 		chunk.Object = providers.ObjectChatCompletionChunk
+	}
+	if relay {
+		chunk.Raw = data
 	}
 	return []*providers.ChatChunk{&chunk}, false, nil
 }
