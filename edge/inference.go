@@ -260,8 +260,9 @@ func (s *Server) chatCompletions(c *call) error {
 	// them changes, and its answer is relayed as received. (The body is
 	// fasthttp's buffer: valid until this handler returns, which a
 	// non-streamed call does not outlive.)
+	req.RelayAnswer = true
 	if !req.Stream {
-		req.Body, req.RelayAnswer = body, true
+		req.Body = body
 	}
 	promptEst := estimateTokens(body)
 	began := time.Now()
@@ -408,6 +409,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 				}
 				break
 			}
+			produced += ch.Produced // a chunk relayed undecoded counted its own
 			for _, cc := range ch.Choices {
 				if cc.Delta.Content != nil {
 					produced += int64(len(*cc.Delta.Content))

@@ -1,9 +1,11 @@
 package providers
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Relaying: an OpenAI-format upstream is sent the client's own request
@@ -155,4 +157,370 @@ func RelayedAnswer(body []byte) (*ChatResponse, bool) {
 	}
 	r.Usage, r.Raw = &checked, body
 	return &r, true
+}
+
+// RelayChunk reads one streamed Chat Completions chunk (an OpenAI-format
+// event's data) that is to be sent on as received. It returns a chunk
+// holding ID, Object, Created, Model, Raw (= data) and Produced (the bytes
+// of content and tool-call names and arguments it carries, as the edge
+// counts them from decoded choices), with Choices left nil; or false when
+// the chunk must be decoded in full: not JSON, an error or a usage in it,
+// a member of an unexpected type, a key repeated, escaped or spelt in
+// another case (encoding/json would read it), so that relaying never
+// counts, bills or ends a stream differently from decoding. It walks the
+// chunk once more after validation and allocates only the chunk and its
+// strings.
+func RelayChunk(data []byte) (*ChatChunk, bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	c := &ChatChunk{Raw: data}
+	it := members{b: data}
+	var seen fieldSet
+	hasChoices := false
+	for it.next() {
+		k, v := it.key, it.val
+		if !seen.add(k, topLevelFields) {
+			return nil, false
+		}
+		ok := true
+		switch string(k) {
+		case "id":
+			c.ID, ok = plainString(v)
+		case "object":
+			c.Object, ok = plainString(v)
+		case "model":
+			c.Model, ok = plainString(v)
+		case "created":
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			c.Created, ok = n, err == nil
+		case "usage", "error":
+			ok = isNull(v)
+		case "system_fingerprint":
+			ok = isStringOrNull(v)
+		case "choices": // null would be sent as [] by the decoder: not as received
+			hasChoices = true
+			var n int64
+			n, ok = arrayProduced(v, choiceProduced)
+			ok = ok && v[0] == '['
+			c.Produced += n
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+	if it.bad || c.Object == "" || !hasChoices {
+		return nil, false
+	}
+	return c, true
+}
+
+var (
+	topLevelFields = []string{"id", "object", "created", "model", "choices", "usage", "error", "system_fingerprint"}
+	choiceFields   = []string{"index", "delta", "finish_reason"}
+	deltaFields    = []string{"role", "content", "tool_calls", "refusal"}
+	toolCallFields = []string{"index", "id", "type", "function"}
+	functionFields = []string{"name", "arguments"}
+)
+
+// arrayProduced sums fn over the elements of a JSON array (or null).
+func arrayProduced(v []byte, fn func([]byte) (int64, bool)) (int64, bool) {
+	if isNull(v) {
+		return 0, true
+	}
+	if v[0] != '[' {
+		return 0, false
+	}
+	var total int64
+	i := skipSpace(v, 1)
+	if i < len(v) && v[i] == ']' {
+		return 0, true
+	}
+	for i < len(v) {
+		end := valueEnd(v, i)
+		if end < 0 {
+			return 0, false
+		}
+		n, ok := fn(v[i:end])
+		if !ok {
+			return 0, false
+		}
+		total += n
+		i = skipSpace(v, end)
+		if i >= len(v) {
+			return 0, false
+		}
+		if v[i] == ']' {
+			return total, true
+		}
+		if v[i] != ',' {
+			return 0, false
+		}
+		i = skipSpace(v, i+1)
+	}
+	return 0, false
+}
+
+// choiceProduced counts one streamed choice's content and tool-call bytes.
+func choiceProduced(b []byte) (int64, bool) {
+	if b[0] != '{' {
+		return 0, false
+	}
+	var n int64
+	var seen fieldSet
+	it := members{b: b}
+	for it.next() {
+		k, v := it.key, it.val
+		if !seen.add(k, choiceFields) {
+			return 0, false
+		}
+		ok := true
+		switch string(k) {
+		case "index":
+			_, err := strconv.Atoi(string(v))
+			ok = err == nil
+		case "finish_reason":
+			ok = isStringOrNull(v)
+		case "delta":
+			if !isNull(v) {
+				n, ok = deltaProduced(v)
+			}
+		}
+		if !ok {
+			return 0, false
+		}
+	}
+	return n, !it.bad
+}
+
+func deltaProduced(b []byte) (int64, bool) {
+	if b[0] != '{' {
+		return 0, false
+	}
+	var n int64
+	var seen fieldSet
+	it := members{b: b}
+	for it.next() {
+		k, v := it.key, it.val
+		if !seen.add(k, deltaFields) {
+			return 0, false
+		}
+		ok := true
+		switch string(k) {
+		case "role", "refusal":
+			ok = isStringOrNull(v)
+		case "content":
+			var l int
+			l, ok = stringLen(v)
+			n += int64(l)
+		case "tool_calls":
+			var m int64
+			m, ok = arrayProduced(v, toolCallProduced)
+			n += m
+		}
+		if !ok {
+			return 0, false
+		}
+	}
+	return n, !it.bad
+}
+
+func toolCallProduced(b []byte) (int64, bool) {
+	if b[0] != '{' {
+		return 0, false
+	}
+	var n int64
+	var seen fieldSet
+	it := members{b: b}
+	for it.next() {
+		k, v := it.key, it.val
+		if !seen.add(k, toolCallFields) {
+			return 0, false
+		}
+		ok := true
+		switch string(k) {
+		case "index":
+			_, err := strconv.Atoi(string(v))
+			ok = err == nil
+		case "id", "type":
+			ok = isStringOrNull(v)
+		case "function":
+			if !isNull(v) {
+				var m int64
+				m, ok = functionProduced(v)
+				n += m
+			}
+		}
+		if !ok {
+			return 0, false
+		}
+	}
+	return n, !it.bad
+}
+
+func functionProduced(b []byte) (int64, bool) {
+	if b[0] != '{' {
+		return 0, false
+	}
+	var n int64
+	var seen fieldSet
+	it := members{b: b}
+	for it.next() {
+		k, v := it.key, it.val
+		if !seen.add(k, functionFields) {
+			return 0, false
+		}
+		if string(k) == "name" || string(k) == "arguments" {
+			l, ok := stringLen(v)
+			if !ok {
+				return 0, false
+			}
+			n += int64(l)
+		}
+	}
+	return n, !it.bad
+}
+
+func isNull(v []byte) bool { return string(v) == "null" }
+
+func isStringOrNull(v []byte) bool { return v[0] == '"' || isNull(v) }
+
+// stringLen is the decoded length of a JSON string or null (0).
+func stringLen(v []byte) (int, bool) {
+	if isNull(v) {
+		return 0, true
+	}
+	if v[0] != '"' {
+		return 0, false
+	}
+	inner := v[1 : len(v)-1]
+	if needsDecoding(inner) {
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return 0, false
+		}
+		return len(s), true
+	}
+	return len(inner), true
+}
+
+// plainString returns a JSON string's value (null: ""), decoding escapes
+// only when there are any.
+func plainString(v []byte) (string, bool) {
+	if isNull(v) {
+		return "", true
+	}
+	if v[0] != '"' {
+		return "", false
+	}
+	inner := v[1 : len(v)-1]
+	if needsDecoding(inner) {
+		var s string
+		err := json.Unmarshal(v, &s)
+		return s, err == nil
+	}
+	return string(inner), true
+}
+
+// needsDecoding reports whether a JSON string's bytes differ from its
+// value: escapes, or invalid UTF-8 (which encoding/json replaces).
+func needsDecoding(inner []byte) bool {
+	return bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner)
+}
+
+// members iterates over the members of a JSON object that is known to be
+// valid JSON, without allocating: after next returns true, key is the raw
+// key (between its quotes) and val the raw value. A key with escapes, or
+// a structure it cannot walk, ends the iteration with bad set: the caller
+// then decodes in full.
+type members struct {
+	b        []byte
+	i        int
+	started  bool
+	bad      bool
+	key, val []byte
+}
+
+func (m *members) next() bool {
+	b := m.b
+	i := m.i
+	if !m.started {
+		m.started = true
+		i = skipSpace(b, 0)
+		if i >= len(b) || b[i] != '{' {
+			m.bad = true
+			return false
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return false
+		}
+	} else {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			m.bad = true
+			return false
+		}
+		if b[i] == '}' {
+			return false
+		}
+		if b[i] != ',' {
+			m.bad = true
+			return false
+		}
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		m.bad = true
+		return false
+	}
+	end, escaped := stringEnd(b, i)
+	if end < 0 || escaped {
+		m.bad = true
+		return false
+	}
+	m.key = b[i+1 : end]
+	i = skipSpace(b, end+1)
+	if i >= len(b) || b[i] != ':' {
+		m.bad = true
+		return false
+	}
+	i = skipSpace(b, i+1)
+	vend := valueEnd(b, i)
+	if vend < 0 {
+		m.bad = true
+		return false
+	}
+	m.val = b[i:vend]
+	m.i = vend
+	return true
+}
+
+// fieldSet tracks the keys of one object that a relay reads, without
+// allocating: a key seen twice, one that equals a watched name in another
+// case (which encoding/json would read as that field), or more keys than
+// it holds, mark the object for a full decode.
+type fieldSet struct {
+	keys [16][]byte
+	n    int
+}
+
+// add records k and reports whether the object can still be relayed.
+func (f *fieldSet) add(k []byte, watched []string) bool {
+	for _, s := range f.keys[:f.n] {
+		if bytes.Equal(s, k) {
+			return false
+		}
+	}
+	if f.n == len(f.keys) {
+		return false
+	}
+	f.keys[f.n] = k
+	f.n++
+	for _, w := range watched {
+		if len(k) == len(w) && string(k) != w && bytes.EqualFold(k, []byte(w)) {
+			return false
+		}
+	}
+	return true
 }

@@ -85,6 +85,10 @@ type ChatChunk struct {
 	// encoding the fields again. Adapters that translate, or that changed
 	// the chunk, leave it nil.
 	Raw []byte `json:"-"`
+	// Produced, with Raw set and Choices nil (a chunk relayed without
+	// decoding, see [RelayChunk]), is the bytes of content and tool-call
+	// names and arguments the chunk carries.
+	Produced int64 `json:"-"`
 }
 
 // ChunkChoice is one element of ChatChunk.Choices.

@@ -147,3 +147,38 @@ func valueEnd(b []byte, i int) int {
 		return j
 	}
 }
+
+// scanArray calls fn with the raw bytes of each element of the JSON array
+// b. Like scanObject it does not validate: b must be JSON.
+func scanArray(b []byte, fn func(elem []byte) bool) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errScan
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil
+	}
+	for i < len(b) {
+		end := valueEnd(b, i)
+		if end < 0 {
+			return errScan
+		}
+		if !fn(b[i:end]) {
+			return nil
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return errScan
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return nil
+		default:
+			return errScan
+		}
+	}
+	return errScan
+}

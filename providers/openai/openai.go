@@ -80,7 +80,9 @@ func (c *Client) Stream(ctx context.Context, up providers.Upstream, req *provide
 	if err != nil {
 		return nil, err
 	}
-	return c.t.OpenStream(ctx, call, newDecoder(c.name), req.IncludeUsage())
+	dec := newDecoder(c.name)
+	dec.relay = req.RelayAnswer
+	return c.t.OpenStream(ctx, call, dec, req.IncludeUsage())
 }
 
 func (c *Client) call(up providers.Upstream, req *providers.ChatRequest, stream bool) (*providers.Call, error) {
@@ -228,6 +230,7 @@ type decoder struct {
 	name     string
 	usage    providers.Usage
 	hasUsage bool
+	relay    bool // chunks are sent on as received: scan them, decode only the unusual ones
 }
 
 // NewDecoder returns the stream decoder for OpenAI's format.
@@ -249,6 +252,11 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 	}
 	if len(data) == 0 {
 		return nil, false, nil
+	}
+	if d.relay {
+		if c, ok := providers.RelayChunk(data); ok {
+			return []*providers.ChatChunk{c}, false, nil
+		}
 	}
 	var c streamChunk
 	if err := json.Unmarshal(data, &c); err != nil {
