@@ -385,41 +385,37 @@ func isNull(v []byte) bool { return string(v) == "null" }
 
 func isStringOrNull(v []byte) bool { return v[0] == '"' || isNull(v) }
 
-// stringLen is the decoded length of a JSON string or null (0).
-func stringLen(v []byte) (int, bool) {
+// stringValue returns what a JSON string (or null: nothing) decodes to:
+// its own bytes when they hold no escape and are valid UTF-8 (no copy),
+// else the decoded value.
+func stringValue(v []byte) ([]byte, bool) {
 	if isNull(v) {
-		return 0, true
+		return nil, true
 	}
 	if v[0] != '"' {
-		return 0, false
+		return nil, false
 	}
 	inner := v[1 : len(v)-1]
-	if needsDecoding(inner) {
-		var s string
-		if json.Unmarshal(v, &s) != nil {
-			return 0, false
-		}
-		return len(s), true
+	if !needsDecoding(inner) {
+		return inner, true
 	}
-	return len(inner), true
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
 }
 
-// plainString returns a JSON string's value (null: ""), decoding escapes
-// only when there are any.
+// stringLen is the decoded length of a JSON string or null (0).
+func stringLen(v []byte) (int, bool) {
+	b, ok := stringValue(v)
+	return len(b), ok
+}
+
+// plainString returns a JSON string's value (null: "").
 func plainString(v []byte) (string, bool) {
-	if isNull(v) {
-		return "", true
-	}
-	if v[0] != '"' {
-		return "", false
-	}
-	inner := v[1 : len(v)-1]
-	if needsDecoding(inner) {
-		var s string
-		err := json.Unmarshal(v, &s)
-		return s, err == nil
-	}
-	return string(inner), true
+	b, ok := stringValue(v)
+	return string(b), ok
 }
 
 // needsDecoding reports whether a JSON string's bytes differ from its

@@ -233,17 +233,7 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 	if rerr != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	var e *Error
-	if c.DecodeError != nil && len(body) > 0 {
-		e = c.DecodeError(status, body)
-	}
-	if e == nil {
-		e = StatusError(c.Provider, status, "", "", "")
-	}
-	e.Provider = c.Provider
-	e.Message = Redact(e.Message, c.Secret)
-	e.RetryAfter = retryAfter
-	return nil, e
+	return nil, c.errorAnswer(status, body, retryAfter)
 }
 
 // attemptBuffered makes one non-streamed request: the whole answer is
@@ -278,6 +268,11 @@ func (t *Transport) attemptBuffered(ctx context.Context, c *Call, req *fasthttp.
 	if len(body) > 1<<20 {
 		body = body[:1<<20]
 	}
+	return nil, c.errorAnswer(status, body, parseRetryAfter(resp, now))
+}
+
+// errorAnswer maps an upstream's error answer (status, body) to an *Error.
+func (c *Call) errorAnswer(status int, body []byte, retryAfter time.Duration) *Error {
 	var e *Error
 	if c.DecodeError != nil && len(body) > 0 {
 		e = c.DecodeError(status, body)
@@ -287,8 +282,8 @@ func (t *Transport) attemptBuffered(ctx context.Context, c *Call, req *fasthttp.
 	}
 	e.Provider = c.Provider
 	e.Message = Redact(e.Message, c.Secret)
-	e.RetryAfter = parseRetryAfter(resp, now)
-	return nil, e
+	e.RetryAfter = retryAfter
+	return e
 }
 
 // abandon waits for an attempt its caller gave up on and frees it,
