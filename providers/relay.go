@@ -261,124 +261,88 @@ func arrayProduced(v []byte, fn func([]byte) (int64, bool)) (int64, bool) {
 	return 0, false
 }
 
+// objectSum walks a JSON object (known valid) and sums what member says
+// of each of its members; any member it refuses, a repeated key, or one
+// spelt like a watched name in another case, refuses the object.
+func objectSum(b []byte, watched []string, member func(k, v []byte) (int64, bool)) (int64, bool) {
+	if b[0] != '{' {
+		return 0, false
+	}
+	var n int64
+	var seen fieldSet
+	it := members{b: b}
+	for it.next() {
+		if !seen.add(it.key, watched) {
+			return 0, false
+		}
+		m, ok := member(it.key, it.val)
+		if !ok {
+			return 0, false
+		}
+		n += m
+	}
+	return n, !it.bad
+}
+
 // choiceProduced counts one streamed choice's content and tool-call bytes.
-func choiceProduced(b []byte) (int64, bool) {
-	if b[0] != '{' {
-		return 0, false
+func choiceProduced(b []byte) (int64, bool) { return objectSum(b, choiceFields, choiceMember) }
+
+func choiceMember(k, v []byte) (int64, bool) {
+	switch string(k) {
+	case "index":
+		return 0, isInt(v)
+	case "finish_reason":
+		return 0, isStringOrNull(v)
+	case "delta":
+		if isNull(v) {
+			return 0, true
+		}
+		return objectSum(v, deltaFields, deltaMember)
 	}
-	var n int64
-	var seen fieldSet
-	it := members{b: b}
-	for it.next() {
-		k, v := it.key, it.val
-		if !seen.add(k, choiceFields) {
-			return 0, false
-		}
-		ok := true
-		switch string(k) {
-		case "index":
-			_, err := strconv.Atoi(string(v))
-			ok = err == nil
-		case "finish_reason":
-			ok = isStringOrNull(v)
-		case "delta":
-			if !isNull(v) {
-				n, ok = deltaProduced(v)
-			}
-		}
-		if !ok {
-			return 0, false
-		}
-	}
-	return n, !it.bad
+	return 0, true
 }
 
-func deltaProduced(b []byte) (int64, bool) {
-	if b[0] != '{' {
-		return 0, false
+func deltaMember(k, v []byte) (int64, bool) {
+	switch string(k) {
+	case "role", "refusal":
+		return 0, isStringOrNull(v)
+	case "content":
+		l, ok := stringLen(v)
+		return int64(l), ok
+	case "tool_calls":
+		return arrayProduced(v, toolCallProduced)
 	}
-	var n int64
-	var seen fieldSet
-	it := members{b: b}
-	for it.next() {
-		k, v := it.key, it.val
-		if !seen.add(k, deltaFields) {
-			return 0, false
-		}
-		ok := true
-		switch string(k) {
-		case "role", "refusal":
-			ok = isStringOrNull(v)
-		case "content":
-			var l int
-			l, ok = stringLen(v)
-			n += int64(l)
-		case "tool_calls":
-			var m int64
-			m, ok = arrayProduced(v, toolCallProduced)
-			n += m
-		}
-		if !ok {
-			return 0, false
-		}
-	}
-	return n, !it.bad
+	return 0, true
 }
 
-func toolCallProduced(b []byte) (int64, bool) {
-	if b[0] != '{' {
-		return 0, false
+func toolCallProduced(b []byte) (int64, bool) { return objectSum(b, toolCallFields, toolCallMember) }
+
+func toolCallMember(k, v []byte) (int64, bool) {
+	switch string(k) {
+	case "index":
+		return 0, isInt(v)
+	case "id", "type":
+		return 0, isStringOrNull(v)
+	case "function":
+		if isNull(v) {
+			return 0, true
+		}
+		return objectSum(v, functionFields, functionMember)
 	}
-	var n int64
-	var seen fieldSet
-	it := members{b: b}
-	for it.next() {
-		k, v := it.key, it.val
-		if !seen.add(k, toolCallFields) {
-			return 0, false
-		}
-		ok := true
-		switch string(k) {
-		case "index":
-			_, err := strconv.Atoi(string(v))
-			ok = err == nil
-		case "id", "type":
-			ok = isStringOrNull(v)
-		case "function":
-			if !isNull(v) {
-				var m int64
-				m, ok = functionProduced(v)
-				n += m
-			}
-		}
-		if !ok {
-			return 0, false
-		}
-	}
-	return n, !it.bad
+	return 0, true
 }
 
-func functionProduced(b []byte) (int64, bool) {
-	if b[0] != '{' {
-		return 0, false
+func functionMember(k, v []byte) (int64, bool) {
+	if string(k) == "name" || string(k) == "arguments" {
+		l, ok := stringLen(v)
+		return int64(l), ok
 	}
-	var n int64
-	var seen fieldSet
-	it := members{b: b}
-	for it.next() {
-		k, v := it.key, it.val
-		if !seen.add(k, functionFields) {
-			return 0, false
-		}
-		if string(k) == "name" || string(k) == "arguments" {
-			l, ok := stringLen(v)
-			if !ok {
-				return 0, false
-			}
-			n += int64(l)
-		}
-	}
-	return n, !it.bad
+	return 0, true
+}
+
+func isInt(v []byte) bool {
+	_, err := strconv.Atoi(string(v))
+	return err == nil
 }
 
 func isNull(v []byte) bool { return string(v) == "null" }
