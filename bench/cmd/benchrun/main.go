@@ -57,7 +57,7 @@ func main() {
 	flag.StringVar(&o.upstreamArgs, "upstream-args", "-listen {addr}", "upstream arguments; {addr} becomes its host:port (ASSISTIV_LISTEN is set too); mockllm also gets -record 0")
 	flag.StringVar(&o.bareproxy, "bareproxy", "bin/bareproxy", "bare proxy binary (built if missing)")
 	flag.StringVar(&o.gateway, "gateway", "bin/gateway", "gateway binary, for the gateway variant")
-	flag.StringVar(&o.scenarios, "scenarios", envOr("BENCH_SCENARIOS", "overhead,streaming,ledger,tenants,recovery,ratelimit,spread"), "comma-separated scenarios (env BENCH_SCENARIOS)")
+	flag.StringVar(&o.scenarios, "scenarios", envOr("BENCH_SCENARIOS", "overhead,streaming,ledger,tenants,recovery,ratelimit,spread,cluster"), "comma-separated scenarios (env BENCH_SCENARIOS)")
 	flag.StringVar(&o.variants, "variants", envOr("BENCH_VARIANTS", "direct,bareproxy,gateway-batch,gateway-sync,gateway-anthropic"), "comma-separated variants, baselines first (env BENCH_VARIANTS)")
 	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") == "1", "profile the gateway during overhead even when it meets its targets (env BENCH_PROFILE=1)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long (default 3m quick, 15m full)")
@@ -86,7 +86,7 @@ func envOr(key, def string) string {
 // scenarioRegistry lists every scenario by name, in report order. New
 // scenarios are added here.
 func scenarioRegistry() []suite.Scenario {
-	return []suite.Scenario{&suite.Overhead{}, &suite.Streaming{}, &suite.Ledger{}, suite.Tenants{}, suite.Recovery{}, &suite.RateLimit{}, suite.Spread{}}
+	return []suite.Scenario{&suite.Overhead{}, &suite.Streaming{}, &suite.Ledger{}, suite.Tenants{}, suite.Recovery{}, &suite.RateLimit{}, suite.Spread{}, suite.Cluster{}}
 }
 
 // variantRegistry lists every variant by name.
