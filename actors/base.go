@@ -161,13 +161,13 @@ func (b *base) refusePassivated(c actor.Context) {
 	b.respond(c, errPassivated.failure())
 }
 
-// idempotent looks up an idempotency record for (account, route, key): it
+// idempotent looks up the idempotency record of acct for (route, key): it
 // returns the stored reply when the same request was made before, an error
 // when the key was used with another request, or nil, nil when the key is
-// new.
-func (b *base) idempotent(platformID, account, route, key string, hash []byte) (*pb.IdempotencyRecord, error) {
+// new. The record itself is written by [account.remember].
+func (b *base) idempotent(acct *account, route, key string, hash []byte) (*pb.IdempotencyRecord, error) {
 	b.readYourWrites()
-	raw, err := b.env.Store.Get(persistence.IdempotencyKey(platformID, account, route, key))
+	raw, err := b.env.Store.Get(acct.idempotencyKey(route, key))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, nil
 	}

@@ -1,0 +1,202 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// memActors is how many actors each memory benchmark activates.
+const memActors = 5000
+
+// heapInUse returns the live heap after two collections (the second
+// frees what the first's finalizers released).
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkIdleEndUserMemory measures the Go heap one resident, idle
+// end-user actor holds: memActors end-users (each with a monthly budget,
+// as the bench's tenants scenario seeds them) are created, then each is
+// activated by one admitted and settled call and left idle (resident:
+// the idle timeout is an hour). The heap in use after GC, before and
+// after the activations, divided by the actors activated, is reported as
+// heapB/actor; it counts everything an activation keeps (protoactor's
+// process, mailbox and context, the directory entry, the actor's state).
+//
+//	go test ./actors -run '^$' -bench BenchmarkIdleEndUserMemory -benchtime 1x
+func BenchmarkIdleEndUserMemory(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		lim  *pb.RateLimits
+	}{
+		{"no-limits", nil},
+		{"rpm+tpm+rpd", &pb.RateLimits{RequestsPerMinute: 600, TokensPerMinute: 1_000_000, RequestsPerDay: 10_000}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var per float64
+			for i := 0; i < b.N; i++ {
+				per = idleEndUserHeap(b, c.lim)
+			}
+			b.ReportMetric(per, "heapB/actor")
+		})
+	}
+}
+
+func idleEndUserHeap(b *testing.B, lim *pb.RateLimits) float64 {
+	b.Helper()
+	b.StopTimer()
+	log := slog.New(slog.DiscardHandler)
+	cfg := persistence.DefaultConfig()
+	// A real directory: an in-memory FS would count the WAL the
+	// activations write as heap.
+	cfg.Dir, cfg.Logger = b.TempDir(), log
+	st, err := persistence.Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := NewEnv(st, nil, log)
+	env.IdleTimeout = time.Hour
+	d := NewLocal(env)
+	defer func() { d.Close(); st.Close() }()
+	ctx := context.Background()
+	pid := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	settings := &pb.PlatformSettings{DefaultBudget: &pb.BudgetTemplate{AmountNanos: int64(20 * money.PerUSD), Period: PeriodMonthly}, DefaultRateLimits: lim}
+	if _, err := d.Ask(ctx, PlatformActor(pid), &pb.CreatePlatform{Name: "mem", Settings: settings}); err != nil {
+		b.Fatal(err)
+	}
+	users := make([]Identity, memActors)
+	for i := range users {
+		res, err := d.Ask(ctx, PlatformActor(pid), &pb.CreateEndUser{ExternalId: "user-" + strconv.Itoa(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		users[i] = EndUserActor(pid, ids.EndUserID(res.(*pb.EndUserCreated).EndUser.Id))
+	}
+	if err := st.Barrier(); err != nil {
+		b.Fatal(err)
+	}
+	before := heapInUse()
+	if f := os.Getenv("IDLE_HEAP_PROFILE"); f != "" {
+		out, _ := os.Create(f + ".before")
+		_ = pprof.WriteHeapProfile(out)
+		out.Close()
+	}
+	b.StartTimer()
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(users); i += 8 {
+				rid := "res-" + strconv.Itoa(i)
+				if _, err := d.Ask(ctx, users[i], &pb.Admit{ReservationId: rid, RequestId: rid, EstimatedTokens: 400, MaxCostNanos: 50_000}); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := d.Ask(ctx, users[i], &pb.Settle{ReservationId: rid, RequestId: rid, CostNanos: 20_000, Tokens: 300, Model: "gpt-4o-mini", PromptTokens: 100, CompletionTokens: 200}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err := st.Barrier(); err != nil {
+		b.Fatal(err)
+	}
+	if n := d.Resident(); n < memActors {
+		b.Fatalf("%d actors resident, want at least %d", n, memActors)
+	}
+	after := heapInUse()
+	if f := os.Getenv("IDLE_HEAP_PROFILE"); f != "" {
+		out, _ := os.Create(f)
+		_ = pprof.WriteHeapProfile(out)
+		out.Close()
+	}
+	runtime.KeepAlive(users)
+	return float64(int64(after)-int64(before)) / memActors
+}
+
+// emptyActor is the least an actor can be: no state, a receive timeout
+// (every gateway actor has one: it is how they passivate).
+type emptyActor struct{}
+
+func (emptyActor) Receive(c actor.Context) {
+	switch c.Message().(type) {
+	case *actor.Started:
+		c.SetReceiveTimeout(time.Hour)
+	case *pb.Ack:
+		c.Respond(&pb.Ack{})
+	}
+}
+
+// BenchmarkProtoactorFloor measures what protoactor itself costs per
+// resident actor, with nothing of ours in it: memActors stateless actors
+// spawned by name (as the directory spawns them), each with a receive
+// timeout, held in a map like the directory's entries. The per-actor
+// figure is the floor under BenchmarkIdleEndUserMemory.
+//
+//	go test ./actors -run '^$' -bench BenchmarkProtoactorFloor -benchtime 1x
+func BenchmarkProtoactorFloor(b *testing.B) {
+	for _, timeout := range []bool{false, true} {
+		name := "no-timeout"
+		if timeout {
+			name = "receive-timeout"
+		}
+		b.Run(name, func(b *testing.B) {
+			var per float64
+			for i := 0; i < b.N; i++ {
+				sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+				props := actor.PropsFromProducer(func() actor.Actor { return emptyActor{} })
+				if !timeout {
+					props = actor.PropsFromFunc(func(c actor.Context) {
+						if _, ok := c.Message().(*pb.Ack); ok {
+							c.Respond(&pb.Ack{})
+						}
+					})
+				}
+				m := make(map[Identity]*dirEntry)
+				before := heapInUse()
+				for j := 0; j < memActors; j++ {
+					id := EndUserActor("plat_0123456789abcdefghijklmn", ids.EndUserID("eu_0123456789abcdefghijklmn"+strconv.Itoa(j)))
+					pid, err := sys.Root.SpawnNamed(props, id.String()+"#"+strconv.FormatUint(uint64(j), 36))
+					if err != nil {
+						b.Fatal(err)
+					}
+					m[id] = &dirEntry{pid: pid}
+				}
+				// Let every actor process Started.
+				for _, e := range m {
+					_ = sys.Root.RequestFuture(e.pid, &pb.Ack{}, time.Second).Wait()
+				}
+				after := heapInUse()
+				per = float64(int64(after)-int64(before)) / memActors
+				runtime.KeepAlive(m)
+				for _, e := range m {
+					_ = sys.Root.PoisonFuture(e.pid).Wait()
+				}
+				sys.Shutdown()
+			}
+			b.ReportMetric(per, "heapB/actor")
+		})
+	}
+}
