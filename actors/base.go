@@ -24,6 +24,22 @@ type base struct {
 	cur     any     // the current message, unwrapped
 }
 
+// started notes the actor's PID and the identity its name carries (see
+// actorName). An actor whose name carries none (a bug: only the
+// directory spawns actors) stops at once.
+func (b *base) started(c actor.Context) bool {
+	b.self = c.Self()
+	id, ok := identityOf(b.self.Id)
+	if !ok {
+		b.env.Log.Error("actor name carries no identity; stopping it", "pid", b.self.Id)
+		b.stopped = true
+		c.Stop(b.self)
+		return false
+	}
+	b.id = id
+	return true
+}
+
 // replyTo is where a reply goes: the one-slot channel of an in-process
 // [Local.Ask], or a sender PID (a protoactor future, a remote caller).
 type replyTo struct {

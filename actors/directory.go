@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +75,9 @@ type Local struct {
 	gen    uint64 // guarded by genMu
 	genMu  sync.Mutex
 	closed atomic.Bool
+	// props of each kind, shared by all its actors: an actor reads its
+	// identity from its name (see actorName).
+	platformProps, endUserProps *actor.Props
 }
 
 type dirShard struct {
@@ -96,7 +98,10 @@ func NewLocal(env *Env) *Local {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return log.With("component", "protoactor")
 	}))
-	d := &Local{env: env, system: sys, seed: maphash.MakeSeed()}
+	d := &Local{env: env, system: sys, seed: maphash.MakeSeed(),
+		platformProps: actor.PropsFromProducer(func() actor.Actor { return newPlatformActor(env) }),
+		endUserProps:  actor.PropsFromProducer(func() actor.Actor { return newEndUserActor(env) }),
+	}
 	for i := range d.shards {
 		d.shards[i].m = make(map[Identity]*dirEntry)
 	}
@@ -124,16 +129,13 @@ func (d *Local) acquire(id Identity) *actor.PID {
 	if e == nil {
 		d.genMu.Lock()
 		d.gen++
-		name := id.String() + "#" + strconv.FormatUint(d.gen, 36)
+		name := actorName(id, d.gen)
 		d.genMu.Unlock()
-		var producer actor.Producer
-		switch id.Kind {
-		case KindPlatform:
-			producer = func() actor.Actor { return newPlatformActor(d.env, id) }
-		default:
-			producer = func() actor.Actor { return newEndUserActor(d.env, id) }
+		props := d.endUserProps
+		if id.Kind == KindPlatform {
+			props = d.platformProps
 		}
-		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(producer), name)
+		pid, err := d.system.Root.SpawnNamed(props, name)
 		if err != nil {
 			panic(fmt.Sprintf("actors: spawn %s: %v", name, err)) // names are unique by construction
 		}

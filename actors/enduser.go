@@ -98,15 +98,19 @@ func (a *endUserActor) sweepExpired(c actor.Context) {
 	}
 }
 
-func newEndUserActor(env *Env, id Identity) actor.Actor {
-	return &endUserActor{base: base{env: env, id: id}}
+// newEndUserActor returns an end-user actor; it learns its identity from
+// its name when it starts.
+func newEndUserActor(env *Env) actor.Actor {
+	return &endUserActor{base: base{env: env}}
 }
 
 func (a *endUserActor) Receive(c actor.Context) {
 	msg := a.message(c)
 	switch msg.(type) {
 	case *actor.Started:
-		a.self = c.Self()
+		if !a.started(c) {
+			return
+		}
 		for _, t := range a.load() {
 			a.scheduleSweep(c, t)
 		}
@@ -274,6 +278,8 @@ func (a *endUserActor) load() (restored []time.Time) {
 		return nil
 	}
 	a.eu = newEndUser(&u)
+	// The identity's strings are the PID's: the record's copies go.
+	a.eu.money.platform, a.eu.money.name = pid, uid
 	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
 		a.restoreWindows(raw)
 	}

@@ -35,15 +35,19 @@ type platformActor struct {
 	chargeRetries int
 }
 
-func newPlatformActor(env *Env, id Identity) actor.Actor {
-	return &platformActor{base: base{env: env, id: id}, leases: make(map[string]*pb.Lease)}
+// newPlatformActor returns a platform actor; it learns its identity from
+// its name when it starts.
+func newPlatformActor(env *Env) actor.Actor {
+	return &platformActor{base: base{env: env}, leases: make(map[string]*pb.Lease)}
 }
 
 func (a *platformActor) Receive(c actor.Context) {
 	msg := a.message(c)
 	switch msg.(type) {
 	case *actor.Started:
-		a.self = c.Self()
+		if !a.started(c) {
+			return
+		}
 		a.load()
 		a.resumeAutoTopup(c) // payments: pending auto top-up intents
 		a.idle(c)
