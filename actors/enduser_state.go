@@ -351,7 +351,7 @@ func (u *endUser) checkRate(now time.Time, lim *pb.RateLimits, reqs, tokens int6
 		if ok, d := w.check(now, units, limit); !ok {
 			refused = true
 			if d == 0 {
-				d = w.span
+				d = w.span()
 			}
 			if d > retry {
 				retry = d

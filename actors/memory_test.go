@@ -42,6 +42,11 @@ func heapInUse() uint64 {
 // process, mailbox and context, the directory entry, the actor's state).
 //
 //	go test ./actors -run '^$' -bench BenchmarkIdleEndUserMemory -benchtime 1x
+//
+// With IDLE_HEAP_PROFILE=<file> set it also writes heap profiles before
+// (<file>.before) and after the activations, for
+// `go tool pprof -sample_index=inuse_space -diff_base <file>.before <file>`
+// (run with -memprofilerate 256 for a fine-grained one).
 func BenchmarkIdleEndUserMemory(b *testing.B) {
 	for _, c := range []struct {
 		name string
