@@ -156,9 +156,13 @@ func (emptyActor) Receive(c actor.Context) {
 
 // BenchmarkProtoactorFloor measures what protoactor itself costs per
 // resident actor, with nothing of ours in it: memActors stateless actors
-// spawned by name (as the directory spawns them), each with a receive
-// timeout, held in a map like the directory's entries. The per-actor
-// figure is the floor under BenchmarkIdleEndUserMemory.
+// spawned by name from one shared Props (as the directory spawns them),
+// with and without a receive timeout (every gateway actor has one: it is
+// how they passivate). Names and the slice holding the PIDs are made
+// before the first reading, so the figure is protoactor's alone: the
+// process registry's entry, the PID, the actor context and its extras,
+// the mailbox and its two queues, the timer. It is the floor under
+// BenchmarkIdleEndUserMemory.
 //
 //	go test ./actors -run '^$' -bench BenchmarkProtoactorFloor -benchtime 1x
 func BenchmarkProtoactorFloor(b *testing.B) {
@@ -179,25 +183,27 @@ func BenchmarkProtoactorFloor(b *testing.B) {
 						}
 					})
 				}
-				m := make(map[Identity]*dirEntry)
+				names := make([]string, memActors)
+				for j := range names {
+					names[j] = actorName(EndUserActor("plat_0123456789abcdefghijklmn", ids.EndUserID("eu_0123456789abcdefghijklmn"+strconv.Itoa(j))), uint64(j+1))
+				}
+				pids := make([]*actor.PID, memActors)
 				before := heapInUse()
-				for j := 0; j < memActors; j++ {
-					id := EndUserActor("plat_0123456789abcdefghijklmn", ids.EndUserID("eu_0123456789abcdefghijklmn"+strconv.Itoa(j)))
-					pid, err := sys.Root.SpawnNamed(props, id.String()+"#"+strconv.FormatUint(uint64(j), 36))
+				for j := range pids {
+					pid, err := sys.Root.SpawnNamed(props, names[j])
 					if err != nil {
 						b.Fatal(err)
 					}
-					m[id] = &dirEntry{pid: pid}
+					pids[j] = pid
 				}
 				// Let every actor process Started.
-				for _, e := range m {
-					_ = sys.Root.RequestFuture(e.pid, &pb.Ack{}, time.Second).Wait()
+				for _, pid := range pids {
+					_ = sys.Root.RequestFuture(pid, &pb.Ack{}, time.Second).Wait()
 				}
 				after := heapInUse()
 				per = float64(int64(after)-int64(before)) / memActors
-				runtime.KeepAlive(m)
-				for _, e := range m {
-					_ = sys.Root.PoisonFuture(e.pid).Wait()
+				for _, pid := range pids {
+					_ = sys.Root.PoisonFuture(pid).Wait()
 				}
 				sys.Shutdown()
 			}
