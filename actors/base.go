@@ -24,11 +24,14 @@ type base struct {
 	cur     any     // the current message, unwrapped
 }
 
-// started notes the actor's PID and the identity its name carries (see
-// actorName). An actor whose name carries none (a bug: only the
-// directory spawns actors) stops at once.
+// started notes the actor's PID and, unless the actor was made for a
+// given identity, the identity its name carries (see actorName). An actor
+// with neither (a bug) stops at once.
 func (b *base) started(c actor.Context) bool {
 	b.self = c.Self()
+	if b.id.Kind != 0 {
+		return true
+	}
 	id, ok := identityOf(b.self.Id)
 	if !ok {
 		b.env.Log.Error("actor name carries no identity; stopping it", "pid", b.self.Id)

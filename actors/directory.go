@@ -99,8 +99,8 @@ func NewLocal(env *Env) *Local {
 		return log.With("component", "protoactor")
 	}))
 	d := &Local{env: env, system: sys, seed: maphash.MakeSeed(),
-		platformProps: actor.PropsFromProducer(func() actor.Actor { return newPlatformActor(env) }),
-		endUserProps:  actor.PropsFromProducer(func() actor.Actor { return newEndUserActor(env) }),
+		platformProps: actor.PropsFromProducer(func() actor.Actor { return newPlatformActor(env, Identity{}) }),
+		endUserProps:  actor.PropsFromProducer(func() actor.Actor { return newEndUserActor(env, Identity{}) }),
 	}
 	for i := range d.shards {
 		d.shards[i].m = make(map[Identity]*dirEntry)

@@ -98,10 +98,10 @@ func (a *endUserActor) sweepExpired(c actor.Context) {
 	}
 }
 
-// newEndUserActor returns an end-user actor; it learns its identity from
-// its name when it starts.
-func newEndUserActor(env *Env) actor.Actor {
-	return &endUserActor{base: base{env: env}}
+// newEndUserActor returns the actor of end-user id; with a zero id it
+// learns its identity from its name when it starts (see actorName).
+func newEndUserActor(env *Env, id Identity) actor.Actor {
+	return &endUserActor{base: base{env: env, id: id}}
 }
 
 func (a *endUserActor) Receive(c actor.Context) {

@@ -35,10 +35,10 @@ type platformActor struct {
 	chargeRetries int
 }
 
-// newPlatformActor returns a platform actor; it learns its identity from
-// its name when it starts.
-func newPlatformActor(env *Env) actor.Actor {
-	return &platformActor{base: base{env: env}, leases: make(map[string]*pb.Lease)}
+// newPlatformActor returns the actor of platform id; with a zero id it
+// learns its identity from its name when it starts (see actorName).
+func newPlatformActor(env *Env, id Identity) actor.Actor {
+	return &platformActor{base: base{env: env, id: id}, leases: make(map[string]*pb.Lease)}
 }
 
 func (a *platformActor) Receive(c actor.Context) {
