@@ -27,6 +27,10 @@ type endUserActor struct {
 	sweepAt      int64       // when it fires (unix ms)
 	checkpointAt int64       // the rate windows' last checkpoint (unix nanos)
 	deltaSeq     uint64      // the last window delta written
+	// deltas: window deltas may be stored since the last checkpoint, so
+	// the next one deletes them. False only when known: a range deletion
+	// per checkpoint would leave a tombstone per settlement second.
+	deltas bool
 }
 
 // sweepReservations asks the actor to void its expired reservations. It
@@ -288,8 +292,9 @@ func (a *endUserActor) load() (restored []time.Time) {
 	// records), put back into the windows so a crash never lets more than
 	// a limit through in any window.
 	limited := a.rateLimited()
+	a.deltas = true // unknown unless replayed
 	if limited {
-		a.replayWindows()
+		a.deltas = a.replayWindows()
 	}
 	// Reservations still open here were admitted before a crash and never
 	// settled: void them, recording what they held for reconciliation.
@@ -330,8 +335,10 @@ func (a *endUserActor) load() (restored []time.Time) {
 
 // replayWindows counts into the rate windows the calls settled since the
 // checkpoint: one small delta record each, written with its settlement.
-func (a *endUserActor) replayWindows() {
-	_ = a.env.Store.ScanPrefix(persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, v []byte) bool {
+// It reports whether there were any (or whether it could not tell).
+func (a *endUserActor) replayWindows() (found bool) {
+	err := a.env.Store.ScanPrefix(persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, v []byte) bool {
+		found = true
 		if len(k) >= 8 {
 			a.deltaSeq = max(a.deltaSeq, binary.BigEndian.Uint64(k[len(k)-8:]))
 		}
@@ -346,6 +353,7 @@ func (a *endUserActor) replayWindows() {
 		a.eu.recount(time.UnixMilli(ms), tokens)
 		return true
 	})
+	return found || err != nil
 }
 
 // rateLimited reports whether any rate limit applies to this end-user.
@@ -370,14 +378,19 @@ func (a *endUserActor) windowsOps(now, admitted time.Time, tokens int64) []persi
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	if now.UnixNano()-a.checkpointAt >= int64(checkpointEvery) {
 		a.checkpointAt = now.UnixNano()
-		prefix := persistence.WindowDeltasPrefix(pid, uid)
-		ops := []persistence.Op{persistence.DeleteRange(prefix, persistence.PrefixEnd(prefix))}
+		var ops []persistence.Op
+		if a.deltas {
+			prefix := persistence.WindowDeltasPrefix(pid, uid)
+			ops = append(ops, persistence.DeleteRange(prefix, persistence.PrefixEnd(prefix)))
+			a.deltas = false
+		}
 		if w := a.encodeWindows(now); w != nil {
 			return append(ops, persistence.Set(persistence.WindowsKey(pid, uid), w))
 		}
 		return append(ops, persistence.Delete(persistence.WindowsKey(pid, uid)))
 	}
 	a.deltaSeq++
+	a.deltas = true
 	v := binary.AppendVarint(nil, admitted.UnixMilli())
 	v = binary.AppendVarint(v, tokens)
 	return []persistence.Op{persistence.Set(persistence.WindowDeltaKey(pid, uid, a.deltaSeq), v)}
@@ -393,10 +406,13 @@ func (a *endUserActor) passivate(c actor.Context) {
 		// The checkpoint replaces the deltas in the same write.
 		now := a.now()
 		key := persistence.WindowsKey(string(a.id.Platform), string(a.id.EndUser))
-		deltas := persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser))
-		ops := []persistence.Op{persistence.DeleteRange(deltas, persistence.PrefixEnd(deltas)), persistence.Delete(key)}
+		ops := []persistence.Op{persistence.Delete(key)}
 		if w := a.encodeWindows(now); w != nil {
-			ops[1] = persistence.Set(key, w)
+			ops[0] = persistence.Set(key, w)
+		}
+		if a.deltas {
+			deltas := persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser))
+			ops = append(ops, persistence.DeleteRange(deltas, persistence.PrefixEnd(deltas)))
 		}
 		a.env.Store.Submit(persistence.Write{Ops: ops, NoSync: true, Done: func(error) {}})
 	}
