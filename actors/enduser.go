@@ -131,6 +131,14 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
+	case evictNow:
+		a.stopped = true
+		close(msg.(evictNow))
+		return
+	case evictDrain:
+		a.draining = true
+		msg.(evictDrain) <- (a.eu == nil || a.eu.open.len() == 0) && a.pending.Load() == 0
+		return
 	case sweepReservations:
 		if !a.stopped && a.eu != nil {
 			a.sweepExpired(c)
@@ -138,7 +146,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	}
 	defer a.done()
-	if a.stopped {
+	if a.stopped || a.draining && !a.settlesOpen(msg) {
 		a.refusePassivated(c)
 		return
 	}
@@ -269,6 +277,7 @@ func (a *endUserActor) flush(ops []persistence.Op) {
 // load reads the end-user's state and returns the expiries of the
 // reservations it kept open (see below).
 func (a *endUserActor) load() (restored []time.Time) {
+	a.env.fetchRecords(a.id)
 	a.waitApplied()
 	st := a.env.Store
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
@@ -284,6 +293,7 @@ func (a *endUserActor) load() (restored []time.Time) {
 	a.eu = newEndUser(&u)
 	// The identity's strings are the PID's: the record's copies go.
 	a.eu.money.platform, a.eu.money.name = pid, uid
+	a.env.loadShared(a.id.Platform)
 	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
 		a.restoreWindows(raw)
 	}
@@ -858,4 +868,22 @@ func (a *endUserActor) lowBalanceEvent(now time.Time) []persistence.Op {
 	d := a.eventData()
 	d["threshold_usd"] = usd(int64(a.eu.budget.low))
 	return a.env.event(a.id.Platform, EventBudgetLowBalance, now, d)
+}
+
+// settlesOpen reports whether msg settles or releases a call this actor
+// admitted and has not closed: what a draining actor still accepts.
+func (a *endUserActor) settlesOpen(msg any) bool {
+	if a.eu == nil {
+		return false
+	}
+	var rid string
+	switch m := msg.(type) {
+	case *pb.Settle:
+		rid = m.ReservationId
+	case *pb.Release:
+		rid = m.ReservationId
+	default:
+		return false
+	}
+	return a.eu.open.get(rid) != nil
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -83,7 +84,9 @@ func (a *platformActor) giveBack(c actor.Context, m *pb.LeaseReturn) {
 // write submitted so far is applied. Its cost is per call but batched:
 // one message per flush interval, not two round trips per call.
 func (a *platformActor) flushLeases(c actor.Context) {
-	if len(a.leases) == 0 {
+	if len(a.leases) == 0 || a.env.Clustered() {
+		// In a cluster spend records arrive carried by their lease's
+		// node (foldCarried), every LeaseFlushInterval.
 		return
 	}
 	a.waitApplied()
@@ -117,17 +120,85 @@ func (a *platformActor) foldSpend(l *pb.Lease) []persistence.Op {
 			a.env.Log.Error("corrupt lease spend record", "platform", a.p.Id, "lease", l.Id, "err", err)
 			return true
 		}
-		l.SpentNanos += s.CostNanos
-		l.Calls++
-		e := a.wallet.charge(time.UnixMilli(s.AtMs), money.Nanos(s.CostNanos), money.Nanos(s.CostNanos))
-		e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = s.RequestId, s.Model, s.PromptTokens, s.CompletionTokens
-		ops = append(ops, a.wallet.entryOp(e))
+		// In a cluster the lease's node carries its records in order
+		// (foldCarried); what is left here after a crash between a fold
+		// and the deletion is at or below folded_seq.
+		ops = append(ops, a.foldOne(l, binary.BigEndian.Uint64(k[len(k)-8:]), &s, a.env.Clustered())...)
 		return true
 	})
 	if len(ops) == 0 {
 		return nil
 	}
 	return append(ops, a.leaseOp(l))
+}
+
+// foldOne folds one spend record of lease l into the wallet. With dedupe
+// (cluster mode, where a lease's node sends its records in seq order with
+// no gap) a record at or below the lease's folded_seq was folded already
+// and is skipped. On a single node records become visible out of seq
+// order (concurrent actors), are folded as read and deleted in the same
+// batch, and folded_seq is not used.
+func (a *platformActor) foldOne(l *pb.Lease, seq uint64, s *pb.LeaseSpend, dedupe bool) []persistence.Op {
+	if dedupe {
+		if seq <= l.FoldedSeq {
+			return nil
+		}
+		l.FoldedSeq = seq
+	}
+	// The lease held the cost: charging it gives that hold back and
+	// debits the balance, so free credit is unchanged.
+	l.SpentNanos += s.CostNanos
+	l.Calls++
+	e := a.wallet.charge(time.UnixMilli(s.AtMs), money.Nanos(s.CostNanos), money.Nanos(s.CostNanos))
+	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = s.RequestId, s.Model, s.PromptTokens, s.CompletionTokens
+	return []persistence.Op{a.wallet.entryOp(e)}
+}
+
+// foldCarried folds the spend records a lease's node carried in a cluster
+// flush; the answer follows their durability, and only then does the
+// lease's node delete its records. A flush sent twice folds nothing twice
+// (folded_seq).
+func (a *platformActor) foldCarried(c actor.Context, m *pb.LeaseFlush) {
+	l := a.leases[m.LeaseId]
+	if l == nil {
+		if m.Close {
+			a.respondDurable(c, &pb.Ack{}) // closed already (at this actor's recovery)
+			return
+		}
+		a.fail(c, errorf(ErrInvalid, "no lease %s", m.LeaseId))
+		return
+	}
+	now := a.now()
+	before := a.wallet.balance
+	var ops []persistence.Op
+	for _, s := range m.Spends {
+		if s.GetSpend() != nil {
+			ops = append(ops, a.foldOne(l, s.Seq, s.Spend, true)...)
+		}
+	}
+	if m.Close {
+		returned := l.GrantedNanos - l.SpentNanos
+		a.wallet.unhold(money.Nanos(returned))
+		e := a.wallet.note(now, EntryLeaseReturned)
+		e.Reason = fmt.Sprintf("lease %s of an earlier run of node %s closed: %s unspent credit returned",
+			l.Id, l.Node, money.Nanos(max(returned, 0)))
+		ops = append(ops, a.wallet.entryOp(e))
+		delete(a.leases, l.Id)
+		ops = append(ops, persistence.Delete(persistence.LeaseKey(a.p.Id, l.Id)))
+		ops = append(ops, a.write()...)
+		ops = append(ops, a.walletLowEvent(now, before)...)
+		a.commit(c, ops, &pb.Ack{}, false)
+		return
+	}
+	if len(ops) == 0 {
+		a.respondDurable(c, &pb.Ack{})
+		return
+	}
+	ops = append(ops, a.leaseOp(l))
+	ops = append(ops, a.write()...)
+	ops = append(ops, a.walletLowEvent(now, before)...)
+	a.commit(c, ops, &pb.Ack{}, false)
+	a.maybeAutoTopup(c)
 }
 
 // loadLeases reads the wallet's lease records. A lease this node granted
