@@ -363,7 +363,7 @@ balance=5 reserved=0
 func TestAccountScripts(t *testing.T) {
 	for _, sc := range accountScripts {
 		t.Run(sc.name, func(t *testing.T) {
-			h := &acctHarness{t: t, a: newAccount(&pb.EndUser{Id: "eu_test", PlatformId: "plat_test"}), lim: &pb.RateLimits{}}
+			h := &acctHarness{t: t, a: newEndUser(&pb.EndUser{Id: "eu_test", PlatformId: "plat_test"}), lim: &pb.RateLimits{}}
 			var cmd string
 			var want []string
 			flush := func() {
@@ -397,7 +397,7 @@ func TestAccountScripts(t *testing.T) {
 type acctHarness struct {
 	t      *testing.T
 	now    time.Time
-	a      *account
+	a      *endUser
 	lim    *pb.RateLimits
 	ledger []*pb.LedgerEntry
 }
@@ -476,10 +476,8 @@ func (h *acctHarness) run(cmd string) []string {
 		return nil
 	case "budget":
 		// What the actor's SetBudget{Create} does.
-		amt := usdArg(t, f[1])
-		h.a.user.Budget = &pb.Budget{AmountNanos: int64(amt), Period: f[2], BalanceNanos: int64(amt),
-			PeriodStartMs: periodStart(f[2], h.now).UnixMilli(), CreatedAtMs: h.now.UnixMilli()}
-		e := h.a.entry(h.now, EntryBudgetSet, amt)
+		var e *pb.LedgerEntry
+		h.a.budget, e = openBudget(&h.a.money, h.now, usdArg(t, f[1]), f[2], 0, "budget created")
 		record(e)
 	case "topup", "debit":
 		message()
@@ -491,7 +489,7 @@ func (h *acctHarness) run(cmd string) []string {
 		}
 	case "suspend", "unsuspend":
 		message()
-		h.a.user.Budget.IsSuspended = f[0] == "suspend"
+		h.a.budget.suspended = f[0] == "suspend"
 	case "touch":
 		message()
 	case "admit":
@@ -509,7 +507,7 @@ func (h *acctHarness) run(cmd string) []string {
 		message()
 		m := kv(f[2:])
 		tokens, _ := strconv.ParseInt(m["tokens"], 10, 64)
-		e, err := h.a.settle(h.now, h.lim, &pb.Settle{ReservationId: f[1], CostNanos: int64(usdArg(t, m["cost"])), Tokens: tokens})
+		e, err := h.a.settle(h.now, &pb.Settle{ReservationId: f[1], CostNanos: int64(usdArg(t, m["cost"])), Tokens: tokens})
 		switch {
 		case err != nil:
 			fail(err)
@@ -520,19 +518,23 @@ func (h *acctHarness) run(cmd string) []string {
 		}
 	case "release":
 		message()
-		if h.a.release(f[1]) {
+		if h.a.release(f[1]) != nil {
 			out = append(out, "released")
 		} else {
 			out = append(out, "not open")
 		}
 	case "tpm":
-		out = append(out, fmt.Sprintf("tpm used=%d", h.a.tpm.used(h.now)))
+		var used int64
+		if h.a.win != nil {
+			used = h.a.win.tpm.used(h.now)
+		}
+		out = append(out, fmt.Sprintf("tpm used=%d", used))
 		return out
 	default:
 		t.Fatalf("unknown command %q", cmd)
 	}
-	if b := h.a.user.Budget; b != nil {
-		out = append(out, fmt.Sprintf("balance=%s reserved=%s", money.Nanos(b.BalanceNanos), h.a.reserved))
+	if h.a.budget.set {
+		out = append(out, fmt.Sprintf("balance=%s reserved=%s", h.a.money.balance, h.a.money.reserved))
 	}
 	return out
 }
@@ -567,10 +569,10 @@ func rateText(r *pb.RateLimitInfo, withReset bool) string {
 // reserved equals the sum of open reservations.
 func (h *acctHarness) checkInvariants(cmd string) {
 	h.t.Helper()
-	b := h.a.user.Budget
-	if b == nil {
+	if !h.a.budget.set {
 		return
 	}
+	balance, reserved := int64(h.a.money.balance), h.a.money.reserved
 	var sum int64
 	for i, e := range h.ledger {
 		sum += e.AmountNanos
@@ -581,17 +583,17 @@ func (h *acctHarness) checkInvariants(cmd string) {
 			h.t.Fatalf("after > %s: entry %d has seq %d", cmd, i, e.Seq)
 		}
 	}
-	if sum != b.BalanceNanos {
-		h.t.Fatalf("after > %s: ledger sums to %d, balance %d", cmd, sum, b.BalanceNanos)
+	if sum != balance {
+		h.t.Fatalf("after > %s: ledger sums to %d, balance %d", cmd, sum, balance)
 	}
-	if b.BalanceNanos < 0 || h.a.reserved < 0 {
-		h.t.Fatalf("after > %s: balance %d, reserved %d", cmd, b.BalanceNanos, h.a.reserved)
+	if balance < 0 || reserved < 0 {
+		h.t.Fatalf("after > %s: balance %d, reserved %d", cmd, balance, reserved)
 	}
 	var open money.Nanos
-	for _, r := range h.a.open {
+	for _, r := range h.a.open.all() {
 		open += r.amount
 	}
-	if open != h.a.reserved {
-		h.t.Fatalf("after > %s: reserved %d, open reservations hold %d", cmd, h.a.reserved, open)
+	if open != reserved {
+		h.t.Fatalf("after > %s: reserved %d, open reservations hold %d", cmd, reserved, open)
 	}
 }

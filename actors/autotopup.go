@@ -105,7 +105,7 @@ func (a *platformActor) receiveAutoTopup(c actor.Context, m any) bool {
 // durable.
 func (a *platformActor) maybeAutoTopup(c actor.Context) {
 	at := a.p.Wallet.GetAutoTopup()
-	if a.charging || at == nil || !at.Enabled || a.p.Wallet.BalanceNanos >= at.ThresholdNanos {
+	if a.charging || at == nil || !at.Enabled || a.wallet.balance >= money.Nanos(at.ThresholdNanos) {
 		return
 	}
 	now := a.now()
@@ -129,7 +129,7 @@ func (a *platformActor) maybeAutoTopup(c actor.Context) {
 		// No debit crossed the threshold to announce it: wallet.low_balance
 		// still precedes the charge, written with the intent.
 		ops = append(ops, a.env.event(a.id.Platform, EventWalletLowBalance, now, map[string]any{
-			"balance_usd": usd(a.p.Wallet.BalanceNanos), "threshold_usd": usd(at.ThresholdNanos), "auto_topup_amount_usd": usd(at.AmountNanos),
+			"balance_usd": usd(int64(a.wallet.balance)), "threshold_usd": usd(at.ThresholdNanos), "auto_topup_amount_usd": usd(at.AmountNanos),
 		})...)
 	}
 	root, self, id, notify := c.ActorSystem().Root, a.self, in.Id, a.env.Notify
@@ -287,14 +287,15 @@ func (a *platformActor) chargeSucceeded(c actor.Context, chargeID string) {
 	now := a.now()
 	in := a.intent
 	amount := money.Nanos(in.AmountNanos)
-	a.p.Wallet.BalanceNanos += in.AmountNanos
-	e := a.walletEntry(now, EntryAutoTopup, amount)
+	// The processor has charged: the credit is applied whatever the
+	// balance (no ceiling refuses money already taken).
+	e := a.wallet.adjust(now, EntryAutoTopup, amount)
 	e.Reason, e.IdempotencyKey, e.PaymentIntentId = "auto_topup", in.Id, chargeID
 	in.Status, in.ChargeId, in.LedgerSeq, in.UpdatedAtMs = IntentSucceeded, chargeID, e.Seq, now.UnixMilli()
 	if at := a.p.Wallet.GetAutoTopup(); at != nil {
 		at.ConsecutiveFailures, at.LastError, at.LastErrorAtMs = 0, "", 0
 	}
-	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	ops := append(a.write(), a.wallet.entryOp(e))
 	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, amount, e)...)
 	a.env.Log.Info("auto top-up credited", "platform", a.id.Platform, "intent", in.Id, "charge", chargeID, "amount_usd", amount.String())
 	a.finishIntent(c, ops)

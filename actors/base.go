@@ -28,6 +28,25 @@ type base struct {
 	cur      any     // the current message, unwrapped
 }
 
+// started notes the actor's PID and, unless the actor was made for a
+// given identity, the identity its name carries (see actorName). An actor
+// with neither (a bug) stops at once.
+func (b *base) started(c actor.Context) bool {
+	b.self = c.Self()
+	if b.id.Kind != 0 {
+		return true
+	}
+	id, ok := identityOf(b.self.Id)
+	if !ok {
+		b.env.Log.Error("actor name carries no identity; stopping it", "pid", b.self.Id)
+		b.stopped = true
+		c.Stop(b.self)
+		return false
+	}
+	b.id = id
+	return true
+}
+
 // replyTo is where a reply goes: the one-slot channel of an in-process
 // [Local.Ask], or a sender PID (a protoactor future, a remote caller).
 type replyTo struct {
@@ -165,13 +184,13 @@ func (b *base) refusePassivated(c actor.Context) {
 	b.respond(c, errPassivated.failure())
 }
 
-// idempotent looks up an idempotency record for (account, route, key): it
+// idempotent looks up the idempotency record of acct for (route, key): it
 // returns the stored reply when the same request was made before, an error
 // when the key was used with another request, or nil, nil when the key is
-// new.
-func (b *base) idempotent(platformID, account, route, key string, hash []byte) (*pb.IdempotencyRecord, error) {
+// new. The record itself is written by [account.remember].
+func (b *base) idempotent(acct *account, route, key string, hash []byte) (*pb.IdempotencyRecord, error) {
 	b.readYourWrites()
-	raw, err := b.env.Store.Get(persistence.IdempotencyKey(platformID, account, route, key))
+	raw, err := b.env.Store.Get(acct.idempotencyKey(route, key))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, nil
 	}

@@ -29,8 +29,8 @@ func BenchmarkAdmitSettle(b *testing.B) {
 		{"rpm+tpm+rpd", &pb.RateLimits{RequestsPerMinute: 10_000, TokensPerMinute: 100_000_000, RequestsPerDay: 10_000_000}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			a := newAccount(&pb.EndUser{Id: "eu_bench", PlatformId: "plat_bench"})
-			a.user.Budget = &pb.Budget{AmountNanos: int64(money.MaxAmount), BalanceNanos: int64(money.MaxAmount), Period: PeriodOneTime}
+			a := newEndUser(&pb.EndUser{Id: "eu_bench", PlatformId: "plat_bench",
+				Budget: &pb.Budget{AmountNanos: int64(money.MaxAmount), BalanceNanos: int64(money.MaxAmount), Period: PeriodOneTime}})
 			now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 			ids := make([]string, 1024)
 			for i := range ids {
@@ -50,7 +50,7 @@ func BenchmarkAdmitSettle(b *testing.B) {
 					b.Fatal(err)
 				}
 				settle.ReservationId, settle.RequestId = id, id
-				if _, err := a.settle(now, c.lim, settle); err != nil {
+				if _, err := a.settle(now, settle); err != nil {
 					b.Fatal(err)
 				}
 			}

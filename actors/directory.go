@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +77,9 @@ type Local struct {
 	genMu  sync.Mutex
 	closed atomic.Bool
 	guard  func(Identity) bool // see SetGuard; nil: always
+	// props of each kind, shared by all its actors: an actor reads its
+	// identity from its name (see actorName).
+	platformProps, endUserProps *actor.Props
 }
 
 type dirShard struct {
@@ -98,7 +100,10 @@ func NewLocal(env *Env) *Local {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return log.With("component", "protoactor")
 	}))
-	d := &Local{env: env, system: sys, seed: maphash.MakeSeed()}
+	d := &Local{env: env, system: sys, seed: maphash.MakeSeed(),
+		platformProps: actor.PropsFromProducer(func() actor.Actor { return newPlatformActor(env, Identity{}) }),
+		endUserProps:  actor.PropsFromProducer(func() actor.Actor { return newEndUserActor(env, Identity{}) }),
+	}
 	for i := range d.shards {
 		d.shards[i].m = make(map[Identity]*dirEntry)
 	}
@@ -129,9 +134,9 @@ func (d *Local) acquire(id Identity) *actor.PID {
 		}
 		d.genMu.Lock()
 		d.gen++
-		name := id.String() + "#" + strconv.FormatUint(d.gen, 36)
+		name := actorName(id, d.gen)
 		d.genMu.Unlock()
-		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(d.producer(id)), name)
+		pid, err := d.system.Root.SpawnNamed(d.props(id), name)
 		if err != nil {
 			panic(fmt.Sprintf("actors: spawn %s: %v", name, err)) // names are unique by construction
 		}

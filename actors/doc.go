@@ -7,11 +7,33 @@
 //
 // # Rules and I/O
 //
-// The rules live in plain types ([account], [window]) that read no clock and
-// do no I/O; Receive is a thin switch that calls them, appends the records
-// they return to the store and replies. The upstream HTTP call of an
-// inference runs on the edge's goroutine between Admit and Settle, never in
-// a mailbox.
+// The rules live in plain types ([account], [endUser], [window]) that read
+// no clock and do no I/O; Receive is a thin switch that calls them, appends
+// the records they return to the store and replies. The upstream HTTP call
+// of an inference runs on the edge's goroutine between Admit and Settle,
+// never in a mailbox.
+//
+// # One account type
+//
+// All money is an [account]: a balance, what open reservations hold of it,
+// its ledger's sequence and entries, its idempotency records. An
+// end-user's budget is one (reservations: admitted calls; usage: settled
+// calls with markup), a platform's wallet is one (reservations: the
+// credit wallet leases hold; usage: the leases' spend folded in), and the
+// default budget of a new end-user opens through one. Their balances and
+// sequences are stored where they always were (the end-user record's
+// budget, the platform record's wallet).
+//
+// # Idle actors
+//
+// A resident end-user actor keeps [endUser], a compact struct (record
+// fields, budget terms, its account, open reservations in one pointer,
+// rate windows allocated only once a limit counts), no protobuf message
+// and no timer but its receive timeout once no call is open; protobuf is
+// built at the boundaries (records written, views). Actors of a kind share
+// one Props and read their identity from their name (actorName).
+// BenchmarkIdleEndUserMemory measures the heap per idle actor and
+// BenchmarkProtoactorFloor what protoactor alone costs.
 //
 // # Reserve, settle, release
 //

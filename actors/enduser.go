@@ -16,15 +16,21 @@ import (
 )
 
 // endUserActor owns one end-user: its record, budget, ledger, rate windows
-// and open reservations. Its rules live in [account]; Receive only loads,
-// dispatches, appends records and replies.
+// and open reservations. Its rules live in [endUser] (money in its
+// [account]); Receive only loads, dispatches, appends records and replies.
+// What it keeps while idle is that compact state and little else: no
+// protobuf message, no timer once no reservation is open.
 type endUserActor struct {
 	base
-	acct         *account    // nil: no such end-user
-	restored     []time.Time // expiries of reservations restored at activation
-	sweepAt      time.Time   // the earliest sweep scheduled
-	checkpointAt time.Time   // the rate windows' last checkpoint
+	eu           *endUser    // nil: no such end-user
+	sweep        *time.Timer // the reservation sweep scheduled, while any is open
+	sweepAt      int64       // when it fires (unix ms)
+	checkpointAt int64       // the rate windows' last checkpoint (unix nanos)
 	deltaSeq     uint64      // the last window delta written
+	// deltas: window deltas may be stored since the last checkpoint, so
+	// the next one deletes them. False only when known: a range deletion
+	// per checkpoint would leave a tombstone per settlement second.
+	deltas bool
 }
 
 // sweepReservations asks the actor to void its expired reservations. It
@@ -37,26 +43,38 @@ const defaultReservationTTL = 15 * time.Minute
 
 // scheduleSweep arranges a sweep at t (or earlier, if one is already due).
 func (a *endUserActor) scheduleSweep(c actor.Context, t time.Time) {
-	if !a.sweepAt.IsZero() && !a.sweepAt.After(t) {
+	if a.sweep != nil && a.sweepAt <= t.UnixMilli() {
 		return
 	}
-	a.sweepAt = t
+	if a.sweep != nil {
+		a.sweep.Stop()
+	}
+	a.sweepAt = t.UnixMilli()
 	self, root := a.self, c.ActorSystem().Root
-	time.AfterFunc(time.Until(t)+time.Millisecond, func() { root.Send(self, sweepReservations{}) })
+	a.sweep = time.AfterFunc(time.Until(t)+time.Millisecond, func() { root.Send(self, sweepReservations{}) })
+}
+
+// unscheduleSweep stops the sweep timer once no reservation is open: an
+// idle actor keeps no timer but its receive timeout.
+func (a *endUserActor) unscheduleSweep() {
+	if a.sweep != nil && a.eu != nil && a.eu.open.len() == 0 {
+		a.sweep.Stop()
+		a.sweep, a.sweepAt = nil, 0
+	}
 }
 
 // sweep voids every reservation past its expiry: the reservation is
 // released (budget and lease credit), recorded as reservation_expired with
 // what it held, and its record deleted. A settlement that arrives later
 // finds it unknown.
-func (a *endUserActor) sweep(c actor.Context) {
-	a.sweepAt = time.Time{}
+func (a *endUserActor) sweepExpired(c actor.Context) {
+	a.sweep, a.sweepAt = nil, 0
 	wall := time.Now()
 	now := a.now()
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	var ops []persistence.Op
 	var next time.Time
-	for id, r := range a.acct.open {
+	for _, r := range a.eu.open.all() {
 		if r.expires.IsZero() {
 			continue
 		}
@@ -66,16 +84,14 @@ func (a *endUserActor) sweep(c actor.Context) {
 			}
 			continue
 		}
-		held, wallet, rid := r.amount, r.wallet, r.requestID
-		a.acct.release(id)
-		if wallet > 0 {
-			a.env.lease(a.id.Platform).release(wallet)
+		a.eu.release(r.id)
+		if r.wallet > 0 {
+			a.env.lease(a.id.Platform).release(r.wallet)
 		}
-		e := a.acct.entry(now, EntryReservationExpired, 0)
-		e.RequestId, e.UnchargedNanos = rid, int64(held)
-		e.Reason = "reservation " + id + " expired unsettled"
-		ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, id)),
-			persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
+		e := a.eu.money.note(now, EntryReservationExpired)
+		e.RequestId, e.UnchargedNanos = r.requestID, int64(r.amount)
+		e.Reason = "reservation " + r.id + " expired unsettled"
+		ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, r.id)), a.eu.money.entryOp(e))
 	}
 	if len(ops) > 0 {
 		ops = append(ops, a.userOp())
@@ -86,6 +102,8 @@ func (a *endUserActor) sweep(c actor.Context) {
 	}
 }
 
+// newEndUserActor returns the actor of end-user id; with a zero id it
+// learns its identity from its name when it starts (see actorName).
 func newEndUserActor(env *Env, id Identity) actor.Actor {
 	return &endUserActor{base: base{env: env, id: id}}
 }
@@ -94,16 +112,16 @@ func (a *endUserActor) Receive(c actor.Context) {
 	msg := a.message(c)
 	switch msg.(type) {
 	case *actor.Started:
-		a.self = c.Self()
-		a.load(c)
-		for _, t := range a.restored {
+		if !a.started(c) {
+			return
+		}
+		for _, t := range a.load() {
 			a.scheduleSweep(c, t)
 		}
-		a.restored = nil
 		// An actor for an end-user that does not exist (a typo, another
 		// tenant's id) goes after a second, as the platform actor does.
 		d := a.env.IdleTimeout
-		if a.acct == nil && d > time.Second {
+		if a.eu == nil && d > time.Second {
 			d = time.Second
 		}
 		c.SetReceiveTimeout(d)
@@ -119,14 +137,15 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	case evictDrain:
 		a.draining = true
-		msg.(evictDrain) <- (a.acct == nil || len(a.acct.open) == 0) && a.pending.Load() == 0
+		msg.(evictDrain) <- (a.eu == nil || a.eu.open.len() == 0) && a.pending.Load() == 0
 		return
 	case sweepReservations:
-		if !a.stopped && a.acct != nil {
-			a.sweep(c)
+		if !a.stopped && a.eu != nil {
+			a.sweepExpired(c)
 		}
 		return
 	}
+	defer a.done()
 	if a.stopped || a.draining && !a.settlesOpen(msg) {
 		a.refusePassivated(c)
 		return
@@ -134,7 +153,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 	if h := a.env.beforeMessage; h != nil {
 		h(msg)
 	}
-	if a.acct == nil {
+	if a.eu == nil {
 		if _, ok := msg.(*pb.DeleteEndUser); ok {
 			a.sweepKeys(c)
 			return
@@ -144,7 +163,7 @@ func (a *endUserActor) Receive(c actor.Context) {
 	}
 	now := a.now()
 	var pre []persistence.Op
-	if e := a.acct.resetIfDue(now); e != nil {
+	if e := a.eu.resetIfDue(now); e != nil {
 		pre = a.entryOps(e)
 	}
 	switch m := msg.(type) {
@@ -152,14 +171,14 @@ func (a *endUserActor) Receive(c actor.Context) {
 		a.flush(pre)
 		a.respondDurable(c, a.view())
 	case *pb.PatchEndUser:
-		u := a.acct.user
+		u := a.eu
 		if m.SetDisplayName {
-			u.DisplayName = m.DisplayName
+			u.displayName = m.DisplayName
 		}
 		if m.SetMetadata {
-			u.MetadataJson = m.MetadataJson
+			u.metadata = m.MetadataJson
 		}
-		u.UpdatedAtMs = now.UnixMilli()
+		u.updatedMs = now.UnixMilli()
 		a.commit(c, append(pre, a.userOp()), a.view(), false)
 	case *pb.DeleteEndUser:
 		a.delete(c)
@@ -167,13 +186,13 @@ func (a *endUserActor) Receive(c actor.Context) {
 		a.setBudget(c, pre, m)
 	case *pb.GetBudget:
 		a.flush(pre)
-		if a.acct.user.Budget == nil {
+		if !a.eu.budget.set {
 			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
 			return
 		}
-		a.respondDurable(c, &pb.BudgetView{Budget: snapshot(a.acct.user.Budget), ReservedNanos: int64(a.acct.reserved)})
+		a.respondDurable(c, a.budgetView())
 	case *pb.DeleteBudget:
-		if a.acct.user.Budget == nil {
+		if !a.eu.budget.set {
 			a.flush(pre)
 			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
 			return
@@ -181,12 +200,9 @@ func (a *endUserActor) Receive(c actor.Context) {
 		// Close the budget's ledger with an entry taking the balance to
 		// zero, so it still sums to the balance if a budget is created
 		// again.
-		b := a.acct.user.Budget
-		closing := money.Nanos(-b.BalanceNanos)
-		b.BalanceNanos = 0
-		e := a.acct.entry(now, EntryBudgetSet, closing)
+		e := a.eu.money.adjust(now, EntryBudgetSet, -a.eu.money.balance)
 		e.Reason = "budget deleted"
-		a.acct.user.Budget = nil
+		a.eu.budget = budget{}
 		a.commit(c, append(pre, a.entryOps(e)...), &pb.Ack{}, false)
 	case *pb.BudgetTopup:
 		a.topup(c, pre, m)
@@ -198,14 +214,14 @@ func (a *endUserActor) Receive(c actor.Context) {
 		a.readYourWrites()
 		a.respondDurable(c, listLedger(a.env.Store, string(a.id.Platform), string(a.id.EndUser), m))
 	case *pb.SetRateLimits:
-		a.acct.user.RateLimits = m.Limits
-		a.acct.user.UpdatedAtMs = now.UnixMilli()
+		a.eu.limits = m.Limits
+		a.eu.updatedMs = now.UnixMilli()
 		a.commit(c, append(pre, a.userOp()), a.view(), false)
 	case *pb.Admit:
 		a.admit(c, pre, m)
 	case *pb.CountRequest:
 		a.flush(pre)
-		info, err := a.acct.countRequest(now, a.limits())
+		info, err := a.eu.countRequest(now, a.limits())
 		if err != nil {
 			a.fail(c, err)
 			return
@@ -221,24 +237,33 @@ func (a *endUserActor) Receive(c actor.Context) {
 	}
 }
 
-func (a *endUserActor) limits() *pb.RateLimits {
-	return limitsFor(a.acct.user.RateLimits, a.env.shared(a.id.Platform).limits.Load())
+// done ends a user message: the actor keeps no reference to it or to
+// its sender while idle.
+func (a *endUserActor) done() {
+	a.cur, a.to = nil, replyTo{}
 }
 
+func (a *endUserActor) limits() *pb.RateLimits {
+	return limitsFor(a.eu.limits, a.env.shared(a.id.Platform).limits.Load())
+}
+
+// view, budgetView and userOp are the boundaries where the compact state
+// becomes protobuf: a fresh message each time, never shared with the
+// actor's state.
 func (a *endUserActor) view() *pb.EndUserView {
-	return &pb.EndUserView{EndUser: snapshot(a.acct.user), EffectiveRateLimits: a.limits()}
+	return &pb.EndUserView{EndUser: a.eu.record(), EffectiveRateLimits: a.limits()}
+}
+
+func (a *endUserActor) budgetView() *pb.BudgetView {
+	return &pb.BudgetView{Budget: a.eu.budgetRecord(), ReservedNanos: int64(a.eu.money.reserved)}
 }
 
 func (a *endUserActor) userOp() persistence.Op {
-	u := a.acct.user
-	return persistence.Set(persistence.EndUserKey(u.PlatformId, u.Id), marshal(u))
+	return persistence.Set(persistence.EndUserKey(string(a.id.Platform), string(a.id.EndUser)), marshal(a.eu.record()))
 }
 
 func (a *endUserActor) entryOps(e *pb.LedgerEntry) []persistence.Op {
-	return []persistence.Op{
-		persistence.Set(persistence.LedgerKey(e.PlatformId, e.Account, e.Seq), marshal(e)),
-		a.userOp(),
-	}
+	return []persistence.Op{a.eu.money.entryOp(e), a.userOp()}
 }
 
 // flush writes ops (a lazy period reset) without a reply of its own; the
@@ -249,21 +274,25 @@ func (a *endUserActor) flush(ops []persistence.Op) {
 	}
 }
 
-func (a *endUserActor) load(c actor.Context) {
+// load reads the end-user's state and returns the expiries of the
+// reservations it kept open (see below).
+func (a *endUserActor) load() (restored []time.Time) {
 	a.env.fetchRecords(a.id)
 	a.waitApplied()
 	st := a.env.Store
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	raw, err := st.Get(persistence.EndUserKey(pid, uid))
 	if err != nil {
-		return
+		return nil
 	}
 	var u pb.EndUser
 	if err := proto.Unmarshal(raw, &u); err != nil {
 		a.env.Log.Error("corrupt end-user record", "end_user", uid, "err", err)
-		return
+		return nil
 	}
-	a.acct = newAccount(&u)
+	a.eu = newEndUser(&u)
+	// The identity's strings are the PID's: the record's copies go.
+	a.eu.money.platform, a.eu.money.name = pid, uid
 	a.env.loadShared(a.id.Platform)
 	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
 		a.restoreWindows(raw)
@@ -273,8 +302,9 @@ func (a *endUserActor) load(c actor.Context) {
 	// records), put back into the windows so a crash never lets more than
 	// a limit through in any window.
 	limited := a.rateLimited()
+	a.deltas = true // unknown unless replayed
 	if limited {
-		a.replayWindows()
+		a.deltas = a.replayWindows()
 	}
 	// Reservations still open here were admitted before a crash and never
 	// settled: void them, recording what they held for reconciliation.
@@ -286,8 +316,8 @@ func (a *endUserActor) load(c actor.Context) {
 			// This process admitted it: the actor restarted (after a
 			// panic), the call is still in flight and its lease credit
 			// still held. Keep it open; it settles or expires as usual.
-			a.acct.restore(&r)
-			a.restored = append(a.restored, time.UnixMilli(r.ExpiresAtMs))
+			a.eu.restore(&r)
+			restored = append(restored, time.UnixMilli(r.ExpiresAtMs))
 			return true
 		}
 		// Every open reservation of an earlier run leaves a trace, budget
@@ -295,13 +325,13 @@ func (a *endUserActor) load(c actor.Context) {
 		// the crash.
 		if proto.Unmarshal(v, &r) == nil {
 			if limited {
-				a.acct.recount(time.UnixMilli(r.CreatedAtMs), r.Tokens)
+				a.eu.recount(time.UnixMilli(r.CreatedAtMs), r.Tokens)
 			}
-			e := a.acct.entry(now, EntryUnsettledOnCrash, 0)
+			e := a.eu.money.note(now, EntryUnsettledOnCrash)
 			e.RequestId = r.RequestId
 			e.UnchargedNanos = r.AmountNanos
 			e.Reason = "reservation " + r.Id + " open at crash"
-			ops = append(ops, persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
+			ops = append(ops, a.eu.money.entryOp(e))
 		}
 		ops = append(ops, persistence.DeleteOnce(append([]byte(nil), k...)))
 		return true
@@ -310,12 +340,15 @@ func (a *endUserActor) load(c actor.Context) {
 		ops = append(ops, a.userOp())
 		a.flush(ops)
 	}
+	return restored
 }
 
 // replayWindows counts into the rate windows the calls settled since the
 // checkpoint: one small delta record each, written with its settlement.
-func (a *endUserActor) replayWindows() {
-	_ = a.env.Store.ScanPrefix(persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, v []byte) bool {
+// It reports whether there were any (or whether it could not tell).
+func (a *endUserActor) replayWindows() (found bool) {
+	err := a.env.Store.ScanPrefix(persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, v []byte) bool {
+		found = true
 		if len(k) >= 8 {
 			a.deltaSeq = max(a.deltaSeq, binary.BigEndian.Uint64(k[len(k)-8:]))
 		}
@@ -327,9 +360,10 @@ func (a *endUserActor) replayWindows() {
 		if m <= 0 {
 			return true
 		}
-		a.acct.recount(time.UnixMilli(ms), tokens)
+		a.eu.recount(time.UnixMilli(ms), tokens)
 		return true
 	})
+	return found || err != nil
 }
 
 // rateLimited reports whether any rate limit applies to this end-user.
@@ -352,35 +386,43 @@ func (a *endUserActor) windowsOps(now, admitted time.Time, tokens int64) []persi
 		return nil
 	}
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
-	if now.Sub(a.checkpointAt) >= checkpointEvery {
-		a.checkpointAt = now
-		prefix := persistence.WindowDeltasPrefix(pid, uid)
-		ops := []persistence.Op{persistence.DeleteRange(prefix, persistence.PrefixEnd(prefix))}
+	if now.UnixNano()-a.checkpointAt >= int64(checkpointEvery) {
+		a.checkpointAt = now.UnixNano()
+		var ops []persistence.Op
+		if a.deltas {
+			prefix := persistence.WindowDeltasPrefix(pid, uid)
+			ops = append(ops, persistence.DeleteRange(prefix, persistence.PrefixEnd(prefix)))
+			a.deltas = false
+		}
 		if w := a.encodeWindows(now); w != nil {
 			return append(ops, persistence.Set(persistence.WindowsKey(pid, uid), w))
 		}
 		return append(ops, persistence.Delete(persistence.WindowsKey(pid, uid)))
 	}
 	a.deltaSeq++
+	a.deltas = true
 	v := binary.AppendVarint(nil, admitted.UnixMilli())
 	v = binary.AppendVarint(v, tokens)
 	return []persistence.Op{persistence.Set(persistence.WindowDeltaKey(pid, uid, a.deltaSeq), v)}
 }
 
 func (a *endUserActor) passivate(c actor.Context) {
-	if a.acct != nil && (len(a.acct.open) > 0 || a.pending.Load() > 0) {
+	if a.eu != nil && (a.eu.open.len() > 0 || a.pending.Load() > 0) {
 		return
 	}
-	if a.acct != nil {
+	if a.eu != nil {
 		// Save the rate windows before giving up the identity, so the
 		// next activation (which first waits for this write) restores them.
 		// The checkpoint replaces the deltas in the same write.
 		now := a.now()
 		key := persistence.WindowsKey(string(a.id.Platform), string(a.id.EndUser))
-		deltas := persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser))
-		ops := []persistence.Op{persistence.DeleteRange(deltas, persistence.PrefixEnd(deltas)), persistence.Delete(key)}
+		ops := []persistence.Op{persistence.Delete(key)}
 		if w := a.encodeWindows(now); w != nil {
-			ops[1] = persistence.Set(key, w)
+			ops[0] = persistence.Set(key, w)
+		}
+		if a.deltas {
+			deltas := persistence.WindowDeltasPrefix(string(a.id.Platform), string(a.id.EndUser))
+			ops = append(ops, persistence.DeleteRange(deltas, persistence.PrefixEnd(deltas)))
 		}
 		a.env.Store.Submit(persistence.Write{Ops: ops, NoSync: true, Done: func(error) {}})
 	}
@@ -397,7 +439,11 @@ func (a *endUserActor) passivate(c actor.Context) {
 var windowsV2 = []byte{0xff, 0x00}
 
 func (a *endUserActor) encodeWindows(t time.Time) []byte {
-	ws := [][]wentry{a.acct.rpm.snapshot(t), a.acct.tpm.snapshot(t), a.acct.rpd.snapshot(t)}
+	w := a.eu.win
+	if w == nil {
+		return nil
+	}
+	ws := [][]wentry{w.rpm.snapshot(t), w.tpm.snapshot(t), w.rpd.snapshot(t)}
 	if len(ws[0])+len(ws[1])+len(ws[2]) == 0 {
 		return nil
 	}
@@ -424,7 +470,8 @@ func (a *endUserActor) restoreWindows(b []byte) (at int64) {
 		}
 		at, b = v, b[len(windowsV2)+k:]
 	}
-	ws := []*window{&a.acct.rpm, &a.acct.tpm, &a.acct.rpd}
+	rw := a.eu.windows()
+	ws := []*window{&rw.rpm, &rw.tpm, &rw.rpd}
 	for _, w := range ws {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > 1<<20 {
@@ -453,7 +500,7 @@ func (a *endUserActor) delete(c actor.Context) {
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	ops := []persistence.Op{
 		persistence.Delete(persistence.EndUserKey(pid, uid)),
-		persistence.Delete(persistence.ExternalKey(pid, a.acct.user.ExternalId)),
+		persistence.Delete(persistence.ExternalKey(pid, a.eu.externalID)),
 		persistence.Delete(persistence.WindowsKey(pid, uid)),
 		persistence.DeleteRange(persistence.WindowDeltasPrefix(pid, uid), persistence.PrefixEnd(persistence.WindowDeltasPrefix(pid, uid))),
 	}
@@ -469,7 +516,7 @@ func (a *endUserActor) delete(c actor.Context) {
 	} {
 		ops = append(ops, persistence.DeleteRange(p, persistence.PrefixEnd(p)))
 	}
-	a.acct = nil
+	a.eu = nil
 	a.commit(c, ops, &pb.Ack{}, false)
 }
 
@@ -499,36 +546,27 @@ func (a *endUserActor) sweepKeys(c actor.Context) {
 
 func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.SetBudget) {
 	now := a.now()
-	u := a.acct.user
+	u := a.eu
 	in := m.Budget
 	if in == nil {
 		in = &pb.Budget{}
 	}
 	if m.Create {
-		if u.Budget != nil {
+		if u.budget.set {
 			a.flush(pre)
-			a.fail(c, errorf(ErrConflict, "end-user %s already has a budget; PATCH it", u.Id))
+			a.fail(c, errorf(ErrConflict, "end-user %s already has a budget; PATCH it", a.id.EndUser))
 			return
 		}
-		if !ValidPeriod(in.Period) {
-			in.Period = PeriodOneTime
-		}
-		b := &pb.Budget{
-			AmountNanos: in.AmountNanos, Period: in.Period, BalanceNanos: in.AmountNanos,
-			IsSuspended: in.IsSuspended, LowBalanceNanos: in.LowBalanceNanos,
-			PeriodStartMs: periodStart(in.Period, now).UnixMilli(),
-			CreatedAtMs:   now.UnixMilli(), UpdatedAtMs: now.UnixMilli(),
-		}
-		u.Budget = b
-		e := a.acct.entry(now, EntryBudgetSet, money.Nanos(b.AmountNanos))
-		e.Reason = "budget created"
-		a.commit(c, append(pre, a.entryOps(e)...), &pb.BudgetView{Budget: snapshot(b), ReservedNanos: int64(a.acct.reserved)}, false)
+		b, e := openBudget(&u.money, now, money.Nanos(in.AmountNanos), in.Period, money.Nanos(in.LowBalanceNanos), "budget created")
+		b.suspended = in.IsSuspended
+		u.budget = b
+		a.commit(c, append(pre, a.entryOps(e)...), a.budgetView(), false)
 		return
 	}
-	b := u.Budget
-	if b == nil {
+	b := &u.budget
+	if !b.set {
 		a.flush(pre)
-		a.fail(c, errorf(ErrNotFound, "end-user %s has no budget; POST one first", u.Id))
+		a.fail(c, errorf(ErrNotFound, "end-user %s has no budget; POST one first", a.id.EndUser))
 		return
 	}
 	ops := pre
@@ -537,48 +575,47 @@ func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.Se
 		case "amount_usd":
 			// A new period amount applies from the next reset; the current
 			// balance moves by the difference so the ledger explains it.
-			delta := in.AmountNanos - b.AmountNanos
-			b.AmountNanos = in.AmountNanos
+			delta := money.Nanos(in.AmountNanos) - b.amount
+			b.amount = money.Nanos(in.AmountNanos)
 			// Never below zero: an amount lowered under this period's
 			// spend ends the period's allowance; it creates no debt.
-			delta = max(delta, -b.BalanceNanos)
+			delta = max(delta, -u.money.balance)
 			if delta != 0 {
-				b.BalanceNanos += delta
-				e := a.acct.entry(now, EntryBudgetSet, money.Nanos(delta))
+				e := u.money.adjust(now, EntryBudgetSet, delta)
 				e.Reason = "amount changed"
-				ops = append(ops, a.entryOps(e)...)
+				ops = append(ops, u.money.entryOp(e))
 			}
 		case "period":
-			if b.Period != in.Period {
-				b.Period = in.Period
-				b.PeriodStartMs = periodStart(in.Period, now).UnixMilli()
+			if b.period != in.Period {
+				b.period = period(in.Period)
+				b.periodStartMs = periodStart(in.Period, now).UnixMilli()
 			}
 		case "is_suspended":
-			if b.IsSuspended != in.IsSuspended {
+			if b.suspended != in.IsSuspended {
 				typ := EventBudgetSuspended
 				if !in.IsSuspended {
 					typ = EventBudgetUnsuspend
 				}
-				ops = append(ops, a.env.event(a.id.Platform, typ, now, a.eventData(b))...)
+				b.suspended = in.IsSuspended
+				ops = append(ops, a.env.event(a.id.Platform, typ, now, a.eventData())...)
 			}
-			b.IsSuspended = in.IsSuspended
 		case "low_balance_threshold_usd":
-			b.LowBalanceNanos = in.LowBalanceNanos
+			b.low = money.Nanos(in.LowBalanceNanos)
 		}
 	}
-	b.UpdatedAtMs = now.UnixMilli()
+	b.updatedMs = now.UnixMilli()
 	ops = append(ops, a.userOp())
-	a.commit(c, ops, &pb.BudgetView{Budget: snapshot(b), ReservedNanos: int64(a.acct.reserved)}, false)
+	a.commit(c, ops, a.budgetView(), false)
 }
 
 func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.BudgetTopup) {
-	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	acct := &a.eu.money
 	route := "topup"
 	if m.Debit {
 		route = "debit"
 	}
 	if m.IdempotencyKey != "" {
-		rec, err := a.idempotent(pid, uid, route, m.IdempotencyKey, m.RequestHash)
+		rec, err := a.idempotent(acct, route, m.IdempotencyKey, m.RequestHash)
 		if err != nil {
 			a.flush(pre)
 			a.fail(c, err)
@@ -612,15 +649,14 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 		}
 	}
 	now := a.now()
-	e, err := a.acct.credit(now, money.Nanos(m.AmountNanos), m.Debit)
+	e, err := a.eu.credit(now, money.Nanos(m.AmountNanos), m.Debit)
 	if err != nil {
 		var re *Error
 		if m.IdempotencyKey != "" && errors.As(err, &re) && rememberedRefusal(re) {
 			// Executed and refused by the account's state: remembered
 			// under the key, so a retry after a top-up replays the 402
 			// instead of applying (Stripe's semantics).
-			rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 0, Reply: marshal(re.failure()), CreatedAtMs: now.UnixMilli()}
-			ops := append(pre, persistence.Set(persistence.IdempotencyKey(pid, uid, route, m.IdempotencyKey), marshal(rec)))
+			ops := append(pre, acct.remember(now, route, m.IdempotencyKey, m.RequestHash, 0, re.failure()))
 			a.commit(c, ops, re.failure(), false)
 			return
 		}
@@ -629,11 +665,11 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 		return
 	}
 	e.Reason, e.IdempotencyKey, e.RequestId = m.Reason, m.IdempotencyKey, m.RequestId
-	reply := &pb.BudgetView{Budget: proto.Clone(a.acct.user.Budget).(*pb.Budget), ReservedNanos: int64(a.acct.reserved), Entry: e}
+	reply := a.budgetView()
+	reply.Entry = e
 	ops := append(pre, a.entryOps(e)...)
 	if m.IdempotencyKey != "" {
-		rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 200, Reply: marshal(reply), CreatedAtMs: now.UnixMilli()}
-		ops = append(ops, persistence.Set(persistence.IdempotencyKey(pid, uid, route, m.IdempotencyKey), marshal(rec)))
+		ops = append(ops, acct.remember(now, route, m.IdempotencyKey, m.RequestHash, 200, reply))
 	}
 	typ := EventBudgetToppedUp
 	if m.Debit {
@@ -654,13 +690,14 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 		a.fail(c, errorf(ErrUnavailable, "admission processed after the caller's deadline"))
 		return
 	}
-	charge, err := a.withMarkup(m.MaxCostNanos)
+	markup := a.env.shared(a.id.Platform).markup.Load()
+	charge, err := WithMarkup(money.Nanos(m.MaxCostNanos), markup)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	reply := &pb.Admitted{MarkupBps: a.env.shared(a.id.Platform).markup.Load()}
-	if _, dup := a.acct.open[m.ReservationId]; dup {
+	reply := &pb.Admitted{MarkupBps: markup}
+	if a.eu.open.get(m.ReservationId) != nil {
 		a.fail(c, errorf(ErrConflict, "reservation %s already open", m.ReservationId))
 		return
 	}
@@ -668,7 +705,7 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 	req := &pb.Admit{ReservationId: m.ReservationId, RequestId: m.RequestId, EstimatedTokens: m.EstimatedTokens, MaxCostNanos: int64(charge)}
 	// Refusals that cost nothing to check come first: a call the budget,
 	// the rate windows or the parallel cap refuse never waits for a refill.
-	info, err := a.acct.check(now, lim, m.EstimatedTokens, charge)
+	info, err := a.eu.check(now, lim, m.EstimatedTokens, charge)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -690,12 +727,11 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 		}
 		// A refill blocked this actor only: its state is as checked.
 	}
-	a.acct.record(now, lim, req, info)
+	r := a.eu.recordAdmission(now, lim, req, info)
 	ttl := time.Duration(m.TtlMs) * time.Millisecond
 	if ttl <= 0 {
 		ttl = defaultReservationTTL
 	}
-	r := a.acct.open[m.ReservationId]
 	r.expires = wall.Add(ttl)
 	if lease != nil {
 		r.wallet = wallet
@@ -713,12 +749,12 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 
 func (a *endUserActor) release(c actor.Context, pre []persistence.Op, m *pb.Release) {
 	a.flush(pre)
-	if r, ok := a.acct.open[m.ReservationId]; ok {
+	if r := a.eu.release(m.ReservationId); r != nil {
 		if r.wallet > 0 {
 			a.env.lease(a.id.Platform).release(r.wallet)
 		}
-		a.acct.release(m.ReservationId)
 		a.flushOps([]persistence.Op{persistence.DeleteOnce(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
+		a.unscheduleSweep()
 	}
 	a.respond(c, &pb.Ack{})
 }
@@ -729,14 +765,14 @@ func (a *endUserActor) release(c actor.Context, pre []persistence.Op, m *pb.Rele
 // in one atomic batch.
 func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settle) {
 	now := a.now()
-	charge, err := a.withMarkup(m.CostNanos)
+	charge, err := WithMarkup(money.Nanos(m.CostNanos), a.env.shared(a.id.Platform).markup.Load())
 	if err != nil {
 		a.flush(pre)
 		a.fail(c, err)
 		return
 	}
-	r := a.acct.open[m.ReservationId]
-	e, err := a.acct.settle(now, a.limits(), &pb.Settle{
+	r := a.eu.open.get(m.ReservationId)
+	e, err := a.eu.settle(now, &pb.Settle{
 		ReservationId: m.ReservationId, CostNanos: int64(charge), Tokens: m.Tokens, RequestId: m.RequestId,
 		Model: m.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens,
 	})
@@ -774,6 +810,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	if lease != nil {
 		lease.spent()
 	}
+	a.unscheduleSweep()
 }
 
 // rememberedRefusal reports whether a refusal of an idempotent money
@@ -789,11 +826,11 @@ func rememberedRefusal(e *Error) bool {
 func ErrIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // eventData is what every budget event carries: who, and the balance now.
-func (a *endUserActor) eventData(b *pb.Budget) map[string]any {
-	u := a.acct.user
+func (a *endUserActor) eventData() map[string]any {
+	u := a.eu
 	return map[string]any{
-		"end_user_id": u.Id, "external_id": u.ExternalId,
-		"balance_usd": usd(b.BalanceNanos), "amount_usd": usd(b.AmountNanos), "period": b.Period,
+		"end_user_id": string(a.id.EndUser), "external_id": u.externalID,
+		"balance_usd": usd(int64(u.money.balance)), "amount_usd": usd(int64(u.budget.amount)), "period": u.budget.period,
 	}
 }
 
@@ -802,7 +839,7 @@ func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry) 
 	if a.env.Subscriptions == nil {
 		return nil
 	}
-	d := a.eventData(a.acct.user.Budget)
+	d := a.eventData()
 	amt := e.AmountNanos
 	if amt < 0 {
 		amt = -amt
@@ -825,36 +862,18 @@ func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry) 
 // lowBalanceEvent fires budget.low_balance once per crossing below the
 // budget's threshold.
 func (a *endUserActor) lowBalanceEvent(now time.Time) []persistence.Op {
-	if !a.acct.lowBalanceCrossed() {
+	if !a.eu.lowBalanceCrossed() {
 		return nil
 	}
-	b := a.acct.user.Budget
-	d := a.eventData(b)
-	d["threshold_usd"] = usd(b.LowBalanceNanos)
+	d := a.eventData()
+	d["threshold_usd"] = usd(int64(a.eu.budget.low))
 	return a.env.event(a.id.Platform, EventBudgetLowBalance, now, d)
-}
-
-// withMarkup turns a provider cost into the end-user's charge: cost ×
-// (1 + markup), rounded up to the next nano-USD, in exact integers.
-func (a *endUserActor) withMarkup(cost int64) (money.Nanos, error) {
-	if cost < 0 {
-		return 0, errorf(ErrInvalid, "negative cost")
-	}
-	bps := a.env.shared(a.id.Platform).markup.Load()
-	if bps == 0 {
-		return money.Nanos(cost), nil
-	}
-	v, err := money.MulDivCeil(money.Nanos(cost), 10_000+bps, 10_000)
-	if err != nil {
-		return 0, errorf(ErrAmountOutOfRange, "cost with markup overflows")
-	}
-	return v, nil
 }
 
 // settlesOpen reports whether msg settles or releases a call this actor
 // admitted and has not closed: what a draining actor still accepts.
 func (a *endUserActor) settlesOpen(msg any) bool {
-	if a.acct == nil {
+	if a.eu == nil {
 		return false
 	}
 	var rid string
@@ -866,6 +885,5 @@ func (a *endUserActor) settlesOpen(msg any) bool {
 	default:
 		return false
 	}
-	_, ok := a.acct.open[rid]
-	return ok
+	return a.eu.open.get(rid) != nil
 }

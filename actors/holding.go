@@ -206,15 +206,14 @@ func FailureError(f *pb.Failure) error { return fromFailure(f) }
 // begun to stop: the message was not processed and may be sent again.
 func IsPassivated(err error) bool { return errors.Is(err, errPassivated) }
 
-// Producer returns the actor of identity id for a node's directory: what
-// [Local] spawns.
-func (d *Local) producer(id Identity) actor.Producer {
-	switch id.Kind {
-	case KindPlatform:
-		return func() actor.Actor { return newPlatformActor(d.env, id) }
-	default:
-		return func() actor.Actor { return newEndUserActor(d.env, id) }
+// props returns the Props [Local] spawns the actor of identity id with:
+// one per kind, shared by all its actors, which read their identity from
+// their name (see actorName).
+func (d *Local) props(id Identity) *actor.Props {
+	if id.Kind == KindPlatform {
+		return d.platformProps
 	}
+	return d.endUserProps
 }
 
 // A holding record's value is the epoch (8 bytes), followed by

@@ -176,20 +176,18 @@ func (a *platformActor) creditCheckout(c actor.Context, s *pb.CheckoutSession, m
 		a.env.Log.Warn("checkout session paid amount differs from the recorded amount; crediting the recorded amount",
 			"platform", a.id.Platform, "session", s.Id, "recorded_usd", amount.String(), "paid_cents", m.AmountTotalCents, "currency", m.Currency)
 	}
-	nb, err := money.Add(money.Nanos(a.p.Wallet.BalanceNanos), amount)
-	if err != nil || nb > 8*money.MaxAmount {
-		a.fail(c, errorf(ErrAmountOutOfRange, "wallet balance would exceed the maximum"))
+	now := a.now()
+	e, err := a.wallet.deposit(now, EntryStripeTopup, amount)
+	if err != nil {
+		a.fail(c, err)
 		return
 	}
-	now := a.now()
-	a.p.Wallet.BalanceNanos = int64(nb)
 	a.p.UpdatedAtMs = now.UnixMilli()
-	e := a.walletEntry(now, EntryStripeTopup, amount)
 	e.Reason, e.IdempotencyKey = "stripe_checkout", s.Id
 	e.CheckoutSessionId, e.PaymentIntentId = s.Id, m.PaymentIntentId
 	s.Status, s.PaymentIntentId, s.LedgerSeq, s.UpdatedAtMs = CheckoutPaid, m.PaymentIntentId, e.Seq, now.UnixMilli()
 	ops := append(a.write(),
-		persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)),
+		a.wallet.entryOp(e),
 		persistence.Set(persistence.CheckoutSessionKey(a.p.Id, s.Id), marshal(s)),
 	)
 	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, amount, e)...)

@@ -23,7 +23,11 @@ const WalletAccount = "wallet"
 // external_id idempotency).
 type platformActor struct {
 	base
-	p      *pb.Platform         // nil: no such platform
+	p *pb.Platform // nil: no such platform
+	// wallet is the platform's money: its balance and ledger sequence are
+	// stored in p.Wallet (written back by write), what it holds reserved
+	// is the credit its leases hold (granted minus spend folded in).
+	wallet account
 	leases map[string]*pb.Lease // open leases of its wallet, by id
 	// Auto top-up (autotopup.go): an intent in flight, and how many times
 	// its outcome came back unknown.
@@ -32,6 +36,8 @@ type platformActor struct {
 	chargeRetries int
 }
 
+// newPlatformActor returns the actor of platform id; with a zero id it
+// learns its identity from its name when it starts (see actorName).
 func newPlatformActor(env *Env, id Identity) actor.Actor {
 	return &platformActor{base: base{env: env, id: id}, leases: make(map[string]*pb.Lease)}
 }
@@ -40,7 +46,9 @@ func (a *platformActor) Receive(c actor.Context) {
 	msg := a.message(c)
 	switch msg.(type) {
 	case *actor.Started:
-		a.self = c.Self()
+		if !a.started(c) {
+			return
+		}
 		a.load()
 		a.resumeAutoTopup(c) // payments: pending auto top-up intents
 		a.idle(c)
@@ -147,6 +155,10 @@ func (a *platformActor) load() {
 		return
 	}
 	a.p = &p
+	if a.p.Wallet == nil {
+		a.p.Wallet = &pb.Wallet{}
+	}
+	a.wallet = account{platform: p.Id, name: WalletAccount, balance: money.Nanos(p.Wallet.BalanceNanos), seq: p.Wallet.LedgerSeq}
 	a.env.publishPlatform(&p)
 	a.loadLeases()
 }
@@ -170,8 +182,17 @@ func (a *platformActor) commitPublished(c actor.Context, ops []persistence.Op, r
 	a.commitThen(c, ops, reply, false, func() { a.env.publishPlatform(p) })
 }
 
+// write returns the op that stores the platform record, its wallet's
+// balance and ledger sequence brought up to date from the account.
 func (a *platformActor) write() []persistence.Op {
+	a.syncWallet()
 	return []persistence.Op{persistence.Set(persistence.PlatformKey(a.p.Id), marshal(a.p))}
+}
+
+// syncWallet copies the wallet account into the platform record, whose
+// format is unchanged: balance_nanos and ledger_seq of its Wallet.
+func (a *platformActor) syncWallet() {
+	a.p.Wallet.BalanceNanos, a.p.Wallet.LedgerSeq = int64(a.wallet.balance), a.wallet.seq
 }
 
 func (a *platformActor) create(c actor.Context, m *pb.CreatePlatform) {
@@ -191,6 +212,7 @@ func (a *platformActor) create(c actor.Context, m *pb.CreatePlatform) {
 		p.Settings.DisplayName = m.Name
 	}
 	a.p = p
+	a.wallet = account{platform: p.Id, name: WalletAccount}
 	a.env.publishPlatform(p)
 	key, raw := a.newKey(now, ids.KindPlatform, "", m.KeyName)
 	ops := append(a.write(), a.keyOps(key)...)
@@ -371,22 +393,13 @@ func (a *platformActor) createEndUser(c actor.Context, m *pb.CreateEndUser) {
 	}
 	var ops []persistence.Op
 	if db := a.p.Settings.GetDefaultBudget(); db != nil {
-		u.Budget = &pb.Budget{
-			AmountNanos:     db.AmountNanos,
-			Period:          db.Period,
-			BalanceNanos:    db.AmountNanos,
-			LowBalanceNanos: a.p.Settings.BudgetLowBalanceNanos,
-			PeriodStartMs:   periodStart(db.Period, now).UnixMilli(),
-			CreatedAtMs:     now.UnixMilli(),
-			UpdatedAtMs:     now.UnixMilli(),
-		}
-		u.LedgerSeq = 1
-		e := &pb.LedgerEntry{
-			Id: ids.New(ids.EntryPrefix, now), PlatformId: pid, Account: u.Id, Seq: 1,
-			Type: EntryBudgetSet, AmountNanos: db.AmountNanos, BalanceAfterNanos: db.AmountNanos,
-			Reason: "default_budget", CreatedAtMs: now.UnixMilli(),
-		}
-		ops = append(ops, persistence.Set(persistence.LedgerKey(pid, u.Id, 1), marshal(e)))
+		// The new end-user's budget opens through its account, as a POST
+		// of a budget does: entry #1, budget_set.
+		eu := newEndUser(u)
+		var e *pb.LedgerEntry
+		eu.budget, e = openBudget(&eu.money, now, money.Nanos(db.AmountNanos), db.Period, money.Nanos(a.p.Settings.BudgetLowBalanceNanos), "default_budget")
+		u = eu.record()
+		ops = append(ops, eu.money.entryOp(e))
 	}
 	k, rawKey := a.newKey(now, ids.KindEndUser, u.Id, "")
 	ops = append(ops,
@@ -397,24 +410,9 @@ func (a *platformActor) createEndUser(c actor.Context, m *pb.CreateEndUser) {
 	a.commit(c, ops, &pb.EndUserCreated{EndUser: u, Key: k, RawKey: rawKey, Created: true}, false)
 }
 
-func (a *platformActor) walletEntry(now time.Time, typ string, amount money.Nanos) *pb.LedgerEntry {
-	w := a.p.Wallet
-	w.LedgerSeq++
-	return &pb.LedgerEntry{
-		Id:                ids.New(ids.EntryPrefix, now),
-		PlatformId:        a.p.Id,
-		Account:           WalletAccount,
-		Seq:               w.LedgerSeq,
-		Type:              typ,
-		AmountNanos:       int64(amount),
-		BalanceAfterNanos: w.BalanceNanos,
-		CreatedAtMs:       now.UnixMilli(),
-	}
-}
-
 func (a *platformActor) topup(c actor.Context, m *pb.WalletTopup) {
 	if m.IdempotencyKey != "" {
-		rec, err := a.idempotent(a.p.Id, WalletAccount, "topup", m.IdempotencyKey, m.RequestHash)
+		rec, err := a.idempotent(&a.wallet, "topup", m.IdempotencyKey, m.RequestHash)
 		if err != nil {
 			a.fail(c, err)
 			return
@@ -431,25 +429,18 @@ func (a *platformActor) topup(c actor.Context, m *pb.WalletTopup) {
 		}
 	}
 	amount := money.Nanos(m.AmountNanos)
-	if amount <= 0 || amount > money.MaxAmount {
-		a.fail(c, errorf(ErrAmountOutOfRange, "amount_usd must be positive and at most %s", money.MaxAmount))
-		return
-	}
 	now := a.now()
-	nb, err := money.Add(money.Nanos(a.p.Wallet.BalanceNanos), amount)
-	if err != nil || nb > 8*money.MaxAmount {
-		a.fail(c, errorf(ErrAmountOutOfRange, "wallet balance would exceed the maximum"))
+	e, err := a.wallet.credit(now, EntryTopup, amount)
+	if err != nil {
+		a.fail(c, err)
 		return
 	}
-	a.p.Wallet.BalanceNanos = int64(nb)
-	e := a.walletEntry(now, EntryTopup, amount)
 	e.Reason, e.IdempotencyKey, e.RequestId = m.Reason, m.IdempotencyKey, m.RequestId
-	reply := &pb.WalletView{Wallet: proto.Clone(a.p.Wallet).(*pb.Wallet), Entry: e}
-	ops := append(a.write(), persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+	ops := append(a.write(), a.wallet.entryOp(e))
+	reply := &pb.WalletView{Wallet: snapshot(a.p.Wallet), Entry: e}
 	ops = append(ops, a.walletEvent(now, EventWalletToppedUp, amount, e)...)
 	if m.IdempotencyKey != "" {
-		rec := &pb.IdempotencyRecord{Key: m.IdempotencyKey, RequestHash: m.RequestHash, Status: 200, Reply: marshal(reply), CreatedAtMs: now.UnixMilli()}
-		ops = append(ops, persistence.Set(persistence.IdempotencyKey(a.p.Id, WalletAccount, "topup", m.IdempotencyKey), marshal(rec)))
+		ops = append(ops, a.wallet.remember(now, "topup", m.IdempotencyKey, m.RequestHash, 200, reply))
 	}
 	a.commit(c, ops, reply, false)
 }
@@ -552,7 +543,7 @@ func (a *platformActor) walletEvent(now time.Time, typ string, amount money.Nano
 	if a.env.Subscriptions == nil {
 		return nil
 	}
-	d := map[string]any{"balance_usd": usd(a.p.Wallet.BalanceNanos), "amount_usd": usd(int64(amount))}
+	d := map[string]any{"balance_usd": usd(int64(a.wallet.balance)), "amount_usd": usd(int64(amount))}
 	if e != nil {
 		d["transaction_id"] = e.Id
 		d["transaction_type"] = e.Type
@@ -564,15 +555,15 @@ func (a *platformActor) walletEvent(now time.Time, typ string, amount money.Nano
 // from at-or-above to below the platform's low-balance threshold or the
 // auto top-up threshold; it is written with the debit, so it precedes the
 // auto top-up charge that the same debit starts.
-func (a *platformActor) walletLowEvent(now time.Time, before int64) []persistence.Op {
-	after := a.p.Wallet.BalanceNanos
+func (a *platformActor) walletLowEvent(now time.Time, before money.Nanos) []persistence.Op {
+	after := a.wallet.balance
 	thresholds := []int64{a.p.Settings.GetWalletLowBalanceNanos()}
 	if at := a.p.Wallet.GetAutoTopup(); at != nil && at.Enabled {
 		thresholds = append(thresholds, at.ThresholdNanos)
 	}
 	for _, t := range thresholds {
-		if t > 0 && before >= t && after < t {
-			d := map[string]any{"balance_usd": usd(after), "threshold_usd": usd(t)}
+		if t > 0 && before >= money.Nanos(t) && after < money.Nanos(t) {
+			d := map[string]any{"balance_usd": usd(int64(after)), "threshold_usd": usd(t)}
 			if at := a.p.Wallet.GetAutoTopup(); at != nil && at.Enabled {
 				d["auto_topup_amount_usd"] = usd(at.AmountNanos)
 			}

@@ -15,20 +15,23 @@ import (
 
 // The platform actor's side of wallet leases (lease.go): it grants credit,
 // takes returns, folds the leases' spend records into the wallet and
-// closes the leases of a previous run at activation.
+// closes the leases of a previous run at activation. A lease's
+// outstanding credit (granted minus spend folded in) is a reservation on
+// the wallet's [account]: a grant holds it, a return or a recovery gives
+// it back, and folding a call's spend charges it, as settling a call
+// charges a budget. It never exceeds the balance.
 
-// outstanding is the credit held by leases: granted minus spend already
-// folded into the balance. It never exceeds the balance.
-func (a *platformActor) outstanding() money.Nanos {
-	var n money.Nanos
+// holdLeases recomputes what the leases hold of the wallet (at load).
+func (a *platformActor) holdLeases() {
+	a.wallet.reserved = 0
 	for _, l := range a.leases {
-		n += money.Nanos(l.GrantedNanos - l.SpentNanos)
+		a.wallet.hold(money.Nanos(l.GrantedNanos - l.SpentNanos))
 	}
-	return n
 }
 
 func (a *platformActor) walletView() *pb.WalletView {
-	v := &pb.WalletView{Wallet: snapshot(a.p.Wallet), LeasedNanos: int64(a.outstanding())}
+	a.syncWallet()
+	v := &pb.WalletView{Wallet: snapshot(a.p.Wallet), LeasedNanos: int64(a.wallet.reserved)}
 	if l, ok := a.env.leases.Load(a.id.Platform); ok {
 		v.ReservedNanos = l.(*walletLease).reserved.Load()
 	}
@@ -48,9 +51,8 @@ func (a *platformActor) grant(c actor.Context, m *pb.LeaseGrant) {
 		a.fail(c, errorf(ErrInvalid, "invalid lease grant"))
 		return
 	}
-	free := money.Nanos(a.p.Wallet.BalanceNanos) - a.outstanding()
-	g := min(money.Nanos(m.WantNanos), max(free, 0))
-	if g < money.Nanos(m.MinNanos) || g == 0 && m.MinNanos > 0 {
+	g, ok := a.wallet.reserve(money.Nanos(m.WantNanos), money.Nanos(m.MinNanos))
+	if !ok {
 		a.fail(c, errorf(ErrWalletInsufficient, "the platform wallet cannot cover this request"))
 		return
 	}
@@ -71,6 +73,7 @@ func (a *platformActor) giveBack(c actor.Context, m *pb.LeaseReturn) {
 		return
 	}
 	l.GrantedNanos -= m.AmountNanos
+	a.wallet.unhold(money.Nanos(m.AmountNanos))
 	a.commit(c, []persistence.Op{a.leaseOp(l)}, &pb.Ack{}, false)
 }
 
@@ -88,7 +91,7 @@ func (a *platformActor) flushLeases(c actor.Context) {
 	}
 	a.waitApplied()
 	now := a.now()
-	before := a.p.Wallet.BalanceNanos
+	before := a.wallet.balance
 	var ops []persistence.Op
 	for _, l := range a.leases {
 		ops = append(ops, a.foldSpend(l)...)
@@ -142,16 +145,13 @@ func (a *platformActor) foldOne(l *pb.Lease, seq uint64, s *pb.LeaseSpend, dedup
 		}
 		l.FoldedSeq = seq
 	}
-	w := a.p.Wallet
-	cost := money.Nanos(s.CostNanos)
-	charged := min(cost, money.Nanos(max(w.BalanceNanos, 0)))
-	w.BalanceNanos -= int64(charged)
+	// The lease held the cost: charging it gives that hold back and
+	// debits the balance, so free credit is unchanged.
 	l.SpentNanos += s.CostNanos
 	l.Calls++
-	e := a.walletEntry(time.UnixMilli(s.AtMs), EntryUsage, -charged)
+	e := a.wallet.charge(time.UnixMilli(s.AtMs), money.Nanos(s.CostNanos), money.Nanos(s.CostNanos))
 	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = s.RequestId, s.Model, s.PromptTokens, s.CompletionTokens
-	e.UnchargedNanos = int64(cost - charged)
-	return []persistence.Op{persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e))}
+	return []persistence.Op{a.wallet.entryOp(e)}
 }
 
 // foldCarried folds the spend records a lease's node carried in a cluster
@@ -169,7 +169,7 @@ func (a *platformActor) foldCarried(c actor.Context, m *pb.LeaseFlush) {
 		return
 	}
 	now := a.now()
-	before := a.p.Wallet.BalanceNanos
+	before := a.wallet.balance
 	var ops []persistence.Op
 	for _, s := range m.Spends {
 		if s.GetSpend() != nil {
@@ -178,10 +178,11 @@ func (a *platformActor) foldCarried(c actor.Context, m *pb.LeaseFlush) {
 	}
 	if m.Close {
 		returned := l.GrantedNanos - l.SpentNanos
-		e := a.walletEntry(now, EntryLeaseReturned, 0)
+		a.wallet.unhold(money.Nanos(returned))
+		e := a.wallet.note(now, EntryLeaseReturned)
 		e.Reason = fmt.Sprintf("lease %s of an earlier run of node %s closed: %s unspent credit returned",
 			l.Id, l.Node, money.Nanos(max(returned, 0)))
-		ops = append(ops, persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+		ops = append(ops, a.wallet.entryOp(e))
 		delete(a.leases, l.Id)
 		ops = append(ops, persistence.Delete(persistence.LeaseKey(a.p.Id, l.Id)))
 		ops = append(ops, a.write()...)
@@ -218,6 +219,7 @@ func (a *platformActor) loadLeases() {
 		}
 		return true
 	})
+	a.holdLeases()
 	if len(stale) == 0 {
 		return
 	}
@@ -227,10 +229,11 @@ func (a *platformActor) loadLeases() {
 		spent := l.SpentNanos
 		ops = append(ops, a.foldSpend(l)...)
 		returned := l.GrantedNanos - l.SpentNanos
-		e := a.walletEntry(now, EntryLeaseReturned, 0)
+		a.wallet.unhold(money.Nanos(returned))
+		e := a.wallet.note(now, EntryLeaseReturned)
 		e.Reason = fmt.Sprintf("lease %s of an earlier run closed at recovery: %s of recorded calls folded in, %s unspent credit returned",
 			l.Id, money.Nanos(l.SpentNanos-spent), money.Nanos(max(returned, 0)))
-		ops = append(ops, persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+		ops = append(ops, a.wallet.entryOp(e))
 		delete(a.leases, l.Id)
 		ops = append(ops, persistence.Delete(persistence.LeaseKey(a.p.Id, l.Id)))
 	}

@@ -11,13 +11,16 @@ import "time"
 // A token bucket or GCRA would admit up to 2N−1 across a boundary; this
 // admits at most N, at the cost of memory proportional to the number of
 // granules with admissions inside the span. Not safe for concurrent use.
+//
+// It is kept small (48 bytes) because every rate-limited resident actor
+// holds three: the span and granule in milliseconds, expired entries
+// sliced off the front (an append reallocates only live entries).
 type window struct {
-	span    time.Duration
-	granule time.Duration // 0: exact timestamps
-	entries []wentry      // oldest first
-	head    int           // entries[:head] are expired and reusable
-	sum     int64
-	seen    int64 // latest time expire was called with (unix nanos)
+	entries   []wentry // oldest first
+	sum       int64
+	seen      int64 // latest time expire was called with (unix nanos)
+	spanMs    int32
+	granuleMs int32 // 0: exact timestamps
 }
 
 type wentry struct {
@@ -25,26 +28,28 @@ type wentry struct {
 	units int64
 }
 
+// newWindow returns a window of span (at most 24 days) merging admissions
+// per granule (0: none); both are whole milliseconds.
 func newWindow(span, granule time.Duration) window {
-	return window{span: span, granule: granule}
+	return window{spanMs: int32(span / time.Millisecond), granuleMs: int32(granule / time.Millisecond)}
 }
+
+func (w *window) span() time.Duration    { return time.Duration(w.spanMs) * time.Millisecond }
+func (w *window) granule() time.Duration { return time.Duration(w.granuleMs) * time.Millisecond }
 
 // expire drops entries that left the window at now.
 func (w *window) expire(now time.Time) {
 	w.seen = max(w.seen, now.UnixNano())
-	cut := now.UnixNano() - int64(w.span)
-	for w.head < len(w.entries) && w.entries[w.head].at <= cut {
-		w.sum -= w.entries[w.head].units
-		w.head++
+	cut := now.UnixNano() - int64(w.span())
+	i := 0
+	for i < len(w.entries) && w.entries[i].at <= cut {
+		w.sum -= w.entries[i].units
+		i++
 	}
-	if w.head == len(w.entries) {
-		w.entries, w.head = w.entries[:0], 0
-		if cap(w.entries) > 64 {
-			w.entries = nil // an idle user gives its memory back
-		}
-	} else if w.head > 32 && w.head*2 > len(w.entries) {
-		n := copy(w.entries, w.entries[w.head:])
-		w.entries, w.head = w.entries[:n], 0
+	if i == len(w.entries) {
+		w.entries = nil // an idle user gives its memory back
+	} else if i > 0 {
+		w.entries = w.entries[i:]
 	}
 }
 
@@ -60,17 +65,17 @@ func (w *window) check(now time.Time, units, limit int64) (ok bool, retry time.D
 	}
 	// Walk from the oldest entry until enough has expired.
 	need := w.sum + units - limit
-	for i := w.head; i < len(w.entries); i++ {
+	for i := range w.entries {
 		need -= w.entries[i].units
 		if need <= 0 {
-			d := time.Duration(w.entries[i].at + int64(w.span) - now.UnixNano())
+			d := time.Duration(w.entries[i].at + int64(w.span()) - now.UnixNano())
 			if d < 0 {
 				d = 0
 			}
 			return false, d
 		}
 	}
-	return false, w.span
+	return false, w.span()
 }
 
 // add records units admitted at now and returns the time under which
@@ -81,11 +86,11 @@ func (w *window) check(now time.Time, units, limit int64) (ok bool, retry time.D
 // carried older admissions out of the window.
 func (w *window) add(now time.Time, units int64) time.Time {
 	at := max(now.UnixNano(), w.seen)
-	if w.granule > 0 {
-		g := int64(w.granule)
+	if w.granuleMs > 0 {
+		g := int64(w.granule())
 		at = (at/g + 1) * g
 	}
-	if n := len(w.entries); n > w.head {
+	if n := len(w.entries); n > 0 {
 		last := &w.entries[n-1]
 		if at <= last.at {
 			last.units += units
@@ -104,7 +109,7 @@ func (w *window) add(now time.Time, units int64) time.Time {
 // units never go below 0.
 func (w *window) adjust(recorded time.Time, delta int64) {
 	at := recorded.UnixNano()
-	for i := len(w.entries) - 1; i >= w.head; i-- {
+	for i := len(w.entries) - 1; i >= 0; i-- {
 		e := &w.entries[i]
 		if e.at < at {
 			return
@@ -129,10 +134,10 @@ func (w *window) used(now time.Time) int64 {
 // resetIn returns how long until the oldest entry leaves the window.
 func (w *window) resetIn(now time.Time) time.Duration {
 	w.expire(now)
-	if w.head == len(w.entries) {
+	if len(w.entries) == 0 {
 		return 0
 	}
-	d := time.Duration(w.entries[w.head].at + int64(w.span) - now.UnixNano())
+	d := time.Duration(w.entries[0].at + int64(w.span()) - now.UnixNano())
 	if d < 0 {
 		return 0
 	}
@@ -142,12 +147,12 @@ func (w *window) resetIn(now time.Time) time.Duration {
 // snapshot returns the live entries, for persisting across passivation.
 func (w *window) snapshot(now time.Time) []wentry {
 	w.expire(now)
-	return append([]wentry(nil), w.entries[w.head:]...)
+	return append([]wentry(nil), w.entries...)
 }
 
 // restore replaces the entries (from snapshot).
 func (w *window) restore(es []wentry) {
-	w.entries, w.head, w.sum = append(w.entries[:0], es...), 0, 0
+	w.entries, w.sum = append([]wentry(nil), es...), 0
 	for _, e := range es {
 		w.sum += e.units
 	}

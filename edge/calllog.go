@@ -48,11 +48,9 @@ func (l *callLog) finish(providerCost int64, u providers.Usage, ttft time.Durati
 	l.e.PromptTokens, l.e.CompletionTokens = u.PromptTokens, u.CompletionTokens
 	l.e.ProviderCost = money.Nanos(providerCost)
 	l.e.Cost = money.Nanos(providerCost)
-	if l.markup > 0 {
-		// The end-user's charge, computed as the end-user actor does.
-		if c, err := money.MulDivCeil(money.Nanos(providerCost), 10_000+l.markup, 10_000); err == nil {
-			l.e.Cost = c
-		}
+	if c, err := actors.WithMarkup(money.Nanos(providerCost), l.markup); err == nil {
+		// The end-user's charge, by the rule the end-user actor charges.
+		l.e.Cost = c
 	}
 	if l.b != nil && l.b.settled != nil {
 		// What the ledgers charged, not a recomputation: the log agrees
