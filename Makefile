@@ -79,7 +79,7 @@ bench: build
 	$(GO) run ./bench/cmd/benchrun
 
 proto:
-	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto
+	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto internal/pb/peers.proto
 
 check: lint test
 	$(GO) mod tidy

@@ -1,11 +1,15 @@
 package actors
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/persistence"
@@ -26,9 +30,23 @@ type Principal struct {
 // is refused from that instant on this node. Entries live in 64 shards,
 // each with its own lock, so lookups of different users rarely contend.
 // Safe for concurrent use.
+//
+// In a cluster ([Env.SetPeers]) a key's record lives on the disk of the
+// node that hosts its platform's actor, so a miss asks every node
+// ([KeyQuery]) and takes the owner's answer; a revocation is broadcast
+// and applied by every node at once ([KeysRevoked]); and a cached live
+// key is trusted for the cache TTL only, after which the next lookup asks
+// again: a node that missed a broadcast refuses a revoked key within the
+// TTL.
 type Auth struct {
 	store  *persistence.Store
 	shards [64]authShard
+
+	// Set once before use by setPeers (nil, 0: alone on one node).
+	peers Peers
+	ttl   time.Duration
+	clk   clock.Clock
+	log   *slog.Logger
 }
 
 type authShard struct {
@@ -43,6 +61,7 @@ type authShard struct {
 type authEntry struct {
 	p       Principal
 	revoked bool
+	exp     int64 // unix ns after which a live entry is asked again; 0: never
 }
 
 // maxAuthEntriesPerShard bounds the cache (64 × 32768 ≈ 2 M keys); past it
@@ -69,6 +88,10 @@ func NewAuth(store *persistence.Store) *Auth {
 	return a
 }
 
+func (a *Auth) setPeers(peers Peers, ttl time.Duration, clk clock.Clock, log *slog.Logger) {
+	a.peers, a.ttl, a.clk, a.log = peers, ttl, clk, log
+}
+
 func (a *Auth) shard(d ids.Digest) *authShard { return &a.shards[d[0]&63] }
 
 // Lookup returns the principal of a live key.
@@ -77,33 +100,34 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 	s.mu.RLock()
 	e, ok := s.m[d]
 	s.mu.RUnlock()
+	if ok && e.exp != 0 && a.clk.Now().UnixNano() > e.exp {
+		ok = false // past the TTL: ask the owner again
+	}
 	if ok {
 		if e.revoked {
 			return Principal{}, ErrUnknownKey
 		}
 		return e.p, nil
 	}
-	raw, err := a.store.Get(persistence.APIKeyKey(d[:]))
-	if errors.Is(err, persistence.ErrNotFound) {
-		return Principal{}, ErrUnknownKey
-	}
+	k, err := a.fetch(d)
 	if err != nil {
-		return Principal{}, err
-	}
-	var k pb.APIKey
-	if err := proto.Unmarshal(raw, &k); err != nil {
 		return Principal{}, err
 	}
 	if k.RevokedAtMs != 0 {
 		// Not cached: revoked keys would fill memory (see tombstones).
 		return Principal{}, ErrUnknownKey
 	}
-	e = authEntry{p: principalOf(&k)}
+	e = authEntry{p: principalOf(k)}
+	if a.ttl > 0 {
+		e.exp = a.clk.Now().Add(a.ttl).UnixNano()
+	}
 	s.mu.Lock()
-	if cur, ok := s.m[d]; ok {
+	if cur, ok := s.m[d]; ok && (cur.revoked || cur.exp == 0) {
 		e = cur // a revocation (or a fresher fill) got here first
 	} else {
-		a.evictLocked(s)
+		if !ok {
+			a.evictLocked(s)
+		}
 		s.m[d] = e
 	}
 	s.mu.Unlock()
@@ -111,6 +135,71 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 		return Principal{}, ErrUnknownKey
 	}
 	return e.p, nil
+}
+
+// fetch reads key d's record: from this node's store when alone, else
+// from the cluster. ErrUnknownKey when no node has it.
+func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
+	if a.peers == nil {
+		raw, err := a.store.Get(persistence.APIKeyKey(d[:]))
+		if errors.Is(err, persistence.ErrNotFound) {
+			return nil, ErrUnknownKey
+		}
+		if err != nil {
+			return nil, err
+		}
+		var k pb.APIKey
+		if err := proto.Unmarshal(raw, &k); err != nil {
+			return nil, err
+		}
+		return &k, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := a.peers.FanOut(ctx, &pb.KeyQuery{Digest: d[:]})
+	answers, aerr := answersOf[*pb.KeyAnswer](res)
+	if aerr != nil {
+		return nil, aerr
+	}
+	k, ok := pickKey(answers)
+	if err != nil && !ok {
+		// The owner may be among the nodes that did not answer: refuse
+		// to decide on copies alone.
+		return nil, errorf(ErrUnavailable, "key lookup: %v", err)
+	}
+	if err != nil {
+		a.log.Warn("key lookup incomplete; the owner answered", "err", err)
+	}
+	if k == nil {
+		return nil, ErrUnknownKey
+	}
+	return k, nil
+}
+
+// pickKey chooses among the nodes' copies of a key: the owner's when it
+// answered (ok true), else a revoked copy if any node holds one, else any
+// live copy (a former owner's: revocations are broadcast, and a deleted
+// end-user's keys are revoked, so a stale live copy is one whose
+// broadcast this node never got; the TTL bounds how long it serves).
+func pickKey(answers []*pb.KeyAnswer) (k *pb.APIKey, owned bool) {
+	var revoked, live *pb.APIKey
+	for _, a := range answers {
+		if a.Key == nil {
+			continue
+		}
+		if a.Owned {
+			return a.Key, true
+		}
+		if a.Key.RevokedAtMs != 0 {
+			revoked = a.Key
+		} else {
+			live = a.Key
+		}
+	}
+	if revoked != nil {
+		return revoked, false
+	}
+	return live, false
 }
 
 func principalOf(k *pb.APIKey) Principal {
@@ -142,8 +231,21 @@ func (a *Auth) put(k *pb.APIKey) {
 	s := a.shard(d)
 	s.mu.Lock()
 	a.evictLocked(s)
-	s.m[d] = authEntry{p: principalOf(k)}
+	e := authEntry{p: principalOf(k)}
+	if a.ttl > 0 {
+		e.exp = a.clk.Now().Add(a.ttl).UnixNano()
+	}
+	s.m[d] = e
 	s.mu.Unlock()
+}
+
+// revokedHere reports whether this node holds a revocation tombstone for d.
+func (a *Auth) revokedHere(d ids.Digest) bool {
+	s := a.shard(d)
+	s.mu.RLock()
+	e, ok := s.m[d]
+	s.mu.RUnlock()
+	return ok && e.revoked
 }
 
 // revoke marks a key revoked.

@@ -381,7 +381,7 @@ func serve(args []string) error {
 		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
 	}
 	ecfg.MetricsSeparate = o.metricsListen != ""
-	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
+	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Peers: actors.NewSingleNode(aenv), Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
 		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
 	if err != nil {
