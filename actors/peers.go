@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
@@ -41,10 +43,26 @@ type Peers interface {
 // Node answers the queries and applies the broadcasts of [Peers] from
 // this node's own records and caches. It is what a cluster member runs on
 // receipt of a peer's message. Safe for concurrent use.
-type Node struct{ env *Env }
+type Node struct {
+	env      *Env
+	mu       sync.RWMutex // guards handlers
+	handlers map[protoreflect.FullName]PeerHandler
+}
+
+// PeerHandler answers one kind of query for a package that keeps records
+// of its own (call logs); it must be safe for concurrent use.
+type PeerHandler func(ctx context.Context, msg proto.Message) (proto.Message, error)
 
 // NewNode returns env's answering side.
-func NewNode(env *Env) *Node { return &Node{env: env} }
+func NewNode(env *Env) *Node { return &Node{env: env, handlers: make(map[protoreflect.FullName]PeerHandler)} }
+
+// Handle makes h answer the queries of kind's message type. Handlers for
+// the types [Node.Answer] knows itself are never called.
+func (n *Node) Handle(kind proto.Message, h PeerHandler) {
+	n.mu.Lock()
+	n.handlers[kind.ProtoReflect().Descriptor().FullName()] = h
+	n.mu.Unlock()
+}
 
 // SingleNode is the [Peers] of a gateway that runs alone: a query is
 // answered by this node, a broadcast has nobody to reach.
@@ -54,6 +72,9 @@ var _ Peers = SingleNode{}
 
 // NewSingleNode returns the Peers of a lone node over env.
 func NewSingleNode(env *Env) SingleNode { return SingleNode{n: NewNode(env)} }
+
+// Node returns the answering side, for [Node.Handle].
+func (s SingleNode) Node() *Node { return s.n }
 
 // FanOut implements [Peers]: this node's answer alone.
 func (s SingleNode) FanOut(ctx context.Context, query proto.Message) ([]proto.Message, error) {
@@ -71,8 +92,9 @@ func (SingleNode) Broadcast(context.Context, proto.Message) error { return nil }
 const maxPeerPage = 1001
 
 // Answer answers a query or applies a broadcast from another node (or,
-// for [SingleNode], from this one). An unknown message is an error.
-func (n *Node) Answer(_ context.Context, msg proto.Message) (proto.Message, error) {
+// for [SingleNode], from this one), or hands it to the handler registered
+// for its type ([Node.Handle]). An unknown message is an error.
+func (n *Node) Answer(ctx context.Context, msg proto.Message) (proto.Message, error) {
 	e := n.env
 	switch m := msg.(type) {
 	case *pb.ListPlatformsQuery:
@@ -117,6 +139,12 @@ func (n *Node) Answer(_ context.Context, msg proto.Message) (proto.Message, erro
 			return nil, err
 		}
 		return &pb.Ack{}, nil
+	}
+	n.mu.RLock()
+	h := n.handlers[msg.ProtoReflect().Descriptor().FullName()]
+	n.mu.RUnlock()
+	if h != nil {
+		return h(ctx, msg)
 	}
 	return nil, errorf(ErrInvalid, "a node cannot answer %T", msg)
 }

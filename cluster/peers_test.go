@@ -20,6 +20,7 @@ import (
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/persistence"
 )
 
@@ -28,6 +29,7 @@ import (
 // 127.0.0.1 and the cluster Peers on top. Ownership of actors is decided
 // by the test (owner), as placement would.
 type peerNode struct {
+	logs  *logs.Store
 	store *persistence.Store
 	env   *actors.Env
 	dir   *actors.Local
@@ -124,18 +126,35 @@ func startPeerCluster(root string, n int, ttl time.Duration) (pc *peerCluster, s
 		dir := actors.NewLocal(env)
 		r := remote.NewRemote(dir.System(), remote.Configure("127.0.0.1", 0))
 		r.Start()
-		peers, err := NewPeers(dir.System(), actors.NewNode(env), func() []string { return pc.memberList(idx) })
+		node := actors.NewNode(env)
+		logDB, err := logs.OpenDB(cfg.Dir, log)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		lcfg := logs.DefaultConfig()
+		lcfg.Logger = log
+		lcfg.MaxScan = 7 // short pages under selective filters
+		ls, err := logs.Open(lcfg, logDB)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		ls.Serve(node, fmt.Sprintf("node%d", i))
+		peers, err := NewPeers(dir.System(), node, func() []string { return pc.memberList(idx) })
 		if err != nil {
 			stop()
 			return nil, nil, err
 		}
 		env.SetPeers(peers, ttl)
-		nd := &peerNode{store: store, env: env, dir: dir, peers: peers, addr: dir.System().Address()}
+		nd := &peerNode{logs: ls, store: store, env: env, dir: dir, peers: peers, addr: dir.System().Address()}
 		pc.nodes = append(pc.nodes, nd)
 		closers = append(closers, func() {
 			peers.Close()
 			dir.Close() // stops the actor system
 			r.Shutdown(false)
+			ls.Close()
+			_ = logDB.Close()
 			_ = store.Close()
 		})
 	}
@@ -465,6 +484,109 @@ func testListingFailsWhenANodeIsDown(t *testing.T, pc *peerCluster) {
 	}
 }
 
+// testLogsPagedAcrossNodes: each node logs the calls it served; GET
+// .../logs pages through all of them, newest first, from any node, with
+// and without a selective filter (MaxScan 7 cuts nodes' pages short).
+func testLogsPagedAcrossNodes(t *testing.T, pc *peerCluster) {
+	p := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	type written struct {
+		rid string
+		at  time.Time
+		eu  ids.EndUserID
+	}
+	var all []written
+	alice, bob := ids.EndUserID("eu_alice"), ids.EndUserID("eu_bob")
+	for k := range 40 {
+		node := (k * 7) % 3 // uneven interleaving across nodes
+		if k%9 == 0 {
+			node = 2 // a burst on one node
+		}
+		eu := bob
+		if k%4 == 0 {
+			eu = alice
+		}
+		w := written{rid: fmt.Sprintf("req_%03d", k), at: base.Add(time.Duration(k) * time.Millisecond), eu: eu}
+		all = append(all, w)
+		pc.nodes[node].logs.Writer().Write(logs.Entry{RequestID: w.rid, PlatformID: p, EndUserID: eu, Kind: "chat.completions",
+			Model: "m", StatusCode: 200, CreatedAt: w.at})
+	}
+	// Two entries at the same instant on two nodes.
+	for n := range 2 {
+		w := written{rid: fmt.Sprintf("req_tie_%d", n), at: base.Add(45*time.Millisecond + 500*time.Microsecond), eu: bob} // after every other: the writer never lets time go back on a node
+		all = append(all, w)
+		pc.nodes[n].logs.Writer().Write(logs.Entry{RequestID: w.rid, PlatformID: p, EndUserID: bob, Kind: "chat.completions",
+			Model: "m", StatusCode: 200, CreatedAt: w.at})
+	}
+	for _, nd := range pc.nodes {
+		if err := nd.logs.Writer().Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Newest first; entries of one instant in (node, seq) order, which the
+	// test does not predict: compare as sets per instant.
+	slices.SortStableFunc(all, func(a, b written) int { return b.at.Compare(a.at) })
+	check := func(from int, limit int, filter ids.EndUserID) {
+		t.Helper()
+		var want []written
+		for _, w := range all {
+			if filter == "" || w.eu == filter {
+				want = append(want, w)
+			}
+		}
+		var got []logs.Entry
+		cursor := ""
+		for pages := 0; ; pages++ {
+			if pages > 200 {
+				t.Fatalf("node %d limit %d filter %q: paging does not end", from, limit, filter)
+			}
+			page, err := logs.ListAcross(context.Background(), pc.nodes[from].peers, p,
+				logs.Query{Filter: logs.Filter{EndUserID: filter}, Limit: limit, Cursor: cursor})
+			if err != nil {
+				t.Fatalf("node %d limit %d filter %q: %v", from, limit, filter, err)
+			}
+			if len(page.Entries) > limit {
+				t.Fatalf("page of %d > limit %d", len(page.Entries), limit)
+			}
+			got = append(got, page.Entries...)
+			if !page.HasMore {
+				break
+			}
+			cursor = page.NextCursor
+		}
+		if len(got) != len(want) {
+			t.Fatalf("node %d limit %d filter %q: %d entries, want %d", from, limit, filter, len(got), len(want))
+		}
+		seen := map[string]bool{}
+		for i, e := range got {
+			if seen[e.RequestID] {
+				t.Fatalf("node %d limit %d: %s twice", from, limit, e.RequestID)
+			}
+			seen[e.RequestID] = true
+			if !e.CreatedAt.Equal(want[i].at) {
+				t.Fatalf("node %d limit %d filter %q: entry %d is %s at %s, want one at %s", from, limit, filter, i, e.RequestID, e.CreatedAt, want[i].at)
+			}
+			if filter != "" && e.EndUserID != filter {
+				t.Fatalf("filter %q returned %s of %s", filter, e.RequestID, e.EndUserID)
+			}
+		}
+	}
+	for from := range pc.nodes {
+		for _, limit := range []int{1, 4, 50} {
+			check(from, limit, "")
+			check(from, limit, alice)
+		}
+	}
+	// A request logged on node 2 is found from node 0.
+	e, err := logs.GetAcross(context.Background(), pc.nodes[0].peers, p, "req_000")
+	if err != nil || e.RequestID != "req_000" {
+		t.Fatalf("GetAcross = %+v, %v", e, err)
+	}
+	if _, err := logs.GetAcross(context.Background(), pc.nodes[0].peers, p, "req_none"); !errors.Is(err, logs.ErrNotFound) {
+		t.Fatalf("GetAcross of an unknown id: %v", err)
+	}
+}
+
 // peersChildEnv selects TestPeersChild in the child process TestPeers
 // starts (as the value of childEnv, which also keeps TestMain's leak
 // check out of the child: protoactor leaves goroutines behind by design).
@@ -551,5 +673,6 @@ func TestPeersChild(t *testing.T) {
 	t.Run("RevocationMissedIsCaughtByTTL", func(t *testing.T) { testRevocationMissedIsCaughtByTTL(t, pc) })
 	t.Run("SettingsReachEveryNode", func(t *testing.T) { testSettingsReachEveryNode(t, pc) })
 	t.Run("ListingsAcrossNodes", func(t *testing.T) { testListingsAcrossNodes(t, pc) })
+	t.Run("LogsPagedAcrossNodes", func(t *testing.T) { testLogsPagedAcrossNodes(t, pc) })
 	t.Run("ListingFailsWhenANodeIsDown", func(t *testing.T) { testListingFailsWhenANodeIsDown(t, pc) })
 }

@@ -858,6 +858,413 @@ func (x *StoredResponsesDeleted) GetItemIds() []string {
 	return nil
 }
 
+// LogsQuery asks every node for one page of a platform's call log
+// entries, newest first. Each node continues from its own position in
+// cursor (absent: the first page); the filter fields are those of GET
+// .../logs; start_ns and end_ns bound created_at to [start, end) (0:
+// unbounded).
+type LogsQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlatformId    string                 `protobuf:"bytes,1,opt,name=platform_id,json=platformId,proto3" json:"platform_id,omitempty"`
+	Cursor        *LogsCursor            `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Limit         int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	EndUserId     string                 `protobuf:"bytes,4,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	Model         string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	Kind          string                 `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`
+	Status        string                 `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	StartNs       int64                  `protobuf:"varint,8,opt,name=start_ns,json=startNs,proto3" json:"start_ns,omitempty"`
+	EndNs         int64                  `protobuf:"varint,9,opt,name=end_ns,json=endNs,proto3" json:"end_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsQuery) Reset() {
+	*x = LogsQuery{}
+	mi := &file_internal_pb_peers_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsQuery) ProtoMessage() {}
+
+func (x *LogsQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_peers_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsQuery.ProtoReflect.Descriptor instead.
+func (*LogsQuery) Descriptor() ([]byte, []int) {
+	return file_internal_pb_peers_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LogsQuery) GetPlatformId() string {
+	if x != nil {
+		return x.PlatformId
+	}
+	return ""
+}
+
+func (x *LogsQuery) GetCursor() *LogsCursor {
+	if x != nil {
+		return x.Cursor
+	}
+	return nil
+}
+
+func (x *LogsQuery) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LogsQuery) GetEndUserId() string {
+	if x != nil {
+		return x.EndUserId
+	}
+	return ""
+}
+
+func (x *LogsQuery) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *LogsQuery) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LogsQuery) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *LogsQuery) GetStartNs() int64 {
+	if x != nil {
+		return x.StartNs
+	}
+	return 0
+}
+
+func (x *LogsQuery) GetEndNs() int64 {
+	if x != nil {
+		return x.EndNs
+	}
+	return 0
+}
+
+// LogRecord is one entry as the logs store keeps it (its encoding), with
+// its sequence on the answering node.
+type LogRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogRecord) Reset() {
+	*x = LogRecord{}
+	mi := &file_internal_pb_peers_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogRecord) ProtoMessage() {}
+
+func (x *LogRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_peers_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogRecord.ProtoReflect.Descriptor instead.
+func (*LogRecord) Descriptor() ([]byte, []int) {
+	return file_internal_pb_peers_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LogRecord) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *LogRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// LogsPage answers LogsQuery: the node's name, its entries, newest first,
+// and, when it has more, the cursor that continues after the last entry
+// it examined.
+type LogsPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Records       []*LogRecord           `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	HasMore       bool                   `protobuf:"varint,3,opt,name=has_more,json=hasMore,proto3" json:"has_more,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,4,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsPage) Reset() {
+	*x = LogsPage{}
+	mi := &file_internal_pb_peers_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsPage) ProtoMessage() {}
+
+func (x *LogsPage) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_peers_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsPage.ProtoReflect.Descriptor instead.
+func (*LogsPage) Descriptor() ([]byte, []int) {
+	return file_internal_pb_peers_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LogsPage) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *LogsPage) GetRecords() []*LogRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *LogsPage) GetHasMore() bool {
+	if x != nil {
+		return x.HasMore
+	}
+	return false
+}
+
+func (x *LogsPage) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// LogGetQuery asks a node for the newest entry of a request id.
+type LogGetQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlatformId    string                 `protobuf:"bytes,1,opt,name=platform_id,json=platformId,proto3" json:"platform_id,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogGetQuery) Reset() {
+	*x = LogGetQuery{}
+	mi := &file_internal_pb_peers_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogGetQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogGetQuery) ProtoMessage() {}
+
+func (x *LogGetQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_peers_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogGetQuery.ProtoReflect.Descriptor instead.
+func (*LogGetQuery) Descriptor() ([]byte, []int) {
+	return file_internal_pb_peers_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LogGetQuery) GetPlatformId() string {
+	if x != nil {
+		return x.PlatformId
+	}
+	return ""
+}
+
+func (x *LogGetQuery) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// LogGetAnswer: found false when the node has none.
+type LogGetAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Record        *LogRecord             `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogGetAnswer) Reset() {
+	*x = LogGetAnswer{}
+	mi := &file_internal_pb_peers_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogGetAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogGetAnswer) ProtoMessage() {}
+
+func (x *LogGetAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_peers_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogGetAnswer.ProtoReflect.Descriptor instead.
+func (*LogGetAnswer) Descriptor() ([]byte, []int) {
+	return file_internal_pb_peers_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LogGetAnswer) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *LogGetAnswer) GetRecord() *LogRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+// LogsCursor is the cursor of a listing across nodes: each node's own
+// cursor, the nodes already exhausted, and the time of the first page (a
+// node that joins later is read only up to it).
+type LogsCursor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Positions     map[string]string      `protobuf:"bytes,1,rep,name=positions,proto3" json:"positions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Done          []string               `protobuf:"bytes,2,rep,name=done,proto3" json:"done,omitempty"`
+	AsOfNs        int64                  `protobuf:"varint,3,opt,name=as_of_ns,json=asOfNs,proto3" json:"as_of_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsCursor) Reset() {
+	*x = LogsCursor{}
+	mi := &file_internal_pb_peers_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsCursor) ProtoMessage() {}
+
+func (x *LogsCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_peers_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsCursor.ProtoReflect.Descriptor instead.
+func (*LogsCursor) Descriptor() ([]byte, []int) {
+	return file_internal_pb_peers_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LogsCursor) GetPositions() map[string]string {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+func (x *LogsCursor) GetDone() []string {
+	if x != nil {
+		return x.Done
+	}
+	return nil
+}
+
+func (x *LogsCursor) GetAsOfNs() int64 {
+	if x != nil {
+		return x.AsOfNs
+	}
+	return 0
+}
+
 var File_internal_pb_peers_proto protoreflect.FileDescriptor
 
 const file_internal_pb_peers_proto_rawDesc = "" +
@@ -917,7 +1324,43 @@ const file_internal_pb_peers_proto_rawDesc = "" +
 	"\vend_user_id\x18\x02 \x01(\tR\tendUserId\x12\x1f\n" +
 	"\vresponse_id\x18\x03 \x01(\tR\n" +
 	"responseId\x12\x19\n" +
-	"\bitem_ids\x18\x04 \x03(\tR\aitemIdsB)Z'github.com/assistiv/gateway/internal/pbb\x06proto3"
+	"\bitem_ids\x18\x04 \x03(\tR\aitemIds\"\x87\x02\n" +
+	"\tLogsQuery\x12\x1f\n" +
+	"\vplatform_id\x18\x01 \x01(\tR\n" +
+	"platformId\x12/\n" +
+	"\x06cursor\x18\x02 \x01(\v2\x17.assistiv.v1.LogsCursorR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x1e\n" +
+	"\vend_user_id\x18\x04 \x01(\tR\tendUserId\x12\x14\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\x12\x12\n" +
+	"\x04kind\x18\x06 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x12\x19\n" +
+	"\bstart_ns\x18\b \x01(\x03R\astartNs\x12\x15\n" +
+	"\x06end_ns\x18\t \x01(\x03R\x05endNs\"3\n" +
+	"\tLogRecord\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\x8c\x01\n" +
+	"\bLogsPage\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x120\n" +
+	"\arecords\x18\x02 \x03(\v2\x16.assistiv.v1.LogRecordR\arecords\x12\x19\n" +
+	"\bhas_more\x18\x03 \x01(\bR\ahasMore\x12\x1f\n" +
+	"\vnext_cursor\x18\x04 \x01(\tR\n" +
+	"nextCursor\"M\n" +
+	"\vLogGetQuery\x12\x1f\n" +
+	"\vplatform_id\x18\x01 \x01(\tR\n" +
+	"platformId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"T\n" +
+	"\fLogGetAnswer\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12.\n" +
+	"\x06record\x18\x02 \x01(\v2\x16.assistiv.v1.LogRecordR\x06record\"\xbe\x01\n" +
+	"\n" +
+	"LogsCursor\x12D\n" +
+	"\tpositions\x18\x01 \x03(\v2&.assistiv.v1.LogsCursor.PositionsEntryR\tpositions\x12\x12\n" +
+	"\x04done\x18\x02 \x03(\tR\x04done\x12\x18\n" +
+	"\bas_of_ns\x18\x03 \x01(\x03R\x06asOfNs\x1a<\n" +
+	"\x0ePositionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B)Z'github.com/assistiv/gateway/internal/pbb\x06proto3"
 
 var (
 	file_internal_pb_peers_proto_rawDescOnce sync.Once
@@ -931,7 +1374,7 @@ func file_internal_pb_peers_proto_rawDescGZIP() []byte {
 	return file_internal_pb_peers_proto_rawDescData
 }
 
-var file_internal_pb_peers_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_internal_pb_peers_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_internal_pb_peers_proto_goTypes = []any{
 	(*ListPlatformsQuery)(nil),     // 0: assistiv.v1.ListPlatformsQuery
 	(*PlatformCopy)(nil),           // 1: assistiv.v1.PlatformCopy
@@ -948,23 +1391,34 @@ var file_internal_pb_peers_proto_goTypes = []any{
 	(*KeysRevoked)(nil),            // 12: assistiv.v1.KeysRevoked
 	(*PlatformPublished)(nil),      // 13: assistiv.v1.PlatformPublished
 	(*StoredResponsesDeleted)(nil), // 14: assistiv.v1.StoredResponsesDeleted
-	(*Platform)(nil),               // 15: assistiv.v1.Platform
-	(*EndUser)(nil),                // 16: assistiv.v1.EndUser
-	(*APIKey)(nil),                 // 17: assistiv.v1.APIKey
+	(*LogsQuery)(nil),              // 15: assistiv.v1.LogsQuery
+	(*LogRecord)(nil),              // 16: assistiv.v1.LogRecord
+	(*LogsPage)(nil),               // 17: assistiv.v1.LogsPage
+	(*LogGetQuery)(nil),            // 18: assistiv.v1.LogGetQuery
+	(*LogGetAnswer)(nil),           // 19: assistiv.v1.LogGetAnswer
+	(*LogsCursor)(nil),             // 20: assistiv.v1.LogsCursor
+	nil,                            // 21: assistiv.v1.LogsCursor.PositionsEntry
+	(*Platform)(nil),               // 22: assistiv.v1.Platform
+	(*EndUser)(nil),                // 23: assistiv.v1.EndUser
+	(*APIKey)(nil),                 // 24: assistiv.v1.APIKey
 }
 var file_internal_pb_peers_proto_depIdxs = []int32{
-	15, // 0: assistiv.v1.PlatformCopy.platform:type_name -> assistiv.v1.Platform
+	22, // 0: assistiv.v1.PlatformCopy.platform:type_name -> assistiv.v1.Platform
 	1,  // 1: assistiv.v1.PlatformPage.platforms:type_name -> assistiv.v1.PlatformCopy
-	16, // 2: assistiv.v1.EndUserCopy.end_user:type_name -> assistiv.v1.EndUser
+	23, // 2: assistiv.v1.EndUserCopy.end_user:type_name -> assistiv.v1.EndUser
 	4,  // 3: assistiv.v1.EndUserPage.end_users:type_name -> assistiv.v1.EndUserCopy
-	17, // 4: assistiv.v1.KeyAnswer.key:type_name -> assistiv.v1.APIKey
-	15, // 5: assistiv.v1.PlatformAnswer.platform:type_name -> assistiv.v1.Platform
-	15, // 6: assistiv.v1.PlatformPublished.platform:type_name -> assistiv.v1.Platform
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	24, // 4: assistiv.v1.KeyAnswer.key:type_name -> assistiv.v1.APIKey
+	22, // 5: assistiv.v1.PlatformAnswer.platform:type_name -> assistiv.v1.Platform
+	22, // 6: assistiv.v1.PlatformPublished.platform:type_name -> assistiv.v1.Platform
+	20, // 7: assistiv.v1.LogsQuery.cursor:type_name -> assistiv.v1.LogsCursor
+	16, // 8: assistiv.v1.LogsPage.records:type_name -> assistiv.v1.LogRecord
+	16, // 9: assistiv.v1.LogGetAnswer.record:type_name -> assistiv.v1.LogRecord
+	21, // 10: assistiv.v1.LogsCursor.positions:type_name -> assistiv.v1.LogsCursor.PositionsEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_internal_pb_peers_proto_init() }
@@ -979,7 +1433,7 @@ func file_internal_pb_peers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_pb_peers_proto_rawDesc), len(file_internal_pb_peers_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
