@@ -33,11 +33,13 @@ type Principal struct {
 //
 // In a cluster ([Env.SetPeers]) a key's record lives on the disk of the
 // node that hosts its platform's actor, so a miss asks every node
-// ([KeyQuery]) and takes the owner's answer; a revocation is broadcast
-// and applied by every node at once ([KeysRevoked]); and a cached live
-// key is trusted for the cache TTL only, after which the next lookup asks
-// again: a node that missed a broadcast refuses a revoked key within the
-// TTL.
+// ([pb.KeyQuery]) and takes the owner's answer; a revocation is broadcast
+// and applied by every node at once ([pb.KeysRevoked]); and a cached live
+// key is trusted for the cache TTL only: the first lookup past it starts
+// a re-read from the cluster in the background (that call, and others
+// until the answer, go on with the cached entry), so a node that missed a
+// broadcast refuses a revoked key within the TTL and one round trip, and
+// no call waits for the network on a hit.
 type Auth struct {
 	store  *persistence.Store
 	shards [64]authShard
@@ -100,8 +102,10 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 	s.mu.RLock()
 	e, ok := s.m[d]
 	s.mu.RUnlock()
-	if ok && e.exp != 0 && a.clk.Now().UnixNano() > e.exp {
-		ok = false // past the TTL: ask the owner again
+	if ok && e.exp != 0 {
+		if now := a.clk.Now().UnixNano(); now > e.exp {
+			a.refresh(d, now) // past the TTL: ask the owner again, off this call's path
+		}
 	}
 	if ok {
 		if e.revoked {
@@ -137,6 +141,44 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 	return e.p, nil
 }
 
+// refresh re-reads a live cached key whose TTL has passed, in the
+// background; the caller goes on with the cached entry meanwhile. One
+// refresh per key runs at a time: the entry's expiry moves out by
+// peerFillTimeout first, so a failed refresh is retried soon after.
+func (a *Auth) refresh(d ids.Digest, now int64) {
+	s := a.shard(d)
+	s.mu.Lock()
+	e, ok := s.m[d]
+	if !ok || e.revoked || e.exp == 0 || now <= e.exp {
+		s.mu.Unlock()
+		return // refreshed, revoked or dropped meanwhile
+	}
+	e.exp = now + int64(peerFillTimeout)
+	s.m[d] = e
+	s.mu.Unlock()
+	go func() {
+		k, err := a.fetch(d)
+		switch {
+		case errors.Is(err, ErrUnknownKey):
+			s.mu.Lock()
+			if cur, ok := s.m[d]; ok && !cur.revoked {
+				delete(s.m, d) // no node knows it: the next lookup asks and refuses
+			}
+			s.mu.Unlock()
+		case err != nil:
+			a.log.Warn("key refresh failed; the cached key serves until the next try", "err", err)
+		case k.RevokedAtMs != 0:
+			a.revoke(d[:])
+		default:
+			s.mu.Lock()
+			if cur, ok := s.m[d]; ok && !cur.revoked {
+				s.m[d] = authEntry{p: principalOf(k), exp: a.clk.Now().Add(a.ttl).UnixNano()}
+			}
+			s.mu.Unlock()
+		}
+	}()
+}
+
 // fetch reads key d's record: from this node's store when alone, else
 // from the cluster. ErrUnknownKey when no node has it.
 func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
@@ -154,7 +196,7 @@ func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
 		}
 		return &k, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), peerFillTimeout)
 	defer cancel()
 	res, err := a.peers.FanOut(ctx, &pb.KeyQuery{Digest: d[:]})
 	answers, aerr := answersOf[*pb.KeyAnswer](res)
@@ -162,7 +204,7 @@ func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
 		return nil, aerr
 	}
 	k, ok := pickKey(answers)
-	if err != nil && !ok {
+	if err != nil && !ok && (k == nil || k.RevokedAtMs == 0) {
 		// The owner may be among the nodes that did not answer: refuse
 		// to decide on copies alone.
 		return nil, errorf(ErrUnavailable, "key lookup: %v", err)
@@ -175,6 +217,11 @@ func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
 	}
 	return k, nil
 }
+
+// peerFillTimeout bounds a cache fill from the cluster (a key, a
+// platform's settings): a member that died and is not yet out of the
+// membership holds a fill up to this long.
+const peerFillTimeout = 2 * time.Second
 
 // pickKey chooses among the nodes' copies of a key: the owner's when it
 // answered (ok true), else a revoked copy if any node holds one, else any

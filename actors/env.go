@@ -289,7 +289,7 @@ func (e *Env) fillShared(p ids.PlatformID, sp *sharedPlatform) {
 	sp.mu.Lock()
 	gen := sp.gen
 	sp.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), e.AskTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), peerFillTimeout)
 	defer cancel()
 	res, err := e.Peers.FanOut(ctx, &pb.PlatformQuery{PlatformId: string(p)})
 	answers, aerr := answersOf[*pb.PlatformAnswer](res)

@@ -54,7 +54,9 @@ type Node struct {
 type PeerHandler func(ctx context.Context, msg proto.Message) (proto.Message, error)
 
 // NewNode returns env's answering side.
-func NewNode(env *Env) *Node { return &Node{env: env, handlers: make(map[protoreflect.FullName]PeerHandler)} }
+func NewNode(env *Env) *Node {
+	return &Node{env: env, handlers: make(map[protoreflect.FullName]PeerHandler)}
+}
 
 // Handle makes h answer the queries of kind's message type. Handlers for
 // the types [Node.Answer] knows itself are never called.
