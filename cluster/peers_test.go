@@ -484,6 +484,64 @@ func testListingFailsWhenANodeIsDown(t *testing.T, pc *peerCluster) {
 	}
 }
 
+// testStoredResponsesAcrossNodes: a stored response (and its items) lives
+// on the node that served the call; any node finds it by fan-out, and a
+// deletion reaches every node's copy.
+func testStoredResponsesAcrossNodes(t *testing.T, pc *peerCluster) {
+	p, u := "plat_resp", "eu_resp"
+	resp, item := "resp_1", "msg_1"
+	if err := pc.nodes[2].store.Commit(
+		persistence.Set(persistence.ResponseKey(p, u, resp), []byte(`{"response":{}}`)),
+		persistence.Set(persistence.ResponseItemKey(p, u, item), []byte(`{"item":{}}`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	find := func(from int, id string, isItem bool) (string, bool) {
+		t.Helper()
+		res, err := pc.nodes[from].peers.FanOut(context.Background(), &pb.StoredResponseQuery{PlatformId: p, EndUserId: u, Id: id, Item: isItem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != len(pc.nodes) {
+			t.Fatalf("%d answers from %d nodes", len(res), len(pc.nodes))
+		}
+		for _, m := range res {
+			if a := m.(*pb.StoredResponseAnswer); a.Found {
+				return string(a.Value), true
+			}
+		}
+		return "", false
+	}
+	if v, ok := find(0, resp, false); !ok || v != `{"response":{}}` {
+		t.Fatalf("node 0 does not find node 2's response: %q %v", v, ok)
+	}
+	if v, ok := find(1, item, true); !ok || v != `{"item":{}}` {
+		t.Fatalf("node 1 does not find node 2's item: %q %v", v, ok)
+	}
+	if _, ok := find(0, "resp_other", false); ok {
+		t.Fatal("found a response nobody stored")
+	}
+	// Another end-user's id finds nothing.
+	res, err := pc.nodes[0].peers.FanOut(context.Background(), &pb.StoredResponseQuery{PlatformId: p, EndUserId: "eu_other", Id: resp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res {
+		if m.(*pb.StoredResponseAnswer).Found {
+			t.Fatal("another end-user's response was found")
+		}
+	}
+	if err := pc.nodes[0].peers.Broadcast(context.Background(), &pb.StoredResponsesDeleted{PlatformId: p, EndUserId: u, ResponseId: resp, ItemIds: []string{item}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := find(0, resp, false); ok {
+		t.Fatal("the response outlived its deletion")
+	}
+	if _, ok := find(0, item, true); ok {
+		t.Fatal("the item outlived its response's deletion")
+	}
+}
+
 // testLogsPagedAcrossNodes: each node logs the calls it served; GET
 // .../logs pages through all of them, newest first, from any node, with
 // and without a selective filter (MaxScan 7 cuts nodes' pages short).
@@ -673,6 +731,7 @@ func TestPeersChild(t *testing.T) {
 	t.Run("RevocationMissedIsCaughtByTTL", func(t *testing.T) { testRevocationMissedIsCaughtByTTL(t, pc) })
 	t.Run("SettingsReachEveryNode", func(t *testing.T) { testSettingsReachEveryNode(t, pc) })
 	t.Run("ListingsAcrossNodes", func(t *testing.T) { testListingsAcrossNodes(t, pc) })
+	t.Run("StoredResponsesAcrossNodes", func(t *testing.T) { testStoredResponsesAcrossNodes(t, pc) })
 	t.Run("LogsPagedAcrossNodes", func(t *testing.T) { testLogsPagedAcrossNodes(t, pc) })
 	t.Run("ListingFailsWhenANodeIsDown", func(t *testing.T) { testListingFailsWhenANodeIsDown(t, pc) })
 }
