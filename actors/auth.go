@@ -223,30 +223,26 @@ func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
 // membership holds a fill up to this long.
 const peerFillTimeout = 2 * time.Second
 
-// pickKey chooses among the nodes' copies of a key: the owner's when it
-// answered (ok true), else a revoked copy if any node holds one, else any
-// live copy (a former owner's: revocations are broadcast, and a deleted
-// end-user's keys are revoked, so a stale live copy is one whose
-// broadcast this node never got; the TTL bounds how long it serves).
+// pickKey chooses among the nodes' copies of a key. Revocation is final,
+// so a revoked copy on any node wins; else the owner's copy when it
+// answered (owned true); else any live copy (a former owner's: a deleted
+// end-user's keys are revoked and broadcast, so a stale live copy is one
+// whose broadcast this node never got, and the TTL bounds how long it
+// serves).
 func pickKey(answers []*pb.KeyAnswer) (k *pb.APIKey, owned bool) {
-	var revoked, live *pb.APIKey
+	var live *pb.APIKey
 	for _, a := range answers {
-		if a.Key == nil {
-			continue
-		}
-		if a.Owned {
-			return a.Key, true
-		}
-		if a.Key.RevokedAtMs != 0 {
-			revoked = a.Key
-		} else {
+		switch {
+		case a.Key == nil:
+		case a.Key.RevokedAtMs != 0:
+			return a.Key, a.Owned
+		case a.Owned:
+			live, owned = a.Key, true
+		case !owned:
 			live = a.Key
 		}
 	}
-	if revoked != nil {
-		return revoked, false
-	}
-	return live, false
+	return live, owned
 }
 
 func principalOf(k *pb.APIKey) Principal {
