@@ -6,7 +6,7 @@ PKGS      := ./...
 SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: build run run-cluster test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -14,6 +14,11 @@ build:
 
 run: build
 	./scripts/run.sh
+
+# Three nodes on 127.0.0.1:8080-8082 with the mock upstream and the demo
+# platform (README "Cluster"); needs Postgres (ASSISTIV_POSTGRES_URL).
+run-cluster: build
+	./scripts/run-cluster.sh
 
 # Every test once: the Go packages under the race detector (it covers the
 # plain run too), then the TypeScript SDK's tests and the client
@@ -79,7 +84,7 @@ bench: build
 	$(GO) run ./bench/cmd/benchrun
 
 proto:
-	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto internal/pb/peers.proto
+	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto internal/pb/peers.proto cluster/wire/wire.proto
 
 check: lint test
 	$(GO) mod tidy

@@ -124,9 +124,11 @@ type Env struct {
 	cacheTTL time.Duration
 
 	dir         *Local
-	platforms   sync.Map // ids.PlatformID → *sharedPlatform
-	leases      sync.Map // ids.PlatformID → *walletLease
-	incarnation string   // this process's run: names its leases
+	router      Directory                                    // cluster mode: see ClusterHooks
+	fetch       func(ctx context.Context, id Identity) error // cluster mode: see ClusterHooks
+	platforms   sync.Map                                     // ids.PlatformID → *sharedPlatform
+	leases      sync.Map                                     // ids.PlatformID → *walletLease
+	incarnation string                                       // this process's run: names its leases
 	tells       sync.WaitGroup
 	// beforeMessage, for tests only (nil in production: one nil check per
 	// message), runs before an end-user actor handles a user message; a
@@ -197,6 +199,9 @@ func (e *Env) broadcast(msg proto.Message) {
 
 // ask sends msg to an actor of this node's directory and waits.
 func (e *Env) ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
+	if e.router != nil {
+		return e.router.Ask(ctx, id, msg)
+	}
 	if e.dir == nil {
 		return nil, errorf(ErrUnavailable, "no directory")
 	}
@@ -238,6 +243,9 @@ type sharedPlatform struct {
 	// gen counts writes: a fill read from the owner before a newer write
 	// must not overwrite it.
 	gen uint64
+	// loaded: filled or published at least once (cluster mode without
+	// Peers: see loadShared).
+	loaded atomic.Bool
 }
 
 func (sp *sharedPlatform) setLocked(pl *pb.Platform) {
@@ -249,6 +257,7 @@ func (sp *sharedPlatform) setLocked(pl *pb.Platform) {
 	}
 	sp.providers.Store(&providers)
 	sp.gen++
+	sp.loaded.Store(true)
 }
 
 func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
@@ -269,18 +278,46 @@ func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 	// the first stored wins (a publication that arrives meanwhile
 	// stores its own entry, which wins too).
 	sp := &sharedPlatform{}
-	if e.Peers == nil {
+	switch {
+	case e.Peers == nil && e.Clustered():
+		// Filled from the platform actor by loadShared.
+	case e.Peers == nil:
 		if raw, err := e.Store.Get(persistence.PlatformKey(string(p))); err == nil {
 			var pl pb.Platform
 			if proto.Unmarshal(raw, &pl) == nil {
 				sp.setLocked(&pl)
 			}
 		}
-	} else {
+	default:
 		e.fillShared(p, sp)
 	}
 	v, _ := e.platforms.LoadOrStore(p, sp)
 	return v.(*sharedPlatform)
+}
+
+// loadShared, in a cluster without Peers, fills this node's shared
+// settings of platform p from its platform actor the first time an
+// end-user actor of p activates here. With Peers, shared fills from the
+// cluster and broadcasts keep it current.
+func (e *Env) loadShared(p ids.PlatformID) {
+	sp := e.shared(p)
+	if !e.Clustered() || sp.loaded.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.AskTimeout)
+	defer cancel()
+	res, err := e.ask(ctx, PlatformActor(p), &pb.GetPlatform{})
+	if err != nil {
+		e.Log.Warn("loading platform settings from its actor", "platform", p, "err", err)
+		return
+	}
+	if pl := res.(*pb.PlatformView).GetPlatform(); pl != nil {
+		sp.mu.Lock()
+		if sp.version == 0 && !sp.loaded.Load() { // no publication got here first
+			sp.setLocked(pl)
+		}
+		sp.mu.Unlock()
+	}
 }
 
 // fillShared reads platform p's settings from the cluster (the owner's

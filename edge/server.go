@@ -173,6 +173,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Peers == nil {
 		return nil, errors.New("edge: Deps.Peers is required (actors.NewSingleNode for one node)")
 	}
+	if deps.Directory != nil {
+		deps.Directory = movedRetry{deps.Directory}
+	}
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
 	}
