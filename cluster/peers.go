@@ -53,10 +53,16 @@ var _ actors.Peers = (*Peers)(nil)
 // (its address is this node's), answering with node. members returns the
 // remote addresses of the live members.
 func NewPeers(system *actor.ActorSystem, node *actors.Node, members func() []string) (*Peers, error) {
+	return NewPeersAs(system, node, system.Address(), members)
+}
+
+// NewPeersAs is [NewPeers] for a node whose address in the member list is
+// self (its advertised remote address); its remote may start later.
+func NewPeersAs(system *actor.ActorSystem, node *actors.Node, self string, members func() []string) (*Peers, error) {
 	if node == nil || members == nil {
 		return nil, errors.New("cluster: NewPeers needs a node and a members function")
 	}
-	p := &Peers{system: system, node: node, members: members, self: system.Address(), closed: make(chan struct{})}
+	p := &Peers{system: system, node: node, members: members, self: self, closed: make(chan struct{})}
 	pid, err := system.Root.SpawnNamed(actor.PropsFromFunc(p.receive), PeersActorName)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: spawn %s: %w", PeersActorName, err)
