@@ -74,7 +74,7 @@ func (a *endUserActor) sweep(c actor.Context) {
 		e := a.acct.entry(now, EntryReservationExpired, 0)
 		e.RequestId, e.UnchargedNanos = rid, int64(held)
 		e.Reason = "reservation " + id + " expired unsettled"
-		ops = append(ops, persistence.Delete(persistence.ReservationKey(pid, uid, id)),
+		ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, id)),
 			persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
 	}
 	if len(ops) > 0 {
@@ -303,7 +303,7 @@ func (a *endUserActor) load(c actor.Context) {
 			e.Reason = "reservation " + r.Id + " open at crash"
 			ops = append(ops, persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
 		}
-		ops = append(ops, persistence.Delete(append([]byte(nil), k...)))
+		ops = append(ops, persistence.DeleteOnce(append([]byte(nil), k...)))
 		return true
 	})
 	if len(ops) > 0 {
@@ -723,7 +723,7 @@ func (a *endUserActor) release(c actor.Context, pre []persistence.Op, m *pb.Rele
 			a.env.lease(a.id.Platform).release(r.wallet)
 		}
 		a.acct.release(m.ReservationId)
-		a.flushOps([]persistence.Op{persistence.Delete(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
+		a.flushOps([]persistence.Op{persistence.DeleteOnce(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
 	}
 	a.respond(c, &pb.Ack{})
 }
@@ -751,7 +751,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		return
 	}
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
-	ops := append(pre, persistence.Delete(persistence.ReservationKey(pid, uid, m.ReservationId)))
+	ops := append(pre, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, m.ReservationId)))
 	var lease *walletLease
 	var walletCharged int64
 	if r.wallet > 0 {

@@ -111,7 +111,7 @@ func (a *platformActor) flushLeases(c actor.Context) {
 func (a *platformActor) foldSpend(l *pb.Lease) []persistence.Op {
 	var ops []persistence.Op
 	_ = a.env.Store.ScanPrefix(persistence.LeaseSpendPrefix(a.p.Id, l.Id), false, func(k, v []byte) bool {
-		ops = append(ops, persistence.Delete(append([]byte(nil), k...)))
+		ops = append(ops, persistence.DeleteOnce(append([]byte(nil), k...)))
 		var s pb.LeaseSpend
 		if err := proto.Unmarshal(v, &s); err != nil {
 			a.env.Log.Error("corrupt lease spend record", "platform", a.p.Id, "lease", l.Id, "err", err)

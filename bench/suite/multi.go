@@ -56,6 +56,16 @@ type driveResult struct {
 	Sent int64
 }
 
+// merge adds o, measured over the same period by other connections, to r.
+func (r *driveResult) merge(o *driveResult) {
+	r.Elapsed = max(r.Elapsed, o.Elapsed)
+	for st, c := range o.Status {
+		r.Status[st] += c
+	}
+	r.OK.Merge(o.OK)
+	r.Sent += o.Sent
+}
+
 func (r *driveResult) count2xx() int64 {
 	var n int64
 	for s, c := range r.Status {
