@@ -1,11 +1,15 @@
 package actors
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
 	"github.com/assistiv/gateway/persistence"
@@ -26,9 +30,25 @@ type Principal struct {
 // is refused from that instant on this node. Entries live in 64 shards,
 // each with its own lock, so lookups of different users rarely contend.
 // Safe for concurrent use.
+//
+// In a cluster ([Env.SetPeers]) a key's record lives on the disk of the
+// node that hosts its platform's actor, so a miss asks every node
+// ([pb.KeyQuery]) and takes the owner's answer; a revocation is broadcast
+// and applied by every node at once ([pb.KeysRevoked]); and a cached live
+// key is trusted for the cache TTL only: the first lookup past it starts
+// a re-read from the cluster in the background (that call, and others
+// until the answer, go on with the cached entry), so a node that missed a
+// broadcast refuses a revoked key within the TTL and one round trip, and
+// no call waits for the network on a hit.
 type Auth struct {
 	store  *persistence.Store
 	shards [64]authShard
+
+	// Set once before use by setPeers (nil, 0: alone on one node).
+	peers Peers
+	ttl   time.Duration
+	clk   clock.Clock
+	log   *slog.Logger
 	// resolve, in a cluster, replaces the local store read of a miss: a
 	// key's record lives where its platform's (or end-user's) actor runs,
 	// and this node's copy, if any, may be stale. Set before use.
@@ -87,6 +107,7 @@ type authShard struct {
 type authEntry struct {
 	p       Principal
 	revoked bool
+	exp     int64 // unix ns after which a live entry is asked again; 0: never
 }
 
 // maxAuthEntriesPerShard bounds the cache (64 × 32768 ≈ 2 M keys); past it
@@ -113,6 +134,10 @@ func NewAuth(store *persistence.Store) *Auth {
 	return a
 }
 
+func (a *Auth) setPeers(peers Peers, ttl time.Duration, clk clock.Clock, log *slog.Logger) {
+	a.peers, a.ttl, a.clk, a.log = peers, ttl, clk, log
+}
+
 func (a *Auth) shard(d ids.Digest) *authShard { return &a.shards[d[0]&63] }
 
 // Lookup returns the principal of a live key.
@@ -121,37 +146,36 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 	s.mu.RLock()
 	e, ok := s.m[d]
 	s.mu.RUnlock()
+	if ok && e.exp != 0 {
+		if now := a.clk.Now().UnixNano(); now > e.exp {
+			a.refresh(d, now) // past the TTL: ask the owner again, off this call's path
+		}
+	}
 	if ok {
 		if e.revoked {
 			return Principal{}, ErrUnknownKey
 		}
 		return e.p, nil
 	}
-	var err error
-	var k *pb.APIKey
-	if a.resolve != nil {
-		if k, err = a.resolved(d); err != nil {
-			return Principal{}, err
-		}
-	} else {
-		k, err = a.KeyRecord(d)
-		if errors.Is(err, persistence.ErrNotFound) {
-			return Principal{}, ErrUnknownKey
-		}
-		if err != nil {
-			return Principal{}, err
-		}
+	k, err := a.fetch(d)
+	if err != nil {
+		return Principal{}, err
 	}
 	if k.RevokedAtMs != 0 {
 		// Not cached: revoked keys would fill memory (see tombstones).
 		return Principal{}, ErrUnknownKey
 	}
 	e = authEntry{p: principalOf(k)}
+	if a.ttl > 0 {
+		e.exp = a.clk.Now().Add(a.ttl).UnixNano()
+	}
 	s.mu.Lock()
-	if cur, ok := s.m[d]; ok {
+	if cur, ok := s.m[d]; ok && (cur.revoked || cur.exp == 0) {
 		e = cur // a revocation (or a fresher fill) got here first
 	} else {
-		a.evictLocked(s)
+		if !ok {
+			a.evictLocked(s)
+		}
 		s.m[d] = e
 	}
 	s.mu.Unlock()
@@ -159,6 +183,109 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 		return Principal{}, ErrUnknownKey
 	}
 	return e.p, nil
+}
+
+// refresh re-reads a live cached key whose TTL has passed, in the
+// background; the caller goes on with the cached entry meanwhile. One
+// refresh per key runs at a time: the entry's expiry moves out by
+// peerFillTimeout first, so a failed refresh is retried soon after.
+func (a *Auth) refresh(d ids.Digest, now int64) {
+	s := a.shard(d)
+	s.mu.Lock()
+	e, ok := s.m[d]
+	if !ok || e.revoked || e.exp == 0 || now <= e.exp {
+		s.mu.Unlock()
+		return // refreshed, revoked or dropped meanwhile
+	}
+	e.exp = now + int64(peerFillTimeout)
+	s.m[d] = e
+	s.mu.Unlock()
+	go func() {
+		k, err := a.fetch(d)
+		switch {
+		case errors.Is(err, ErrUnknownKey):
+			s.mu.Lock()
+			if cur, ok := s.m[d]; ok && !cur.revoked {
+				delete(s.m, d) // no node knows it: the next lookup asks and refuses
+			}
+			s.mu.Unlock()
+		case err != nil:
+			a.log.Warn("key refresh failed; the cached key serves until the next try", "err", err)
+		case k.RevokedAtMs != 0:
+			a.revoke(d[:])
+		default:
+			s.mu.Lock()
+			if cur, ok := s.m[d]; ok && !cur.revoked {
+				s.m[d] = authEntry{p: principalOf(k), exp: a.clk.Now().Add(a.ttl).UnixNano()}
+			}
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// fetch reads key d's record: from this node's store when alone, else
+// from the cluster. ErrUnknownKey when no node has it.
+func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
+	if a.peers == nil && a.resolve != nil {
+		// The cluster package's resolver (merge note: one of the two
+		// cluster paths should go; with Peers set, the fan-out below is
+		// used).
+		return a.resolved(d)
+	}
+	if a.peers == nil {
+		k, err := a.KeyRecord(d)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return nil, ErrUnknownKey
+		}
+		return k, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), peerFillTimeout)
+	defer cancel()
+	res, err := a.peers.FanOut(ctx, &pb.KeyQuery{Digest: d[:]})
+	answers, aerr := answersOf[*pb.KeyAnswer](res)
+	if aerr != nil {
+		return nil, aerr
+	}
+	k, ok := pickKey(answers)
+	if err != nil && !ok && (k == nil || k.RevokedAtMs == 0) {
+		// The owner may be among the nodes that did not answer: refuse
+		// to decide on copies alone.
+		return nil, errorf(ErrUnavailable, "key lookup: %v", err)
+	}
+	if err != nil {
+		a.log.Warn("key lookup incomplete; the owner answered", "err", err)
+	}
+	if k == nil {
+		return nil, ErrUnknownKey
+	}
+	return k, nil
+}
+
+// peerFillTimeout bounds a cache fill from the cluster (a key, a
+// platform's settings): a member that died and is not yet out of the
+// membership holds a fill up to this long.
+const peerFillTimeout = 2 * time.Second
+
+// pickKey chooses among the nodes' copies of a key. Revocation is final,
+// so a revoked copy on any node wins; else the owner's copy when it
+// answered (owned true); else any live copy (a former owner's: a deleted
+// end-user's keys are revoked and broadcast, so a stale live copy is one
+// whose broadcast this node never got, and the TTL bounds how long it
+// serves).
+func pickKey(answers []*pb.KeyAnswer) (k *pb.APIKey, owned bool) {
+	var live *pb.APIKey
+	for _, a := range answers {
+		switch {
+		case a.Key == nil:
+		case a.Key.RevokedAtMs != 0:
+			return a.Key, a.Owned
+		case a.Owned:
+			live, owned = a.Key, true
+		case !owned:
+			live = a.Key
+		}
+	}
+	return live, owned
 }
 
 func principalOf(k *pb.APIKey) Principal {
@@ -190,8 +317,21 @@ func (a *Auth) put(k *pb.APIKey) {
 	s := a.shard(d)
 	s.mu.Lock()
 	a.evictLocked(s)
-	s.m[d] = authEntry{p: principalOf(k)}
+	e := authEntry{p: principalOf(k)}
+	if a.ttl > 0 {
+		e.exp = a.clk.Now().Add(a.ttl).UnixNano()
+	}
+	s.m[d] = e
 	s.mu.Unlock()
+}
+
+// revokedHere reports whether this node holds a revocation tombstone for d.
+func (a *Auth) revokedHere(d ids.Digest) bool {
+	s := a.shard(d)
+	s.mu.RLock()
+	e, ok := s.m[d]
+	s.mu.RUnlock()
+	return ok && e.revoked
 }
 
 // revoke marks a key revoked.

@@ -76,5 +76,20 @@
 // by its intent, which is recorded before the processor is asked to charge
 // and whose id is the processor's idempotency key (autotopup.go).
 //
+// # Reads across nodes and coherent caches
+//
+// In a cluster an actor's records live on its owner's disk, and a stored
+// response or call log on the disk of the node that served the call.
+// Nothing reads them there from elsewhere: a read that is not one
+// actor's is a query every node answers from its own records ([Peers],
+// answered by [Node]; listing.go merges platform and end-user listings,
+// the owner's copy first, and asks the owner about a record only stale
+// copies hold). Key revocations and platform settings are broadcast to
+// every node as they change, and the key and settings caches of a
+// clustered node ([Env.SetPeers]) fill from the owner's copy and are
+// refreshed after a TTL, the safety net behind a missed broadcast. On a
+// single node ([SingleNode]) nothing of this costs anything on a call:
+// no TTL, no fan-out, no broadcast.
+//
 // Imports: internal/*, persistence. Never cluster, edge or cmd.
 package actors

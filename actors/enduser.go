@@ -527,12 +527,17 @@ func (a *endUserActor) delete(c actor.Context) {
 // sweepKeys.
 func (a *endUserActor) revokeKeys() []persistence.Op {
 	var ops []persistence.Op
+	var digests [][]byte
 	_ = a.env.Store.ScanPrefix(persistence.UserKeysPrefix(string(a.id.Platform), string(a.id.EndUser)), false, func(k, digest []byte) bool {
 		d := append([]byte(nil), digest...)
 		a.env.Auth.revoke(d)
+		digests = append(digests, d)
 		ops = append(ops, persistence.Delete(persistence.APIKeyKey(d)), persistence.Delete(append([]byte(nil), k...)))
 		return true
 	})
+	if len(digests) > 0 {
+		a.env.broadcast(&pb.KeysRevoked{Digests: digests})
+	}
 	return ops
 }
 

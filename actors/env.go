@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,21 @@ type Env struct {
 	// Notify wakes the webhook dispatcher after events were written.
 	Notify OutboxNotify
 
+	// Peers reaches the other nodes of a cluster (nil: this node is
+	// alone). With it, key revocations and platform settings are
+	// broadcast, and key and settings caches fill from the owner's
+	// records rather than this node's store. Set it with [Env.SetPeers].
+	Peers Peers
+	// Owns reports whether this node hosts the actor named by id (nil:
+	// every actor is this node's). Listings and cache fills prefer the
+	// owner's copy of a record; the cluster directory supplies it.
+	Owns func(Identity) bool
+	// cacheTTL bounds how long a cached key or platform settings entry is
+	// trusted without a refresh (0: forever, the single-node default,
+	// where every change is made on this node). The safety net behind
+	// the broadcasts.
+	cacheTTL time.Duration
+
 	dir         *Local
 	router      Directory                                    // cluster mode: see ClusterHooks
 	fetch       func(ctx context.Context, id Identity) error // cluster mode: see ClusterHooks
@@ -148,6 +164,39 @@ func NewEnv(store *persistence.Store, clk clock.Clock, log *slog.Logger) *Env {
 	}
 }
 
+// DefaultCacheTTL is the cache TTL of a clustered node (see [Env.SetPeers]).
+const DefaultCacheTTL = 10 * time.Second
+
+// SetPeers makes env a member of a cluster reached through peers: key
+// revocations and settings changes are broadcast, and a cached key or
+// platform's settings is refreshed from its owner after ttl (0:
+// [DefaultCacheTTL]). Call it before the first actor starts.
+func (e *Env) SetPeers(peers Peers, ttl time.Duration) {
+	if ttl <= 0 {
+		ttl = DefaultCacheTTL
+	}
+	e.Peers = peers
+	e.cacheTTL = ttl
+	e.Auth.setPeers(peers, ttl, e.Clock, e.Log)
+}
+
+// broadcast sends msg to the other nodes in the background (logged if
+// some did not take it: the cache TTL covers them).
+func (e *Env) broadcast(msg proto.Message) {
+	if e.Peers == nil {
+		return
+	}
+	e.tells.Add(1)
+	go func() {
+		defer e.tells.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := e.Peers.Broadcast(ctx, msg); err != nil {
+			e.Log.Warn("broadcast incomplete", "msg", string(msg.ProtoReflect().Descriptor().Name()), "err", err)
+		}
+	}()
+}
+
 // ask sends msg to an actor of this node's directory and waits.
 func (e *Env) ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
 	if e.router != nil {
@@ -176,42 +225,80 @@ func (e *Env) tell(id Identity, msg proto.Message) {
 }
 
 // sharedPlatform is the part of a platform's settings that its end-user
-// actors read on every admission: published by the platform actor,
-// read lock-free.
+// actors read on every admission: published by the platform actor (and,
+// in a cluster, by the owner's broadcasts), read lock-free.
 type sharedPlatform struct {
 	limits    atomic.Pointer[pb.RateLimits]
 	markup    atomic.Int64 // basis points
 	providers atomic.Pointer[map[string]*pb.ProviderConfig]
-	loaded    atomic.Bool // published at least once (cluster mode: see loadShared)
+
+	// In a cluster: when the entry was last filled from the owner (unix
+	// ns), and whether a refresh is running.
+	filledAt   atomic.Int64
+	refreshing atomic.Bool
+
+	mu sync.Mutex // serializes writers; guards version and gen
+	// version is the newest publication applied (the owner's clock, ns).
+	version int64
+	// gen counts writes: a fill read from the owner before a newer write
+	// must not overwrite it.
+	gen uint64
+	// loaded: filled or published at least once (cluster mode without
+	// Peers: see loadShared).
+	loaded atomic.Bool
+}
+
+func (sp *sharedPlatform) setLocked(pl *pb.Platform) {
+	sp.limits.Store(proto.Clone(pl.GetSettings().GetDefaultRateLimits()).(*pb.RateLimits))
+	sp.markup.Store(pl.GetSettings().GetMarkupBps())
+	providers := make(map[string]*pb.ProviderConfig, len(pl.Providers))
+	for name, pc := range pl.Providers {
+		providers[name] = proto.Clone(pc).(*pb.ProviderConfig)
+	}
+	sp.providers.Store(&providers)
+	sp.gen++
+	sp.loaded.Store(true)
 }
 
 func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 	if v, ok := e.platforms.Load(p); ok {
-		return v.(*sharedPlatform)
-	}
-	sp := &sharedPlatform{}
-	// In a cluster this node's copy of the platform record may be absent
-	// or older than the owner's: loadShared asks the platform actor.
-	if e.Clustered() {
-		v, _ := e.platforms.LoadOrStore(p, sp)
-		return v.(*sharedPlatform)
-	}
-	if raw, err := e.Store.Get(persistence.PlatformKey(string(p))); err == nil {
-		var pl pb.Platform
-		if proto.Unmarshal(raw, &pl) == nil {
-			sp.limits.Store(pl.GetSettings().GetDefaultRateLimits())
-			sp.markup.Store(pl.GetSettings().GetMarkupBps())
-			sp.providers.Store(&pl.Providers)
+		sp := v.(*sharedPlatform)
+		if e.cacheTTL > 0 && e.Clock.Now().UnixNano()-sp.filledAt.Load() > int64(e.cacheTTL) && sp.refreshing.CompareAndSwap(false, true) {
+			e.tells.Add(1)
+			go func() {
+				defer e.tells.Done()
+				defer sp.refreshing.Store(false)
+				e.fillShared(p, sp)
+			}()
 		}
+		return sp
+	}
+	// A miss fills a new entry before publishing it, so no admission
+	// reads an empty one; concurrent first readers may each fill, and
+	// the first stored wins (a publication that arrives meanwhile
+	// stores its own entry, which wins too).
+	sp := &sharedPlatform{}
+	switch {
+	case e.Peers == nil && e.Clustered():
+		// Filled from the platform actor by loadShared.
+	case e.Peers == nil:
+		if raw, err := e.Store.Get(persistence.PlatformKey(string(p))); err == nil {
+			var pl pb.Platform
+			if proto.Unmarshal(raw, &pl) == nil {
+				sp.setLocked(&pl)
+			}
+		}
+	default:
+		e.fillShared(p, sp)
 	}
 	v, _ := e.platforms.LoadOrStore(p, sp)
 	return v.(*sharedPlatform)
 }
 
-// loadShared, in a cluster, fills this node's shared settings of platform
-// p from its platform actor the first time an end-user actor of p
-// activates here. Later changes reach the node by the cluster's settings
-// broadcast (package cluster), not through here.
+// loadShared, in a cluster without Peers, fills this node's shared
+// settings of platform p from its platform actor the first time an
+// end-user actor of p activates here. With Peers, shared fills from the
+// cluster and broadcasts keep it current.
 func (e *Env) loadShared(p ids.PlatformID) {
 	sp := e.shared(p)
 	if !e.Clustered() || sp.loaded.Load() {
@@ -224,21 +311,96 @@ func (e *Env) loadShared(p ids.PlatformID) {
 		e.Log.Warn("loading platform settings from its actor", "platform", p, "err", err)
 		return
 	}
-	if pl := res.(*pb.PlatformView).GetPlatform(); pl != nil && !sp.loaded.Load() {
-		e.publishPlatform(pl)
+	if pl := res.(*pb.PlatformView).GetPlatform(); pl != nil {
+		sp.mu.Lock()
+		if sp.version == 0 && !sp.loaded.Load() { // no publication got here first
+			sp.setLocked(pl)
+		}
+		sp.mu.Unlock()
 	}
 }
 
-func (e *Env) publishPlatform(pl *pb.Platform) {
-	sp := e.shared(ids.PlatformID(pl.Id))
-	defer sp.loaded.Store(true)
-	sp.limits.Store(proto.Clone(pl.GetSettings().GetDefaultRateLimits()).(*pb.RateLimits))
-	sp.markup.Store(pl.GetSettings().GetMarkupBps())
-	providers := make(map[string]*pb.ProviderConfig, len(pl.Providers))
-	for name, pc := range pl.Providers {
-		providers[name] = proto.Clone(pc).(*pb.ProviderConfig)
+// fillShared reads platform p's settings from the cluster (the owner's
+// copy first) into sp, unless a publication got there while it read.
+func (e *Env) fillShared(p ids.PlatformID, sp *sharedPlatform) {
+	sp.mu.Lock()
+	gen := sp.gen
+	sp.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), peerFillTimeout)
+	defer cancel()
+	res, err := e.Peers.FanOut(ctx, &pb.PlatformQuery{PlatformId: string(p)})
+	answers, aerr := answersOf[*pb.PlatformAnswer](res)
+	if aerr != nil {
+		err = aerr
 	}
-	sp.providers.Store(&providers)
+	var best *pb.PlatformAnswer
+	for _, a := range answers {
+		if a.Platform == nil {
+			continue
+		}
+		if best == nil || (a.Owned && !best.Owned) || (a.Owned == best.Owned && a.Platform.UpdatedAtMs > best.Platform.UpdatedAtMs) {
+			best = a
+		}
+	}
+	if best == nil || (!best.Owned && err != nil) {
+		if err != nil {
+			e.Log.Warn("platform settings fill incomplete", "platform", p, "err", err)
+		}
+		return // try again at the next read past the TTL
+	}
+	sp.mu.Lock()
+	if sp.gen == gen {
+		sp.setLocked(best.Platform)
+	}
+	sp.mu.Unlock()
+	sp.filledAt.Store(e.Clock.Now().UnixNano())
+}
+
+// publishPlatform makes pl's settings the ones this node's end-user actors
+// read and, in a cluster, broadcasts them to the other nodes. Only the
+// platform's actor calls it.
+func (e *Env) publishPlatform(pl *pb.Platform) {
+	sp := e.sharedEntry(pl)
+	sp.mu.Lock()
+	// The owner's own publications always apply, in order, even if the
+	// wall clock steps back.
+	version := max(e.Clock.Now().UnixNano(), sp.version+1)
+	sp.version = version
+	sp.setLocked(pl)
+	sp.mu.Unlock()
+	sp.filledAt.Store(e.Clock.Now().UnixNano())
+	if e.Peers != nil {
+		settings := &pb.Platform{Id: pl.Id, Name: pl.Name, CreatedAtMs: pl.CreatedAtMs, UpdatedAtMs: pl.UpdatedAtMs,
+			Settings: pl.Settings, Providers: pl.Providers} // no wallet, no payment profile
+		e.broadcast(&pb.PlatformPublished{Platform: proto.Clone(settings).(*pb.Platform), VersionNs: version})
+	}
+}
+
+// sharedEntry returns the entry of pl's platform, created from pl when
+// missing (so no reader sees an empty entry); the caller then applies pl
+// under the entry's lock.
+func (e *Env) sharedEntry(pl *pb.Platform) *sharedPlatform {
+	p := ids.PlatformID(pl.Id)
+	if v, ok := e.platforms.Load(p); ok {
+		return v.(*sharedPlatform)
+	}
+	sp := &sharedPlatform{}
+	sp.setLocked(pl)
+	v, _ := e.platforms.LoadOrStore(p, sp)
+	return v.(*sharedPlatform)
+}
+
+// applyPublished applies a publication of pl's settings unless a newer
+// one was applied already.
+func (e *Env) applyPublished(pl *pb.Platform, version int64) {
+	sp := e.sharedEntry(pl)
+	sp.mu.Lock()
+	if version > sp.version {
+		sp.version = version
+		sp.setLocked(pl)
+	}
+	sp.mu.Unlock()
+	sp.filledAt.Store(e.Clock.Now().UnixNano())
 }
 
 // provider returns platform p's config of provider name when it is
@@ -281,4 +443,30 @@ func (o *OfflinePayments) Charge(ctx context.Context, req ChargeRequest) (Charge
 		return ChargeResult{}, err
 	}
 	return ChargeResult{ChargeID: id}, nil
+}
+
+// AppliedSettings is the part of a platform's settings this node's
+// end-user actors apply to admissions (see [Env.Applied]).
+type AppliedSettings struct {
+	MarkupBps int64
+	Limits    *pb.RateLimits // shared: read only
+	// Providers names the providers configured with a key and enabled.
+	Providers []string
+}
+
+// Applied returns the settings of platform p this node applies now,
+// filling them as an admission would. For diagnostics and tests of
+// cache coherence.
+func (e *Env) Applied(p ids.PlatformID) AppliedSettings {
+	sp := e.shared(p)
+	out := AppliedSettings{MarkupBps: sp.markup.Load(), Limits: sp.limits.Load()}
+	if m := sp.providers.Load(); m != nil {
+		for name, pc := range *m {
+			if pc.Enabled && len(pc.SealedApiKey) > 0 {
+				out.Providers = append(out.Providers, name)
+			}
+		}
+	}
+	sort.Strings(out.Providers)
+	return out
 }

@@ -331,6 +331,7 @@ func (a *platformActor) revokeKey(c actor.Context, m *pb.RevokeAPIKey) {
 		return
 	}
 	a.env.Auth.revoke(digest)
+	a.env.broadcast(&pb.KeysRevoked{Digests: [][]byte{digest}})
 	k.RevokedAtMs = a.now().UnixMilli()
 	ops := []persistence.Op{
 		persistence.Set(persistence.APIKeyKey(digest), marshal(&k)),

@@ -77,6 +77,8 @@ type Node struct {
 	log      *slog.Logger
 	self     string
 	timeout  time.Duration
+	peerNode *actors.Node // answers other nodes' queries and broadcasts (peers.go)
+	peers    *Peers
 
 	leaving atomic.Bool
 	stopped atomic.Bool
@@ -159,6 +161,15 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	cc := protocluster.Configure("assistiv", provider, n.lookup, rc,
 		protocluster.WithKinds(kinds...), protocluster.WithRequestTimeout(n.timeout))
 	n.cluster = protocluster.New(n.system, cc)
+	// Reads across nodes and coherent caches (peers.go): set up before
+	// any actor can start here.
+	n.peerNode = actors.NewNode(cfg.Env)
+	if n.peers, err = NewPeersAs(n.system, n.peerNode, n.self, n.MemberAddresses); err != nil {
+		n.local.Close()
+		return nil, err
+	}
+	cfg.Env.Owns = func(id actors.Identity) bool { return n.lookup.Owner(id.String()) == n.self }
+	cfg.Env.SetPeers(n.peers, 0)
 	if err := startMember(n.cluster); err != nil {
 		_ = provider.Shutdown(false)
 		n.cluster.Gossip.Shutdown()
@@ -709,11 +720,20 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopped.Store(true)
 	n.bg.Wait()
 	n.lookup.Shutdown()
+	n.peers.Close()
 	n.cluster.Gossip.Shutdown()
 	n.cluster.Remote.Shutdown(true)
 	n.local.Close()
 	return perr
 }
+
+// Peers returns the node's [actors.Peers] (listings, logs and stored
+// responses across nodes; revocation and settings broadcasts).
+func (n *Node) Peers() *Peers { return n.peers }
+
+// PeerNode returns the answering side of this node, where packages with
+// records of their own register their queries (logs.Store.Serve).
+func (n *Node) PeerNode() *actors.Node { return n.peerNode }
 
 // Crash stops the node without a hand-over (tests: a node that dies). Its
 // disk keeps what it wrote.

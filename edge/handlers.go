@@ -18,7 +18,6 @@ import (
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
-	"github.com/assistiv/gateway/persistence"
 )
 
 // ---- path parameters and tenancy ----
@@ -330,33 +329,22 @@ func (s *Server) adminListPlatforms(c *call) error {
 	if err != nil {
 		return err
 	}
-	start := []byte{persistence.FamilyPlatform}
+	after := ""
 	if cur := c.ctx.QueryArgs().Peek("cursor"); len(cur) > 0 {
-		after, err := decodeCursor(string(cur))
+		a, err := decodeCursor(string(cur))
 		if err != nil {
 			return err
 		}
-		start = append(persistence.PlatformKey(string(after)), 0)
+		after = string(a)
 	}
-	out := listJSON[platformJSON]{Object: "list", Data: []platformJSON{}}
-	var failure error
-	err = s.deps.Store.Scan(start, []byte{persistence.FamilyPlatform + 1}, false, func(_, v []byte) bool {
-		if len(out.Data) == limit {
-			out.HasMore = true
-			return false
-		}
-		var p pb.Platform
-		if failure = proto.Unmarshal(v, &p); failure != nil {
-			return false
-		}
-		out.Data = append(out.Data, platformView(&p, true))
-		return true
-	})
-	if err == nil {
-		err = failure
-	}
+	// Through every node's records, the owner's copy preferred.
+	platforms, more, err := actors.ListPlatforms(c.ctx, s.deps.Peers, s.deps.Directory, after, limit)
 	if err != nil {
 		return err
+	}
+	out := listJSON[platformJSON]{Object: "list", Data: make([]platformJSON, 0, len(platforms)), HasMore: more}
+	for _, p := range platforms {
+		out.Data = append(out.Data, platformView(p, true))
 	}
 	if out.HasMore {
 		out.NextCursor = encodeCursor([]byte(out.Data[len(out.Data)-1].ID))
@@ -692,42 +680,26 @@ func (s *Server) listEndUsers(c *call) error {
 	if err != nil {
 		return err
 	}
-	pid := string(c.platformID())
-	prefix := persistence.EndUsersPrefix(pid)
-	start := prefix
+	after := ""
 	if cur := c.ctx.QueryArgs().Peek("cursor"); len(cur) > 0 {
-		after, err := decodeCursor(string(cur))
+		a, err := decodeCursor(string(cur))
 		if err != nil {
 			return err
 		}
-		if !ids.Valid(ids.EndUserPrefix, string(after)) {
+		if !ids.Valid(ids.EndUserPrefix, string(a)) {
 			return errBadRequest("invalid_cursor", "cursor is not one this API returned")
 		}
-		start = append(persistence.EndUserKey(pid, string(after)), 0)
+		after = string(a)
 	}
 	extFilter := string(c.ctx.QueryArgs().Peek("external_id"))
-	out := listJSON[endUserJSON]{Object: "list", Data: []endUserJSON{}}
-	var failure error
-	err = s.deps.Store.Scan(start, persistence.PrefixEnd(prefix), false, func(_, v []byte) bool {
-		var u pb.EndUser
-		if failure = proto.Unmarshal(v, &u); failure != nil {
-			return false
-		}
-		if extFilter != "" && u.ExternalId != extFilter {
-			return true
-		}
-		if len(out.Data) == limit {
-			out.HasMore = true
-			return false
-		}
-		out.Data = append(out.Data, endUserView(&u, nil))
-		return true
-	})
-	if err == nil {
-		err = failure
-	}
+	// Through every node's records, the owner's copy preferred.
+	users, more, err := actors.ListEndUsers(c.ctx, s.deps.Peers, s.deps.Directory, c.platformID(), after, limit, extFilter)
 	if err != nil {
 		return err
+	}
+	out := listJSON[endUserJSON]{Object: "list", Data: make([]endUserJSON, 0, len(users)), HasMore: more}
+	for _, u := range users {
+		out.Data = append(out.Data, endUserView(u, nil))
 	}
 	if out.HasMore {
 		out.NextCursor = encodeCursor([]byte(out.Data[len(out.Data)-1].ID))

@@ -112,7 +112,12 @@ func (s *Server) listLogs(c *call) error {
 	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
 		return errBadRequest("invalid_parameter", "end is before start")
 	}
-	page, err := s.deps.Logs.List(c.platformID(), q)
+	var page logs.Page
+	if s.alone() {
+		page, err = s.deps.Logs.List(c.platformID(), q)
+	} else {
+		page, err = logs.ListAcross(c.ctx, s.deps.Peers, c.platformID(), q) // every node's calls
+	}
 	if errors.Is(err, logs.ErrInvalidCursor) {
 		return errBadRequest("invalid_cursor", "cursor is not one this API returned")
 	}
@@ -146,7 +151,13 @@ func (s *Server) getLog(c *call) error {
 		return errLogsOff
 	}
 	rid := c.param("requestId")
-	e, err := s.deps.Logs.Get(c.platformID(), rid)
+	var e logs.Entry
+	var err error
+	if s.alone() {
+		e, err = s.deps.Logs.Get(c.platformID(), rid)
+	} else {
+		e, err = logs.GetAcross(c.ctx, s.deps.Peers, c.platformID(), rid)
+	}
 	if errors.Is(err, logs.ErrNotFound) {
 		return errNotFound("log entry " + strconv.Quote(rid))
 	}

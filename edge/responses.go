@@ -642,7 +642,7 @@ func (s *Server) loadResponse(p actors.Principal, id string, messages bool) (*st
 	if !ids.Valid(responseIDPrefix, id) {
 		return nil, notFound
 	}
-	v, err := s.deps.Store.Get(persistence.ResponseKey(string(p.Platform), string(p.EndUser), id))
+	v, err := s.storedGet(p, id, false)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, notFound
 	}
@@ -845,6 +845,9 @@ func (s *Server) deleteResponse(c *call) error {
 	}
 	key := persistence.ResponseKey(string(c.principal.Platform), string(c.principal.EndUser), id)
 	if err := s.deps.Store.Commit(append(ops, persistence.Delete(key))...); err != nil {
+		return err
+	}
+	if err := s.forgetStored(c.principal, id, rec.Response); err != nil {
 		return err
 	}
 	return c.writeJSON(200, map[string]any{"id": id, "object": "response", "deleted": true})

@@ -44,7 +44,7 @@ func (s *Server) itemResolver(p actors.Principal) itemResolver {
 		if !ids.Valid(messageIDPrefix, id) && !ids.Valid(funcCallIDPrefix, id) {
 			return nil, errItemNotFound(-1, id)
 		}
-		v, err := s.deps.Store.Get(persistence.ResponseItemKey(string(p.Platform), string(p.EndUser), id))
+		v, err := s.storedGet(p, id, true)
 		if errors.Is(err, persistence.ErrNotFound) {
 			return nil, errItemNotFound(-1, id)
 		}

@@ -53,7 +53,7 @@ func (s *Server) conversation(p actors.Principal, id string) ([]providers.Messag
 		if depth == maxChainDepth {
 			return nil, errBadRequest("conversation_too_long", "the conversation is longer than %d turns; start a new one", maxChainDepth)
 		}
-		v, err := s.deps.Store.Get(persistence.ResponseKey(string(p.Platform), string(p.EndUser), id))
+		v, err := s.storedGet(p, id, false)
 		if errors.Is(err, persistence.ErrNotFound) {
 			break // deleted or swept: the conversation starts after it
 		}

@@ -118,9 +118,12 @@ type Deps struct {
 	Directory actors.Directory
 	Auth      *actors.Auth
 	Store     *persistence.Store
-	Clock     clock.Clock
-	Log       *slog.Logger
-	Registry  *prometheus.Registry
+	// Peers answers listings from every node's records and carries
+	// changes other nodes cache (actors.NewSingleNode when alone).
+	Peers    actors.Peers
+	Clock    clock.Clock
+	Log      *slog.Logger
+	Registry *prometheus.Registry
 	// Webhooks serves the webhook-endpoints routes; nil leaves them out.
 	Webhooks *webhooks.Service
 	// Secrets seals provider keys (nil: provider configuration answers 503).
@@ -166,6 +169,9 @@ type Server struct {
 func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if deps.Peers == nil {
+		return nil, errors.New("edge: Deps.Peers is required (actors.NewSingleNode for one node)")
 	}
 	if deps.Directory != nil {
 		deps.Directory = movedRetry{deps.Directory}

@@ -453,6 +453,8 @@ func serve(args []string) error {
 	}
 	aenv.Node = o.nodeName
 	var dir actors.Directory
+	var peers actors.Peers = actors.NewSingleNode(aenv)
+	var peerNode *actors.Node // cluster mode: where the call logs answer other nodes
 	closeDir := func() {}
 	if o.clusterKey != nil {
 		node, err := startCluster(o, aenv, log)
@@ -460,6 +462,7 @@ func serve(args []string) error {
 			return fail(err)
 		}
 		dir = node
+		peers, peerNode = node.Peers(), node.PeerNode()
 		closeDir = func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -487,6 +490,9 @@ func serve(args []string) error {
 		return fail(err)
 	}
 	undo = append(undo, lg.Close)
+	if peerNode != nil {
+		lg.Serve(peerNode, o.nodeName)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -530,7 +536,7 @@ func serve(args []string) error {
 		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
 	}
 	ecfg.MetricsSeparate = o.metricsListen != ""
-	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
+	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Peers: peers, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
 		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
 	if err != nil {

@@ -215,7 +215,11 @@ func Start(tb testing.TB, o Options) *Gateway {
 	if o.EdgeConfig != nil {
 		o.EdgeConfig(&cfg)
 	}
-	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
+	var peers actors.Peers = actors.NewSingleNode(env)
+	if env.Peers != nil { // set by o.Env: a cluster member
+		peers = env.Peers
+	}
+	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Peers: peers, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
 		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc,
 		Stripe: o.Stripe, PublicURL: "http://" + ln.Addr().String()})
 	if err != nil {
