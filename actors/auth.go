@@ -49,18 +49,7 @@ type Auth struct {
 	ttl   time.Duration
 	clk   clock.Clock
 	log   *slog.Logger
-	// resolve, in a cluster, replaces the local store read of a miss: a
-	// key's record lives where its platform's (or end-user's) actor runs,
-	// and this node's copy, if any, may be stale. Set before use.
-	resolve func(d ids.Digest) ([]*pb.APIKey, error)
 }
-
-// SetResolver makes a cache miss ask resolve for every copy of the key's
-// record in the cluster instead of reading this node's store: the key is
-// live only if some copy is and none is revoked (revocation is final). An
-// error from resolve is returned as is (the key's node may be
-// unreachable). Call before the first Lookup.
-func (a *Auth) SetResolver(resolve func(d ids.Digest) ([]*pb.APIKey, error)) { a.resolve = resolve }
 
 // KeyRecord returns this node's copy of a key's record, or
 // persistence.ErrNotFound.
@@ -74,25 +63,6 @@ func (a *Auth) KeyRecord(d ids.Digest) (*pb.APIKey, error) {
 		return nil, err
 	}
 	return &k, nil
-}
-
-// resolved is a miss answered by the cluster's resolver.
-func (a *Auth) resolved(d ids.Digest) (*pb.APIKey, error) {
-	recs, err := a.resolve(d)
-	if err != nil {
-		return nil, err
-	}
-	var live *pb.APIKey
-	for _, k := range recs {
-		if k.RevokedAtMs != 0 {
-			return nil, ErrUnknownKey
-		}
-		live = k
-	}
-	if live == nil {
-		return nil, ErrUnknownKey
-	}
-	return live, nil
 }
 
 type authShard struct {
@@ -226,12 +196,6 @@ func (a *Auth) refresh(d ids.Digest, now int64) {
 // fetch reads key d's record: from this node's store when alone, else
 // from the cluster. ErrUnknownKey when no node has it.
 func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
-	if a.peers == nil && a.resolve != nil {
-		// The cluster package's resolver (merge note: one of the two
-		// cluster paths should go; with Peers set, the fan-out below is
-		// used).
-		return a.resolved(d)
-	}
 	if a.peers == nil {
 		k, err := a.KeyRecord(d)
 		if errors.Is(err, persistence.ErrNotFound) {

@@ -20,7 +20,6 @@ import (
 	"github.com/assistiv/gateway/cluster/wire"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
-	"github.com/assistiv/gateway/persistence"
 )
 
 // Kinds every member hosts. They are registered with protoactor so that a
@@ -123,7 +122,6 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	n.local = actors.NewLocal(cfg.Env)
 	n.system = n.local.System()
 	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch})
-	cfg.Env.Auth.SetResolver(n.resolveKey)
 	n.local.SetGuard(func(id actors.Identity) bool {
 		return !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self
 	})
@@ -434,27 +432,6 @@ func (n *Node) receiveHolder(c actor.Context) {
 		go func() {
 			n.system.Root.Send(sender, n.surrender(m))
 		}()
-	case *wire.KeyLookup:
-		var d ids.Digest
-		if len(m.Digest) != len(d) {
-			c.Respond(&wire.KeyRecord{Error: "bad digest"})
-			return
-		}
-		copy(d[:], m.Digest)
-		k, err := n.env.Auth.KeyRecord(d)
-		switch {
-		case errors.Is(err, persistence.ErrNotFound):
-			c.Respond(&wire.KeyRecord{})
-		case err != nil:
-			c.Respond(&wire.KeyRecord{Error: err.Error()})
-		default:
-			raw, err := proto.Marshal(k)
-			if err != nil {
-				c.Respond(&wire.KeyRecord{Error: err.Error()})
-				return
-			}
-			c.Respond(&wire.KeyRecord{Record: raw, Found: true})
-		}
 	case *wire.Take:
 		sender := c.Sender()
 		go func() {
@@ -609,53 +586,6 @@ func (n *Node) fetch(ctx context.Context, id actors.Identity) error {
 	n.fetched[id] = v.version
 	n.fetchedMu.Unlock()
 	return nil
-}
-
-// resolveKey gathers every member's copy of an API key's record (an auth
-// cache miss): a key's record lives on the node that holds its platform's
-// or end-user's records. It fails only when no member could be asked
-// successfully and none had the record.
-func (n *Node) resolveKey(d ids.Digest) ([]*pb.APIKey, error) {
-	ms := n.lookup.Members()
-	recs := make([]*pb.APIKey, len(ms))
-	errs := make([]error, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := n.system.Root.RequestFuture(actor.NewPID(m, holderName), &wire.KeyLookup{Digest: d[:]}, min(n.timeout, 3*time.Second)).Result()
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", m, err)
-				return
-			}
-			r, ok := res.(*wire.KeyRecord)
-			switch {
-			case !ok:
-				errs[i] = fmt.Errorf("%s answered %T", m, res)
-			case r.Error != "":
-				errs[i] = fmt.Errorf("%s: %s", m, r.Error)
-			case r.Found:
-				var k pb.APIKey
-				if err := proto.Unmarshal(r.Record, &k); err != nil {
-					errs[i] = err
-					return
-				}
-				recs[i] = &k
-			}
-		}()
-	}
-	wg.Wait()
-	out := recs[:0]
-	for _, k := range recs {
-		if k != nil {
-			out = append(out, k)
-		}
-	}
-	if err := errors.Join(errs...); err != nil && len(out) == 0 {
-		return nil, &actors.Error{Code: actors.ErrUnavailable.Code, Message: "looking the key up in the cluster: " + err.Error()}
-	}
-	return out, nil
 }
 
 // rebalance stops this node's activations of actors it no longer owns

@@ -371,113 +371,6 @@ func (x *Take) GetHolding() *Holding {
 	return nil
 }
 
-// KeyLookup asks a node for its copy of an API key's record (by digest).
-type KeyLookup struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Digest        []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeyLookup) Reset() {
-	*x = KeyLookup{}
-	mi := &file_cluster_wire_wire_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeyLookup) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeyLookup) ProtoMessage() {}
-
-func (x *KeyLookup) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_wire_wire_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeyLookup.ProtoReflect.Descriptor instead.
-func (*KeyLookup) Descriptor() ([]byte, []int) {
-	return file_cluster_wire_wire_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *KeyLookup) GetDigest() []byte {
-	if x != nil {
-		return x.Digest
-	}
-	return nil
-}
-
-// KeyRecord answers KeyLookup: the node's copy (pb.APIKey, encoded), if
-// any.
-type KeyRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        []byte                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
-	Found         bool                   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeyRecord) Reset() {
-	*x = KeyRecord{}
-	mi := &file_cluster_wire_wire_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeyRecord) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeyRecord) ProtoMessage() {}
-
-func (x *KeyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_wire_wire_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeyRecord.ProtoReflect.Descriptor instead.
-func (*KeyRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_wire_wire_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *KeyRecord) GetRecord() []byte {
-	if x != nil {
-		return x.Record
-	}
-	return nil
-}
-
-func (x *KeyRecord) GetFound() bool {
-	if x != nil {
-		return x.Found
-	}
-	return false
-}
-
-func (x *KeyRecord) GetError() string {
-	if x != nil {
-		return x.Error
-	}
-	return ""
-}
-
 var File_cluster_wire_wire_proto protoreflect.FileDescriptor
 
 const file_cluster_wire_wire_proto_rawDesc = "" +
@@ -503,13 +396,7 @@ const file_cluster_wire_wire_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"n\n" +
 	"\x04Take\x12,\n" +
 	"\x02id\x18\x01 \x01(\v2\x1c.assistiv.cluster.wire.IdentR\x02id\x128\n" +
-	"\aholding\x18\x02 \x01(\v2\x1e.assistiv.cluster.wire.HoldingR\aholding\"#\n" +
-	"\tKeyLookup\x12\x16\n" +
-	"\x06digest\x18\x01 \x01(\fR\x06digest\"O\n" +
-	"\tKeyRecord\x12\x16\n" +
-	"\x06record\x18\x01 \x01(\fR\x06record\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05errorB*Z(github.com/assistiv/gateway/cluster/wireb\x06proto3"
+	"\aholding\x18\x02 \x01(\v2\x1e.assistiv.cluster.wire.HoldingR\aholdingB*Z(github.com/assistiv/gateway/cluster/wireb\x06proto3"
 
 var (
 	file_cluster_wire_wire_proto_rawDescOnce sync.Once
@@ -523,7 +410,7 @@ func file_cluster_wire_wire_proto_rawDescGZIP() []byte {
 	return file_cluster_wire_wire_proto_rawDescData
 }
 
-var file_cluster_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_cluster_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cluster_wire_wire_proto_goTypes = []any{
 	(*Ident)(nil),     // 0: assistiv.cluster.wire.Ident
 	(*Activate)(nil),  // 1: assistiv.cluster.wire.Activate
@@ -531,8 +418,6 @@ var file_cluster_wire_wire_proto_goTypes = []any{
 	(*Surrender)(nil), // 3: assistiv.cluster.wire.Surrender
 	(*Holding)(nil),   // 4: assistiv.cluster.wire.Holding
 	(*Take)(nil),      // 5: assistiv.cluster.wire.Take
-	(*KeyLookup)(nil), // 6: assistiv.cluster.wire.KeyLookup
-	(*KeyRecord)(nil), // 7: assistiv.cluster.wire.KeyRecord
 }
 var file_cluster_wire_wire_proto_depIdxs = []int32{
 	0, // 0: assistiv.cluster.wire.Activate.id:type_name -> assistiv.cluster.wire.Ident
@@ -557,7 +442,7 @@ func file_cluster_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_wire_wire_proto_rawDesc), len(file_cluster_wire_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
