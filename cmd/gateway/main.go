@@ -57,6 +57,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "restore":
 		err = restore(os.Args[2:])
+	case "config":
+		err = configCmd(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -76,6 +78,7 @@ func usage() {
 
 commands:
   serve     run one gateway node
+  config    print the effective configuration (secrets redacted) or what contradicts
   restore   rebuild a lost data dir: gateway restore --from-postgres [-data-dir DIR]
   version   print the version
 
@@ -127,6 +130,16 @@ type options struct {
 
 func parse(args []string) (options, error) {
 	var o options
+	fs := serveFlags(&o)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, readEnvOnly(&o)
+}
+
+// serveFlags declares serve's flags into o, each defaulting to its
+// ASSISTIV_* variable (named at the end of its usage).
+func serveFlags(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", env("ASSISTIV_LISTEN", "127.0.0.1:8080"), "address to listen on (ASSISTIV_LISTEN)")
 	fs.StringVar(&o.dataDir, "data-dir", env("ASSISTIV_DATA_DIR", "./data"), "data directory (ASSISTIV_DATA_DIR)")
@@ -147,37 +160,40 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.metricsListen, "metrics-listen", env("ASSISTIV_METRICS_LISTEN", ""), "serve /metrics on this address only, without auth (bind it to loopback or a private network); empty: /metrics on the main listener with the admin key or ASSISTIV_METRICS_TOKEN (ASSISTIV_METRICS_LISTEN)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
+	return fs
+}
+
+// readEnvOnly reads the settings that have no flag (secrets) and checks
+// the first contradictions; [configProblems] checks them all.
+func readEnvOnly(o *options) error {
 	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
 	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
 	o.stripeSecretKey = os.Getenv("ASSISTIV_STRIPE_SECRET_KEY")
 	o.stripeWebhookSecret = os.Getenv("ASSISTIV_STRIPE_WEBHOOK_SECRET")
 	o.stripeAPIBase = os.Getenv("ASSISTIV_STRIPE_API_BASE")
 	if (o.stripeSecretKey == "") != (o.stripeWebhookSecret == "") {
-		return o, errors.New("set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET, or neither")
+		return errors.New("set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET, or neither")
 	}
 	o.metricsToken = os.Getenv("ASSISTIV_METRICS_TOKEN")
 	if o.metricsToken != "" && len(o.metricsToken) < 16 {
-		return o, errors.New("ASSISTIV_METRICS_TOKEN must be at least 16 characters")
+		return errors.New("ASSISTIV_METRICS_TOKEN must be at least 16 characters")
 	}
 	if v := os.Getenv("ASSISTIV_WEBHOOK_TEST_SCHEDULE"); v != "" {
 		for _, f := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(f))
 			if err != nil {
-				return o, fmt.Errorf("ASSISTIV_WEBHOOK_TEST_SCHEDULE: %w", err)
+				return fmt.Errorf("ASSISTIV_WEBHOOK_TEST_SCHEDULE: %w", err)
 			}
 			o.webhookSchedule = append(o.webhookSchedule, d)
 		}
 	}
 	if o.batchSyncInterval <= 0 || o.batchSyncInterval > time.Second {
-		return o, fmt.Errorf("batch-sync-interval must be in (0, 1s], not %s", o.batchSyncInterval)
+		return fmt.Errorf("batch-sync-interval must be in (0, 1s], not %s", o.batchSyncInterval)
 	}
 	if o.billingDurability != actors.DurabilitySync && o.billingDurability != actors.DurabilityBatch {
-		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
+		return fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
 	}
-	return o, nil
+	return nil
 }
 
 func int64Env(name string, def int64) int64 {
@@ -242,6 +258,9 @@ func adminDigest(store *persistence.Store, configured string, log *slog.Logger) 
 func serve(args []string) error {
 	o, err := parse(args)
 	if err != nil {
+		return err
+	}
+	if err := refuseProblems(o); err != nil {
 		return err
 	}
 	log := newLogger(o.logLevel, o.logFormat)
