@@ -59,6 +59,8 @@ func main() {
 		err = restore(os.Args[2:])
 	case "config":
 		err = configCmd(os.Args[2:], os.Stdout, os.Stderr)
+	case "backup":
+		err = backupCmd(os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -79,7 +81,8 @@ func usage() {
 commands:
   serve     run one gateway node
   config    print the effective configuration (secrets redacted) or what contradicts
-  restore   rebuild a lost data dir: gateway restore --from-postgres [-data-dir DIR]
+  backup    back up a running node: gateway backup --to DIR [-data-dir DIR]
+  restore   rebuild a lost data dir: gateway restore --from DIR | --from-postgres [-data-dir DIR]
   version   print the version
 
 Run "gateway serve -h" for the flags; each has an ASSISTIV_* variable.
@@ -352,6 +355,13 @@ func serve(args []string) error {
 		return fail(err)
 	}
 	undo = append(undo, func() { logDB.Close() })
+	opsock, err := startOperator(o.dataDir, store, logDB, log)
+	if err != nil {
+		return fail(err)
+	}
+	if opsock != nil {
+		undo = append(undo, opsock.Close)
+	}
 	lg, err := logs.Open(lcfg, logDB)
 	if err != nil {
 		return fail(err)
@@ -466,6 +476,9 @@ func serve(args []string) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
+	if opsock != nil {
+		opsock.Close() // waits for a running backup
+	}
 	dir.Close()
 	hooks.Close() // after the actors (their last events stay in the outbox), before the store
 	lg.Close()    // writes the queued log entries; before their store
@@ -504,19 +517,26 @@ func masterKeyring(configured, dataDir string, log *slog.Logger) (*secrets.Keyri
 	return secrets.NewKeyring(key)
 }
 
-// restore rebuilds a data dir from the last Postgres snapshot.
+// restore rebuilds a data dir from a backup (--from) or the last Postgres
+// snapshot (--from-postgres).
 func restore(args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	from := fs.Bool("from-postgres", false, "restore from the snapshot in ASSISTIV_POSTGRES_URL (required)")
+	backupDir := fs.String("from", "", "restore from the backup `gateway backup` wrote to this directory")
+	from := fs.Bool("from-postgres", false, "restore from the snapshot in ASSISTIV_POSTGRES_URL")
 	dataDir := fs.String("data-dir", env("ASSISTIV_DATA_DIR", "./data"), "data directory to rebuild; must be empty (ASSISTIV_DATA_DIR)")
 	url := fs.String("postgres-url", env("ASSISTIV_POSTGRES_URL", ""), "Postgres URL (ASSISTIV_POSTGRES_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !*from || *url == "" {
-		return errors.New("restore needs --from-postgres and a Postgres URL (ASSISTIV_POSTGRES_URL or -postgres-url)")
-	}
 	log := newLogger("info", "text")
+	switch {
+	case *backupDir != "" && *from:
+		return errors.New("restore takes --from DIR or --from-postgres, not both")
+	case *backupDir != "":
+		return restoreFromBackup(*backupDir, *dataDir, log)
+	case !*from || *url == "":
+		return errors.New("restore needs --from DIR, or --from-postgres and a Postgres URL (ASSISTIV_POSTGRES_URL or -postgres-url)")
+	}
 	scfg := persistence.DefaultConfig()
 	scfg.Dir, scfg.Logger = *dataDir, log
 	store, err := persistence.Open(scfg)
