@@ -313,12 +313,17 @@ func serve(args []string) error {
 	}
 
 	clk := clock.Real{}
+	tr, err := newTracing(log)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, tr.Close)
 	keyring, err := masterKeyring(o.masterKey, o.dataDir, log)
 	if err != nil {
 		return fail(err)
 	}
 	wcfg := webhooks.DefaultConfig()
-	wcfg.Keyring, wcfg.Clock, wcfg.Logger = keyring, clk, log
+	wcfg.Keyring, wcfg.Clock, wcfg.Logger, wcfg.Tracer = keyring, clk, log, tr.tracer()
 	wcfg.Egress = egress.Policy{AllowPrivate: o.allowPrivate}
 	if o.webhookSchedule != nil {
 		wcfg.Schedule, wcfg.Jitter = o.webhookSchedule, 0
@@ -406,13 +411,14 @@ func serve(args []string) error {
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
 	ecfg.ResponseRetention = o.responseRetention
+	ecfg.TraceContent = os.Getenv("ASSISTIV_TRACE_CONTENT") == "true"
 	if o.metricsToken != "" {
 		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
 	}
 	ecfg.MetricsSeparate = o.metricsListen != ""
 	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
-		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
+		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/"), Tracer: tr.tracer()})
 	if err != nil {
 		return fail(err)
 	}
@@ -488,6 +494,7 @@ func serve(args []string) error {
 	if snap != nil {
 		snap.Close()
 	}
+	tr.Close()
 	if err := store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
