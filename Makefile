@@ -6,7 +6,7 @@ PKGS      := ./...
 SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: image test-helm build run test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -14,6 +14,15 @@ build:
 
 run: build
 	./scripts/run.sh
+
+# The container image (Dockerfile: static binary on distroless, non-root,
+# /data volume): podman when installed (docker format, so HEALTHCHECK is
+# kept), else docker.
+IMAGE     ?= assistiv/gateway:dev
+VERSION   ?= dev
+CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+image:
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--format docker) --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 # Every test once: the Go packages under the race detector (it covers the
 # plain run too), then the TypeScript SDK's tests and the client

@@ -61,6 +61,8 @@ func main() {
 		err = configCmd(os.Args[2:], os.Stdout, os.Stderr)
 	case "backup":
 		err = backupCmd(os.Args[2:])
+	case "healthcheck":
+		err = healthcheck(os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -83,6 +85,7 @@ commands:
   config    print the effective configuration (secrets redacted) or what contradicts
   backup    back up a running node: gateway backup --to DIR [-data-dir DIR]
   restore   rebuild a lost data dir: gateway restore --from DIR | --from-postgres [-data-dir DIR]
+  healthcheck  exit 0 when the local node's /readyz answers 200 (container health check)
   version   print the version
 
 Run "gateway serve -h" for the flags; each has an ASSISTIV_* variable.
