@@ -30,9 +30,15 @@ image:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) test-helm
 	$(MAKE) race-lifecycle
 	$(MAKE) test-sdk
 	$(MAKE) test-compat
+
+# The Helm chart's tests (deploy/helm: a module of its own, so Helm and
+# k8s.io stay out of the gateway's go.mod): lint, render, assert.
+test-helm:
+	cd deploy/helm && $(GO) test -count=1 ./...
 
 # The OAuth connection-lifecycle race tests, 100 times in a row under the
 # race detector (about a minute).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -33,15 +34,16 @@ func newTracing(log *slog.Logger) (*tracing, error) {
 		return nil, err
 	}
 	attrs := []attribute.KeyValue{attribute.String("service.version", version)}
-	if os.Getenv("OTEL_SERVICE_NAME") == "" {
+	if os.Getenv("OTEL_SERVICE_NAME") == "" && !strings.Contains(os.Getenv("OTEL_RESOURCE_ATTRIBUTES"), "service.name=") {
 		attrs = append(attrs, attribute.String("service.name", "assistiv-gateway"))
 	}
 	if name := os.Getenv("ASSISTIV_NODE_NAME"); name != "" {
 		attrs = append(attrs, attribute.String("service.instance.id", name))
 	}
-	// Default() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; ours
-	// fill in what they leave unset.
-	res, err := resource.Merge(resource.NewSchemaless(attrs...), resource.Default())
+	// Default() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (and
+	// names the service unknown_service:gateway without them); ours, merged
+	// last, win: they hold service.name only when neither variable does.
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 	if err != nil {
 		return nil, err
 	}
