@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	release "helm.sh/helm/v4/pkg/release/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -60,6 +61,11 @@ func render(t *testing.T, vals map[string]any) (map[string][]byte, error) {
 	inst := action.NewInstall(action.NewConfiguration())
 	inst.DryRunStrategy = action.DryRunClient
 	inst.ReleaseName, inst.Namespace, inst.Replace = "gw", "llm", true
+	kv, err := common.ParseKubeVersion("v1.31.0") // Helm's default (1.20) is older than the chart allows
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.KubeVersion = kv
 	r, err := inst.Run(ch, vals)
 	if err != nil {
 		return nil, err
