@@ -6,7 +6,7 @@ PKGS      := ./...
 SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: image test-helm build run test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: image test-helm build run run-cluster test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -14,6 +14,11 @@ build:
 
 run: build
 	./scripts/run.sh
+
+# Three nodes on 127.0.0.1:8080-8082 with the mock upstream and the demo
+# platform (README "Cluster"); needs Postgres (ASSISTIV_POSTGRES_URL).
+run-cluster: build
+	./scripts/run-cluster.sh
 
 # The container image (Dockerfile: static binary on distroless, non-root,
 # /data volume): podman when installed (docker format, so HEALTHCHECK is
@@ -94,7 +99,7 @@ bench: build
 	$(GO) run ./bench/cmd/benchrun
 
 proto:
-	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto
+	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto cluster/wire/wire.proto
 
 check: lint test
 	$(GO) mod tidy

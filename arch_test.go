@@ -131,3 +131,28 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMergeConflictMarkers: no tracked file keeps the markers of an
+// unresolved merge (one README did, unnoticed, for a session).
+func TestNoMergeConflictMarkers(t *testing.T) {
+	out, err := exec.Command("git", "ls-files").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		switch filepath.Ext(f) {
+		case ".go", ".md", ".sh", ".ts", ".js", ".yaml", ".yml", ".proto", ".html", ".css", "":
+		default:
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // deleted in the working tree
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "<<<<<<< ") || strings.HasPrefix(line, ">>>>>>> ") {
+				t.Errorf("%s:%d: merge conflict marker %q", f, i+1, line)
+			}
+		}
+	}
+}

@@ -29,6 +29,50 @@ type Principal struct {
 type Auth struct {
 	store  *persistence.Store
 	shards [64]authShard
+	// resolve, in a cluster, replaces the local store read of a miss: a
+	// key's record lives where its platform's (or end-user's) actor runs,
+	// and this node's copy, if any, may be stale. Set before use.
+	resolve func(d ids.Digest) ([]*pb.APIKey, error)
+}
+
+// SetResolver makes a cache miss ask resolve for every copy of the key's
+// record in the cluster instead of reading this node's store: the key is
+// live only if some copy is and none is revoked (revocation is final). An
+// error from resolve is returned as is (the key's node may be
+// unreachable). Call before the first Lookup.
+func (a *Auth) SetResolver(resolve func(d ids.Digest) ([]*pb.APIKey, error)) { a.resolve = resolve }
+
+// KeyRecord returns this node's copy of a key's record, or
+// persistence.ErrNotFound.
+func (a *Auth) KeyRecord(d ids.Digest) (*pb.APIKey, error) {
+	raw, err := a.store.Get(persistence.APIKeyKey(d[:]))
+	if err != nil {
+		return nil, err
+	}
+	var k pb.APIKey
+	if err := proto.Unmarshal(raw, &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// resolved is a miss answered by the cluster's resolver.
+func (a *Auth) resolved(d ids.Digest) (*pb.APIKey, error) {
+	recs, err := a.resolve(d)
+	if err != nil {
+		return nil, err
+	}
+	var live *pb.APIKey
+	for _, k := range recs {
+		if k.RevokedAtMs != 0 {
+			return nil, ErrUnknownKey
+		}
+		live = k
+	}
+	if live == nil {
+		return nil, ErrUnknownKey
+	}
+	return live, nil
 }
 
 type authShard struct {
@@ -83,22 +127,26 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 		}
 		return e.p, nil
 	}
-	raw, err := a.store.Get(persistence.APIKeyKey(d[:]))
-	if errors.Is(err, persistence.ErrNotFound) {
-		return Principal{}, ErrUnknownKey
-	}
-	if err != nil {
-		return Principal{}, err
-	}
-	var k pb.APIKey
-	if err := proto.Unmarshal(raw, &k); err != nil {
-		return Principal{}, err
+	var err error
+	var k *pb.APIKey
+	if a.resolve != nil {
+		if k, err = a.resolved(d); err != nil {
+			return Principal{}, err
+		}
+	} else {
+		k, err = a.KeyRecord(d)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return Principal{}, ErrUnknownKey
+		}
+		if err != nil {
+			return Principal{}, err
+		}
 	}
 	if k.RevokedAtMs != 0 {
 		// Not cached: revoked keys would fill memory (see tombstones).
 		return Principal{}, ErrUnknownKey
 	}
-	e = authEntry{p: principalOf(&k)}
+	e = authEntry{p: principalOf(k)}
 	s.mu.Lock()
 	if cur, ok := s.m[d]; ok {
 		e = cur // a revocation (or a fresher fill) got here first

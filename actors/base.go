@@ -20,8 +20,12 @@ type base struct {
 	self    *actor.PID
 	pending atomic.Int64 // writes submitted and not yet durable
 	stopped bool
-	to      replyTo // who the current message's reply goes to
-	cur     any     // the current message, unwrapped
+	// draining: the cluster is moving this actor to another node
+	// (Local.Evict); it refuses every message but the settlement of a
+	// call it admitted.
+	draining bool
+	to       replyTo // who the current message's reply goes to
+	cur      any     // the current message, unwrapped
 }
 
 // replyTo is where a reply goes: the one-slot channel of an in-process

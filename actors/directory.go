@@ -16,6 +16,7 @@ import (
 
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // Kind says which actor an [Identity] names.
@@ -76,6 +77,7 @@ type Local struct {
 	gen    uint64 // guarded by genMu
 	genMu  sync.Mutex
 	closed atomic.Bool
+	guard  func(Identity) bool // see SetGuard; nil: always
 }
 
 type dirShard struct {
@@ -122,18 +124,14 @@ func (d *Local) acquire(id Identity) *actor.PID {
 	defer s.mu.Unlock()
 	e := s.m[id]
 	if e == nil {
+		if d.guard != nil && !d.guard(id) {
+			return nil
+		}
 		d.genMu.Lock()
 		d.gen++
 		name := id.String() + "#" + strconv.FormatUint(d.gen, 36)
 		d.genMu.Unlock()
-		var producer actor.Producer
-		switch id.Kind {
-		case KindPlatform:
-			producer = func() actor.Actor { return newPlatformActor(d.env, id) }
-		default:
-			producer = func() actor.Actor { return newEndUserActor(d.env, id) }
-		}
-		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(producer), name)
+		pid, err := d.system.Root.SpawnNamed(actor.PropsFromProducer(d.producer(id)), name)
 		if err != nil {
 			panic(fmt.Sprintf("actors: spawn %s: %v", name, err)) // names are unique by construction
 		}
@@ -180,6 +178,145 @@ func (d *Local) forget(id Identity, pid *actor.PID) {
 	}
 	s.mu.Unlock()
 }
+
+// PID activates the actor named by id if it is not active and returns its
+// PID, for a sender on another node. Such a sender is not counted as a
+// call in flight: if the actor passivates before the message arrives, the
+// message is refused (passivated) or dead-lettered, never processed, and
+// the sender asks for a PID again.
+func (d *Local) PID(id Identity) (*actor.PID, error) {
+	if d.closed.Load() {
+		return nil, errorf(ErrUnavailable, "the actor system is stopped")
+	}
+	pid := d.acquire(id)
+	if pid == nil {
+		return nil, errorf(ErrMoved, "%s is not activated on this node", id)
+	}
+	d.releaseCall(id, pid)
+	return pid, nil
+}
+
+// Residents returns the identities of the active actors.
+func (d *Local) Residents() []Identity {
+	var out []Identity
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		for id := range s.m {
+			out = append(out, id)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Evict stops the actor named by id if it is active here and waits until
+// it has stopped: the messages already in its mailbox are processed first,
+// and its writes are durable when Evict returns. The cluster calls it when
+// the actor's ownership moves to another node. A later Ask activates the
+// actor afresh.
+//
+// Calls this node's directory has in flight to the actor are answered
+// first: Evict waits until none is in flight before it removes the entry
+// (no local call is then sent to a stopping actor), at most until ctx ends.
+// A sender on another node holding the actor's PID gets a dead letter or a
+// passivated refusal and asks again.
+//
+// Calls admitted and not yet settled (open reservations) are settled here
+// first: the actor drains (see below) until ctx ends. One still open then
+// leaves its reservation record to the next owner, which voids it at
+// activation as after a crash (an unsettled_on_crash entry: its cost is
+// not charged; its wallet credit stays held by this node's lease until
+// the lease is closed).
+func (d *Local) Evict(ctx context.Context, id Identity) error {
+	s := d.shard(id)
+	s.mu.Lock()
+	e := s.m[id]
+	s.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	// Drain: the actor refuses everything (passivated: senders ask again,
+	// elsewhere once the cluster has moved on) except the settlement of
+	// calls it admitted, which still reach it (its entry stays, so PID
+	// answers it), until it holds no open reservation and no write in
+	// flight, or ctx ends.
+	for {
+		drained := make(evictDrain, 1)
+		d.system.Root.Send(e.pid, drained)
+		var ok bool
+		select {
+		case ok = <-drained:
+		case <-ctx.Done():
+		}
+		if ok || ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	for {
+		s.mu.Lock()
+		if cur := s.m[id]; cur != e {
+			s.mu.Unlock()
+			break
+		}
+		if e.inflight == 0 || ctx.Err() != nil {
+			delete(s.m, id)
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+	}
+	// First the actor refuses every later message as passivated (senders
+	// on other nodes that still hold its PID ask again elsewhere), then,
+	// after a grace period for messages already on their way, it stops: a
+	// message reaching a stopped actor's mailbox would be dropped
+	// unanswered, a stopped PID answers dead letter.
+	refusing := make(evictNow)
+	d.system.Root.Send(e.pid, refusing)
+	select {
+	case <-refusing:
+	case <-ctx.Done():
+	}
+	select {
+	case <-time.After(evictGrace):
+	case <-ctx.Done():
+	}
+	if err := d.system.Root.PoisonFuture(e.pid).Wait(); err != nil {
+		return err
+	}
+	// Writes the actor submitted are durable once a later write is.
+	done := make(chan error, 1)
+	d.env.Store.Submit(persistence.Write{Done: func(err error) { done <- err }})
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// evictNow, sent by Evict, makes an actor refuse every later message as
+// passivated; it closes the channel once it does.
+type evictNow chan struct{}
+
+// evictDrain, sent by Evict, makes an actor drain (see Evict); it answers
+// whether it is drained.
+type evictDrain chan bool
+
+// evictGrace is how long an evicted actor refuses messages before it stops.
+const evictGrace = 200 * time.Millisecond
+
+// SetGuard installs may: an actor not active on this node is activated only
+// if may(id) (in a cluster: this node owns id and is not leaving);
+// otherwise Ask and PID refuse with ErrMoved. Call before the first Ask.
+func (d *Local) SetGuard(may func(Identity) bool) { d.guard = may }
 
 // Resident returns the number of active actors.
 func (d *Local) Resident() int {
@@ -230,6 +367,9 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 	}
 	for attempt := 0; ; attempt++ {
 		pid := d.acquire(id)
+		if pid == nil {
+			return nil, errorf(ErrMoved, "%s is not activated on this node", id)
+		}
 		a := askPool.Get().(*localAsk)
 		a.msg = msg
 		d.system.Root.Send(pid, a)
@@ -264,6 +404,9 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 // takes. Kept for the benchmark that compares it with the local path.
 func (d *Local) askFuture(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
 	pid := d.acquire(id)
+	if pid == nil {
+		return nil, errorf(ErrMoved, "%s is not activated on this node", id)
+	}
 	defer d.releaseCall(id, pid)
 	res, err := d.system.Root.RequestFuture(pid, msg, d.env.AskTimeout).Result()
 	if err != nil {

@@ -74,7 +74,7 @@ func (a *endUserActor) sweep(c actor.Context) {
 		e := a.acct.entry(now, EntryReservationExpired, 0)
 		e.RequestId, e.UnchargedNanos = rid, int64(held)
 		e.Reason = "reservation " + id + " expired unsettled"
-		ops = append(ops, persistence.Delete(persistence.ReservationKey(pid, uid, id)),
+		ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, id)),
 			persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
 	}
 	if len(ops) > 0 {
@@ -113,13 +113,21 @@ func (a *endUserActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
+	case evictNow:
+		a.stopped = true
+		close(msg.(evictNow))
+		return
+	case evictDrain:
+		a.draining = true
+		msg.(evictDrain) <- (a.acct == nil || len(a.acct.open) == 0) && a.pending.Load() == 0
+		return
 	case sweepReservations:
 		if !a.stopped && a.acct != nil {
 			a.sweep(c)
 		}
 		return
 	}
-	if a.stopped {
+	if a.stopped || a.draining && !a.settlesOpen(msg) {
 		a.refusePassivated(c)
 		return
 	}
@@ -242,6 +250,7 @@ func (a *endUserActor) flush(ops []persistence.Op) {
 }
 
 func (a *endUserActor) load(c actor.Context) {
+	a.env.fetchRecords(a.id)
 	a.waitApplied()
 	st := a.env.Store
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
@@ -255,6 +264,7 @@ func (a *endUserActor) load(c actor.Context) {
 		return
 	}
 	a.acct = newAccount(&u)
+	a.env.loadShared(a.id.Platform)
 	if raw, err := st.Get(persistence.WindowsKey(pid, uid)); err == nil {
 		a.restoreWindows(raw)
 	}
@@ -293,7 +303,7 @@ func (a *endUserActor) load(c actor.Context) {
 			e.Reason = "reservation " + r.Id + " open at crash"
 			ops = append(ops, persistence.Set(persistence.LedgerKey(pid, uid, e.Seq), marshal(e)))
 		}
-		ops = append(ops, persistence.Delete(append([]byte(nil), k...)))
+		ops = append(ops, persistence.DeleteOnce(append([]byte(nil), k...)))
 		return true
 	})
 	if len(ops) > 0 {
@@ -708,7 +718,7 @@ func (a *endUserActor) release(c actor.Context, pre []persistence.Op, m *pb.Rele
 			a.env.lease(a.id.Platform).release(r.wallet)
 		}
 		a.acct.release(m.ReservationId)
-		a.flushOps([]persistence.Op{persistence.Delete(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
+		a.flushOps([]persistence.Op{persistence.DeleteOnce(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
 	}
 	a.respond(c, &pb.Ack{})
 }
@@ -736,7 +746,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		return
 	}
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
-	ops := append(pre, persistence.Delete(persistence.ReservationKey(pid, uid, m.ReservationId)))
+	ops := append(pre, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, m.ReservationId)))
 	var lease *walletLease
 	var walletCharged int64
 	if r.wallet > 0 {
@@ -839,4 +849,23 @@ func (a *endUserActor) withMarkup(cost int64) (money.Nanos, error) {
 		return 0, errorf(ErrAmountOutOfRange, "cost with markup overflows")
 	}
 	return v, nil
+}
+
+// settlesOpen reports whether msg settles or releases a call this actor
+// admitted and has not closed: what a draining actor still accepts.
+func (a *endUserActor) settlesOpen(msg any) bool {
+	if a.acct == nil {
+		return false
+	}
+	var rid string
+	switch m := msg.(type) {
+	case *pb.Settle:
+		rid = m.ReservationId
+	case *pb.Release:
+		rid = m.ReservationId
+	default:
+		return false
+	}
+	_, ok := a.acct.open[rid]
+	return ok
 }

@@ -108,9 +108,11 @@ type Env struct {
 	Notify OutboxNotify
 
 	dir         *Local
-	platforms   sync.Map // ids.PlatformID → *sharedPlatform
-	leases      sync.Map // ids.PlatformID → *walletLease
-	incarnation string   // this process's run: names its leases
+	router      Directory                                    // cluster mode: see ClusterHooks
+	fetch       func(ctx context.Context, id Identity) error // cluster mode: see ClusterHooks
+	platforms   sync.Map                                     // ids.PlatformID → *sharedPlatform
+	leases      sync.Map                                     // ids.PlatformID → *walletLease
+	incarnation string                                       // this process's run: names its leases
 	tells       sync.WaitGroup
 	// beforeMessage, for tests only (nil in production: one nil check per
 	// message), runs before an end-user actor handles a user message; a
@@ -148,6 +150,9 @@ func NewEnv(store *persistence.Store, clk clock.Clock, log *slog.Logger) *Env {
 
 // ask sends msg to an actor of this node's directory and waits.
 func (e *Env) ask(ctx context.Context, id Identity, msg proto.Message) (proto.Message, error) {
+	if e.router != nil {
+		return e.router.Ask(ctx, id, msg)
+	}
 	if e.dir == nil {
 		return nil, errorf(ErrUnavailable, "no directory")
 	}
@@ -177,6 +182,7 @@ type sharedPlatform struct {
 	limits    atomic.Pointer[pb.RateLimits]
 	markup    atomic.Int64 // basis points
 	providers atomic.Pointer[map[string]*pb.ProviderConfig]
+	loaded    atomic.Bool // published at least once (cluster mode: see loadShared)
 }
 
 func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
@@ -184,6 +190,12 @@ func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 		return v.(*sharedPlatform)
 	}
 	sp := &sharedPlatform{}
+	// In a cluster this node's copy of the platform record may be absent
+	// or older than the owner's: loadShared asks the platform actor.
+	if e.Clustered() {
+		v, _ := e.platforms.LoadOrStore(p, sp)
+		return v.(*sharedPlatform)
+	}
 	if raw, err := e.Store.Get(persistence.PlatformKey(string(p))); err == nil {
 		var pl pb.Platform
 		if proto.Unmarshal(raw, &pl) == nil {
@@ -196,8 +208,30 @@ func (e *Env) shared(p ids.PlatformID) *sharedPlatform {
 	return v.(*sharedPlatform)
 }
 
+// loadShared, in a cluster, fills this node's shared settings of platform
+// p from its platform actor the first time an end-user actor of p
+// activates here. Later changes reach the node by the cluster's settings
+// broadcast (package cluster), not through here.
+func (e *Env) loadShared(p ids.PlatformID) {
+	sp := e.shared(p)
+	if !e.Clustered() || sp.loaded.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.AskTimeout)
+	defer cancel()
+	res, err := e.ask(ctx, PlatformActor(p), &pb.GetPlatform{})
+	if err != nil {
+		e.Log.Warn("loading platform settings from its actor", "platform", p, "err", err)
+		return
+	}
+	if pl := res.(*pb.PlatformView).GetPlatform(); pl != nil && !sp.loaded.Load() {
+		e.publishPlatform(pl)
+	}
+}
+
 func (e *Env) publishPlatform(pl *pb.Platform) {
 	sp := e.shared(ids.PlatformID(pl.Id))
+	defer sp.loaded.Store(true)
 	sp.limits.Store(proto.Clone(pl.GetSettings().GetDefaultRateLimits()).(*pb.RateLimits))
 	sp.markup.Store(pl.GetSettings().GetMarkupBps())
 	providers := make(map[string]*pb.ProviderConfig, len(pl.Providers))

@@ -57,5 +57,9 @@ var (
 	ErrPlatformNotFound   = &Error{Code: "not_found", Message: "platform not found"}
 	ErrAmountOutOfRange   = &Error{Code: "invalid_amount", Message: "amount out of range"}
 	ErrProviderNotEnabled = &Error{Code: "provider_not_enabled", Message: "the model's provider is not enabled for this platform"}
-	errPassivated         = &Error{Code: "passivated", Message: "actor passivated; retry"}
+	// ErrMoved: the actor's ownership moved to another node while the
+	// request was on its way; it was not processed and may be sent again
+	// (the edge retries it once the cluster has settled).
+	ErrMoved      = &Error{Code: "moved", Message: "the actor moved to another node; retry"}
+	errPassivated = &Error{Code: "passivated", Message: "actor passivated; retry"}
 )

@@ -2,6 +2,11 @@ package actors
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"google.golang.org/protobuf/proto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +14,7 @@ import (
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // A wallet lease is credit of a platform's wallet that the platform actor
@@ -48,6 +54,9 @@ type walletLease struct {
 	armed    atomic.Bool // a flush is scheduled
 
 	refillMu  sync.Mutex // one refill at a time; never held on the hot path
+	flushMu   sync.Mutex // one carried flush at a time (cluster mode)
+	carried   uint64     // cluster mode: last spend seq the platform actor folded; guarded by flushMu
+	marked    bool       // cluster mode: leaseMarker written; guarded by refillMu
 	refilling atomic.Bool
 }
 
@@ -137,6 +146,10 @@ func (l *walletLease) spent() {
 	if l.armed.CompareAndSwap(false, true) {
 		time.AfterFunc(l.env.LeaseFlushInterval, func() {
 			l.armed.Store(false)
+			if l.env.Clustered() {
+				l.flushCarriedAsync()
+				return
+			}
 			l.env.tell(PlatformActor(l.platform), &pb.LeaseFlush{})
 		})
 	}
@@ -167,6 +180,15 @@ func (l *walletLease) refill(ctx context.Context, need money.Nanos) error {
 	}
 	minimum := max(need-have, 0)
 	want := max(l.env.LeaseChunk, minimum)
+	if l.env.Clustered() && !l.marked {
+		// Noted on this node's disk before any credit is granted, so a
+		// later run closes it (CloseEarlierLeases) wherever its platform
+		// actor runs.
+		if err := l.env.Store.Commit(persistence.Set(leaseMarker(l.platform, l.id), nil)); err != nil {
+			return err
+		}
+		l.marked = true
+	}
 	res, err := l.env.ask(ctx, PlatformActor(l.platform), &pb.LeaseGrant{
 		LeaseId: l.id, Node: l.env.Node, Incarnation: l.env.incarnation,
 		WantNanos: int64(want), MinNanos: int64(minimum),
@@ -200,7 +222,13 @@ func (l *walletLease) giveBack(ctx context.Context) error {
 func (e *Env) ReturnLeases(ctx context.Context) {
 	e.leases.Range(func(_, v any) bool {
 		l := v.(*walletLease)
-		if _, err := e.ask(ctx, PlatformActor(l.platform), &pb.LeaseFlush{}); err != nil {
+		var err error
+		if e.Clustered() {
+			err = l.flushCarried(ctx)
+		} else {
+			_, err = e.ask(ctx, PlatformActor(l.platform), &pb.LeaseFlush{})
+		}
+		if err != nil {
 			e.Log.Warn("lease flush at shutdown", "platform", l.platform, "err", err)
 		}
 		if err := l.giveBack(ctx); err != nil {
@@ -208,4 +236,158 @@ func (e *Env) ReturnLeases(ctx context.Context) {
 		}
 		return true
 	})
+}
+
+// flushCarriedAsync runs flushCarried on its own goroutine (counted in
+// Env.tells, so Close waits for it).
+func (l *walletLease) flushCarriedAsync() {
+	if l.env.dir == nil || l.env.dir.closed.Load() {
+		return
+	}
+	l.env.tells.Add(1)
+	go func() {
+		defer l.env.tells.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), l.env.AskTimeout)
+		defer cancel()
+		if err := l.flushCarried(ctx); err != nil {
+			l.env.Log.Warn("lease flush", "platform", l.platform, "err", err)
+			l.spent() // try again after the next interval
+		}
+	}()
+}
+
+// flushCarried is a cluster node's lease flush: its spend records live on
+// this node's disk, and the platform actor may run on another node, so
+// they travel in the message. Once the platform actor has answered (its
+// fold durable) the records are deleted here; a crash in between sends
+// them again, and the lease's folded_seq makes the second fold a no-op.
+// One flush at a time per lease.
+func (l *walletLease) flushCarried(ctx context.Context) error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	for {
+		n, err := l.flushBatch(ctx)
+		if err != nil || n < maxCarried {
+			return err
+		}
+	}
+}
+
+// maxCarried bounds the spend records one cluster flush carries.
+const maxCarried = 4096
+
+func (l *walletLease) flushBatch(ctx context.Context) (int, error) {
+	n, err := l.env.carrySpends(ctx, l.platform, l.id, &l.carried)
+	if err == nil && l.seq.Load() > l.carried {
+		l.spent() // records still to come (a gap): flush again
+	}
+	return n, err
+}
+
+// carrySpends sends one batch of lease leaseID's spend records, those after
+// *carried in seq order without a gap, to platform p's actor, advances
+// *carried, and deletes what was folded.
+func (e *Env) carrySpends(ctx context.Context, p ids.PlatformID, leaseID string, carried *uint64) (int, error) {
+	prefix := persistence.LeaseSpendPrefix(string(p), leaseID)
+	e.waitApplied()
+	msg := &pb.LeaseFlush{LeaseId: leaseID}
+	var keys [][]byte
+	next := *carried + 1
+	if err := e.Store.ScanPrefix(prefix, false, func(k, v []byte) bool {
+		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		if seq < next {
+			keys = append(keys, append([]byte(nil), k...)) // folded; its deletion was lost
+			return true
+		}
+		if seq != next {
+			// A gap: an earlier call's record is not written yet (actors
+			// commit concurrently). Records go in seq order, so stop here;
+			// the next flush takes the rest.
+			return false
+		}
+		var s pb.LeaseSpend
+		if err := proto.Unmarshal(v, &s); err != nil {
+			e.Log.Error("corrupt lease spend record", "platform", p, "lease", leaseID, "err", err)
+			s = pb.LeaseSpend{} // folded as zero: order is kept
+		}
+		keys = append(keys, append([]byte(nil), k...))
+		msg.Spends = append(msg.Spends, &pb.LeaseSpendAt{Seq: seq, Spend: &s})
+		next++
+		return len(msg.Spends) < maxCarried
+	}); err != nil {
+		return 0, err
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	if len(msg.Spends) > 0 {
+		if _, err := e.ask(ctx, PlatformActor(p), msg); err != nil {
+			return 0, err
+		}
+		*carried = msg.Spends[len(msg.Spends)-1].Seq
+	}
+	ops := make([]persistence.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = persistence.Delete(k)
+	}
+	return len(msg.Spends), e.Store.Commit(ops...)
+}
+
+// leaseMarker is the node-local note that this node holds (or held) lease
+// leaseID of platform p: a meta record "lease:<platform>:<lease>".
+func leaseMarker(p ids.PlatformID, leaseID string) []byte {
+	return persistence.MetaKey("lease:" + string(p) + ":" + leaseID)
+}
+
+// CloseEarlierLeases (cluster mode) closes the wallet leases this node
+// held in its earlier runs: each one's spend records still on this disk
+// are carried to its platform's actor, which folds them (once, by
+// sequence) and then closes the lease, returning its unspent credit with a
+// lease_returned entry. It returns how many it closed; leases it could not
+// close (a platform unreachable) stay for the next start. A lease whose
+// node never comes back stays outstanding: its credit is not spendable,
+// never overspent.
+func (e *Env) CloseEarlierLeases(ctx context.Context) (int, error) {
+	type lease struct {
+		p  ids.PlatformID
+		id string
+	}
+	var old []lease
+	prefix := persistence.MetaKey("lease:")
+	if err := e.Store.ScanPrefix(prefix, false, func(k, _ []byte) bool {
+		p, id, ok := strings.Cut(string(k[len(prefix):]), ":")
+		if ok && id != e.incarnation {
+			old = append(old, lease{ids.PlatformID(p), id})
+		}
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	closed := 0
+	var errs []error
+	for _, l := range old {
+		// At rest nothing is in flight: the records left start after
+		// what was carried and acknowledged (deleted) before the stop.
+		var carried uint64
+		_ = e.Store.ScanPrefix(persistence.LeaseSpendPrefix(string(l.p), l.id), false, func(k, _ []byte) bool {
+			carried = binary.BigEndian.Uint64(k[len(k)-8:]) - 1
+			return false
+		})
+		var err error
+		for n := maxCarried; n == maxCarried && err == nil; {
+			n, err = e.carrySpends(ctx, l.p, l.id, &carried)
+		}
+		if err == nil {
+			_, err = e.ask(ctx, PlatformActor(l.p), &pb.LeaseFlush{LeaseId: l.id, Close: true})
+		}
+		if err == nil {
+			err = e.Store.Commit(persistence.Delete(leaseMarker(l.p, l.id)))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lease %s of %s: %w", l.id, l.p, err))
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"sort"
 	"time"
@@ -49,11 +50,19 @@ func (a *platformActor) Receive(c actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
+	case evictNow:
+		a.stopped = true
+		close(msg.(evictNow))
+		return
+	case evictDrain:
+		a.draining = true
+		msg.(evictDrain) <- !a.charging && a.pending.Load() == 0
+		return
 	}
 	if a.receiveAutoTopup(c, msg) { // payments: autotopup.go
 		return
 	}
-	if a.stopped {
+	if a.stopped || a.draining {
 		a.refusePassivated(c)
 		return
 	}
@@ -99,6 +108,10 @@ func (a *platformActor) Receive(c actor.Context) {
 	case *pb.LeaseReturn:
 		a.giveBack(c, m)
 	case *pb.LeaseFlush:
+		if m.LeaseId != "" {
+			a.foldCarried(c, m)
+			return
+		}
 		a.flushLeases(c)
 		a.respond(c, &pb.Ack{})
 	case *pb.ListLedger:
@@ -122,6 +135,7 @@ func (a *platformActor) idle(c actor.Context) {
 }
 
 func (a *platformActor) load() {
+	a.env.fetchRecords(a.id)
 	a.waitApplied()
 	raw, err := a.env.Store.Get(persistence.PlatformKey(string(a.id.Platform)))
 	if err != nil {
@@ -310,6 +324,20 @@ func (a *platformActor) createEndUser(c actor.Context, m *pb.CreateEndUser) {
 	existing, err := st.Get(persistence.ExternalKey(pid, m.ExternalId))
 	if err == nil {
 		raw, err := st.Get(persistence.EndUserKey(pid, string(existing)))
+		if errors.Is(err, persistence.ErrNotFound) && a.env.Clustered() {
+			// In a cluster the end-user's records live where its actor
+			// runs: ask it (it is never this actor, so no cycle).
+			ctx, cancel := context.WithTimeout(context.Background(), a.env.AskTimeout)
+			res, aerr := a.env.ask(ctx, EndUserActor(a.id.Platform, ids.EndUserID(existing)), &pb.GetEndUser{})
+			cancel()
+			switch {
+			case aerr == nil:
+				raw, err = marshal(res.(*pb.EndUserView).EndUser), nil
+			case !errors.Is(aerr, ErrNotFound):
+				a.fail(c, aerr)
+				return
+			}
+		}
 		if err == nil {
 			var u pb.EndUser
 			if err := proto.Unmarshal(raw, &u); err != nil {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -80,7 +81,9 @@ func (a *platformActor) giveBack(c actor.Context, m *pb.LeaseReturn) {
 // write submitted so far is applied. Its cost is per call but batched:
 // one message per flush interval, not two round trips per call.
 func (a *platformActor) flushLeases(c actor.Context) {
-	if len(a.leases) == 0 {
+	if len(a.leases) == 0 || a.env.Clustered() {
+		// In a cluster spend records arrive carried by their lease's
+		// node (foldCarried), every LeaseFlushInterval.
 		return
 	}
 	a.waitApplied()
@@ -107,29 +110,94 @@ func (a *platformActor) flushLeases(c actor.Context) {
 // credit is unchanged. It returns nil when the lease has no spend.
 func (a *platformActor) foldSpend(l *pb.Lease) []persistence.Op {
 	var ops []persistence.Op
-	w := a.p.Wallet
 	_ = a.env.Store.ScanPrefix(persistence.LeaseSpendPrefix(a.p.Id, l.Id), false, func(k, v []byte) bool {
-		ops = append(ops, persistence.Delete(append([]byte(nil), k...)))
+		ops = append(ops, persistence.DeleteOnce(append([]byte(nil), k...)))
 		var s pb.LeaseSpend
 		if err := proto.Unmarshal(v, &s); err != nil {
 			a.env.Log.Error("corrupt lease spend record", "platform", a.p.Id, "lease", l.Id, "err", err)
 			return true
 		}
-		cost := money.Nanos(s.CostNanos)
-		charged := min(cost, money.Nanos(max(w.BalanceNanos, 0)))
-		w.BalanceNanos -= int64(charged)
-		l.SpentNanos += s.CostNanos
-		l.Calls++
-		e := a.walletEntry(time.UnixMilli(s.AtMs), EntryUsage, -charged)
-		e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = s.RequestId, s.Model, s.PromptTokens, s.CompletionTokens
-		e.UnchargedNanos = int64(cost - charged)
-		ops = append(ops, persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+		// In a cluster the lease's node carries its records in order
+		// (foldCarried); what is left here after a crash between a fold
+		// and the deletion is at or below folded_seq.
+		ops = append(ops, a.foldOne(l, binary.BigEndian.Uint64(k[len(k)-8:]), &s, a.env.Clustered())...)
 		return true
 	})
 	if len(ops) == 0 {
 		return nil
 	}
 	return append(ops, a.leaseOp(l))
+}
+
+// foldOne folds one spend record of lease l into the wallet. With dedupe
+// (cluster mode, where a lease's node sends its records in seq order with
+// no gap) a record at or below the lease's folded_seq was folded already
+// and is skipped. On a single node records become visible out of seq
+// order (concurrent actors), are folded as read and deleted in the same
+// batch, and folded_seq is not used.
+func (a *platformActor) foldOne(l *pb.Lease, seq uint64, s *pb.LeaseSpend, dedupe bool) []persistence.Op {
+	if dedupe {
+		if seq <= l.FoldedSeq {
+			return nil
+		}
+		l.FoldedSeq = seq
+	}
+	w := a.p.Wallet
+	cost := money.Nanos(s.CostNanos)
+	charged := min(cost, money.Nanos(max(w.BalanceNanos, 0)))
+	w.BalanceNanos -= int64(charged)
+	l.SpentNanos += s.CostNanos
+	l.Calls++
+	e := a.walletEntry(time.UnixMilli(s.AtMs), EntryUsage, -charged)
+	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = s.RequestId, s.Model, s.PromptTokens, s.CompletionTokens
+	e.UnchargedNanos = int64(cost - charged)
+	return []persistence.Op{persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e))}
+}
+
+// foldCarried folds the spend records a lease's node carried in a cluster
+// flush; the answer follows their durability, and only then does the
+// lease's node delete its records. A flush sent twice folds nothing twice
+// (folded_seq).
+func (a *platformActor) foldCarried(c actor.Context, m *pb.LeaseFlush) {
+	l := a.leases[m.LeaseId]
+	if l == nil {
+		if m.Close {
+			a.respondDurable(c, &pb.Ack{}) // closed already (at this actor's recovery)
+			return
+		}
+		a.fail(c, errorf(ErrInvalid, "no lease %s", m.LeaseId))
+		return
+	}
+	now := a.now()
+	before := a.p.Wallet.BalanceNanos
+	var ops []persistence.Op
+	for _, s := range m.Spends {
+		if s.GetSpend() != nil {
+			ops = append(ops, a.foldOne(l, s.Seq, s.Spend, true)...)
+		}
+	}
+	if m.Close {
+		returned := l.GrantedNanos - l.SpentNanos
+		e := a.walletEntry(now, EntryLeaseReturned, 0)
+		e.Reason = fmt.Sprintf("lease %s of an earlier run of node %s closed: %s unspent credit returned",
+			l.Id, l.Node, money.Nanos(max(returned, 0)))
+		ops = append(ops, persistence.Set(persistence.LedgerKey(a.p.Id, WalletAccount, e.Seq), marshal(e)))
+		delete(a.leases, l.Id)
+		ops = append(ops, persistence.Delete(persistence.LeaseKey(a.p.Id, l.Id)))
+		ops = append(ops, a.write()...)
+		ops = append(ops, a.walletLowEvent(now, before)...)
+		a.commit(c, ops, &pb.Ack{}, false)
+		return
+	}
+	if len(ops) == 0 {
+		a.respondDurable(c, &pb.Ack{})
+		return
+	}
+	ops = append(ops, a.leaseOp(l))
+	ops = append(ops, a.write()...)
+	ops = append(ops, a.walletLowEvent(now, before)...)
+	a.commit(c, ops, &pb.Ack{}, false)
+	a.maybeAutoTopup(c)
 }
 
 // loadLeases reads the wallet's lease records. A lease this node granted

@@ -42,6 +42,11 @@ type Config struct {
 	// LeaveTimeout bounds a graceful leave's broadcast. Default 2 s, range
 	// 0..1 min.
 	LeaveTimeout time.Duration
+	// SecretKey, when set, is memberlist's keyring key (16, 24 or 32
+	// bytes: AES-128/192/256-GCM): gossip is encrypted and authenticated,
+	// and gossip not sealed with it is dropped. Node.Start sets it to the
+	// cluster key.
+	SecretKey []byte
 	// LogOutput receives memberlist's log lines. At most one of LogOutput
 	// and Logger may be set; with neither, logs are discarded.
 	LogOutput io.Writer
@@ -75,6 +80,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: Debounce %s out of range 0..10s", c.Debounce)
 	case c.LeaveTimeout < 0 || c.LeaveTimeout > time.Minute:
 		return fmt.Errorf("cluster: LeaveTimeout %s out of range 0..1m", c.LeaveTimeout)
+	case len(c.SecretKey) != 0 && len(c.SecretKey) != 16 && len(c.SecretKey) != 24 && len(c.SecretKey) != 32:
+		return fmt.Errorf("cluster: SecretKey has %d bytes, want 16, 24 or 32", len(c.SecretKey))
 	case c.LogOutput != nil && c.Logger != nil:
 		return errors.New("cluster: set at most one of LogOutput and Logger")
 	}

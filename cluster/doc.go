@@ -1,16 +1,29 @@
-// Package cluster places actors across gateway nodes. It owns node
-// membership: it implements protoactor-go's cluster.ClusterProvider on
-// hashicorp/memberlist. Each node gossips its protoactor member id, remote
-// address (host, port) and actor kinds as memberlist node metadata (JSON, at
-// most 512 bytes); the [Provider] turns the alive node set into protoactor
-// members and publishes it with MemberList.UpdateClusterTopology, so that
-// protoactor's identity lookup (disthash) places every end-user and platform
-// grain on exactly one live node.
+// Package cluster runs the gateway as a cluster of nodes: any node serves
+// any request, and each platform and end-user actor runs on exactly one
+// live node at a time (README "Cluster").
 //
-// What is here today is membership. The cluster implementation of
-// actors.Directory, the revocation broadcast and wallet leases of design.md
-// "Cluster" build on it. Dependencies point down: this package may import
-// actors, never the reverse — actors, edge and persistence never import
+//   - Membership: [Provider] implements protoactor-go's
+//     cluster.ClusterProvider on hashicorp/memberlist. Each node gossips its
+//     protoactor member id, remote address and kinds as node metadata
+//     (JSON, at most 512 bytes) and publishes the alive set with
+//     MemberList.UpdateClusterTopology. Gossip is sealed with the cluster
+//     key (memberlist keyring).
+//   - Placement: [Lookup] is our identity lookup on protoactor's
+//     IdentityLookup interface: rendezvous hashing over the published
+//     member set (not disthash, whose table is swapped without a lock).
+//   - [Node] is one node: the actor system with the remote (gRPC, mutual
+//     TLS pinned to a key derived from the cluster key; tls.go), the
+//     cluster, the lookup, and the cluster implementation of
+//     actors.Directory: local short-circuit for actors this node owns,
+//     one remote round trip otherwise. Its holder actor (one per node)
+//     activates actors for other nodes, surrenders an actor's records to
+//     its next owner, takes records handed over at a graceful leave, and
+//     answers API key lookups. [Node.MemberAddresses] and [Node.System]
+//     let other packages reach a named actor on every member.
+//
+// Dependencies point down: this package imports actors (it implements
+// what actors defines: Directory, the cluster hooks of Env, the auth
+// resolver), never the reverse — actors, edge and persistence never import
 // cluster; cmd wires it.
 //
 // # Concurrency
@@ -25,5 +38,7 @@
 // for it; after Shutdown returns nothing more is published.
 //
 // Provider has one lock, mu; it is never held while calling memberlist or
-// protoactor.
+// protoactor. [Lookup] states its own rules (an immutable view behind an
+// atomic pointer, one writer). Node's rebalance runs on its own goroutine
+// after each topology change, one at a time.
 package cluster

@@ -53,6 +53,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	cfg.Seeds = slices.Clone(cfg.Seeds)
+	cfg.SecretKey = slices.Clone(cfg.SecretKey)
 	return &Provider{cfg: cfg, kick: make(chan struct{}, 1)}, nil
 }
 
@@ -100,6 +101,9 @@ func (p *Provider) start(self nodeMeta, sink topologySink) error {
 		mc.LogOutput = p.cfg.LogOutput
 	default:
 		mc.LogOutput = io.Discard
+	}
+	if len(p.cfg.SecretKey) > 0 {
+		mc.SecretKey = p.cfg.SecretKey // keyring; GossipVerifyIncoming/Outgoing stay true
 	}
 	mc.Delegate = delegate{p}
 	mc.Events = events{p}

@@ -70,6 +70,7 @@ var actorCodes = map[string]struct {
 	actors.ErrIdempotencyReused.Code:  {422, typeIdempotency},
 	actors.ErrIdempotencyInUse.Code:   {409, typeIdempotency},
 	actors.ErrUnavailable.Code:        {503, typeOverload},
+	actors.ErrMoved.Code:              {503, typeOverload},
 	actors.ErrStoreFailed.Code:        {503, typeInternal},
 	actors.ErrReservationUnknown.Code: {409, typeConflict},
 	actors.ErrProviderNotEnabled.Code: {400, typeInvalid},

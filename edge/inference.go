@@ -256,6 +256,14 @@ func (s *Server) chatCompletions(c *call) error {
 	if err := req.Validate(); err != nil {
 		return upstreamError(err)
 	}
+	// An OpenAI-format upstream is sent the client's bytes when nothing in
+	// them changes, and its answer is relayed as received. (The body is
+	// fasthttp's buffer: valid until this handler returns, which a
+	// non-streamed call does not outlive.)
+	req.RelayAnswer = true
+	if !req.Stream {
+		req.Body = body
+	}
 	promptEst := estimateTokens(body)
 	began := time.Now()
 	f, err := s.begin(c, &req, promptEst)
@@ -401,6 +409,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 				}
 				break
 			}
+			produced += ch.Produced // a chunk relayed undecoded counted its own
 			for _, cc := range ch.Choices {
 				if cc.Delta.Content != nil {
 					produced += int64(len(*cc.Delta.Content))
@@ -415,10 +424,12 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 			if gone {
 				continue
 			}
-			out, err := json.Marshal(ch)
-			if err != nil {
-				streamErr = err
-				break
+			out := ch.Raw // an OpenAI-format chunk goes out as the upstream sent it
+			if out == nil {
+				if out, err = json.Marshal(ch); err != nil {
+					streamErr = err
+					break
+				}
 			}
 			buf = append(buf[:0], "data: "...)
 			buf = append(buf, out...)

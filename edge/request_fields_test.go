@@ -189,3 +189,40 @@ func TestMaxParallelRequestsPerEndUser(t *testing.T) {
 		t.Fatalf("negative cap: %d %s", r.Status, r.Body)
 	}
 }
+
+// An OpenAI-format request that needs no change reaches the upstream as
+// the client sent it (only max_tokens renamed for OpenAI), and the
+// upstream's answer reaches the client as it was sent; a request that
+// must change (an alias model, a dropped steering field) is encoded from
+// its fields, without the dropped field.
+func TestOpenAIRequestsAreRelayedAsSentWhenNothingChanges(t *testing.T) {
+	e := newInferenceEnv(t, mockllm.DefaultConfig(), 50)
+	send := func(body string) (sent, answer string) {
+		t.Helper()
+		r := e.g.Do(t, "POST", "/v1/chat/completions", e.uk, jsonRaw(body))
+		if r.Status != 200 {
+			t.Fatalf("%s: %d %s", body, r.Status, r.Body)
+		}
+		last, ok := e.mock.LastRequest(mockllm.RouteOpenAI)
+		if !ok {
+			t.Fatal("the upstream saw no request")
+		}
+		return string(last.Body), string(r.Body)
+	}
+	plain := `{"temperature":0.5,"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi","zz_kept":1}],"max_tokens":32}`
+	sent, answer := send(plain)
+	if want := strings.Replace(plain, `"max_tokens"`, `"max_completion_tokens"`, 1); sent != want {
+		t.Fatalf("upstream got\n%s\nwant the client's bytes\n%s", sent, want)
+	}
+	if !strings.Contains(answer, `"usage"`) || !strings.Contains(answer, `"chat.completion"`) {
+		t.Fatalf("answer: %s", answer)
+	}
+	steering := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"api_base":"http://127.0.0.1:1"}`
+	if sent, _ = send(steering); strings.Contains(sent, "api_base") || sent == steering {
+		t.Fatalf("a dropped field reached the upstream or the body was not re-encoded: %s", sent)
+	}
+	alias := `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	if sent, _ = send(alias); !strings.Contains(sent, `"model":"gpt-4o-mini"`) {
+		t.Fatalf("alias not rewritten: %s", sent)
+	}
+}

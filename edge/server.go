@@ -174,6 +174,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Directory != nil {
+		deps.Directory = movedRetry{deps.Directory}
+	}
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
 	}

@@ -41,6 +41,7 @@
 //	0x72 lease       0x72 platformID 0x00 leaseID          → pb.Lease: wallet credit granted to one node's run (package actors)
 //	0x73 lease spend 0x73 platformID 0x00 leaseID 0x00 seq(8) → pb.LeaseSpend: a settled call's wallet cost, until folded into the wallet
 //	0x74 dashboard   0x74 kind 0x00 parts…                 → dashboard members, invites, sessions (package dashboard)
+//	0x75 holding     0x75 kind(1) platformID 0x00 endUserID → epoch(8) of this node's copy of an actor's records (cluster mode; not snapshotted)
 //	0x19 deltas      0x19 platformID 0x00 endUserID 0x00 seq(8) → a settled call's rate-window delta since the windows checkpoint
 //
 // # Durability

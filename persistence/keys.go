@@ -425,3 +425,31 @@ func DashboardKey(kind string, parts ...string) []byte {
 func DashboardPrefix(kind string, parts ...string) []byte {
 	return append(DashboardKey(kind, parts...), 0)
 }
+
+// FamilyHolding records, per actor identity, the epoch of this node's copy
+// of the actor's records (cluster mode; package actors, holding.go):
+// 0x75 kind(1) platformID 0x00 endUserID → epoch (uint64 big-endian). Each
+// node that activates an actor after taking its records over from another
+// node writes an epoch one above every copy it saw, so the newest copy is
+// the one with the highest epoch. Node-local: not snapshotted.
+const FamilyHolding byte = 0x75
+
+// HoldingKey is the key of this node's holding epoch of one actor.
+func HoldingKey(kind byte, platformID, endUserID string) []byte {
+	b := []byte{FamilyHolding, kind}
+	b = append(b, platformID...)
+	b = append(b, 0)
+	return append(b, endUserID...)
+}
+
+// PaymentsPrefix is the prefix of all of a platform's payment records
+// (checkout sessions and auto top-up intents).
+func PaymentsPrefix(platformID string) []byte { return append(join(FamilyPayment, platformID), 0) }
+
+// PendingTopupsOf is the prefix of one platform's pending intents.
+func PendingTopupsOf(platformID string) []byte {
+	return append(join(FamilyPendingPayment, platformID), 0)
+}
+
+// ExternalPrefix is the prefix of a platform's external_id index.
+func ExternalPrefix(platformID string) []byte { return append(join(FamilyExternal, platformID), 0) }

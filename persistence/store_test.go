@@ -151,6 +151,63 @@ func TestReopenKeepsSyncedWrites(t *testing.T) {
 	}
 }
 
+// TestDeleteOnceRemovesASetOnceKey: a key written once and removed with
+// DeleteOnce (Pebble's SingleDelete) stays removed through a flush, a
+// full compaction and a reopen, while its neighbours stay; a key can be
+// set again after its DeleteOnce and removed again the same way.
+func TestDeleteOnceRemovesASetOnceKey(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, nil, nil)
+	for i := 0; i < 200; i++ {
+		if err := s.Commit(persistence.Set(key("once%03d", i), []byte(fmt.Sprint(i)))); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+	}
+	// Half of them go before the flush (their pairs meet in the
+	// memtable), a quarter after it (the pair meets in a compaction).
+	for i := 0; i < 100; i++ {
+		if err := s.Commit(persistence.DeleteOnce(key("once%03d", i))); err != nil {
+			t.Fatalf("DeleteOnce: %v", err)
+		}
+	}
+	if err := s.DB().Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	for i := 100; i < 150; i++ {
+		if err := s.Commit(persistence.DeleteOnce(key("once%03d", i))); err != nil {
+			t.Fatalf("DeleteOnce: %v", err)
+		}
+	}
+	// Set again after a DeleteOnce, then DeleteOnce again.
+	if err := s.Commit(persistence.Set(key("once%03d", 3), []byte("again"))); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if err := s.Commit(persistence.DeleteOnce(key("once%03d", 3))); err != nil {
+		t.Fatalf("DeleteOnce: %v", err)
+	}
+	if err := s.DB().Compact(t.Context(), key("once"), key("oncf"), true); err != nil {
+		t.Fatalf("Compact: %v", err)
+	}
+	check := func(s *persistence.Store, when string) {
+		for i := 0; i < 200; i++ {
+			v, err := s.Get(key("once%03d", i))
+			if i < 150 && !errors.Is(err, persistence.ErrNotFound) {
+				t.Errorf("%s: Get(once%03d) = %q, %v; want ErrNotFound", when, i, v, err)
+			}
+			if i >= 150 && (err != nil || string(v) != fmt.Sprint(i)) {
+				t.Errorf("%s: Get(once%03d) = %q, %v; want %d", when, i, v, err, i)
+			}
+		}
+	}
+	check(s, "after compaction")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = open(t, dir, nil, nil)
+	defer s.Close()
+	check(s, "after reopen")
+}
+
 // TestPowerCutKeepsAcknowledgedWrites (F-2): random writes, deletes and
 // unsynced writes, then a power cut at a random point (only synced data,
 // sometimes plus a random part of the unsynced tail), reopen, check:

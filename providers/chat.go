@@ -69,6 +69,17 @@ type ChatRequest struct {
 
 	// Extra holds unmodelled top-level fields verbatim, keyed by name.
 	Extra map[string]json.RawMessage `json:"-"`
+
+	// Body, when set, is the request as the client sent it. An
+	// OpenAI-format adapter sends these bytes on when they still say what
+	// the fields say ([ChatRequest.RelayBody]) instead of encoding the
+	// fields. Whoever changes a field after parsing need not clear it.
+	Body []byte `json:"-"`
+	// RelayAnswer says the caller sends an OpenAI-format answer on as
+	// received ([ChatResponse.Raw]): the adapter then reads the answer's
+	// usage without decoding the rest ([RelayedAnswer]), and Choices is
+	// nil whenever Raw is set.
+	RelayAnswer bool `json:"-"`
 }
 
 // knownRequestFields are the JSON names of ChatRequest's modelled fields.

@@ -79,6 +79,16 @@ type ChatChunk struct {
 	Choices           []ChunkChoice `json:"choices"`
 	Usage             *Usage        `json:"usage,omitempty"`
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
+
+	// Raw, when set, is the upstream's own event data for this chunk, in
+	// this format and unchanged: the edge writes it as it is instead of
+	// encoding the fields again. Adapters that translate, or that changed
+	// the chunk, leave it nil.
+	Raw []byte `json:"-"`
+	// Produced, with Raw set and Choices nil (a chunk relayed without
+	// decoding, see [RelayChunk]), is the bytes of content and tool-call
+	// names and arguments the chunk carries.
+	Produced int64 `json:"-"`
 }
 
 // ChunkChoice is one element of ChatChunk.Choices.

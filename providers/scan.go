@@ -19,6 +19,13 @@ var errScan = errors.New("providers: not a JSON object")
 // nested values are skipped by counting brackets outside strings. fn
 // returning false stops the scan.
 func scanObject(b []byte, fn func(key string, value []byte) bool) error {
+	return scanMembers(b, func(key string, _, vstart, vend int) bool { return fn(key, b[vstart:vend]) })
+}
+
+// scanMembers is scanObject with positions: fn gets each member's key
+// (unescaped), the index of the key's opening quote, and the bounds of
+// its value, b[vstart:vend].
+func scanMembers(b []byte, fn func(key string, kstart, vstart, vend int) bool) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errScan
@@ -31,6 +38,7 @@ func scanObject(b []byte, fn func(key string, value []byte) bool) error {
 		if b[i] != '"' {
 			return errScan
 		}
+		kstart := i
 		end, escaped := stringEnd(b, i)
 		if end < 0 {
 			return errScan
@@ -50,7 +58,7 @@ func scanObject(b []byte, fn func(key string, value []byte) bool) error {
 		if vend < 0 {
 			return errScan
 		}
-		if !fn(key, b[i:vend]) {
+		if !fn(key, kstart, i, vend) {
 			return nil
 		}
 		i = skipSpace(b, vend)
@@ -138,4 +146,39 @@ func valueEnd(b []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// scanArray calls fn with the raw bytes of each element of the JSON array
+// b. Like scanObject it does not validate: b must be JSON.
+func scanArray(b []byte, fn func(elem []byte) bool) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errScan
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil
+	}
+	for i < len(b) {
+		end := valueEnd(b, i)
+		if end < 0 {
+			return errScan
+		}
+		if !fn(b[i:end]) {
+			return nil
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return errScan
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return nil
+		default:
+			return errScan
+		}
+	}
+	return errScan
 }

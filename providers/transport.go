@@ -30,7 +30,10 @@ import (
 // StreamTimeout) passes, whichever is first.
 type Transport struct {
 	cfg Config
-	hc  *fasthttp.Client
+	hc  *fasthttp.Client // streamed bodies (Open)
+	// buf reads whole bodies into fasthttp's pooled buffers (Do): no body
+	// stream, no per-read bookkeeping, one copy out. Its own pool.
+	buf *fasthttp.Client
 }
 
 // Header is one request header.
@@ -86,14 +89,29 @@ func NewTransport(cfg Config) (*Transport, error) {
 		StreamResponseBody:        true,
 		DisablePathNormalizing:    true,
 	}
-	return &Transport{cfg: cfg, hc: hc}, nil
+	buf := &fasthttp.Client{
+		Name:                      cfg.UserAgent,
+		Dial:                      hc.Dial,
+		MaxConnsPerHost:           cfg.MaxConnsPerHost,
+		MaxConnWaitTimeout:        cfg.ConnectTimeout,
+		MaxIdleConnDuration:       90 * time.Second,
+		ReadBufferSize:            32 << 10,
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                hc.RetryIfErr,
+		MaxResponseBodySize:       cfg.MaxResponseBytes,
+		DisablePathNormalizing:    true,
+	}
+	return &Transport{cfg: cfg, hc: hc, buf: buf}, nil
 }
 
 // Config returns the effective configuration.
 func (t *Transport) Config() Config { return t.cfg }
 
 // CloseIdleConnections closes pooled connections that are not in use.
-func (t *Transport) CloseIdleConnections() { t.hc.CloseIdleConnections() }
+func (t *Transport) CloseIdleConnections() {
+	t.hc.CloseIdleConnections()
+	t.buf.CloseIdleConnections()
+}
 
 // Do sends c and returns the body of a 2xx answer, retrying per the policy.
 // It blocks until the whole body has arrived, the context is done or a
@@ -103,8 +121,7 @@ func (t *Transport) Do(ctx context.Context, c *Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer b.Close()
-	return b.readAll(t.cfg.MaxResponseBytes)
+	return b.data, nil
 }
 
 // Open sends c and returns the open body of a 2xx answer, for streaming.
@@ -182,6 +199,9 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 		deadline = d
 	}
 	done := make(chan error, 1)
+	if !stream {
+		return t.attemptBuffered(ctx, c, req, resp, deadline, now, done)
+	}
 	go func() { done <- t.hc.DoDeadline(req, resp, deadline) }()
 
 	headers := time.NewTimer(t.cfg.ResponseTimeout)
@@ -228,6 +248,46 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 	if rerr != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	return nil, c.errorAnswer(status, body, retryAfter)
+}
+
+// attemptBuffered makes one non-streamed request: the whole answer is
+// read into fasthttp's buffer before the call returns (the deadline bounds
+// headers and body together), and a 2xx body is copied out, in a Body
+// that holds only data.
+func (t *Transport) attemptBuffered(ctx context.Context, c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadline, now time.Time, done chan error) (*Body, error) {
+	go func() { done <- t.buf.DoDeadline(req, resp, deadline) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		go abandon(done, req, resp)
+		return nil, ctx.Err()
+	}
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			return nil, NewError(ErrResponseTooLarge, c.Provider, fmt.Sprintf("response body larger than %d bytes", t.cfg.MaxResponseBytes))
+		}
+		return nil, classify(c.Provider, err)
+	}
+	status := resp.StatusCode()
+	if status >= 200 && status <= 299 {
+		return &Body{data: append([]byte(nil), resp.Body()...), buffered: true}, nil
+	}
+	body := resp.Body()
+	if len(body) > 1<<20 {
+		body = body[:1<<20]
+	}
+	return nil, c.errorAnswer(status, body, parseRetryAfter(resp, now))
+}
+
+// errorAnswer maps an upstream's error answer (status, body) to an *Error.
+func (c *Call) errorAnswer(status int, body []byte, retryAfter time.Duration) *Error {
 	var e *Error
 	if c.DecodeError != nil && len(body) > 0 {
 		e = c.DecodeError(status, body)
@@ -238,7 +298,7 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 	e.Provider = c.Provider
 	e.Message = Redact(e.Message, c.Secret)
 	e.RetryAfter = retryAfter
-	return nil, e
+	return e
 }
 
 // abandon waits for an attempt its caller gave up on and frees it,
@@ -324,6 +384,11 @@ type Body struct {
 	stopCtx   func() bool
 	ctxDone   chan struct{}
 	closeOnce sync.Once
+
+	// A non-streamed answer, read whole (attemptBuffered): data is all of
+	// it and nothing else is set.
+	data     []byte
+	buffered bool
 }
 
 func newBody(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, provider string) *Body {
@@ -410,6 +475,9 @@ func (b *Body) readAll(max int) ([]byte, error) {
 // Close releases the body and its connection; a body not read to the end
 // closes the connection rather than reusing it.
 func (b *Body) Close() error {
+	if b.buffered {
+		return nil
+	}
 	b.closeOnce.Do(func() {
 		if b.timer != nil {
 			b.timer.Stop()

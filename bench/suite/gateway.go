@@ -29,6 +29,13 @@ type Gateway struct {
 	Bin string
 	// Durability is the billing durability, "batch" or "sync".
 	Durability string
+	// Model, when set, replaces the templates' model: "claude-haiku-4-5"
+	// routes every call to the platform's anthropic provider (the same
+	// upstream, which must then speak Anthropic's Messages API: mockllm
+	// does), so the gateway translates both ways.
+	Model string
+	// Label names the variant when set (default "gateway-" + Durability).
+	Label string
 	// TraceRatio, when positive, turns OpenTelemetry tracing on with this
 	// share of requests sampled (parentbased_traceidratio), exporting over
 	// OTLP/HTTP to a loopback sink in the bench process that reads and
@@ -38,9 +45,12 @@ type Gateway struct {
 
 var _ Variant = (*Gateway)(nil)
 
-// Name returns "gateway-batch" or "gateway-sync", with "-traced" when
-// TraceRatio is set.
+// Name returns the label, or "gateway-batch" / "gateway-sync", with
+// "-traced" when TraceRatio is set.
 func (g *Gateway) Name() string {
+	if g.Label != "" {
+		return g.Label
+	}
 	if g.TraceRatio > 0 {
 		return "gateway-" + g.Durability + "-traced"
 	}
@@ -71,10 +81,18 @@ func (g *Gateway) Start(ctx context.Context, env *Env) (*Instance, error) {
 		return nil, err
 	}
 	stop := func() { env.Procs.Stop(gw.Proc); stopSink() }
+	if g.Model != "" && env.Upstream.Kind != "mockllm" {
+		stop()
+		return nil, fmt.Errorf("variant %s needs mockllm as the upstream (it speaks the translated providers' formats), not %s", g.Name(), env.Upstream.Kind)
+	}
 	t, err := gw.SetupChat(ctx, env.Upstream.URL)
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("configure gateway: %w", err)
+	}
+	if g.Model != "" {
+		t.Chat.Body = bytes.Replace(t.Chat.Body, []byte(`"model":"gpt-4o-mini"`), []byte(`"model":"`+g.Model+`"`), 1)
+		t.Stream.Body = bytes.Replace(t.Stream.Body, []byte(`"model":"gpt-4o-mini"`), []byte(`"model":"`+g.Model+`"`), 1)
 	}
 	return &Instance{
 		BaseURL:  gw.URL,
@@ -206,7 +224,7 @@ func (g *GatewayProc) SetupChat(ctx context.Context, upstreamURL string) (Templa
 	return t, nil
 }
 
-// CreatePlatform creates a platform with its openai provider at upstreamURL
+// CreatePlatform creates a platform with its openai and anthropic providers at upstreamURL
 // and a wallet of $100M, and returns its id and platform key.
 func (g *GatewayProc) CreatePlatform(ctx context.Context, name, upstreamURL string) (id, key string, err error) {
 	var pl struct {
@@ -221,9 +239,11 @@ func (g *GatewayProc) CreatePlatform(ctx context.Context, name, upstreamURL stri
 		return "", "", err
 	}
 	id = pl.Platform.ID
-	if err := g.api.do(ctx, "PUT", "/admin/v1/platforms/"+id+"/llm-providers/openai", AdminKey,
-		map[string]any{"api_key": "bench-upstream-key", "base_url": upstreamURL, "enabled": true}, nil); err != nil {
-		return "", "", err
+	for _, provider := range []string{"openai", "anthropic"} {
+		if err := g.api.do(ctx, "PUT", "/admin/v1/platforms/"+id+"/llm-providers/"+provider, AdminKey,
+			map[string]any{"api_key": "bench-upstream-key", "base_url": upstreamURL, "enabled": true}, nil); err != nil {
+			return "", "", err
+		}
 	}
 	if err := g.api.do(ctx, "POST", "/admin/v1/platforms/"+id+"/wallet/topup", AdminKey,
 		map[string]any{"amount_usd": 100_000_000}, nil, "Idempotency-Key", "bench-funding"); err != nil {

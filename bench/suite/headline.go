@@ -15,6 +15,14 @@ const (
 	// TargetCPURatio: the gateway process's CPU per request at most this
 	// multiple of the bare proxy process's.
 	TargetCPURatio = 1.5
+	// TargetCPURatioTranslated: the same for a translated provider
+	// (variant gateway-anthropic).
+	TargetCPURatioTranslated = 2.0
+	// TargetHTTPDebitsPerSec: durable debits per second over HTTP.
+	TargetHTTPDebitsPerSec = 50_000
+	// TargetSpreadRatio: throughput with every end-user on one platform at
+	// least this fraction of the throughput with them spread over many.
+	TargetSpreadRatio = 0.9
 	// TargetAddedP50Micros: added latency at one connection at most the
 	// bare proxy's plus this, at p50.
 	TargetAddedP50Micros = 100
@@ -166,6 +174,23 @@ func Headline(r *report.Run) []report.Target {
 		}
 	}
 
+	name := fmt.Sprintf("CPU per request ≤ %.1f× bare proxy, translated provider", TargetCPURatioTranslated)
+	if p := findPointOrNil(ov, "gateway-anthropic", 64); p == nil {
+		na(name, "batch", "variant gateway-anthropic not run (it needs mockllm as the upstream)")
+	} else if cr := cpuRatio(p, ov); cr == 0 {
+		na(name, "batch", "no CPU figures")
+	} else {
+		detail := fmt.Sprintf("gateway process %.1f µs/req vs bareproxy process %.1f µs/req, saturation at 64 conns, OpenAI-format requests through the anthropic provider",
+			procMicros(p, "gateway"), cpuOfBare(ov, p))
+		if cmp, ok := p.CompareTo("bareproxy"); ok {
+			if d, ok := cmp.Get("throughput"); ok {
+				detail += fmt.Sprintf("; throughput %.2f× the bare proxy's (%.0f vs %.0f req/s)", d.Ratio, d.This, d.Base)
+			}
+		}
+		out = append(out, report.Target{Name: name, Mode: "batch", Measured: fmt.Sprintf("%.2f×", cr), Value: cr,
+			Status: status(cr <= TargetCPURatioTranslated), Detail: detail})
+	}
+
 	st := findScenario(r, "streaming")
 	for _, mode := range modes {
 		v := "gateway-" + mode
@@ -185,8 +210,9 @@ func Headline(r *report.Run) []report.Target {
 				g.TTFT.P99, b.TTFT.P99, distOr(g.Gap).P99, distOr(b.Gap).P99, g.Failed)})
 	}
 
-	name := fmt.Sprintf("durable debits ≥ %d/s", TargetDebitsPerSec)
-	if lg := findScenario(r, "ledger"); lg == nil || len(lg.Metrics) == 0 {
+	name = fmt.Sprintf("durable debits ≥ %d/s", TargetDebitsPerSec)
+	lg := findScenario(r, "ledger")
+	if lg == nil || len(lg.Metrics) == 0 {
 		na(name, "", "ledger scenario not run")
 	} else {
 		v, how := lg.Metrics["go_debits_per_sec"], "BenchmarkDurableDebits (actors + WAL in-process), best caller count"
@@ -196,6 +222,26 @@ func Headline(r *report.Run) []report.Target {
 			how += fmt.Sprintf("; over HTTP: %.0f/s", h)
 		}
 		out = append(out, report.Target{Name: name, Measured: fmt.Sprintf("%.0f/s", v), Value: v, Status: status(v >= TargetDebitsPerSec), Detail: how})
+	}
+
+	name = fmt.Sprintf("durable debits over HTTP ≥ %d/s", TargetHTTPDebitsPerSec)
+	if lg == nil || lg.Metrics["http_debits_per_sec"] == 0 {
+		na(name, "", "ledger scenario not run over HTTP")
+	} else {
+		v := lg.Metrics["http_debits_per_sec"]
+		out = append(out, report.Target{Name: name, Mode: "batch", Measured: fmt.Sprintf("%.0f/s", v), Value: v, Status: status(v >= TargetHTTPDebitsPerSec),
+			Detail: "POST .../budget/debit to the gateway process, best of 1/64/1024 callers"})
+	}
+
+	name = fmt.Sprintf("throughput independent of how end-users spread over platforms (≥ %.1f×)", TargetSpreadRatio)
+	if sp := findScenario(r, "spread"); sp == nil || sp.Metrics["one_platform_rps"] == 0 || sp.Metrics["many_platforms_rps"] == 0 {
+		na(name, "batch", "spread scenario not run")
+	} else {
+		one, many := sp.Metrics["one_platform_rps"], sp.Metrics["many_platforms_rps"]
+		v := min(one, many) / max(one, many)
+		out = append(out, report.Target{Name: name, Mode: "batch", Measured: fmt.Sprintf("%.2f×", v), Value: v, Status: status(v >= TargetSpreadRatio),
+			Detail: fmt.Sprintf("%.0f end-users of one platform: %.0f req/s; the same number over %.0f platforms: %.0f req/s (64 conns, each request from the next end-user)",
+				sp.Metrics["users"], one, sp.Metrics["platforms"], many)})
 	}
 
 	name = fmt.Sprintf("≤ %d KiB per resident idle end-user actor", TargetBytesPerActor/1024)

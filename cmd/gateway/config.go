@@ -75,8 +75,12 @@ func configCmd(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	_ = readEnvOnly(&o) // its errors are among configProblems'
-	if probs := configProblems(o, os.LookupEnv); len(probs) > 0 {
+	envErr := readEnvOnly(&o, fs)
+	probs := configProblems(o, os.LookupEnv)
+	if envErr != nil && len(probs) == 0 {
+		probs = append(probs, envErr) // a refusal serve makes that configProblems does not know
+	}
+	if len(probs) > 0 {
 		for _, p := range probs {
 			fmt.Fprintln(stderr, "gateway config:", p)
 		}
@@ -241,8 +245,11 @@ func configProblems(o options, look lookupFunc) []error {
 			bad("ASSISTIV_POSTGRES_URL is not a Postgres connection URL (postgres://user:password@host:5432/db)")
 		}
 	}
-	clusterVars := []string{"ASSISTIV_CLUSTER_ADVERTISE", "ASSISTIV_CLUSTER_JOIN", "ASSISTIV_CLUSTER_REMOTE", "ASSISTIV_CLUSTER_KEY"}
+	clusterVars := []string{"ASSISTIV_CLUSTER_ADVERTISE", "ASSISTIV_CLUSTER_REMOTE", "ASSISTIV_CLUSTER_KEY"}
 	bind := get(look, "ASSISTIV_CLUSTER_BIND")
+	if bind == "" && get(look, "ASSISTIV_CLUSTER_JOIN") != "" {
+		bind = "127.0.0.1:7946" // serve's default when only the seeds are given
+	}
 	if bind == "" {
 		var stray []string
 		for _, n := range clusterVars {
@@ -251,11 +258,20 @@ func configProblems(o options, look lookupFunc) []error {
 			}
 		}
 		if len(stray) > 0 {
-			bad("%s set without ASSISTIV_CLUSTER_BIND: cluster mode starts only with ASSISTIV_CLUSTER_BIND, so these would be ignored", strings.Join(stray, ", "))
+			bad("%s set without ASSISTIV_CLUSTER_BIND or ASSISTIV_CLUSTER_JOIN: cluster mode starts only with those, so these would be ignored", strings.Join(stray, ", "))
 		}
 	} else {
 		if o.postgresURL == "" {
 			bad("cluster mode (ASSISTIV_CLUSTER_BIND) needs ASSISTIV_POSTGRES_URL: a node that takes over an account reads it from the shared snapshots")
+		}
+		if get(look, "ASSISTIV_CLUSTER_KEY") == "" {
+			bad("cluster mode needs ASSISTIV_CLUSTER_KEY (standard base64 of 32 bytes), the same on every node")
+		}
+		if o.masterKey == "" {
+			bad("cluster mode needs ASSISTIV_MASTER_KEY, the same on every node: a provider key sealed on one node is opened on another")
+		}
+		if o.adminKey == "" {
+			bad("cluster mode needs ASSISTIV_ADMIN_KEY, the same on every node")
 		}
 		hostPort := func(n, v string) {
 			if _, _, err := net.SplitHostPort(v); err != nil {
@@ -335,9 +351,6 @@ func tracingOn(look lookupFunc) bool {
 // warnings are settings that work but deserve a look.
 func warnings(look lookupFunc) []string {
 	var ws []string
-	if get(look, "ASSISTIV_CLUSTER_BIND") != "" && get(look, "ASSISTIV_CLUSTER_KEY") == "" {
-		ws = append(ws, "cluster mode without ASSISTIV_CLUSTER_KEY: cluster traffic is neither authenticated nor encrypted")
-	}
 	if get(look, "ASSISTIV_WEBHOOK_TEST_SCHEDULE") != "" {
 		ws = append(ws, "ASSISTIV_WEBHOOK_TEST_SCHEDULE is a test-only setting")
 	}
@@ -346,6 +359,9 @@ func warnings(look lookupFunc) []string {
 
 func modeLine(look lookupFunc) string {
 	bind := get(look, "ASSISTIV_CLUSTER_BIND")
+	if bind == "" && get(look, "ASSISTIV_CLUSTER_JOIN") != "" {
+		bind = "127.0.0.1:7946"
+	}
 	if bind == "" {
 		return "single node"
 	}

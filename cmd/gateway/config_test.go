@@ -86,11 +86,13 @@ func TestConfigRefusesContradictions(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"cluster without postgres", map[string]string{"ASSISTIV_CLUSTER_BIND": "127.0.0.1:7946"}, "cluster mode (ASSISTIV_CLUSTER_BIND) needs ASSISTIV_POSTGRES_URL"},
-		{"cluster settings without bind", map[string]string{"ASSISTIV_CLUSTER_JOIN": "a:1", "ASSISTIV_CLUSTER_KEY": "x"}, "ASSISTIV_CLUSTER_JOIN, ASSISTIV_CLUSTER_KEY set without ASSISTIV_CLUSTER_BIND"},
-		{"short cluster key", map[string]string{"ASSISTIV_CLUSTER_BIND": "127.0.0.1:7946", "ASSISTIV_POSTGRES_URL": "postgres://db/x", "ASSISTIV_CLUSTER_KEY": "c2hvcnQ="}, "ASSISTIV_CLUSTER_KEY must be standard base64 of 32 bytes"},
-		{"bind equals remote", map[string]string{"ASSISTIV_CLUSTER_BIND": "127.0.0.1:7946", "ASSISTIV_POSTGRES_URL": "postgres://db/x", "ASSISTIV_CLUSTER_REMOTE": "127.0.0.1:7946"}, "need their own ports"},
-		{"bad join seed", map[string]string{"ASSISTIV_CLUSTER_BIND": "127.0.0.1:7946", "ASSISTIV_POSTGRES_URL": "postgres://db/x", "ASSISTIV_CLUSTER_JOIN": "a:1,nohost"}, `seed "nohost" is not host:port`},
+		{"cluster without postgres", clusterEnv(map[string]string{"ASSISTIV_POSTGRES_URL": ""}), "cluster mode (ASSISTIV_CLUSTER_BIND) needs ASSISTIV_POSTGRES_URL"},
+		{"cluster without key", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_KEY": ""}), "cluster mode needs ASSISTIV_CLUSTER_KEY"},
+		{"cluster without master key", clusterEnv(map[string]string{"ASSISTIV_MASTER_KEY": ""}), "cluster mode needs ASSISTIV_MASTER_KEY"},
+		{"cluster settings without bind", map[string]string{"ASSISTIV_CLUSTER_REMOTE": "127.0.0.1:1", "ASSISTIV_CLUSTER_KEY": "x"}, "ASSISTIV_CLUSTER_REMOTE, ASSISTIV_CLUSTER_KEY set without ASSISTIV_CLUSTER_BIND or ASSISTIV_CLUSTER_JOIN"},
+		{"short cluster key", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_KEY": "c2hvcnQ="}), "ASSISTIV_CLUSTER_KEY must be standard base64 of 32 bytes"},
+		{"bind equals remote", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_REMOTE": "127.0.0.1:7946"}), "need their own ports"},
+		{"bad join seed", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_JOIN": "a:1,nohost"}), `seed "nohost" is not host:port`},
 		{"stripe half", map[string]string{"ASSISTIV_STRIPE_SECRET_KEY": "sk_test_x"}, "set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET"},
 		{"metrics on the main port", map[string]string{"ASSISTIV_LISTEN": "127.0.0.1:8080", "ASSISTIV_METRICS_LISTEN": "127.0.0.1:8080"}, "listen and metrics listener both use 127.0.0.1:8080"},
 		{"metrics token and listener", map[string]string{"ASSISTIV_METRICS_TOKEN": "0123456789abcdef", "ASSISTIV_METRICS_LISTEN": "127.0.0.1:9100"}, "the token would guard nothing"},
@@ -105,7 +107,9 @@ func TestConfigRefusesContradictions(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			clearGatewayEnv(t)
 			for k, v := range c.env {
-				t.Setenv(k, v)
+				if v != "" {
+					t.Setenv(k, v)
+				}
 			}
 			var out, errOut bytes.Buffer
 			err := configCmd(nil, &out, &errOut)
@@ -124,12 +128,26 @@ func TestConfigRefusesContradictions(t *testing.T) {
 			if err := fs.Parse(nil); err != nil {
 				t.Fatal(err)
 			}
-			_ = readEnvOnly(&o)
+			_ = readEnvOnly(&o, fs)
 			if err := refuseProblems(o); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("serve's check = %v, want %q", err, c.want)
 			}
 		})
 	}
+}
+
+// clusterEnv is a complete cluster node's environment with overrides ("": unset).
+func clusterEnv(over map[string]string) map[string]string {
+	m := map[string]string{
+		"ASSISTIV_CLUSTER_BIND": "127.0.0.1:7946", "ASSISTIV_POSTGRES_URL": "postgres://db/x",
+		"ASSISTIV_CLUSTER_KEY": "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=",
+		"ASSISTIV_MASTER_KEY":  "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"ASSISTIV_ADMIN_KEY":   "admin-secret-0123456789",
+	}
+	for k, v := range over {
+		m[k] = v
+	}
+	return m
 }
 
 // TestConfigDefaultsAccepted: no variables at all is a valid single node.

@@ -20,7 +20,7 @@ import (
 // with a $10 budget. On the first start it creates them; on later starts it
 // mints fresh keys (raw keys are never stored, so they cannot be shown
 // again). It prints the keys and a curl that works.
-func setupDemo(dir *actors.Local, store *persistence.Store, ring *secrets.Keyring, upstream, gateway string) error {
+func setupDemo(dir actors.Directory, store *persistence.Store, ring *secrets.Keyring, upstream, gateway string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	metaKey := persistence.MetaKey("demo_platform")
@@ -72,6 +72,12 @@ func setupDemo(dir *actors.Local, store *persistence.Store, ring *secrets.Keyrin
 		}); err != nil {
 			return err
 		}
+	}
+	if c, ok := dir.(interface{ Owner(actors.Identity) string }); ok {
+		// Cluster mode: say which node runs the demo end-user's actor
+		// (scripts/run-cluster.sh maps remote addresses to HTTP ports).
+		fmt.Fprintf(os.Stderr, "\n  DEMO_END_USER_OWNER %s (cluster remote address of the node that owns end-user %s)\n",
+			c.Owner(actors.EndUserActor(pid, ids.EndUserID(eu.EndUser.Id))), eu.EndUser.Id)
 	}
 	fmt.Fprintf(os.Stderr, `
   Demo platform ready (providers → mock upstream %s)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"os"
@@ -30,6 +31,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/cluster"
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
@@ -127,6 +129,14 @@ type options struct {
 	dashboardListen     string
 	metricsListen       string // separate /metrics listener ("": none)
 	metricsToken        string // bearer token for /metrics on the main listener
+	// Cluster mode (README "Cluster"): on when clusterBind or clusterJoin
+	// is set; off, the gateway is the single node it always was.
+	nodeName         string
+	clusterBind      string // memberlist host:port
+	clusterAdvertise string // memberlist host:port others use
+	clusterJoin      []string
+	clusterRemote    string // protoactor remote host:port
+	clusterKey       []byte
 	// webhookSchedule overrides the webhook retry schedule. Test-only
 	// (ASSISTIV_WEBHOOK_TEST_SCHEDULE, comma-separated durations such as
 	// "0,200ms,200ms"): crash tests use it so retries happen in
@@ -140,7 +150,7 @@ func parse(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	return o, readEnvOnly(&o)
+	return o, readEnvOnly(&o, fs)
 }
 
 // serveFlags declares serve's flags into o, each defaulting to its
@@ -171,7 +181,7 @@ func serveFlags(o *options) *flag.FlagSet {
 
 // readEnvOnly reads the settings that have no flag (secrets) and checks
 // the first contradictions; [configProblems] checks them all.
-func readEnvOnly(o *options) error {
+func readEnvOnly(o *options, fs *flag.FlagSet) error {
 	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
 	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
 	o.stripeSecretKey = os.Getenv("ASSISTIV_STRIPE_SECRET_KEY")
@@ -193,6 +203,9 @@ func readEnvOnly(o *options) error {
 			o.webhookSchedule = append(o.webhookSchedule, d)
 		}
 	}
+	if err := parseCluster(o, fs); err != nil {
+		return err
+	}
 	if o.batchSyncInterval <= 0 || o.batchSyncInterval > time.Second {
 		return fmt.Errorf("batch-sync-interval must be in (0, 1s], not %s", o.batchSyncInterval)
 	}
@@ -200,6 +213,120 @@ func readEnvOnly(o *options) error {
 		return fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
 	}
 	return nil
+}
+
+// parseCluster reads the cluster settings. In cluster mode the cluster key
+// and Postgres are required, and the snapshot interval defaults to 1 s.
+func parseCluster(o *options, fs *flag.FlagSet) error {
+	o.nodeName = os.Getenv("ASSISTIV_NODE_NAME")
+	o.clusterBind = os.Getenv("ASSISTIV_CLUSTER_BIND")
+	o.clusterAdvertise = os.Getenv("ASSISTIV_CLUSTER_ADVERTISE")
+	o.clusterRemote = os.Getenv("ASSISTIV_CLUSTER_REMOTE")
+	for _, s := range strings.Split(os.Getenv("ASSISTIV_CLUSTER_JOIN"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return fmt.Errorf("ASSISTIV_CLUSTER_JOIN: seed %q is not host:port: %w", s, err)
+			}
+			o.clusterJoin = append(o.clusterJoin, s)
+		}
+	}
+	if o.clusterBind == "" && len(o.clusterJoin) == 0 {
+		if o.clusterAdvertise != "" || o.clusterRemote != "" || os.Getenv("ASSISTIV_CLUSTER_KEY") != "" {
+			return errors.New("ASSISTIV_CLUSTER_ADVERTISE, ASSISTIV_CLUSTER_REMOTE and ASSISTIV_CLUSTER_KEY need cluster mode: set ASSISTIV_CLUSTER_BIND (and ASSISTIV_CLUSTER_JOIN on every node but the first)")
+		}
+		if o.nodeName == "" {
+			o.nodeName = "local"
+		}
+		return nil
+	}
+	if o.clusterBind == "" {
+		o.clusterBind = "127.0.0.1:7946"
+	}
+	for name, v := range map[string]string{"ASSISTIV_CLUSTER_BIND": o.clusterBind, "ASSISTIV_CLUSTER_ADVERTISE": o.clusterAdvertise, "ASSISTIV_CLUSTER_REMOTE": o.clusterRemote} {
+		if v == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(v)
+		if err != nil || net.ParseIP(host) == nil {
+			return fmt.Errorf("%s must be ip:port, not %q", name, v)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("%s: bad port in %q", name, v)
+		}
+	}
+	if o.clusterRemote == "" {
+		host, _, _ := net.SplitHostPort(o.clusterBind)
+		o.clusterRemote = net.JoinHostPort(host, "0")
+	}
+	key, err := cluster.ParseKey(os.Getenv("ASSISTIV_CLUSTER_KEY"))
+	if err != nil {
+		return fmt.Errorf("cluster mode needs ASSISTIV_CLUSTER_KEY (standard base64 of 32 random bytes, e.g. `head -c32 /dev/urandom | base64`), the same on every node: %w", err)
+	}
+	o.clusterKey = key
+	if o.masterKey == "" {
+		return errors.New("cluster mode needs ASSISTIV_MASTER_KEY, the same on every node: a provider key sealed on one node is opened on another")
+	}
+	if o.adminKey == "" {
+		return errors.New("cluster mode needs ASSISTIV_ADMIN_KEY, the same on every node")
+	}
+	if o.postgresURL == "" {
+		return errors.New("cluster mode needs ASSISTIV_POSTGRES_URL: every node snapshots to the same Postgres, from which a dead node's accounts are taken over")
+	}
+	if o.nodeName == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return errors.New("cluster mode needs ASSISTIV_NODE_NAME (no host name to default to)")
+		}
+		o.nodeName = h
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "snapshot-interval" })
+	if !set && os.Getenv("ASSISTIV_SNAPSHOT_INTERVAL") == "" {
+		o.snapshotInterval = time.Second
+	}
+	return nil
+}
+
+// startCluster joins this node to the cluster and returns it as the
+// node's directory.
+func startCluster(o options, aenv *actors.Env, log *slog.Logger) (*cluster.Node, error) {
+	gossip := cluster.DefaultConfig()
+	host, port, _ := net.SplitHostPort(o.clusterBind)
+	gossip.BindAddr = host
+	gossip.BindPort, _ = strconv.Atoi(port)
+	if o.clusterAdvertise != "" {
+		h, p, _ := net.SplitHostPort(o.clusterAdvertise)
+		gossip.AdvertiseAddr = h
+		gossip.AdvertisePort, _ = strconv.Atoi(p)
+	}
+	gossip.Seeds = o.clusterJoin
+	gossip.Logger = stdlog.New(slogWriter{log.With("component", "memberlist")}, "", 0)
+	rhost, rport, _ := net.SplitHostPort(o.clusterRemote)
+	cfg := cluster.NodeConfig{Gossip: gossip, RemoteHost: rhost, Key: o.clusterKey, Env: aenv, Log: log}
+	cfg.RemotePort, _ = strconv.Atoi(rport)
+	n, err := cluster.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("cluster node started", "node", o.nodeName, "gossip", n.GossipAddr(), "remote", n.Address(), "members", n.MemberAddresses())
+	return n, nil
+}
+
+// slogWriter turns memberlist's log lines ("[LEVEL] memberlist: ...")
+// into slog records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(b []byte) (int, error) {
+	line := strings.TrimSpace(string(b))
+	switch {
+	case strings.HasPrefix(line, "[ERR]"):
+		w.log.Error(line)
+	case strings.HasPrefix(line, "[WARN]"):
+		w.log.Warn(line)
+	default:
+		w.log.Debug(line)
+	}
+	return len(b), nil
 }
 
 func int64Env(name string, def int64) int64 {
@@ -304,6 +431,9 @@ func serve(args []string) error {
 	if o.postgresURL != "" {
 		pcfg := postgres.DefaultConfig()
 		pcfg.URL, pcfg.Interval, pcfg.Logger = o.postgresURL, o.snapshotInterval, log
+		if o.clusterKey != nil {
+			pcfg.Node = o.nodeName // each node keeps its own place in the shared snapshot
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		snap, err = postgres.Open(ctx, pcfg, store)
 		cancel()
@@ -351,8 +481,27 @@ func serve(args []string) error {
 	if stripeClient != nil {
 		aenv.Payments = stripeClient
 	}
-	dir := actors.NewLocal(aenv)
-	undo = append(undo, dir.Close)
+	aenv.Node = o.nodeName
+	var dir actors.Directory
+	closeDir := func() {}
+	if o.clusterKey != nil {
+		node, err := startCluster(o, aenv, log)
+		if err != nil {
+			return fail(err)
+		}
+		dir = node
+		closeDir = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := node.Shutdown(ctx); err != nil {
+				log.Warn("leaving the cluster", "err", err)
+			}
+		}
+	} else {
+		local := actors.NewLocal(aenv)
+		dir, closeDir = local, local.Close
+	}
+	undo = append(undo, closeDir)
 	resumeTopups(dir, store, log)
 	hooks.Start()
 
@@ -488,7 +637,7 @@ func serve(args []string) error {
 	if opsock != nil {
 		opsock.Close() // waits for a running backup
 	}
-	dir.Close()
+	closeDir()    // cluster: hand the actors over and leave; single node: stop the actors
 	hooks.Close() // after the actors (their last events stay in the outbox), before the store
 	lg.Close()    // writes the queued log entries; before their store
 	if err := logDB.Close(); err != nil {
@@ -586,7 +735,7 @@ func newStripe(o options, log *slog.Logger) (*payments.Stripe, error) {
 
 // resumeTopups wakes every platform with an auto top-up whose outcome was
 // not recorded before the last stop, so each asks the processor again.
-func resumeTopups(dir *actors.Local, store *persistence.Store, log *slog.Logger) {
+func resumeTopups(dir actors.Directory, store *persistence.Store, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.ResumeTopups(ctx, dir, store)

@@ -1401,7 +1401,8 @@ type Lease struct {
 	GrantedNanos  int64                  `protobuf:"varint,4,opt,name=granted_nanos,json=grantedNanos,proto3" json:"granted_nanos,omitempty"` // credit granted and not returned
 	SpentNanos    int64                  `protobuf:"varint,5,opt,name=spent_nanos,json=spentNanos,proto3" json:"spent_nanos,omitempty"`       // spend aggregated into the wallet so far
 	CreatedAtMs   int64                  `protobuf:"varint,6,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
-	Calls         int64                  `protobuf:"varint,7,opt,name=calls,proto3" json:"calls,omitempty"` // calls aggregated so far
+	Calls         int64                  `protobuf:"varint,7,opt,name=calls,proto3" json:"calls,omitempty"`                          // calls aggregated so far
+	FoldedSeq     uint64                 `protobuf:"varint,8,opt,name=folded_seq,json=foldedSeq,proto3" json:"folded_seq,omitempty"` // spend records up to this seq are folded (cluster: records carried in LeaseFlush)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1481,6 +1482,13 @@ func (x *Lease) GetCreatedAtMs() int64 {
 func (x *Lease) GetCalls() int64 {
 	if x != nil {
 		return x.Calls
+	}
+	return 0
+}
+
+func (x *Lease) GetFoldedSeq() uint64 {
+	if x != nil {
+		return x.FoldedSeq
 	}
 	return 0
 }
@@ -1756,8 +1764,18 @@ func (x *LeaseReturn) GetAmountNanos() int64 {
 }
 
 // LeaseFlush folds the lease spend records written so far into the wallet.
+// Empty, the platform actor reads the records from its own node's store. In
+// a cluster the lease's node carries its records (lease_id, spends); the
+// platform actor folds those above the lease's folded_seq and the lease's
+// node deletes them once answered.
 type LeaseFlush struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Spends  []*LeaseSpendAt        `protobuf:"bytes,2,rep,name=spends,proto3" json:"spends,omitempty"`
+	// close (cluster: a lease of an earlier run of the sending node, whose
+	// records are all carried): after folding, the lease is closed and its
+	// unspent credit returned to the wallet.
+	Close         bool `protobuf:"varint,3,opt,name=close,proto3" json:"close,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1792,6 +1810,80 @@ func (*LeaseFlush) Descriptor() ([]byte, []int) {
 	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{20}
 }
 
+func (x *LeaseFlush) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *LeaseFlush) GetSpends() []*LeaseSpendAt {
+	if x != nil {
+		return x.Spends
+	}
+	return nil
+}
+
+func (x *LeaseFlush) GetClose() bool {
+	if x != nil {
+		return x.Close
+	}
+	return false
+}
+
+// LeaseSpendAt is one spend record with its sequence number in its lease.
+type LeaseSpendAt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Spend         *LeaseSpend            `protobuf:"bytes,2,opt,name=spend,proto3" json:"spend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseSpendAt) Reset() {
+	*x = LeaseSpendAt{}
+	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseSpendAt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseSpendAt) ProtoMessage() {}
+
+func (x *LeaseSpendAt) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseSpendAt.ProtoReflect.Descriptor instead.
+func (*LeaseSpendAt) Descriptor() ([]byte, []int) {
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LeaseSpendAt) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *LeaseSpendAt) GetSpend() *LeaseSpend {
+	if x != nil {
+		return x.Spend
+	}
+	return nil
+}
+
 type RateLimitInfo struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	LimitRequests     int64                  `protobuf:"varint,1,opt,name=limit_requests,json=limitRequests,proto3" json:"limit_requests,omitempty"`
@@ -1807,7 +1899,7 @@ type RateLimitInfo struct {
 
 func (x *RateLimitInfo) Reset() {
 	*x = RateLimitInfo{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	mi := &file_internal_pb_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1911,7 @@ func (x *RateLimitInfo) String() string {
 func (*RateLimitInfo) ProtoMessage() {}
 
 func (x *RateLimitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[21]
+	mi := &file_internal_pb_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1924,7 @@ func (x *RateLimitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitInfo.ProtoReflect.Descriptor instead.
 func (*RateLimitInfo) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{21}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RateLimitInfo) GetLimitRequests() int64 {
@@ -1898,7 +1990,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[22]
+	mi := &file_internal_pb_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2002,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[22]
+	mi := &file_internal_pb_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2015,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{22}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Failure) GetCode() string {
@@ -1962,7 +2054,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[23]
+	mi := &file_internal_pb_gateway_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2066,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[23]
+	mi := &file_internal_pb_gateway_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2079,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{23}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{24}
 }
 
 type CreatePlatform struct {
@@ -2001,7 +2093,7 @@ type CreatePlatform struct {
 
 func (x *CreatePlatform) Reset() {
 	*x = CreatePlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[24]
+	mi := &file_internal_pb_gateway_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2105,7 @@ func (x *CreatePlatform) String() string {
 func (*CreatePlatform) ProtoMessage() {}
 
 func (x *CreatePlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[24]
+	mi := &file_internal_pb_gateway_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2118,7 @@ func (x *CreatePlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlatform.ProtoReflect.Descriptor instead.
 func (*CreatePlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{24}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreatePlatform) GetName() string {
@@ -2061,7 +2153,7 @@ type PlatformCreated struct {
 
 func (x *PlatformCreated) Reset() {
 	*x = PlatformCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[25]
+	mi := &file_internal_pb_gateway_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2165,7 @@ func (x *PlatformCreated) String() string {
 func (*PlatformCreated) ProtoMessage() {}
 
 func (x *PlatformCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[25]
+	mi := &file_internal_pb_gateway_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2178,7 @@ func (x *PlatformCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformCreated.ProtoReflect.Descriptor instead.
 func (*PlatformCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{25}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PlatformCreated) GetPlatform() *Platform {
@@ -2118,7 +2210,7 @@ type GetPlatform struct {
 
 func (x *GetPlatform) Reset() {
 	*x = GetPlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[26]
+	mi := &file_internal_pb_gateway_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2222,7 @@ func (x *GetPlatform) String() string {
 func (*GetPlatform) ProtoMessage() {}
 
 func (x *GetPlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[26]
+	mi := &file_internal_pb_gateway_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2235,7 @@ func (x *GetPlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlatform.ProtoReflect.Descriptor instead.
 func (*GetPlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{26}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{27}
 }
 
 // PatchPlatform replaces the settings fields named in fields (JSON names).
@@ -2158,7 +2250,7 @@ type PatchPlatform struct {
 
 func (x *PatchPlatform) Reset() {
 	*x = PatchPlatform{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[27]
+	mi := &file_internal_pb_gateway_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2262,7 @@ func (x *PatchPlatform) String() string {
 func (*PatchPlatform) ProtoMessage() {}
 
 func (x *PatchPlatform) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[27]
+	mi := &file_internal_pb_gateway_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2275,7 @@ func (x *PatchPlatform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchPlatform.ProtoReflect.Descriptor instead.
 func (*PatchPlatform) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{27}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PatchPlatform) GetSettings() *PlatformSettings {
@@ -2216,7 +2308,7 @@ type PlatformView struct {
 
 func (x *PlatformView) Reset() {
 	*x = PlatformView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[28]
+	mi := &file_internal_pb_gateway_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2320,7 @@ func (x *PlatformView) String() string {
 func (*PlatformView) ProtoMessage() {}
 
 func (x *PlatformView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[28]
+	mi := &file_internal_pb_gateway_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2333,7 @@ func (x *PlatformView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformView.ProtoReflect.Descriptor instead.
 func (*PlatformView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{28}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlatformView) GetPlatform() *Platform {
@@ -2260,7 +2352,7 @@ type CreateAPIKey struct {
 
 func (x *CreateAPIKey) Reset() {
 	*x = CreateAPIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[29]
+	mi := &file_internal_pb_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2364,7 @@ func (x *CreateAPIKey) String() string {
 func (*CreateAPIKey) ProtoMessage() {}
 
 func (x *CreateAPIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[29]
+	mi := &file_internal_pb_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2377,7 @@ func (x *CreateAPIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKey.ProtoReflect.Descriptor instead.
 func (*CreateAPIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{29}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateAPIKey) GetName() string {
@@ -2305,7 +2397,7 @@ type APIKeyCreated struct {
 
 func (x *APIKeyCreated) Reset() {
 	*x = APIKeyCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[30]
+	mi := &file_internal_pb_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2409,7 @@ func (x *APIKeyCreated) String() string {
 func (*APIKeyCreated) ProtoMessage() {}
 
 func (x *APIKeyCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[30]
+	mi := &file_internal_pb_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2422,7 @@ func (x *APIKeyCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeyCreated.ProtoReflect.Descriptor instead.
 func (*APIKeyCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{30}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *APIKeyCreated) GetKey() *APIKey {
@@ -2355,7 +2447,7 @@ type ListAPIKeys struct {
 
 func (x *ListAPIKeys) Reset() {
 	*x = ListAPIKeys{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[31]
+	mi := &file_internal_pb_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2459,7 @@ func (x *ListAPIKeys) String() string {
 func (*ListAPIKeys) ProtoMessage() {}
 
 func (x *ListAPIKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[31]
+	mi := &file_internal_pb_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2472,7 @@ func (x *ListAPIKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeys.ProtoReflect.Descriptor instead.
 func (*ListAPIKeys) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{31}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 type APIKeyList struct {
@@ -2392,7 +2484,7 @@ type APIKeyList struct {
 
 func (x *APIKeyList) Reset() {
 	*x = APIKeyList{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[32]
+	mi := &file_internal_pb_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2496,7 @@ func (x *APIKeyList) String() string {
 func (*APIKeyList) ProtoMessage() {}
 
 func (x *APIKeyList) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[32]
+	mi := &file_internal_pb_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2509,7 @@ func (x *APIKeyList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeyList.ProtoReflect.Descriptor instead.
 func (*APIKeyList) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{32}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *APIKeyList) GetKeys() []*APIKey {
@@ -2436,7 +2528,7 @@ type RevokeAPIKey struct {
 
 func (x *RevokeAPIKey) Reset() {
 	*x = RevokeAPIKey{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[33]
+	mi := &file_internal_pb_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2540,7 @@ func (x *RevokeAPIKey) String() string {
 func (*RevokeAPIKey) ProtoMessage() {}
 
 func (x *RevokeAPIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[33]
+	mi := &file_internal_pb_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2553,7 @@ func (x *RevokeAPIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKey.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKey) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{33}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeAPIKey) GetKeyId() string {
@@ -2483,7 +2575,7 @@ type CreateEndUser struct {
 
 func (x *CreateEndUser) Reset() {
 	*x = CreateEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[34]
+	mi := &file_internal_pb_gateway_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2587,7 @@ func (x *CreateEndUser) String() string {
 func (*CreateEndUser) ProtoMessage() {}
 
 func (x *CreateEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[34]
+	mi := &file_internal_pb_gateway_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2600,7 @@ func (x *CreateEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndUser.ProtoReflect.Descriptor instead.
 func (*CreateEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{34}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateEndUser) GetExternalId() string {
@@ -2551,7 +2643,7 @@ type EndUserCreated struct {
 
 func (x *EndUserCreated) Reset() {
 	*x = EndUserCreated{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[35]
+	mi := &file_internal_pb_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2655,7 @@ func (x *EndUserCreated) String() string {
 func (*EndUserCreated) ProtoMessage() {}
 
 func (x *EndUserCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[35]
+	mi := &file_internal_pb_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2668,7 @@ func (x *EndUserCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserCreated.ProtoReflect.Descriptor instead.
 func (*EndUserCreated) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{35}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EndUserCreated) GetEndUser() *EndUser {
@@ -2620,7 +2712,7 @@ type WalletTopup struct {
 
 func (x *WalletTopup) Reset() {
 	*x = WalletTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[36]
+	mi := &file_internal_pb_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2632,7 +2724,7 @@ func (x *WalletTopup) String() string {
 func (*WalletTopup) ProtoMessage() {}
 
 func (x *WalletTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[36]
+	mi := &file_internal_pb_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2645,7 +2737,7 @@ func (x *WalletTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletTopup.ProtoReflect.Descriptor instead.
 func (*WalletTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{36}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WalletTopup) GetAmountNanos() int64 {
@@ -2696,7 +2788,7 @@ type WalletView struct {
 
 func (x *WalletView) Reset() {
 	*x = WalletView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[37]
+	mi := &file_internal_pb_gateway_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2800,7 @@ func (x *WalletView) String() string {
 func (*WalletView) ProtoMessage() {}
 
 func (x *WalletView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[37]
+	mi := &file_internal_pb_gateway_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2813,7 @@ func (x *WalletView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletView.ProtoReflect.Descriptor instead.
 func (*WalletView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{37}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WalletView) GetWallet() *Wallet {
@@ -2767,7 +2859,7 @@ type GetWallet struct {
 
 func (x *GetWallet) Reset() {
 	*x = GetWallet{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[38]
+	mi := &file_internal_pb_gateway_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2871,7 @@ func (x *GetWallet) String() string {
 func (*GetWallet) ProtoMessage() {}
 
 func (x *GetWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[38]
+	mi := &file_internal_pb_gateway_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2884,7 @@ func (x *GetWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWallet.ProtoReflect.Descriptor instead.
 func (*GetWallet) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{38}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{39}
 }
 
 type SetAutoTopup struct {
@@ -2804,7 +2896,7 @@ type SetAutoTopup struct {
 
 func (x *SetAutoTopup) Reset() {
 	*x = SetAutoTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[39]
+	mi := &file_internal_pb_gateway_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2908,7 @@ func (x *SetAutoTopup) String() string {
 func (*SetAutoTopup) ProtoMessage() {}
 
 func (x *SetAutoTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[39]
+	mi := &file_internal_pb_gateway_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2921,7 @@ func (x *SetAutoTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAutoTopup.ProtoReflect.Descriptor instead.
 func (*SetAutoTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{39}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetAutoTopup) GetAutoTopup() *AutoTopup {
@@ -2850,7 +2942,7 @@ type ListLedger struct {
 
 func (x *ListLedger) Reset() {
 	*x = ListLedger{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[40]
+	mi := &file_internal_pb_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +2954,7 @@ func (x *ListLedger) String() string {
 func (*ListLedger) ProtoMessage() {}
 
 func (x *ListLedger) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[40]
+	mi := &file_internal_pb_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +2967,7 @@ func (x *ListLedger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLedger.ProtoReflect.Descriptor instead.
 func (*ListLedger) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{40}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListLedger) GetAccount() string {
@@ -2909,7 +3001,7 @@ type LedgerPage struct {
 
 func (x *LedgerPage) Reset() {
 	*x = LedgerPage{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[41]
+	mi := &file_internal_pb_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3013,7 @@ func (x *LedgerPage) String() string {
 func (*LedgerPage) ProtoMessage() {}
 
 func (x *LedgerPage) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[41]
+	mi := &file_internal_pb_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3026,7 @@ func (x *LedgerPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerPage.ProtoReflect.Descriptor instead.
 func (*LedgerPage) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{41}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LedgerPage) GetEntries() []*LedgerEntry {
@@ -2959,7 +3051,7 @@ type GetEndUser struct {
 
 func (x *GetEndUser) Reset() {
 	*x = GetEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[42]
+	mi := &file_internal_pb_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3063,7 @@ func (x *GetEndUser) String() string {
 func (*GetEndUser) ProtoMessage() {}
 
 func (x *GetEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[42]
+	mi := &file_internal_pb_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3076,7 @@ func (x *GetEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndUser.ProtoReflect.Descriptor instead.
 func (*GetEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{42}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 type PatchEndUser struct {
@@ -2999,7 +3091,7 @@ type PatchEndUser struct {
 
 func (x *PatchEndUser) Reset() {
 	*x = PatchEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[43]
+	mi := &file_internal_pb_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3103,7 @@ func (x *PatchEndUser) String() string {
 func (*PatchEndUser) ProtoMessage() {}
 
 func (x *PatchEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[43]
+	mi := &file_internal_pb_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3116,7 @@ func (x *PatchEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchEndUser.ProtoReflect.Descriptor instead.
 func (*PatchEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{43}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PatchEndUser) GetDisplayName() string {
@@ -3065,7 +3157,7 @@ type EndUserView struct {
 
 func (x *EndUserView) Reset() {
 	*x = EndUserView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[44]
+	mi := &file_internal_pb_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3169,7 @@ func (x *EndUserView) String() string {
 func (*EndUserView) ProtoMessage() {}
 
 func (x *EndUserView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[44]
+	mi := &file_internal_pb_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3182,7 @@ func (x *EndUserView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserView.ProtoReflect.Descriptor instead.
 func (*EndUserView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{44}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *EndUserView) GetEndUser() *EndUser {
@@ -3115,7 +3207,7 @@ type DeleteEndUser struct {
 
 func (x *DeleteEndUser) Reset() {
 	*x = DeleteEndUser{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[45]
+	mi := &file_internal_pb_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3219,7 @@ func (x *DeleteEndUser) String() string {
 func (*DeleteEndUser) ProtoMessage() {}
 
 func (x *DeleteEndUser) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[45]
+	mi := &file_internal_pb_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3232,7 @@ func (x *DeleteEndUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndUser.ProtoReflect.Descriptor instead.
 func (*DeleteEndUser) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{45}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 type SetBudget struct {
@@ -3154,7 +3246,7 @@ type SetBudget struct {
 
 func (x *SetBudget) Reset() {
 	*x = SetBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[46]
+	mi := &file_internal_pb_gateway_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +3258,7 @@ func (x *SetBudget) String() string {
 func (*SetBudget) ProtoMessage() {}
 
 func (x *SetBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[46]
+	mi := &file_internal_pb_gateway_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +3271,7 @@ func (x *SetBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudget.ProtoReflect.Descriptor instead.
 func (*SetBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{46}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SetBudget) GetCreate() bool {
@@ -3211,7 +3303,7 @@ type GetBudget struct {
 
 func (x *GetBudget) Reset() {
 	*x = GetBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[47]
+	mi := &file_internal_pb_gateway_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3315,7 @@ func (x *GetBudget) String() string {
 func (*GetBudget) ProtoMessage() {}
 
 func (x *GetBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[47]
+	mi := &file_internal_pb_gateway_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3328,7 @@ func (x *GetBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBudget.ProtoReflect.Descriptor instead.
 func (*GetBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{47}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{48}
 }
 
 type DeleteBudget struct {
@@ -3247,7 +3339,7 @@ type DeleteBudget struct {
 
 func (x *DeleteBudget) Reset() {
 	*x = DeleteBudget{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[48]
+	mi := &file_internal_pb_gateway_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3259,7 +3351,7 @@ func (x *DeleteBudget) String() string {
 func (*DeleteBudget) ProtoMessage() {}
 
 func (x *DeleteBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[48]
+	mi := &file_internal_pb_gateway_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3272,7 +3364,7 @@ func (x *DeleteBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudget.ProtoReflect.Descriptor instead.
 func (*DeleteBudget) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{48}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{49}
 }
 
 type BudgetView struct {
@@ -3287,7 +3379,7 @@ type BudgetView struct {
 
 func (x *BudgetView) Reset() {
 	*x = BudgetView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[49]
+	mi := &file_internal_pb_gateway_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3391,7 @@ func (x *BudgetView) String() string {
 func (*BudgetView) ProtoMessage() {}
 
 func (x *BudgetView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[49]
+	mi := &file_internal_pb_gateway_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3404,7 @@ func (x *BudgetView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetView.ProtoReflect.Descriptor instead.
 func (*BudgetView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{49}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *BudgetView) GetBudget() *Budget {
@@ -3357,7 +3449,7 @@ type BudgetTopup struct {
 
 func (x *BudgetTopup) Reset() {
 	*x = BudgetTopup{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[50]
+	mi := &file_internal_pb_gateway_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3369,7 +3461,7 @@ func (x *BudgetTopup) String() string {
 func (*BudgetTopup) ProtoMessage() {}
 
 func (x *BudgetTopup) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[50]
+	mi := &file_internal_pb_gateway_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3382,7 +3474,7 @@ func (x *BudgetTopup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetTopup.ProtoReflect.Descriptor instead.
 func (*BudgetTopup) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{50}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BudgetTopup) GetAmountNanos() int64 {
@@ -3436,7 +3528,7 @@ type SetRateLimits struct {
 
 func (x *SetRateLimits) Reset() {
 	*x = SetRateLimits{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[51]
+	mi := &file_internal_pb_gateway_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3540,7 @@ func (x *SetRateLimits) String() string {
 func (*SetRateLimits) ProtoMessage() {}
 
 func (x *SetRateLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[51]
+	mi := &file_internal_pb_gateway_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3553,7 @@ func (x *SetRateLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRateLimits.ProtoReflect.Descriptor instead.
 func (*SetRateLimits) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{51}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetRateLimits) GetLimits() *RateLimits {
@@ -3487,7 +3579,7 @@ type Admit struct {
 
 func (x *Admit) Reset() {
 	*x = Admit{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[52]
+	mi := &file_internal_pb_gateway_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3591,7 @@ func (x *Admit) String() string {
 func (*Admit) ProtoMessage() {}
 
 func (x *Admit) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[52]
+	mi := &file_internal_pb_gateway_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3604,7 @@ func (x *Admit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admit.ProtoReflect.Descriptor instead.
 func (*Admit) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{52}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Admit) GetReservationId() string {
@@ -3575,7 +3667,7 @@ type Admitted struct {
 
 func (x *Admitted) Reset() {
 	*x = Admitted{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[53]
+	mi := &file_internal_pb_gateway_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3587,7 +3679,7 @@ func (x *Admitted) String() string {
 func (*Admitted) ProtoMessage() {}
 
 func (x *Admitted) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[53]
+	mi := &file_internal_pb_gateway_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3600,7 +3692,7 @@ func (x *Admitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admitted.ProtoReflect.Descriptor instead.
 func (*Admitted) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{53}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Admitted) GetRate() *RateLimitInfo {
@@ -3634,7 +3726,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[54]
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +3738,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[54]
+	mi := &file_internal_pb_gateway_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3751,7 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{54}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
 }
 
 // Settled answers Settle with what the ledgers charged.
@@ -3674,7 +3766,7 @@ type Settled struct {
 
 func (x *Settled) Reset() {
 	*x = Settled{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	mi := &file_internal_pb_gateway_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3686,7 +3778,7 @@ func (x *Settled) String() string {
 func (*Settled) ProtoMessage() {}
 
 func (x *Settled) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[55]
+	mi := &file_internal_pb_gateway_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3699,7 +3791,7 @@ func (x *Settled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settled.ProtoReflect.Descriptor instead.
 func (*Settled) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{55}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Settled) GetChargedNanos() int64 {
@@ -3738,7 +3830,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[56]
+	mi := &file_internal_pb_gateway_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3842,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[56]
+	mi := &file_internal_pb_gateway_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3855,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{56}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Settle) GetReservationId() string {
@@ -3824,7 +3916,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[57]
+	mi := &file_internal_pb_gateway_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3928,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[57]
+	mi := &file_internal_pb_gateway_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +3941,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{57}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Release) GetReservationId() string {
@@ -3867,7 +3959,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[58]
+	mi := &file_internal_pb_gateway_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3879,7 +3971,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[58]
+	mi := &file_internal_pb_gateway_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3892,7 +3984,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{58}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{59}
 }
 
 // PaymentProfile is a platform's identity at the payment processor.
@@ -3906,7 +3998,7 @@ type PaymentProfile struct {
 
 func (x *PaymentProfile) Reset() {
 	*x = PaymentProfile{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[59]
+	mi := &file_internal_pb_gateway_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3918,7 +4010,7 @@ func (x *PaymentProfile) String() string {
 func (*PaymentProfile) ProtoMessage() {}
 
 func (x *PaymentProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[59]
+	mi := &file_internal_pb_gateway_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3931,7 +4023,7 @@ func (x *PaymentProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentProfile.ProtoReflect.Descriptor instead.
 func (*PaymentProfile) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{59}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PaymentProfile) GetCustomerId() string {
@@ -3970,7 +4062,7 @@ type TopupIntent struct {
 
 func (x *TopupIntent) Reset() {
 	*x = TopupIntent{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[60]
+	mi := &file_internal_pb_gateway_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4074,7 @@ func (x *TopupIntent) String() string {
 func (*TopupIntent) ProtoMessage() {}
 
 func (x *TopupIntent) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[60]
+	mi := &file_internal_pb_gateway_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4087,7 @@ func (x *TopupIntent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopupIntent.ProtoReflect.Descriptor instead.
 func (*TopupIntent) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{60}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *TopupIntent) GetId() string {
@@ -4087,7 +4179,7 @@ type CheckoutSession struct {
 
 func (x *CheckoutSession) Reset() {
 	*x = CheckoutSession{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[61]
+	mi := &file_internal_pb_gateway_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4191,7 @@ func (x *CheckoutSession) String() string {
 func (*CheckoutSession) ProtoMessage() {}
 
 func (x *CheckoutSession) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[61]
+	mi := &file_internal_pb_gateway_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4204,7 @@ func (x *CheckoutSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutSession.ProtoReflect.Descriptor instead.
 func (*CheckoutSession) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{61}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CheckoutSession) GetId() string {
@@ -4186,7 +4278,7 @@ type GetPaymentProfile struct {
 
 func (x *GetPaymentProfile) Reset() {
 	*x = GetPaymentProfile{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[62]
+	mi := &file_internal_pb_gateway_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4198,7 +4290,7 @@ func (x *GetPaymentProfile) String() string {
 func (*GetPaymentProfile) ProtoMessage() {}
 
 func (x *GetPaymentProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[62]
+	mi := &file_internal_pb_gateway_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4211,7 +4303,7 @@ func (x *GetPaymentProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPaymentProfile.ProtoReflect.Descriptor instead.
 func (*GetPaymentProfile) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{62}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{63}
 }
 
 // SetPaymentProfile sets the customer (kept when one is already set: the
@@ -4227,7 +4319,7 @@ type SetPaymentProfile struct {
 
 func (x *SetPaymentProfile) Reset() {
 	*x = SetPaymentProfile{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[63]
+	mi := &file_internal_pb_gateway_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4239,7 +4331,7 @@ func (x *SetPaymentProfile) String() string {
 func (*SetPaymentProfile) ProtoMessage() {}
 
 func (x *SetPaymentProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[63]
+	mi := &file_internal_pb_gateway_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4252,7 +4344,7 @@ func (x *SetPaymentProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentProfile.ProtoReflect.Descriptor instead.
 func (*SetPaymentProfile) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{63}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetPaymentProfile) GetCustomerId() string {
@@ -4278,7 +4370,7 @@ type PaymentProfileView struct {
 
 func (x *PaymentProfileView) Reset() {
 	*x = PaymentProfileView{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[64]
+	mi := &file_internal_pb_gateway_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4382,7 @@ func (x *PaymentProfileView) String() string {
 func (*PaymentProfileView) ProtoMessage() {}
 
 func (x *PaymentProfileView) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[64]
+	mi := &file_internal_pb_gateway_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4395,7 @@ func (x *PaymentProfileView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentProfileView.ProtoReflect.Descriptor instead.
 func (*PaymentProfileView) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{64}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PaymentProfileView) GetProfile() *PaymentProfile {
@@ -4322,7 +4414,7 @@ type RecordCheckout struct {
 
 func (x *RecordCheckout) Reset() {
 	*x = RecordCheckout{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[65]
+	mi := &file_internal_pb_gateway_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4426,7 @@ func (x *RecordCheckout) String() string {
 func (*RecordCheckout) ProtoMessage() {}
 
 func (x *RecordCheckout) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[65]
+	mi := &file_internal_pb_gateway_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4439,7 @@ func (x *RecordCheckout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCheckout.ProtoReflect.Descriptor instead.
 func (*RecordCheckout) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{65}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RecordCheckout) GetSession() *CheckoutSession {
@@ -4366,7 +4458,7 @@ type CheckoutRecorded struct {
 
 func (x *CheckoutRecorded) Reset() {
 	*x = CheckoutRecorded{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[66]
+	mi := &file_internal_pb_gateway_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4470,7 @@ func (x *CheckoutRecorded) String() string {
 func (*CheckoutRecorded) ProtoMessage() {}
 
 func (x *CheckoutRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[66]
+	mi := &file_internal_pb_gateway_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4483,7 @@ func (x *CheckoutRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutRecorded.ProtoReflect.Descriptor instead.
 func (*CheckoutRecorded) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{66}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CheckoutRecorded) GetSession() *CheckoutSession {
@@ -4416,7 +4508,7 @@ type CheckoutOutcome struct {
 
 func (x *CheckoutOutcome) Reset() {
 	*x = CheckoutOutcome{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[67]
+	mi := &file_internal_pb_gateway_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4428,7 +4520,7 @@ func (x *CheckoutOutcome) String() string {
 func (*CheckoutOutcome) ProtoMessage() {}
 
 func (x *CheckoutOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[67]
+	mi := &file_internal_pb_gateway_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4441,7 +4533,7 @@ func (x *CheckoutOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutOutcome.ProtoReflect.Descriptor instead.
 func (*CheckoutOutcome) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{67}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CheckoutOutcome) GetSessionId() string {
@@ -4498,7 +4590,7 @@ type CheckoutOutcomeResult struct {
 
 func (x *CheckoutOutcomeResult) Reset() {
 	*x = CheckoutOutcomeResult{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[68]
+	mi := &file_internal_pb_gateway_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4510,7 +4602,7 @@ func (x *CheckoutOutcomeResult) String() string {
 func (*CheckoutOutcomeResult) ProtoMessage() {}
 
 func (x *CheckoutOutcomeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[68]
+	mi := &file_internal_pb_gateway_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +4615,7 @@ func (x *CheckoutOutcomeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckoutOutcomeResult.ProtoReflect.Descriptor instead.
 func (*CheckoutOutcomeResult) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{68}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CheckoutOutcomeResult) GetKnown() bool {
@@ -4563,7 +4655,7 @@ type ListTopupIntents struct {
 
 func (x *ListTopupIntents) Reset() {
 	*x = ListTopupIntents{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[69]
+	mi := &file_internal_pb_gateway_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4575,7 +4667,7 @@ func (x *ListTopupIntents) String() string {
 func (*ListTopupIntents) ProtoMessage() {}
 
 func (x *ListTopupIntents) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[69]
+	mi := &file_internal_pb_gateway_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4588,7 +4680,7 @@ func (x *ListTopupIntents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopupIntents.ProtoReflect.Descriptor instead.
 func (*ListTopupIntents) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{69}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{70}
 }
 
 type TopupIntentList struct {
@@ -4600,7 +4692,7 @@ type TopupIntentList struct {
 
 func (x *TopupIntentList) Reset() {
 	*x = TopupIntentList{}
-	mi := &file_internal_pb_gateway_proto_msgTypes[70]
+	mi := &file_internal_pb_gateway_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4612,7 +4704,7 @@ func (x *TopupIntentList) String() string {
 func (*TopupIntentList) ProtoMessage() {}
 
 func (x *TopupIntentList) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_pb_gateway_proto_msgTypes[70]
+	mi := &file_internal_pb_gateway_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4625,7 +4717,7 @@ func (x *TopupIntentList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopupIntentList.ProtoReflect.Descriptor instead.
 func (*TopupIntentList) Descriptor() ([]byte, []int) {
-	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{70}
+	return file_internal_pb_gateway_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TopupIntentList) GetIntents() []*TopupIntent {
@@ -4777,7 +4869,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\x12!\n" +
 	"\fwallet_nanos\x18\x06 \x01(\x03R\vwalletNanos\x12\"\n" +
 	"\rexpires_at_ms\x18\a \x01(\x03R\vexpiresAtMs\x12 \n" +
-	"\vincarnation\x18\b \x01(\tR\vincarnation\"\xcd\x01\n" +
+	"\vincarnation\x18\b \x01(\tR\vincarnation\"\xec\x01\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12 \n" +
@@ -4786,7 +4878,9 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\vspent_nanos\x18\x05 \x01(\x03R\n" +
 	"spentNanos\x12\"\n" +
 	"\rcreated_at_ms\x18\x06 \x01(\x03R\vcreatedAtMs\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x03R\x05calls\"\xe7\x01\n" +
+	"\x05calls\x18\a \x01(\x03R\x05calls\x12\x1d\n" +
+	"\n" +
+	"folded_seq\x18\b \x01(\x04R\tfoldedSeq\"\xe7\x01\n" +
 	"\n" +
 	"LeaseSpend\x12\x1d\n" +
 	"\n" +
@@ -4810,9 +4904,15 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\rgranted_nanos\x18\x01 \x01(\x03R\fgrantedNanos\"K\n" +
 	"\vLeaseReturn\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12!\n" +
-	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\"\f\n" +
+	"\famount_nanos\x18\x02 \x01(\x03R\vamountNanos\"p\n" +
 	"\n" +
-	"LeaseFlush\"\xad\x02\n" +
+	"LeaseFlush\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x121\n" +
+	"\x06spends\x18\x02 \x03(\v2\x19.assistiv.v1.LeaseSpendAtR\x06spends\x12\x14\n" +
+	"\x05close\x18\x03 \x01(\bR\x05close\"O\n" +
+	"\fLeaseSpendAt\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12-\n" +
+	"\x05spend\x18\x02 \x01(\v2\x17.assistiv.v1.LeaseSpendR\x05spend\"\xad\x02\n" +
 	"\rRateLimitInfo\x12%\n" +
 	"\x0elimit_requests\x18\x01 \x01(\x03R\rlimitRequests\x12-\n" +
 	"\x12remaining_requests\x18\x02 \x01(\x03R\x11remainingRequests\x12*\n" +
@@ -5030,7 +5130,7 @@ func file_internal_pb_gateway_proto_rawDescGZIP() []byte {
 	return file_internal_pb_gateway_proto_rawDescData
 }
 
-var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_internal_pb_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_internal_pb_gateway_proto_goTypes = []any{
 	(*RateLimits)(nil),            // 0: assistiv.v1.RateLimits
 	(*BudgetTemplate)(nil),        // 1: assistiv.v1.BudgetTemplate
@@ -5053,57 +5153,58 @@ var file_internal_pb_gateway_proto_goTypes = []any{
 	(*LeaseGranted)(nil),          // 18: assistiv.v1.LeaseGranted
 	(*LeaseReturn)(nil),           // 19: assistiv.v1.LeaseReturn
 	(*LeaseFlush)(nil),            // 20: assistiv.v1.LeaseFlush
-	(*RateLimitInfo)(nil),         // 21: assistiv.v1.RateLimitInfo
-	(*Failure)(nil),               // 22: assistiv.v1.Failure
-	(*Ack)(nil),                   // 23: assistiv.v1.Ack
-	(*CreatePlatform)(nil),        // 24: assistiv.v1.CreatePlatform
-	(*PlatformCreated)(nil),       // 25: assistiv.v1.PlatformCreated
-	(*GetPlatform)(nil),           // 26: assistiv.v1.GetPlatform
-	(*PatchPlatform)(nil),         // 27: assistiv.v1.PatchPlatform
-	(*PlatformView)(nil),          // 28: assistiv.v1.PlatformView
-	(*CreateAPIKey)(nil),          // 29: assistiv.v1.CreateAPIKey
-	(*APIKeyCreated)(nil),         // 30: assistiv.v1.APIKeyCreated
-	(*ListAPIKeys)(nil),           // 31: assistiv.v1.ListAPIKeys
-	(*APIKeyList)(nil),            // 32: assistiv.v1.APIKeyList
-	(*RevokeAPIKey)(nil),          // 33: assistiv.v1.RevokeAPIKey
-	(*CreateEndUser)(nil),         // 34: assistiv.v1.CreateEndUser
-	(*EndUserCreated)(nil),        // 35: assistiv.v1.EndUserCreated
-	(*WalletTopup)(nil),           // 36: assistiv.v1.WalletTopup
-	(*WalletView)(nil),            // 37: assistiv.v1.WalletView
-	(*GetWallet)(nil),             // 38: assistiv.v1.GetWallet
-	(*SetAutoTopup)(nil),          // 39: assistiv.v1.SetAutoTopup
-	(*ListLedger)(nil),            // 40: assistiv.v1.ListLedger
-	(*LedgerPage)(nil),            // 41: assistiv.v1.LedgerPage
-	(*GetEndUser)(nil),            // 42: assistiv.v1.GetEndUser
-	(*PatchEndUser)(nil),          // 43: assistiv.v1.PatchEndUser
-	(*EndUserView)(nil),           // 44: assistiv.v1.EndUserView
-	(*DeleteEndUser)(nil),         // 45: assistiv.v1.DeleteEndUser
-	(*SetBudget)(nil),             // 46: assistiv.v1.SetBudget
-	(*GetBudget)(nil),             // 47: assistiv.v1.GetBudget
-	(*DeleteBudget)(nil),          // 48: assistiv.v1.DeleteBudget
-	(*BudgetView)(nil),            // 49: assistiv.v1.BudgetView
-	(*BudgetTopup)(nil),           // 50: assistiv.v1.BudgetTopup
-	(*SetRateLimits)(nil),         // 51: assistiv.v1.SetRateLimits
-	(*Admit)(nil),                 // 52: assistiv.v1.Admit
-	(*Admitted)(nil),              // 53: assistiv.v1.Admitted
-	(*CountRequest)(nil),          // 54: assistiv.v1.CountRequest
-	(*Settled)(nil),               // 55: assistiv.v1.Settled
-	(*Settle)(nil),                // 56: assistiv.v1.Settle
-	(*Release)(nil),               // 57: assistiv.v1.Release
-	(*Passivate)(nil),             // 58: assistiv.v1.Passivate
-	(*PaymentProfile)(nil),        // 59: assistiv.v1.PaymentProfile
-	(*TopupIntent)(nil),           // 60: assistiv.v1.TopupIntent
-	(*CheckoutSession)(nil),       // 61: assistiv.v1.CheckoutSession
-	(*GetPaymentProfile)(nil),     // 62: assistiv.v1.GetPaymentProfile
-	(*SetPaymentProfile)(nil),     // 63: assistiv.v1.SetPaymentProfile
-	(*PaymentProfileView)(nil),    // 64: assistiv.v1.PaymentProfileView
-	(*RecordCheckout)(nil),        // 65: assistiv.v1.RecordCheckout
-	(*CheckoutRecorded)(nil),      // 66: assistiv.v1.CheckoutRecorded
-	(*CheckoutOutcome)(nil),       // 67: assistiv.v1.CheckoutOutcome
-	(*CheckoutOutcomeResult)(nil), // 68: assistiv.v1.CheckoutOutcomeResult
-	(*ListTopupIntents)(nil),      // 69: assistiv.v1.ListTopupIntents
-	(*TopupIntentList)(nil),       // 70: assistiv.v1.TopupIntentList
-	nil,                           // 71: assistiv.v1.Platform.ProvidersEntry
+	(*LeaseSpendAt)(nil),          // 21: assistiv.v1.LeaseSpendAt
+	(*RateLimitInfo)(nil),         // 22: assistiv.v1.RateLimitInfo
+	(*Failure)(nil),               // 23: assistiv.v1.Failure
+	(*Ack)(nil),                   // 24: assistiv.v1.Ack
+	(*CreatePlatform)(nil),        // 25: assistiv.v1.CreatePlatform
+	(*PlatformCreated)(nil),       // 26: assistiv.v1.PlatformCreated
+	(*GetPlatform)(nil),           // 27: assistiv.v1.GetPlatform
+	(*PatchPlatform)(nil),         // 28: assistiv.v1.PatchPlatform
+	(*PlatformView)(nil),          // 29: assistiv.v1.PlatformView
+	(*CreateAPIKey)(nil),          // 30: assistiv.v1.CreateAPIKey
+	(*APIKeyCreated)(nil),         // 31: assistiv.v1.APIKeyCreated
+	(*ListAPIKeys)(nil),           // 32: assistiv.v1.ListAPIKeys
+	(*APIKeyList)(nil),            // 33: assistiv.v1.APIKeyList
+	(*RevokeAPIKey)(nil),          // 34: assistiv.v1.RevokeAPIKey
+	(*CreateEndUser)(nil),         // 35: assistiv.v1.CreateEndUser
+	(*EndUserCreated)(nil),        // 36: assistiv.v1.EndUserCreated
+	(*WalletTopup)(nil),           // 37: assistiv.v1.WalletTopup
+	(*WalletView)(nil),            // 38: assistiv.v1.WalletView
+	(*GetWallet)(nil),             // 39: assistiv.v1.GetWallet
+	(*SetAutoTopup)(nil),          // 40: assistiv.v1.SetAutoTopup
+	(*ListLedger)(nil),            // 41: assistiv.v1.ListLedger
+	(*LedgerPage)(nil),            // 42: assistiv.v1.LedgerPage
+	(*GetEndUser)(nil),            // 43: assistiv.v1.GetEndUser
+	(*PatchEndUser)(nil),          // 44: assistiv.v1.PatchEndUser
+	(*EndUserView)(nil),           // 45: assistiv.v1.EndUserView
+	(*DeleteEndUser)(nil),         // 46: assistiv.v1.DeleteEndUser
+	(*SetBudget)(nil),             // 47: assistiv.v1.SetBudget
+	(*GetBudget)(nil),             // 48: assistiv.v1.GetBudget
+	(*DeleteBudget)(nil),          // 49: assistiv.v1.DeleteBudget
+	(*BudgetView)(nil),            // 50: assistiv.v1.BudgetView
+	(*BudgetTopup)(nil),           // 51: assistiv.v1.BudgetTopup
+	(*SetRateLimits)(nil),         // 52: assistiv.v1.SetRateLimits
+	(*Admit)(nil),                 // 53: assistiv.v1.Admit
+	(*Admitted)(nil),              // 54: assistiv.v1.Admitted
+	(*CountRequest)(nil),          // 55: assistiv.v1.CountRequest
+	(*Settled)(nil),               // 56: assistiv.v1.Settled
+	(*Settle)(nil),                // 57: assistiv.v1.Settle
+	(*Release)(nil),               // 58: assistiv.v1.Release
+	(*Passivate)(nil),             // 59: assistiv.v1.Passivate
+	(*PaymentProfile)(nil),        // 60: assistiv.v1.PaymentProfile
+	(*TopupIntent)(nil),           // 61: assistiv.v1.TopupIntent
+	(*CheckoutSession)(nil),       // 62: assistiv.v1.CheckoutSession
+	(*GetPaymentProfile)(nil),     // 63: assistiv.v1.GetPaymentProfile
+	(*SetPaymentProfile)(nil),     // 64: assistiv.v1.SetPaymentProfile
+	(*PaymentProfileView)(nil),    // 65: assistiv.v1.PaymentProfileView
+	(*RecordCheckout)(nil),        // 66: assistiv.v1.RecordCheckout
+	(*CheckoutRecorded)(nil),      // 67: assistiv.v1.CheckoutRecorded
+	(*CheckoutOutcome)(nil),       // 68: assistiv.v1.CheckoutOutcome
+	(*CheckoutOutcomeResult)(nil), // 69: assistiv.v1.CheckoutOutcomeResult
+	(*ListTopupIntents)(nil),      // 70: assistiv.v1.ListTopupIntents
+	(*TopupIntentList)(nil),       // 71: assistiv.v1.TopupIntentList
+	nil,                           // 72: assistiv.v1.Platform.ProvidersEntry
 }
 var file_internal_pb_gateway_proto_depIdxs = []int32{
 	1,  // 0: assistiv.v1.PlatformSettings.default_budget:type_name -> assistiv.v1.BudgetTemplate
@@ -5111,46 +5212,48 @@ var file_internal_pb_gateway_proto_depIdxs = []int32{
 	2,  // 2: assistiv.v1.Wallet.auto_topup:type_name -> assistiv.v1.AutoTopup
 	3,  // 3: assistiv.v1.Platform.settings:type_name -> assistiv.v1.PlatformSettings
 	4,  // 4: assistiv.v1.Platform.wallet:type_name -> assistiv.v1.Wallet
-	71, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
-	59, // 6: assistiv.v1.Platform.payment:type_name -> assistiv.v1.PaymentProfile
+	72, // 5: assistiv.v1.Platform.providers:type_name -> assistiv.v1.Platform.ProvidersEntry
+	60, // 6: assistiv.v1.Platform.payment:type_name -> assistiv.v1.PaymentProfile
 	6,  // 7: assistiv.v1.SetProvider.config:type_name -> assistiv.v1.ProviderConfig
 	6,  // 8: assistiv.v1.ProviderView.config:type_name -> assistiv.v1.ProviderConfig
 	10, // 9: assistiv.v1.EndUser.budget:type_name -> assistiv.v1.Budget
 	0,  // 10: assistiv.v1.EndUser.rate_limits:type_name -> assistiv.v1.RateLimits
-	21, // 11: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
-	3,  // 12: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
-	5,  // 13: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
-	9,  // 14: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
-	3,  // 15: assistiv.v1.PatchPlatform.settings:type_name -> assistiv.v1.PlatformSettings
-	5,  // 16: assistiv.v1.PlatformView.platform:type_name -> assistiv.v1.Platform
-	9,  // 17: assistiv.v1.APIKeyCreated.key:type_name -> assistiv.v1.APIKey
-	9,  // 18: assistiv.v1.APIKeyList.keys:type_name -> assistiv.v1.APIKey
-	11, // 19: assistiv.v1.EndUserCreated.end_user:type_name -> assistiv.v1.EndUser
-	9,  // 20: assistiv.v1.EndUserCreated.key:type_name -> assistiv.v1.APIKey
-	4,  // 21: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
-	12, // 22: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
-	2,  // 23: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
-	12, // 24: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
-	11, // 25: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
-	0,  // 26: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
-	10, // 27: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
-	10, // 28: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
-	12, // 29: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
-	0,  // 30: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
-	21, // 31: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
-	6,  // 32: assistiv.v1.Admitted.provider:type_name -> assistiv.v1.ProviderConfig
-	59, // 33: assistiv.v1.PaymentProfileView.profile:type_name -> assistiv.v1.PaymentProfile
-	61, // 34: assistiv.v1.RecordCheckout.session:type_name -> assistiv.v1.CheckoutSession
-	61, // 35: assistiv.v1.CheckoutRecorded.session:type_name -> assistiv.v1.CheckoutSession
-	61, // 36: assistiv.v1.CheckoutOutcomeResult.session:type_name -> assistiv.v1.CheckoutSession
-	12, // 37: assistiv.v1.CheckoutOutcomeResult.entry:type_name -> assistiv.v1.LedgerEntry
-	60, // 38: assistiv.v1.TopupIntentList.intents:type_name -> assistiv.v1.TopupIntent
-	6,  // 39: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	21, // 11: assistiv.v1.LeaseFlush.spends:type_name -> assistiv.v1.LeaseSpendAt
+	16, // 12: assistiv.v1.LeaseSpendAt.spend:type_name -> assistiv.v1.LeaseSpend
+	22, // 13: assistiv.v1.Failure.rate:type_name -> assistiv.v1.RateLimitInfo
+	3,  // 14: assistiv.v1.CreatePlatform.settings:type_name -> assistiv.v1.PlatformSettings
+	5,  // 15: assistiv.v1.PlatformCreated.platform:type_name -> assistiv.v1.Platform
+	9,  // 16: assistiv.v1.PlatformCreated.key:type_name -> assistiv.v1.APIKey
+	3,  // 17: assistiv.v1.PatchPlatform.settings:type_name -> assistiv.v1.PlatformSettings
+	5,  // 18: assistiv.v1.PlatformView.platform:type_name -> assistiv.v1.Platform
+	9,  // 19: assistiv.v1.APIKeyCreated.key:type_name -> assistiv.v1.APIKey
+	9,  // 20: assistiv.v1.APIKeyList.keys:type_name -> assistiv.v1.APIKey
+	11, // 21: assistiv.v1.EndUserCreated.end_user:type_name -> assistiv.v1.EndUser
+	9,  // 22: assistiv.v1.EndUserCreated.key:type_name -> assistiv.v1.APIKey
+	4,  // 23: assistiv.v1.WalletView.wallet:type_name -> assistiv.v1.Wallet
+	12, // 24: assistiv.v1.WalletView.entry:type_name -> assistiv.v1.LedgerEntry
+	2,  // 25: assistiv.v1.SetAutoTopup.auto_topup:type_name -> assistiv.v1.AutoTopup
+	12, // 26: assistiv.v1.LedgerPage.entries:type_name -> assistiv.v1.LedgerEntry
+	11, // 27: assistiv.v1.EndUserView.end_user:type_name -> assistiv.v1.EndUser
+	0,  // 28: assistiv.v1.EndUserView.effective_rate_limits:type_name -> assistiv.v1.RateLimits
+	10, // 29: assistiv.v1.SetBudget.budget:type_name -> assistiv.v1.Budget
+	10, // 30: assistiv.v1.BudgetView.budget:type_name -> assistiv.v1.Budget
+	12, // 31: assistiv.v1.BudgetView.entry:type_name -> assistiv.v1.LedgerEntry
+	0,  // 32: assistiv.v1.SetRateLimits.limits:type_name -> assistiv.v1.RateLimits
+	22, // 33: assistiv.v1.Admitted.rate:type_name -> assistiv.v1.RateLimitInfo
+	6,  // 34: assistiv.v1.Admitted.provider:type_name -> assistiv.v1.ProviderConfig
+	60, // 35: assistiv.v1.PaymentProfileView.profile:type_name -> assistiv.v1.PaymentProfile
+	62, // 36: assistiv.v1.RecordCheckout.session:type_name -> assistiv.v1.CheckoutSession
+	62, // 37: assistiv.v1.CheckoutRecorded.session:type_name -> assistiv.v1.CheckoutSession
+	62, // 38: assistiv.v1.CheckoutOutcomeResult.session:type_name -> assistiv.v1.CheckoutSession
+	12, // 39: assistiv.v1.CheckoutOutcomeResult.entry:type_name -> assistiv.v1.LedgerEntry
+	61, // 40: assistiv.v1.TopupIntentList.intents:type_name -> assistiv.v1.TopupIntent
+	6,  // 41: assistiv.v1.Platform.ProvidersEntry.value:type_name -> assistiv.v1.ProviderConfig
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_internal_pb_gateway_proto_init() }
@@ -5165,7 +5268,7 @@ func file_internal_pb_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_pb_gateway_proto_rawDesc), len(file_internal_pb_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   72,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -44,6 +44,11 @@ type Config struct {
 	MaxRecords int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Node, in a cluster, names this node's watermark: every node copies
+	// its own changefeed into the shared tables, so each keeps its own
+	// place (table assistiv_snapshot_nodes). Empty: the single node's
+	// watermark (assistiv_snapshot_state).
+	Node string
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -169,6 +174,12 @@ var migrations = []string{
 	);
 	CREATE INDEX IF NOT EXISTS assistiv_ledger_account ON assistiv_ledger_entries (platform_id, account, seq);
 	CREATE INDEX IF NOT EXISTS assistiv_end_users_platform ON assistiv_end_users (platform_id, id);`,
+	// 2: one watermark per node of a cluster (Config.Node).
+	`CREATE TABLE IF NOT EXISTS assistiv_snapshot_nodes (
+		node text PRIMARY KEY,
+		watermark bigint NOT NULL,
+		updated_at timestamptz NOT NULL
+	);`,
 }
 
 // Migrate creates or upgrades the schema; safe to run concurrently with
@@ -242,7 +253,7 @@ func (s *Snapshotter) Pool() *pgxpool.Pool { return s.pool }
 // node-local and not copied.
 func snapshotted(family byte) bool {
 	switch family {
-	case persistence.FamilyChangefeed, persistence.FamilyReservation, persistence.FamilyWindows:
+	case persistence.FamilyChangefeed, persistence.FamilyReservation, persistence.FamilyWindows, persistence.FamilyHolding:
 		return false
 	}
 	return true
@@ -254,7 +265,12 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var watermark uint64
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_state WHERE id = 1), 0)`).Scan(&watermark); err != nil {
+	// One QueryRow only: an unscanned Row holds its pool connection.
+	q, args := `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_state WHERE id = 1), 0)`, []any(nil)
+	if s.cfg.Node != "" {
+		q, args = `SELECT coalesce((SELECT watermark FROM assistiv_snapshot_nodes WHERE node = $1), 0)`, []any{s.cfg.Node}
+	}
+	if err := s.pool.QueryRow(ctx, q, args...).Scan(&watermark); err != nil {
 		return 0, fmt.Errorf("read watermark: %w", err)
 	}
 	// Only durable records: a snapshot taken after a synced marker and
@@ -417,8 +433,15 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 	if err := upsert(ctx, tx, "assistiv_ledger_entries", "kv_key", []string{"kv_key", "id", "platform_id", "account", "seq", "type", "amount_nanos", "balance_after_nanos", "idempotency_key", "reason", "request_id", "model", "prompt_tokens", "completion_tokens", "uncharged_nanos", "created_at"}, ledgerRows); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO assistiv_snapshot_state (id, watermark, updated_at) VALUES (1, $1, now())
-		ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at`, int64(last)); err != nil {
+	save := `INSERT INTO assistiv_snapshot_state (id, watermark, updated_at) VALUES (1, $1, now())
+		ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at`
+	args = []any{int64(last)}
+	if s.cfg.Node != "" {
+		save = `INSERT INTO assistiv_snapshot_nodes (node, watermark, updated_at) VALUES ($2, $1, now())
+		ON CONFLICT (node) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at`
+		args = append(args, s.cfg.Node)
+	}
+	if _, err := tx.Exec(ctx, save, args...); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -62,7 +63,7 @@ func mirror(t *testing.T, st *persistence.Store) map[string][]byte {
 	out := map[string][]byte{}
 	err := st.Scan([]byte{persistence.FamilyMeta}, nil, false, func(k, v []byte) bool {
 		switch k[0] {
-		case persistence.FamilyChangefeed, persistence.FamilyReservation, persistence.FamilyWindows:
+		case persistence.FamilyChangefeed, persistence.FamilyReservation, persistence.FamilyWindows, persistence.FamilyHolding:
 			return true
 		}
 		if bytes.Equal(k, persistence.MetaSchemaKey) || bytes.HasPrefix(k, persistence.MetaKey("changefeed_next")) {
@@ -333,4 +334,59 @@ func TestFullCopyAfterRunningWithoutChangefeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameMirror(t, mirror(t, st), pgMirror(t, snap.Pool()))
+}
+
+// TestNodesKeepTheirOwnWatermarks: two nodes of a cluster snapshot into the
+// same tables, each from its own changefeed and at its own watermark; many
+// rounds in a row never exhaust the pool.
+func TestNodesKeepTheirOwnWatermarks(t *testing.T) {
+	url := testURL(t)
+	ctx := context.Background()
+	type node struct {
+		st   *persistence.Store
+		snap *postgres.Snapshotter
+	}
+	nodes := map[string]*node{}
+	for _, name := range []string{"a", "b"} {
+		scfg := persistence.DefaultConfig()
+		scfg.Dir, scfg.Logger = t.TempDir(), quiet()
+		st, err := persistence.Open(scfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cfg := postgres.DefaultConfig()
+		cfg.URL, cfg.Logger, cfg.Node = url, quiet(), name
+		snap, err := postgres.Open(ctx, cfg, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(snap.Close)
+		nodes[name] = &node{st, snap}
+	}
+	for i := range 12 { // more rounds than the pool has connections
+		for name, n := range nodes {
+			if err := n.st.Commit(persistence.Set(persistence.MetaKey(fmt.Sprintf("%s-%d", name, i)), []byte(name))); err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			wm, err := n.snap.Round(rctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s round %d: %v", name, i, err)
+			}
+			var got int64
+			if err := n.snap.Pool().QueryRow(ctx, `SELECT watermark FROM assistiv_snapshot_nodes WHERE node = $1`, name).Scan(&got); err != nil || uint64(got) != wm {
+				t.Fatalf("%s: stored watermark %d (%v), round returned %d", name, got, err, wm)
+			}
+		}
+	}
+	pg := pgMirror(t, nodes["a"].snap.Pool())
+	for name := range nodes {
+		for i := range 12 {
+			if v := pg[string(persistence.MetaKey(fmt.Sprintf("%s-%d", name, i)))]; string(v) != name {
+				t.Errorf("record %s-%d of node %s missing from Postgres (%q)", name, i, name, v)
+			}
+		}
+	}
 }

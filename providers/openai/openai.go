@@ -64,6 +64,11 @@ func (c *Client) Complete(ctx context.Context, up providers.Upstream, req *provi
 	if err != nil {
 		return nil, err
 	}
+	if req.RelayAnswer {
+		if r, ok := providers.RelayedAnswer(body); ok {
+			return r, nil
+		}
+	}
 	return decodeResponse(c.name, body)
 }
 
@@ -75,7 +80,9 @@ func (c *Client) Stream(ctx context.Context, up providers.Upstream, req *provide
 	if err != nil {
 		return nil, err
 	}
-	return c.t.OpenStream(ctx, call, newDecoder(c.name), req.IncludeUsage())
+	dec := newDecoder(c.name)
+	dec.relay = req.RelayAnswer
+	return c.t.OpenStream(ctx, call, dec, req.IncludeUsage())
 }
 
 func (c *Client) call(up providers.Upstream, req *providers.ChatRequest, stream bool) (*providers.Call, error) {
@@ -109,8 +116,14 @@ func encodeRequest(name string, req *providers.ChatRequest, stream, maxComp bool
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	model := strings.TrimPrefix(req.Model, name+"/")
+	if !stream {
+		if b, ok := req.RelayBody(model, maxComp); ok {
+			return b, nil
+		}
+	}
 	r := *req
-	r.Model = strings.TrimPrefix(r.Model, name+"/")
+	r.Model = model
 	r.Stream = stream
 	r.StreamOptions = nil
 	if stream {
@@ -217,6 +230,7 @@ type decoder struct {
 	name     string
 	usage    providers.Usage
 	hasUsage bool
+	relay    bool // chunks are sent on as received: scan them, decode only the unusual ones
 }
 
 // NewDecoder returns the stream decoder for OpenAI's format.
@@ -239,6 +253,11 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 	if len(data) == 0 {
 		return nil, false, nil
 	}
+	if d.relay {
+		if c, ok := providers.RelayChunk(data); ok {
+			return []*providers.ChatChunk{c}, false, nil
+		}
+	}
 	var c streamChunk
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, false, providers.NewError(providers.ErrMalformed, d.name, "stream chunk is not JSON: "+err.Error())
@@ -252,6 +271,9 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 		return nil, false, e
 	}
 	chunk := c.ChatChunk
+	// Relayed as received unless the chunk is changed below. The SSE
+	// reader hands over each event's data: it stays valid.
+	relay := chunk.Usage == nil && chunk.Choices != nil && chunk.Object != ""
 	if chunk.Usage != nil {
 		u, err := providers.NewUsage(chunk.Usage.PromptTokens, chunk.Usage.CompletionTokens)
 		if err != nil {
@@ -268,6 +290,9 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 	}
 	if chunk.Object == "" {
 		chunk.Object = providers.ObjectChatCompletionChunk
+	}
+	if relay {
+		chunk.Raw = data
 	}
 	return []*providers.ChatChunk{&chunk}, false, nil
 }

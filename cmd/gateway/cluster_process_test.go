@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/mockllm"
+)
+
+// TestProcessClusterGracefulLeaveUnderLoad runs three bin/gateway children
+// in cluster mode with a real Postgres and the mock upstream, sends chat
+// calls and budget debits for the demo end-user to all three, stops one
+// node with SIGTERM under that load (after taking it out of the rotation,
+// as a load balancer does), and checks that no request failed and that the
+// end-user's balance and ledger hold every acknowledged operation exactly
+// once, read through either remaining node.
+func TestProcessClusterGracefulLeaveUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts three gateway processes")
+	}
+	pg := os.Getenv("ASSISTIV_TEST_POSTGRES_URL")
+	if pg == "" {
+		pg = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		conn, err := pgx.Connect(ctx, pg)
+		cancel()
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("Postgres unreachable at %s: %v", pg, err)
+			}
+			t.Skipf("Postgres unreachable at %s (set ASSISTIV_TEST_POSTGRES_URL): %v", pg, err)
+		}
+		_ = conn.Close(context.Background())
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	mcfg := mockllm.DefaultConfig()
+	mock := mockllm.New(mcfg)
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mock.Serve(mln) }()
+	t.Cleanup(func() { _ = mock.Close() })
+
+	run := fmt.Sprintf("%d", time.Now().UnixNano()) // node names unique per run (snapshot watermarks)
+	type node struct {
+		http, gossip string
+		cmd          *exec.Cmd
+		stderr       *bytes.Buffer
+		mu           *sync.Mutex
+	}
+	start := func(i int, seed string, demo bool) *node {
+		n := &node{http: freeAddr(t), gossip: freeAddr(t), stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
+		args := []string{"serve"}
+		if demo {
+			args = append(args, "-demo-upstream", "http://"+mln.Addr().String())
+		}
+		n.cmd = exec.Command(bin, args...)
+		n.cmd.Env = append(os.Environ(),
+			"ASSISTIV_NODE_NAME=ptest-"+run+"-"+fmt.Sprint(i),
+			"ASSISTIV_LISTEN="+n.http,
+			"ASSISTIV_DATA_DIR="+filepath.Join(dir, fmt.Sprint("node", i)),
+			"ASSISTIV_CLUSTER_BIND="+n.gossip,
+			"ASSISTIV_CLUSTER_REMOTE="+freeAddr(t),
+			"ASSISTIV_CLUSTER_JOIN="+seed,
+			"ASSISTIV_CLUSTER_KEY=cHJvY2Vzcy10ZXN0LWNsdXN0ZXIta2V5LTMyIGJ5dGU=",
+			"ASSISTIV_MASTER_KEY=cHJvY2Vzcy10ZXN0LW1hc3Rlci1rZXktMzIgYnl0ZXM=",
+			"ASSISTIV_ADMIN_KEY=process-test-admin-key",
+			"ASSISTIV_POSTGRES_URL="+pg,
+			"ASSISTIV_ALLOW_PRIVATE_EGRESS=true",
+			"ASSISTIV_LOG_LEVEL=warn",
+		)
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.cmd.Stderr = pw
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		go func() {
+			s := bufio.NewScanner(pr)
+			for s.Scan() {
+				n.mu.Lock()
+				n.stderr.WriteString(s.Text() + "\n")
+				n.mu.Unlock()
+			}
+		}()
+		t.Cleanup(func() {
+			if n.cmd.ProcessState == nil {
+				_ = n.cmd.Process.Kill()
+				_ = n.cmd.Wait()
+			}
+		})
+		waitHealthy(t, n.http)
+		return n
+	}
+	n1 := start(1, "", false)
+	n2 := start(2, n1.gossip, false)
+	time.Sleep(time.Second)
+	n3 := start(3, n1.gossip, true)
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n3.mu.Lock()
+		out = n3.stderr.String()
+		n3.mu.Unlock()
+		if strings.Contains(out, "end-user key:") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	field := func(name string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), name+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("node 3 did not print %q:\n%s", name, out)
+		return ""
+	}
+	pid, pkey, eu, ukey := field("platform id"), field("platform key"), field("end-user id"), field("end-user key")
+
+	nodes := []*node{n1, n2, n3}
+	var inRotation atomic.Int32
+	inRotation.Store(3) // nodes[3-inRotation:] take traffic
+	var chats, debits, failures atomic.Int64
+	var debited atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 30 * time.Second}
+	for w := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				live := nodes[3-inRotation.Load():]
+				n := live[(w+i)%len(live)]
+				var req *http.Request
+				if i%2 == 0 {
+					req, _ = http.NewRequest("POST", "http://"+n.http+"/v1/chat/completions",
+						strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+					req.Header.Set("Authorization", "Bearer "+ukey)
+				} else {
+					req, _ = http.NewRequest("POST", "http://"+n.http+"/v1/platforms/"+pid+"/end-users/"+eu+"/budget/debit",
+						strings.NewReader(`{"amount_usd":0.0001,"reason":"ptest"}`))
+					req.Header.Set("Authorization", "Bearer "+pkey)
+					req.Header.Set("Idempotency-Key", fmt.Sprintf("w%d-%d", w, i))
+				}
+				req.Header.Set("Content-Type", "application/json")
+				res, err := client.Do(req)
+				if err != nil {
+					failures.Add(1)
+					t.Errorf("%s: %v", n.http, err)
+					return
+				}
+				body := new(bytes.Buffer)
+				_, _ = body.ReadFrom(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					failures.Add(1)
+					t.Errorf("%s %s: %d %s", n.http, req.URL.Path, res.StatusCode, body.String())
+					return
+				}
+				if i%2 == 0 {
+					chats.Add(1)
+				} else {
+					debits.Add(1)
+					debited.Add(int64(money.PerUSD) / 10000)
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	inRotation.Store(2) // node 1 leaves the rotation, then stops
+	time.Sleep(200 * time.Millisecond)
+	_ = n1.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- n1.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("node 1 exited: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = n1.cmd.Process.Signal(syscall.SIGQUIT) // goroutine dump into its stderr
+		time.Sleep(time.Second)
+		n1.mu.Lock()
+		t.Logf("node 1 stderr:\n%s", n1.stderr.String())
+		n1.mu.Unlock()
+		t.Fatal("node 1 did not stop within 60 s")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d chat calls and %d debits acknowledged, %d failures", chats.Load(), debits.Load(), failures.Load())
+
+	// Every acknowledged operation is in the ledger exactly once, and the
+	// ledger sums to the balance, through either remaining node.
+	for _, n := range nodes[1:] {
+		var budget struct {
+			Balance money.Nanos `json:"balance_usd"`
+		}
+		getJSON(t, client, "http://"+n.http+"/v1/platforms/"+pid+"/end-users/"+eu+"/budget", pkey, &budget)
+		var sum money.Nanos
+		usage, debitEntries := 0, 0
+		var debitSum money.Nanos
+		cursor := ""
+		for {
+			var page struct {
+				Data []struct {
+					Type   string      `json:"type"`
+					Amount money.Nanos `json:"amount_usd"`
+				} `json:"data"`
+				HasMore    bool   `json:"has_more"`
+				NextCursor string `json:"next_cursor"`
+			}
+			url := "http://" + n.http + "/v1/platforms/" + pid + "/end-users/" + eu + "/budget/transactions?limit=1000"
+			if cursor != "" {
+				url += "&cursor=" + cursor
+			}
+			getJSON(t, client, url, pkey, &page)
+			for _, e := range page.Data {
+				sum += e.Amount
+				switch e.Type {
+				case "usage":
+					usage++
+				case "debit":
+					debitEntries++
+					debitSum -= e.Amount
+				}
+			}
+			if !page.HasMore {
+				break
+			}
+			cursor = page.NextCursor
+		}
+		if sum != budget.Balance {
+			t.Errorf("%s: ledger sums to %s, balance %s", n.http, sum, budget.Balance)
+		}
+		if usage != int(chats.Load()) || debitEntries != int(debits.Load()) || debitSum != money.Nanos(debited.Load()) {
+			t.Errorf("%s: ledger has %d usage and %d debit entries (debits %s); acknowledged %d chats and %d debits (%s)",
+				n.http, usage, debitEntries, debitSum, chats.Load(), debits.Load(), money.Nanos(debited.Load()))
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHealthy(t *testing.T, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s not healthy within 30 s", addr)
+}
+
+func getJSON(t *testing.T, c *http.Client, url, key string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(res.Body)
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b.String())
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
