@@ -204,11 +204,29 @@ func (s *Server) complete(c *call, up Upstream, ctx context.Context, target prov
 		endSpan(span, upstreamError(err))
 		return resp, err
 	}
-	attrs := []attribute.KeyValue{attribute.String("gen_ai.response.model", resp.Model), attribute.String("gen_ai.response.id", resp.ID)}
+	id, model := resp.ID, resp.Model
 	reasons := make([]string, 0, len(resp.Choices))
 	for _, ch := range resp.Choices {
 		reasons = append(reasons, string(ch.FinishReason))
 	}
+	if id == "" && resp.Raw != nil {
+		// A relayed answer (sent as the upstream wrote it) is not decoded
+		// on the request path; a sampled one is, here, for its attributes.
+		var head struct {
+			ID      string `json:"id"`
+			Model   string `json:"model"`
+			Choices []struct {
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if json.Unmarshal(resp.Raw, &head) == nil {
+			id, model = head.ID, head.Model
+			for _, ch := range head.Choices {
+				reasons = append(reasons, ch.FinishReason)
+			}
+		}
+	}
+	attrs := []attribute.KeyValue{attribute.String("gen_ai.response.model", model), attribute.String("gen_ai.response.id", id)}
 	attrs = append(attrs, attribute.StringSlice("gen_ai.response.finish_reasons", reasons))
 	if resp.Usage != nil {
 		attrs = append(attrs, usageAttrs(*resp.Usage)...)
