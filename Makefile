@@ -6,7 +6,7 @@ PKGS      := ./...
 SDK       := sdk/typescript
 FUZZTIME  ?= 10s
 
-.PHONY: build run run-cluster test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
+.PHONY: image test-helm build run run-cluster test test-compat test-sdk race-lifecycle test-race lint vet fmt fuzz bench proto check tidy clean
 
 build:
 	$(GO) build -o $(BIN)/gateway ./cmd/gateway
@@ -20,15 +20,30 @@ run: build
 run-cluster: build
 	./scripts/run-cluster.sh
 
+# The container image (Dockerfile: static binary on distroless, non-root,
+# /data volume): podman when installed (docker format, so HEALTHCHECK is
+# kept), else docker.
+IMAGE     ?= assistiv/gateway:dev
+VERSION   ?= dev
+CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+image:
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--format docker) --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
 # Every test once: the Go packages under the race detector (it covers the
 # plain run too), then the TypeScript SDK's tests and the client
 # compatibility matrix (both Node 20+).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 25m $(PKGS)
+	$(MAKE) test-helm
 	$(MAKE) race-lifecycle
 	$(MAKE) test-sdk
 	$(MAKE) test-compat
+
+# The Helm chart's tests (deploy/helm: a module of its own, so Helm and
+# k8s.io stay out of the gateway's go.mod): lint, render, assert.
+test-helm:
+	cd deploy/helm && $(GO) test -count=1 ./...
 
 # The OAuth connection-lifecycle race tests, 100 times in a row under the
 # race detector (about a minute).

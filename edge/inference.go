@@ -224,7 +224,7 @@ func (s *Server) begin(c *call, req *providers.ChatRequest, promptEst int64) (*i
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.UpstreamTimeout)
 	start := time.Now()
-	b, err := s.admit(ctx, c.principal, c.rid, m, promptEst, maxOut)
+	b, err := s.admitTraced(c, ctx, c.principal, c.rid, m, promptEst, maxOut)
 	if err != nil {
 		s.calls.giveShare(platform, m.Provider)
 		cancel()
@@ -276,7 +276,7 @@ func (s *Server) chatCompletions(c *call) error {
 		return s.streamChat(c, f.ctx, f.cancel, f.up, f.target, &req, b, start)
 	}
 	defer f.cancel()
-	resp, err := f.up.Complete(f.ctx, f.target, &req)
+	resp, err := s.complete(c, f.up, f.ctx, f.target, &req)
 	if err != nil {
 		s.release(b)
 		s.logCall(c, b, 0, providers.Usage{}, start, 0, false, upstreamError(err))
@@ -292,7 +292,7 @@ func (s *Server) chatCompletions(c *call) error {
 	// if the settlement failed (an error here would make an SDK retry and
 	// pay the provider twice); the failure is logged and the reservation
 	// left for recovery.
-	cost, _ := s.settle(b, u)
+	cost, _ := s.settleTraced(c, b, u)
 	s.logCall(c, b, cost, u, start, 0, false, nil)
 	out := resp.Raw // an OpenAI-format answer goes out as the upstream sent it
 	if out == nil {
@@ -379,7 +379,7 @@ func equalFoldASCII(a, b string) bool {
 // failed flush means the client left: the upstream call is cancelled and
 // what was produced is billed.
 func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelFunc, up Upstream, target providers.Upstream, req *providers.ChatRequest, b *billing, start time.Time) error {
-	st, err := up.Stream(ctx, target, req)
+	st, err := s.openStream(c, up, ctx, target, req)
 	if err != nil {
 		cancel()
 		s.release(b)
@@ -445,7 +445,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 			}
 		}
 		u := streamedUsage(st, produced, promptEst, gone || streamErr != nil)
-		cost, serr := s.settle(b, u)
+		cost, serr := s.settleTraced(c, b, u)
 		var final *apiError
 		if streamErr != nil && !gone {
 			final = upstreamError(streamErr).(*apiError)
@@ -473,6 +473,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 			final = &apiError{Status: 499, Code: "client_disconnected", Message: "the client closed the connection"}
 		}
 		entry.finish(cost, u, ttft, final)
+		c.tr.streamEnd(u, final)
 	})
 	return nil
 }

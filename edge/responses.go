@@ -783,7 +783,7 @@ func (s *Server) createResponse(c *call) error {
 		return s.streamResponse(c, f, req, t)
 	}
 	defer f.cancel()
-	resp, err := f.up.Complete(f.ctx, f.target, req)
+	resp, err := s.complete(c, f.up, f.ctx, f.target, req)
 	if err != nil {
 		s.release(f.b)
 		s.responsesLog(c, f.b, f.start, false).finish(0, providers.Usage{}, 0, toAPIError(upstreamError(err), s.log, c.rid))
@@ -797,7 +797,7 @@ func (s *Server) createResponse(c *call) error {
 	}
 	// As in chatCompletions: a completed, paid call is answered even when
 	// its settlement failed (logged; the reservation is left for recovery).
-	cost, _ := s.settle(f.b, u)
+	cost, _ := s.settleTraced(c, f.b, u)
 	t.obj.Output = outputOf(resp, now)
 	var fr providers.FinishReason
 	if len(resp.Choices) > 0 {
@@ -859,7 +859,7 @@ func (s *Server) deleteResponse(c *call) error {
 // produced is billed), and the settlement and the stored record are durable
 // before the terminal event.
 func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest, t *responseTurn) error {
-	st, err := f.up.Stream(f.ctx, f.target, req)
+	st, err := s.openStream(c, f.up, f.ctx, f.target, req)
 	if err != nil {
 		f.cancel()
 		s.release(f.b)
@@ -899,7 +899,7 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 			}
 		}
 		u := streamedUsage(st, ev.produced, f.b.promptEst, gone || streamErr != nil)
-		cost, serr := s.settle(f.b, u)
+		cost, serr := s.settleTraced(c, f.b, u)
 		t.obj.Usage = usageOf(u)
 		var final *apiError
 		failed := false
@@ -940,6 +940,7 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 			ev.flush(w)
 		}
 		entry.finish(cost, u, ttft, final)
+		c.tr.streamEnd(u, final) // c.tr is set before the handler and never changes
 	})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/clock"
@@ -71,6 +72,9 @@ type Config struct {
 	// ResponseSweepInterval is how often expired responses are deleted
 	// while serving. Default 1 hour, range 1 ms..24 h.
 	ResponseSweepInterval time.Duration
+	// TraceContent lets spans carry prompts and completions
+	// (gen_ai.input.messages, gen_ai.output.messages). Default off.
+	TraceContent bool
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -143,6 +147,9 @@ type Deps struct {
 	// PublicURL is the gateway's public base URL (Checkout's default
 	// return pages).
 	PublicURL string
+	// Tracer, when set, traces requests (edge/tracing.go); nil: off, and
+	// the hot path pays one nil check.
+	Tracer trace.Tracer
 }
 
 // Server is the gateway's HTTP server.
@@ -414,13 +421,21 @@ type call struct {
 	rid       string
 	principal actors.Principal
 	admin     bool
+	tr        *reqTrace // nil unless this request is traced and sampled
 }
 
 func (s *Server) wrap(h func(*call) error) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		c := &call{s: s, ctx: ctx, rid: requestIDOf(ctx)}
-		if err := h(c); err != nil {
+		if s.deps.Tracer != nil {
+			s.traceRequest(c)
+		}
+		err := h(c)
+		if err != nil {
 			writeError(ctx, toAPIError(err, s.log, c.rid), c.rid)
+		}
+		if c.tr != nil {
+			c.tr.endRequest(ctx, err)
 		}
 	}
 }

@@ -370,6 +370,24 @@ func (s *Store) DurableSnapshot() (*pebble.Snapshot, error) {
 	return snap, nil
 }
 
+// Checkpoint writes a consistent, openable copy of the store to dir (a
+// path that must not exist yet; its parent must) without stopping writes:
+// it first makes every write submitted before the call durable (a synced
+// marker, as [Store.Sync]), then has Pebble hard-link the live tables and
+// copy the manifest and the flushed WAL, so the copy holds every write
+// acknowledged before the call and possibly some that raced it, each whole.
+// dir must be on the data dir's file system for the links; otherwise
+// Pebble copies. Safe for concurrent use with every other method.
+func (s *Store) Checkpoint(dir string) error {
+	if err := s.Sync(); err != nil {
+		return err
+	}
+	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("persistence: checkpoint: %w", err)
+	}
+	return nil
+}
+
 // syncEvery bounds how long an applied, unsynced write (billing in batch
 // durability) waits for its fsync: every d, if such writes were applied
 // since the last synced batch, it forces one.

@@ -39,6 +39,16 @@ type Transport struct {
 // Header is one request header.
 type Header struct{ Name, Value string }
 
+// ctxHeadersKey keys the headers [WithHeaders] adds to a context.
+type ctxHeadersKey struct{}
+
+// WithHeaders returns a context whose upstream calls also send hs (after
+// the provider's own headers; a trace's traceparent, say). Without it a
+// call pays one context lookup.
+func WithHeaders(ctx context.Context, hs ...Header) context.Context {
+	return context.WithValue(ctx, ctxHeadersKey{}, hs)
+}
+
 // Call is one upstream request, built by a provider package.
 type Call struct {
 	// Provider names the upstream in errors: "openai", "anthropic", ...
@@ -171,6 +181,11 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 	}
 	for _, h := range c.Headers {
 		req.Header.Set(h.Name, h.Value)
+	}
+	if hs, ok := ctx.Value(ctxHeadersKey{}).([]Header); ok {
+		for _, h := range hs {
+			req.Header.Set(h.Name, h.Value)
+		}
 	}
 	req.SetBodyRaw(c.Body)
 

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
 	"github.com/assistiv/gateway/internal/secrets"
@@ -32,6 +34,8 @@ type Config struct {
 	// Logger receives the service's log lines; secrets never reach it.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, gives each delivery attempt a span (nil: none).
+	Tracer trace.Tracer
 
 	// Schedule is the delay before each delivery attempt, counted from the
 	// previous attempt (Schedule[0] from the message's creation or replay);

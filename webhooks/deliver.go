@@ -193,6 +193,8 @@ func (s *Service) attempt(p ids.PlatformID, eid, msgID string) result {
 	req.Header.Set("webhook-id", m.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set("webhook-signature", sig)
+	endTrace := s.traceAttempt(req, p, eid, m)
+	defer func() { endTrace(&res) }()
 	start := time.Now()
 	resp, err := s.http.Do(req)
 	if err == nil {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,14 +36,23 @@ type Gateway struct {
 	Model string
 	// Label names the variant when set (default "gateway-" + Durability).
 	Label string
+	// TraceRatio, when positive, turns OpenTelemetry tracing on with this
+	// share of requests sampled (parentbased_traceidratio), exporting over
+	// OTLP/HTTP to a loopback sink in the bench process that reads and
+	// drops every batch: the cost of tracing without a collector's.
+	TraceRatio float64
 }
 
 var _ Variant = (*Gateway)(nil)
 
-// Name returns the label, or "gateway-batch" / "gateway-sync".
+// Name returns the label, or "gateway-batch" / "gateway-sync", with
+// "-traced" when TraceRatio is set.
 func (g *Gateway) Name() string {
 	if g.Label != "" {
 		return g.Label
+	}
+	if g.TraceRatio > 0 {
+		return "gateway-" + g.Durability + "-traced"
 	}
 	return "gateway-" + g.Durability
 }
@@ -53,11 +64,23 @@ func IsGateway(name string) bool { return strings.HasPrefix(name, "gateway") }
 // Start starts the gateway on a fresh data dir and configures it over the
 // operator API.
 func (g *Gateway) Start(ctx context.Context, env *Env) (*Instance, error) {
-	gw, err := env.StartGateway(ctx, GatewayOptions{Bin: g.Bin, Durability: g.Durability})
+	opts := GatewayOptions{Bin: g.Bin, Durability: g.Durability}
+	stopSink := func() {}
+	if g.TraceRatio > 0 {
+		url, stop, err := startOTLPSink()
+		if err != nil {
+			return nil, err
+		}
+		stopSink = stop
+		opts.Env = []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + url, "OTEL_TRACES_SAMPLER=parentbased_traceidratio",
+			"OTEL_TRACES_SAMPLER_ARG=" + strconv.FormatFloat(g.TraceRatio, 'f', -1, 64)}
+	}
+	gw, err := env.StartGateway(ctx, opts)
 	if err != nil {
+		stopSink()
 		return nil, err
 	}
-	stop := func() { env.Procs.Stop(gw.Proc) }
+	stop := func() { env.Procs.Stop(gw.Proc); stopSink() }
 	if g.Model != "" && env.Upstream.Kind != "mockllm" {
 		stop()
 		return nil, fmt.Errorf("variant %s needs mockllm as the upstream (it speaks the translated providers' formats), not %s", g.Name(), env.Upstream.Kind)
@@ -77,6 +100,21 @@ func (g *Gateway) Start(ctx context.Context, env *Env) (*Instance, error) {
 		Requests: t,
 		Stop:     stop,
 	}, nil
+}
+
+// startOTLPSink serves OTLP/HTTP on a free loopback port, reading and
+// dropping every export; it returns the base URL and its stop.
+func startOTLPSink() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
 
 // AdminKey is the operator key the bench's gateways run with.

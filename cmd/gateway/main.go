@@ -59,6 +59,12 @@ func main() {
 		err = serve(os.Args[2:])
 	case "restore":
 		err = restore(os.Args[2:])
+	case "config":
+		err = configCmd(os.Args[2:], os.Stdout, os.Stderr)
+	case "backup":
+		err = backupCmd(os.Args[2:])
+	case "healthcheck":
+		err = healthcheck(os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -78,7 +84,10 @@ func usage() {
 
 commands:
   serve     run one gateway node
-  restore   rebuild a lost data dir: gateway restore --from-postgres [-data-dir DIR]
+  config    print the effective configuration (secrets redacted) or what contradicts
+  backup    back up a running node: gateway backup --to DIR [-data-dir DIR]
+  restore   rebuild a lost data dir: gateway restore --from DIR | --from-postgres [-data-dir DIR]
+  healthcheck  exit 0 when the local node's /readyz answers 200 (container health check)
   version   print the version
 
 Run "gateway serve -h" for the flags; each has an ASSISTIV_* variable.
@@ -137,6 +146,16 @@ type options struct {
 
 func parse(args []string) (options, error) {
 	var o options
+	fs := serveFlags(&o)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, readEnvOnly(&o, fs)
+}
+
+// serveFlags declares serve's flags into o, each defaulting to its
+// ASSISTIV_* variable (named at the end of its usage).
+func serveFlags(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", env("ASSISTIV_LISTEN", "127.0.0.1:8080"), "address to listen on (ASSISTIV_LISTEN)")
 	fs.StringVar(&o.dataDir, "data-dir", env("ASSISTIV_DATA_DIR", "./data"), "data directory (ASSISTIV_DATA_DIR)")
@@ -157,40 +176,43 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.metricsListen, "metrics-listen", env("ASSISTIV_METRICS_LISTEN", ""), "serve /metrics on this address only, without auth (bind it to loopback or a private network); empty: /metrics on the main listener with the admin key or ASSISTIV_METRICS_TOKEN (ASSISTIV_METRICS_LISTEN)")
 	fs.IntVar(&o.maxBody, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGTERM")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
+	return fs
+}
+
+// readEnvOnly reads the settings that have no flag (secrets) and checks
+// the first contradictions; [configProblems] checks them all.
+func readEnvOnly(o *options, fs *flag.FlagSet) error {
 	o.adminKey = os.Getenv("ASSISTIV_ADMIN_KEY")
 	o.masterKey = os.Getenv("ASSISTIV_MASTER_KEY")
 	o.stripeSecretKey = os.Getenv("ASSISTIV_STRIPE_SECRET_KEY")
 	o.stripeWebhookSecret = os.Getenv("ASSISTIV_STRIPE_WEBHOOK_SECRET")
 	o.stripeAPIBase = os.Getenv("ASSISTIV_STRIPE_API_BASE")
 	if (o.stripeSecretKey == "") != (o.stripeWebhookSecret == "") {
-		return o, errors.New("set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET, or neither")
+		return errors.New("set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET, or neither")
 	}
 	o.metricsToken = os.Getenv("ASSISTIV_METRICS_TOKEN")
 	if o.metricsToken != "" && len(o.metricsToken) < 16 {
-		return o, errors.New("ASSISTIV_METRICS_TOKEN must be at least 16 characters")
+		return errors.New("ASSISTIV_METRICS_TOKEN must be at least 16 characters")
 	}
 	if v := os.Getenv("ASSISTIV_WEBHOOK_TEST_SCHEDULE"); v != "" {
 		for _, f := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(f))
 			if err != nil {
-				return o, fmt.Errorf("ASSISTIV_WEBHOOK_TEST_SCHEDULE: %w", err)
+				return fmt.Errorf("ASSISTIV_WEBHOOK_TEST_SCHEDULE: %w", err)
 			}
 			o.webhookSchedule = append(o.webhookSchedule, d)
 		}
 	}
-	if err := parseCluster(&o, fs); err != nil {
-		return o, err
+	if err := parseCluster(o, fs); err != nil {
+		return err
 	}
 	if o.batchSyncInterval <= 0 || o.batchSyncInterval > time.Second {
-		return o, fmt.Errorf("batch-sync-interval must be in (0, 1s], not %s", o.batchSyncInterval)
+		return fmt.Errorf("batch-sync-interval must be in (0, 1s], not %s", o.batchSyncInterval)
 	}
 	if o.billingDurability != actors.DurabilitySync && o.billingDurability != actors.DurabilityBatch {
-		return o, fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
+		return fmt.Errorf("billing-durability must be sync or batch, not %q", o.billingDurability)
 	}
-	return o, nil
+	return nil
 }
 
 // parseCluster reads the cluster settings. In cluster mode the cluster key
@@ -371,6 +393,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseProblems(o); err != nil {
+		return err
+	}
 	log := newLogger(o.logLevel, o.logFormat)
 	log.Info("starting gateway", "version", version, "listen", o.listen, "data_dir", o.dataDir,
 		"postgres", o.postgresURL != "", "allow_private_egress", o.allowPrivate,
@@ -421,12 +446,17 @@ func serve(args []string) error {
 	}
 
 	clk := clock.Real{}
+	tr, err := newTracing(log)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, tr.Close)
 	keyring, err := masterKeyring(o.masterKey, o.dataDir, log)
 	if err != nil {
 		return fail(err)
 	}
 	wcfg := webhooks.DefaultConfig()
-	wcfg.Keyring, wcfg.Clock, wcfg.Logger = keyring, clk, log
+	wcfg.Keyring, wcfg.Clock, wcfg.Logger, wcfg.Tracer = keyring, clk, log, tr.tracer()
 	wcfg.Egress = egress.Policy{AllowPrivate: o.allowPrivate}
 	if o.webhookSchedule != nil {
 		wcfg.Schedule, wcfg.Jitter = o.webhookSchedule, 0
@@ -485,6 +515,13 @@ func serve(args []string) error {
 		return fail(err)
 	}
 	undo = append(undo, func() { logDB.Close() })
+	opsock, err := startOperator(o.dataDir, store, logDB, log)
+	if err != nil {
+		return fail(err)
+	}
+	if opsock != nil {
+		undo = append(undo, opsock.Close)
+	}
 	lg, err := logs.Open(lcfg, logDB)
 	if err != nil {
 		return fail(err)
@@ -532,13 +569,14 @@ func serve(args []string) error {
 	ecfg.AdminKeyDigest = digest
 	ecfg.MaxBodyBytes = o.maxBody
 	ecfg.ResponseRetention = o.responseRetention
+	ecfg.TraceContent = os.Getenv("ASSISTIV_TRACE_CONTENT") == "true"
 	if o.metricsToken != "" {
 		ecfg.MetricsTokenDigest = sha256.Sum256([]byte(o.metricsToken))
 	}
 	ecfg.MetricsSeparate = o.metricsListen != ""
 	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Peers: peers, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
-		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/")})
+		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/"), Tracer: tr.tracer()})
 	if err != nil {
 		return fail(err)
 	}
@@ -602,6 +640,9 @@ func serve(args []string) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
+	if opsock != nil {
+		opsock.Close() // waits for a running backup
+	}
 	closeDir()    // cluster: hand the actors over and leave; single node: stop the actors
 	hooks.Close() // after the actors (their last events stay in the outbox), before the store
 	lg.Close()    // writes the queued log entries; before their store
@@ -611,6 +652,7 @@ func serve(args []string) error {
 	if snap != nil {
 		snap.Close()
 	}
+	tr.Close()
 	if err := store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -640,19 +682,26 @@ func masterKeyring(configured, dataDir string, log *slog.Logger) (*secrets.Keyri
 	return secrets.NewKeyring(key)
 }
 
-// restore rebuilds a data dir from the last Postgres snapshot.
+// restore rebuilds a data dir from a backup (--from) or the last Postgres
+// snapshot (--from-postgres).
 func restore(args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	from := fs.Bool("from-postgres", false, "restore from the snapshot in ASSISTIV_POSTGRES_URL (required)")
+	backupDir := fs.String("from", "", "restore from the backup `gateway backup` wrote to this directory")
+	from := fs.Bool("from-postgres", false, "restore from the snapshot in ASSISTIV_POSTGRES_URL")
 	dataDir := fs.String("data-dir", env("ASSISTIV_DATA_DIR", "./data"), "data directory to rebuild; must be empty (ASSISTIV_DATA_DIR)")
 	url := fs.String("postgres-url", env("ASSISTIV_POSTGRES_URL", ""), "Postgres URL (ASSISTIV_POSTGRES_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !*from || *url == "" {
-		return errors.New("restore needs --from-postgres and a Postgres URL (ASSISTIV_POSTGRES_URL or -postgres-url)")
-	}
 	log := newLogger("info", "text")
+	switch {
+	case *backupDir != "" && *from:
+		return errors.New("restore takes --from DIR or --from-postgres, not both")
+	case *backupDir != "":
+		return restoreFromBackup(*backupDir, *dataDir, log)
+	case !*from || *url == "":
+		return errors.New("restore needs --from DIR, or --from-postgres and a Postgres URL (ASSISTIV_POSTGRES_URL or -postgres-url)")
+	}
 	scfg := persistence.DefaultConfig()
 	scfg.Dir, scfg.Logger = *dataDir, log
 	store, err := persistence.Open(scfg)

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
@@ -76,6 +78,8 @@ type Options struct {
 	Stripe *payments.Stripe
 	// Env adjusts the actors' environment before any actor starts.
 	Env func(*actors.Env)
+	// Tracer, when set, traces the edge's requests (edge.Deps.Tracer).
+	Tracer trace.Tracer
 	// BeforeServe, when set, runs after the gateway is built and before it
 	// accepts connections (tests mount extra handlers such as the
 	// dashboard with Server.Mount here).
@@ -221,7 +225,7 @@ func Start(tb testing.TB, o Options) *Gateway {
 	}
 	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Peers: peers, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
 		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc,
-		Stripe: o.Stripe, PublicURL: "http://" + ln.Addr().String()})
+		Stripe: o.Stripe, PublicURL: "http://" + ln.Addr().String(), Tracer: o.Tracer})
 	if err != nil {
 		tb.Fatalf("edge.New: %v", err)
 	}

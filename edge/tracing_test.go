@@ -1,0 +1,339 @@
+package edge_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/edge/edgetest"
+	"github.com/assistiv/gateway/mockllm"
+	"github.com/assistiv/gateway/mockllm/mocktest"
+)
+
+// otlpReceiver is an in-process OTLP/HTTP collector: it decodes every
+// export request's protobuf and keeps the spans.
+type otlpReceiver struct {
+	URL   string
+	mu    sync.Mutex // guards spans
+	spans []*tracepb.Span
+	srv   *http.Server
+}
+
+func startReceiver(t *testing.T) *otlpReceiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &otlpReceiver{URL: "http://" + ln.Addr().String()}
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "want protobuf on /v1/traces", http.StatusBadRequest)
+			return
+		}
+		body, _ := io.ReadAll(req.Body)
+		var ex collectortrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &ex); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		for _, rs := range ex.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				r.spans = append(r.spans, ss.Spans...)
+			}
+		}
+		r.mu.Unlock()
+		out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+	})}
+	go func() { _ = r.srv.Serve(ln) }()
+	t.Cleanup(func() { r.srv.Close() })
+	return r
+}
+
+// byTrace returns the received spans of one trace by name.
+func (r *otlpReceiver) byTrace(traceID []byte) map[string]*tracepb.Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]*tracepb.Span{}
+	for _, s := range r.spans {
+		if string(s.TraceId) == string(traceID) {
+			m[s.Name] = s
+		}
+	}
+	return m
+}
+
+func attrs(s *tracepb.Span) map[string]string {
+	m := map[string]string{}
+	for _, kv := range s.Attributes {
+		v := kv.Value
+		switch {
+		case v.GetStringValue() != "":
+			m[kv.Key] = v.GetStringValue()
+		case v.GetArrayValue() != nil:
+			var parts []string
+			for _, e := range v.GetArrayValue().Values {
+				parts = append(parts, e.GetStringValue())
+			}
+			m[kv.Key] = strings.Join(parts, ",")
+		default:
+			m[kv.Key] = strings.TrimSpace(strings.TrimPrefix(v.String(), "int_value:"))
+		}
+	}
+	return m
+}
+
+// tracedEnv is a gateway exporting every span (always on) to an
+// in-process receiver, with a platform whose openai provider is the mock.
+type tracedEnv struct {
+	recv    *otlpReceiver
+	tp      *sdktrace.TracerProvider
+	g       *edgetest.Gateway
+	mock    *mockllm.Server
+	pid, pk string
+	uid, uk string
+}
+
+func newTracedEnv(t *testing.T, mcfg mockllm.Config) *tracedEnv {
+	t.Helper()
+	e := &tracedEnv{recv: startReceiver(t)}
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(e.recv.URL+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
+	t.Cleanup(func() { _ = e.tp.Shutdown(context.Background()) })
+	var mockURL string
+	mockURL, e.mock = mocktest.Start(t, mcfg)
+	e.g = edgetest.Start(t, edgetest.Options{Tracer: e.tp.Tracer("test")})
+	e.pid, e.pk = e.g.CreatePlatform(t, "traced")
+	if r := e.g.Do(t, "PUT", "/admin/v1/platforms/"+e.pid+"/llm-providers/openai", edgetest.AdminKey,
+		map[string]any{"api_key": canaryProviderKey, "base_url": mockURL, "enabled": true}); r.Status != 200 {
+		t.Fatalf("configure openai: %d %s", r.Status, r.Body)
+	}
+	if r := e.g.Do(t, "POST", "/admin/v1/platforms/"+e.pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 100}); r.Status != 200 {
+		t.Fatalf("wallet topup: %d %s", r.Status, r.Body)
+	}
+	e.uid, e.uk = e.g.CreateEndUser(t, e.pid, e.pk, "traced-user")
+	if r := e.g.Do(t, "POST", "/v1/platforms/"+e.pid+"/end-users/"+e.uid+"/budget", e.pk, map[string]any{"amount_usd": 50}); r.Status != 201 {
+		t.Fatalf("budget: %d %s", r.Status, r.Body)
+	}
+	return e
+}
+
+const (
+	incomingTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	incomingSpan  = "00f067aa0ba902b7"
+	secretPrompt  = "PROMPT-CANARY-tell-nobody-51c2"
+)
+
+func (e *tracedEnv) chat(t *testing.T, stream bool) *http.Response {
+	t.Helper()
+	body := `{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"` + secretPrompt + `"}]}`
+	if stream {
+		body = `{"model":"gpt-4o-mini","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"` + secretPrompt + `"}]}`
+	}
+	req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.uk)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+incomingTrace+"-"+incomingSpan+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// waitSpans waits until the trace has the named spans (export is
+// synchronous with span end, which for a stream follows the last event).
+func (e *tracedEnv) waitSpans(t *testing.T, traceID []byte, names ...string) map[string]*tracepb.Span {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := e.recv.byTrace(traceID)
+		missing := ""
+		for _, n := range names {
+			if m[n] == nil {
+				missing = n
+			}
+		}
+		if missing == "" {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("span %q never arrived; got %v", missing, keys(m))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func keys(m map[string]*tracepb.Span) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// TestTracingChatSpanTreeWithGenAIAttributesAndNoSecrets: a chat call
+// under an incoming traceparent produces the request span (its child),
+// with admission, the upstream call and settlement under it; the GenAI
+// attributes and the platform and end-user ids are set; the upstream got
+// the upstream span's traceparent; no span carries a key, the prompt or
+// the completion.
+func TestTracingChatSpanTreeWithGenAIAttributesAndNoSecrets(t *testing.T) {
+	e := newTracedEnv(t, mockllm.DefaultConfig())
+	resp := e.chat(t, false)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, out)
+	}
+	tid, _ := hex.DecodeString(incomingTrace)
+	spans := e.waitSpans(t, tid, "POST /v1/chat/completions", "admission", "chat gpt-4o-mini", "settlement")
+	root := spans["POST /v1/chat/completions"]
+	if hex.EncodeToString(root.ParentSpanId) != incomingSpan || root.Kind != tracepb.Span_SPAN_KIND_SERVER {
+		t.Errorf("request span: parent %x kind %v, want parent %s (the incoming traceparent), server", root.ParentSpanId, root.Kind, incomingSpan)
+	}
+	for _, n := range []string{"admission", "chat gpt-4o-mini", "settlement"} {
+		if string(spans[n].ParentSpanId) != string(root.SpanId) {
+			t.Errorf("span %q is not a child of the request span", n)
+		}
+	}
+	up := spans["chat gpt-4o-mini"]
+	if up.Kind != tracepb.Span_SPAN_KIND_CLIENT {
+		t.Errorf("upstream span kind %v, want client", up.Kind)
+	}
+	ua := attrs(up)
+	for k, want := range map[string]string{"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.max_tokens": "64"} {
+		if ua[k] != want {
+			t.Errorf("upstream span %s = %q, want %q", k, ua[k], want)
+		}
+	}
+	for _, k := range []string{"gen_ai.response.model", "gen_ai.response.id", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.response.finish_reasons"} {
+		if ua[k] == "" || ua[k] == "0" {
+			t.Errorf("upstream span lacks %s (%v)", k, ua)
+		}
+	}
+	ra := attrs(root)
+	if ra["assistiv.platform.id"] != e.pid || ra["assistiv.end_user.id"] != e.uid || ra["http.response.status_code"] != "200" || ra["assistiv.request.id"] != resp.Header.Get("X-Request-Id") {
+		t.Errorf("request span attributes %v", ra)
+	}
+	last, ok := e.mock.LastRequest(mockllm.RouteOpenAI)
+	if !ok {
+		t.Fatal("the mock saw no request")
+	}
+	wantTP := "00-" + incomingTrace + "-" + hex.EncodeToString(up.SpanId) + "-01"
+	if got := last.Header.Get("traceparent"); got != wantTP {
+		t.Errorf("upstream got traceparent %q, want %q", got, wantTP)
+	}
+	var completion struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	object(t, out) // a JSON object
+	_ = json.Unmarshal(out, &completion)
+	if len(completion.Choices) == 0 || len(completion.Choices[0].Message.Content) < 8 {
+		t.Fatalf("no completion text in %s", out)
+	}
+	e.noSecrets(t, tid, completion.Choices[0].Message.Content)
+}
+
+// noSecrets fails when any span of the trace carries a key, the prompt or
+// the completion.
+func (e *tracedEnv) noSecrets(t *testing.T, tid []byte, completion string) {
+	t.Helper()
+	for name, s := range e.recv.byTrace(tid) {
+		raw := s.String()
+		for what, v := range map[string]string{"the provider key": canaryProviderKey, "the end-user key": e.uk, "the platform key": e.pk,
+			"the admin key": edgetest.AdminKey, "the prompt": secretPrompt, "the completion": completion} {
+			if strings.Contains(raw, v) {
+				t.Errorf("span %q carries %s", name, what)
+			}
+		}
+	}
+}
+
+// TestTracingStreamSpanEndsAtTheLastEvent: a streamed call's request span
+// stays open while the stream runs (the handler returned long before) and
+// ends after its last event, with the streaming span inside it.
+func TestTracingStreamSpanEndsAtTheLastEvent(t *testing.T) {
+	cfg := mockllm.DefaultConfig()
+	cfg.Tokens = 30
+	cfg.TokensPerSecond = 60 // half a second of stream
+	e := newTracedEnv(t, cfg)
+	resp := e.chat(t, true)
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream: %d %s", resp.StatusCode, b)
+	}
+	rd := bufio.NewReader(resp.Body)
+	var firstEvent, done time.Time
+	var text strings.Builder
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read stream: %v", err)
+		}
+		if strings.HasPrefix(line, "data: {") && firstEvent.IsZero() {
+			firstEvent = time.Now()
+		}
+		if strings.HasPrefix(line, "data: {") {
+			var ch struct {
+				Choices []struct {
+					Delta struct{ Content string } `json:"delta"`
+				} `json:"choices"`
+			}
+			_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ch)
+			for _, c := range ch.Choices {
+				text.WriteString(c.Delta.Content)
+			}
+		}
+		if strings.HasPrefix(line, "data: [DONE]") {
+			done = time.Now()
+			break
+		}
+	}
+	resp.Body.Close()
+	tid, _ := hex.DecodeString(incomingTrace)
+	spans := e.waitSpans(t, tid, "POST /v1/chat/completions", "admission", "chat gpt-4o-mini", "streaming", "settlement")
+	root, st, up := spans["POST /v1/chat/completions"], spans["streaming"], spans["chat gpt-4o-mini"]
+	rootEnd := time.Unix(0, int64(root.EndTimeUnixNano))
+	if !rootEnd.After(firstEvent) {
+		t.Errorf("request span ended at %v, before the first event reached the client (%v)", rootEnd, firstEvent)
+	}
+	if rootEnd.After(done.Add(time.Second)) {
+		t.Errorf("request span ended at %v, long after [DONE] (%v)", rootEnd, done)
+	}
+	if root.EndTimeUnixNano < st.EndTimeUnixNano || root.EndTimeUnixNano < up.EndTimeUnixNano {
+		t.Errorf("request span ended before its streaming or upstream span")
+	}
+	if d := time.Duration(root.EndTimeUnixNano - root.StartTimeUnixNano); d < 300*time.Millisecond {
+		t.Errorf("request span lasted %v; the stream alone took about 500 ms", d)
+	}
+	if string(st.ParentSpanId) != string(root.SpanId) {
+		t.Errorf("streaming span is not a child of the request span")
+	}
+	if a := attrs(up); a["gen_ai.usage.output_tokens"] == "" || a["gen_ai.usage.output_tokens"] == "0" {
+		t.Errorf("streamed upstream span lacks output tokens: %v", a)
+	}
+	e.noSecrets(t, tid, text.String())
+}
