@@ -680,8 +680,8 @@ func (a *endUserActor) topup(c actor.Context, pre []persistence.Op, m *pb.Budget
 	if m.Debit {
 		typ = EventBudgetDebited
 	}
-	ops = append(ops, a.entryEvent(now, typ, e)...)
-	ops = append(ops, a.lowBalanceEvent(now)...)
+	ops = append(ops, a.entryEvent(now, typ, e, "")...)
+	ops = append(ops, a.lowBalanceEvent(now, "")...)
 	a.commit(c, ops, reply, false)
 }
 
@@ -806,8 +806,8 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	reply := &pb.Settled{WalletNanos: walletCharged}
 	if e != nil {
 		ops = append(ops, a.entryOps(e)...)
-		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e)...)
-		ops = append(ops, a.lowBalanceEvent(now)...)
+		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e, m.TraceParent)...)
+		ops = append(ops, a.lowBalanceEvent(now, m.TraceParent)...)
 		reply.ChargedNanos, reply.HasBudget = -e.AmountNanos, true
 	}
 	ops = append(ops, a.windowsOps(now, r.at, m.Tokens)...)
@@ -840,7 +840,7 @@ func (a *endUserActor) eventData() map[string]any {
 }
 
 // entryEvent is a budget.topped_up or budget.debited event for entry e.
-func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry) []persistence.Op {
+func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry, traceParent string) []persistence.Op {
 	if a.env.Subscriptions == nil {
 		return nil
 	}
@@ -861,18 +861,18 @@ func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry) 
 	if e.Model != "" {
 		d["model"] = e.Model
 	}
-	return a.env.event(a.id.Platform, typ, now, d)
+	return a.env.tracedEvent(a.id.Platform, typ, now, d, traceParent)
 }
 
 // lowBalanceEvent fires budget.low_balance once per crossing below the
 // budget's threshold.
-func (a *endUserActor) lowBalanceEvent(now time.Time) []persistence.Op {
+func (a *endUserActor) lowBalanceEvent(now time.Time, traceParent string) []persistence.Op {
 	if !a.eu.lowBalanceCrossed() {
 		return nil
 	}
 	d := a.eventData()
 	d["threshold_usd"] = usd(int64(a.eu.budget.low))
-	return a.env.event(a.id.Platform, EventBudgetLowBalance, now, d)
+	return a.env.tracedEvent(a.id.Platform, EventBudgetLowBalance, now, d, traceParent)
 }
 
 // settlesOpen reports whether msg settles or releases a call this actor

@@ -63,12 +63,16 @@ func (s *Subscriptions) wants(p ids.PlatformID, typ string) bool {
 	return ok && v.(uint64)&eventBit(typ) != 0
 }
 
-// Event is the JSON payload of a webhook event.
+// Event is the JSON payload of a webhook event, as the outbox holds it.
 type Event struct {
 	ID        string         `json:"id"`
 	EventType string         `json:"event_type"`
 	CreatedAt string         `json:"created_at"`
 	Data      map[string]any `json:"data"`
+	// TraceParent is the W3C traceparent of the request that caused the
+	// event, when it was traced. It is outbox metadata: the webhooks
+	// dispatcher takes it off before the payload is signed and sent.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // OutboxNotify, when set, is called (without blocking) after events were
@@ -78,14 +82,20 @@ type OutboxNotify func()
 // event returns the outbox op for an event of platform p when one of its
 // endpoints subscribes to typ. data gets platform_id added.
 func (e *Env) event(p ids.PlatformID, typ string, now time.Time, data map[string]any) []persistence.Op {
+	return e.tracedEvent(p, typ, now, data, "")
+}
+
+// tracedEvent is event for a request traced under traceParent ("": none).
+func (e *Env) tracedEvent(p ids.PlatformID, typ string, now time.Time, data map[string]any, traceParent string) []persistence.Op {
 	if e.Subscriptions == nil || !e.Subscriptions.wants(p, typ) {
 		return nil
 	}
 	ev := Event{
-		ID:        ids.New(EventPrefix, now),
-		EventType: typ,
-		CreatedAt: now.UTC().Format(time.RFC3339Nano),
-		Data:      data,
+		ID:          ids.New(EventPrefix, now),
+		EventType:   typ,
+		CreatedAt:   now.UTC().Format(time.RFC3339Nano),
+		Data:        data,
+		TraceParent: traceParent,
 	}
 	ev.Data["platform_id"] = string(p)
 	b, err := json.Marshal(ev)

@@ -37,6 +37,9 @@ type billing struct {
 	markup    int64 // basis points, as the platform actor reported at reservation
 	done      bool
 	settled   *pb.Settled // what the ledgers charged, once settled
+	// traceParent is the settlement span's traceparent when traced ("":
+	// not): the events the settlement writes carry it.
+	traceParent string
 }
 
 // admit reserves the worst case on the end-user's budget (and its rate
@@ -103,6 +106,7 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	msg := &pb.Settle{
 		ReservationId: b.resID, CostNanos: cost, Tokens: u.PromptTokens + u.CompletionTokens, RequestId: b.rid,
 		Model: b.model.ID, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TraceParent: b.traceParent,
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {

@@ -187,16 +187,39 @@ func (t *reqTrace) startUpstream(ctx context.Context, target providers.Upstream,
 		}
 	}
 	span.SetAttributes(attrs...)
-	sc := span.SpanContext()
-	tp := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
-	return providers.WithHeaders(ctx, providers.Header{Name: "traceparent", Value: tp}), span
+	return providers.WithHeaders(ctx, providers.Header{Name: "traceparent", Value: traceparent(span.SpanContext())}), span
+}
+
+// passTraceparent, for a call tracing is on for but the sampler dropped,
+// forwards a valid incoming traceparent to the upstream (re-rendered, never
+// the client's bytes), so the caller's trace continues through the
+// provider as W3C trace context asks. Nothing when tracing is off or the
+// request has none.
+func (s *Server) passTraceparent(c *call, ctx context.Context) context.Context {
+	if s.deps.Tracer == nil {
+		return ctx
+	}
+	h := &c.ctx.Request.Header
+	if len(h.Peek("traceparent")) == 0 {
+		return ctx
+	}
+	sc := trace.SpanContextFromContext(traceContext.Extract(context.Background(), headerCarrier{h}))
+	if !sc.IsValid() {
+		return ctx
+	}
+	return providers.WithHeaders(ctx, providers.Header{Name: "traceparent", Value: traceparent(sc)})
+}
+
+// traceparent renders a span context as a W3C traceparent header value.
+func traceparent(sc trace.SpanContext) string {
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
 // complete is up.Complete inside the upstream span.
 func (s *Server) complete(c *call, up Upstream, ctx context.Context, target providers.Upstream, req *providers.ChatRequest) (*providers.ChatResponse, error) {
 	t := c.tr
 	if t == nil {
-		return up.Complete(ctx, target, req)
+		return up.Complete(s.passTraceparent(c, ctx), target, req)
 	}
 	ctx, span := t.startUpstream(ctx, target, req)
 	resp, err := up.Complete(ctx, target, req)
@@ -232,8 +255,16 @@ func (s *Server) complete(c *call, up Upstream, ctx context.Context, target prov
 		attrs = append(attrs, usageAttrs(*resp.Usage)...)
 	}
 	if t.content {
-		msgs := make([]providers.Message, 0, len(resp.Choices))
-		for _, ch := range resp.Choices {
+		choices := resp.Choices
+		if choices == nil && resp.Raw != nil {
+			// A relayed answer's choices, decoded for this sampled span only.
+			var full providers.ChatResponse
+			if json.Unmarshal(resp.Raw, &full) == nil {
+				choices = full.Choices
+			}
+		}
+		msgs := make([]providers.Message, 0, len(choices))
+		for _, ch := range choices {
 			msgs = append(msgs, ch.Message)
 		}
 		if b, err := json.Marshal(msgs); err == nil {
@@ -251,7 +282,7 @@ func (s *Server) complete(c *call, up Upstream, ctx context.Context, target prov
 func (s *Server) openStream(c *call, up Upstream, ctx context.Context, target providers.Upstream, req *providers.ChatRequest) (*providers.Stream, error) {
 	t := c.tr
 	if t == nil {
-		return up.Stream(ctx, target, req)
+		return up.Stream(s.passTraceparent(c, ctx), target, req)
 	}
 	ctx, span := t.startUpstream(ctx, target, req)
 	st, err := up.Stream(ctx, target, req)
@@ -297,6 +328,9 @@ func (s *Server) settleTraced(c *call, b *billing, u providers.Usage) (int64, er
 		return s.settle(b, u)
 	}
 	_, span := t.tracer.Start(t.ctx, "settlement")
+	// The webhook events this settlement writes carry its span: their
+	// deliveries become its children.
+	b.traceParent = traceparent(span.SpanContext())
 	cost, err := s.settle(b, u)
 	span.SetAttributes(attribute.Int64("assistiv.cost_nanos", cost))
 	span.SetAttributes(usageAttrs(u)...)

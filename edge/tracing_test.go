@@ -15,13 +15,16 @@ import (
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/edge/edgetest"
 	"github.com/assistiv/gateway/mockllm"
 	"github.com/assistiv/gateway/mockllm/mocktest"
+	"github.com/assistiv/gateway/webhooks"
 )
 
 // otlpReceiver is an in-process OTLP/HTTP collector: it decodes every
@@ -111,7 +114,7 @@ type tracedEnv struct {
 	uid, uk string
 }
 
-func newTracedEnv(t *testing.T, mcfg mockllm.Config) *tracedEnv {
+func newTracedEnv(t *testing.T, mcfg mockllm.Config, opts ...func(*edgetest.Options, trace.Tracer)) *tracedEnv {
 	t.Helper()
 	e := &tracedEnv{recv: startReceiver(t)}
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(e.recv.URL+"/v1/traces"))
@@ -122,7 +125,11 @@ func newTracedEnv(t *testing.T, mcfg mockllm.Config) *tracedEnv {
 	t.Cleanup(func() { _ = e.tp.Shutdown(context.Background()) })
 	var mockURL string
 	mockURL, e.mock = mocktest.Start(t, mcfg)
-	e.g = edgetest.Start(t, edgetest.Options{Tracer: e.tp.Tracer("test")})
+	o := edgetest.Options{Tracer: e.tp.Tracer("test")}
+	for _, f := range opts {
+		f(&o, o.Tracer)
+	}
+	e.g = edgetest.Start(t, o)
 	e.pid, e.pk = e.g.CreatePlatform(t, "traced")
 	if r := e.g.Do(t, "PUT", "/admin/v1/platforms/"+e.pid+"/llm-providers/openai", edgetest.AdminKey,
 		map[string]any{"api_key": canaryProviderKey, "base_url": mockURL, "enabled": true}); r.Status != 200 {
@@ -336,4 +343,119 @@ func TestTracingStreamSpanEndsAtTheLastEvent(t *testing.T) {
 		t.Errorf("streamed upstream span lacks output tokens: %v", a)
 	}
 	e.noSecrets(t, tid, text.String())
+}
+
+// TestTracingWebhookDeliveryIsAChildOfTheSettlement: the budget.debited
+// event a traced call's settlement writes is delivered under that
+// settlement's span (same trace, its child), the receiver gets the
+// delivery span's traceparent, and the payload it gets (and verifies)
+// carries no trace metadata.
+func TestTracingWebhookDeliveryIsAChildOfTheSettlement(t *testing.T) {
+	e := newTracedEnv(t, mockllm.DefaultConfig(), func(o *edgetest.Options, tr trace.Tracer) {
+		o.Webhooks = true
+		o.WebhookConfig = func(c *webhooks.Config) { c.Tracer = tr }
+	})
+	rc := newWhReceiver(t, nil)
+	var ep whEndpoint
+	r := e.g.Do(t, "POST", whPath(e.pid, ""), edgetest.AdminKey, map[string]any{"url": rc.URL, "event_types": []string{"budget.debited"}})
+	if r.Status != 201 {
+		t.Fatalf("create endpoint: %d %s", r.Status, r.Body)
+	}
+	if err := json.Unmarshal(r.Body, &ep); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.chat(t, false)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, out)
+	}
+	tid, _ := hex.DecodeString(incomingTrace)
+	spans := e.waitSpans(t, tid, "settlement", "webhook deliver")
+	deliver, settle := spans["webhook deliver"], spans["settlement"]
+	if string(deliver.ParentSpanId) != string(settle.SpanId) {
+		t.Errorf("webhook deliver's parent %x, want the settlement span %x", deliver.ParentSpanId, settle.SpanId)
+	}
+	whWait(t, "the budget.debited delivery", func() bool { return len(rc.byType("budget.debited")) > 0 })
+	d := rc.byType("budget.debited")[0]
+	if want := "00-" + incomingTrace + "-" + hex.EncodeToString(deliver.SpanId) + "-01"; d.header.Get("traceparent") != want {
+		t.Errorf("receiver got traceparent %q, want %q", d.header.Get("traceparent"), want)
+	}
+	if strings.Contains(string(d.body), "traceparent") || d.event.TraceParent != "" {
+		t.Errorf("the payload carries trace metadata: %s", d.body)
+	}
+	whVerify(t, ep.Secret, d)
+}
+
+// TestTracingUnsampledCallPassesTheIncomingTraceparentOn: a call whose
+// incoming traceparent says "not sampled" records no span, yet the
+// upstream still receives that trace context (re-rendered), so the
+// caller's trace continues through the provider; a malformed one is not
+// forwarded.
+func TestTracingUnsampledCallPassesTheIncomingTraceparentOn(t *testing.T) {
+	e := newTracedEnv(t, mockllm.DefaultConfig())
+	send := func(tp string) string {
+		t.Helper()
+		body := `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+		req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.uk)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("traceparent", tp)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("chat: %d", resp.StatusCode)
+		}
+		last, _ := e.mock.LastRequest(mockllm.RouteOpenAI)
+		return last.Header.Get("traceparent")
+	}
+	unsampled := "00-" + incomingTrace + "-" + incomingSpan + "-00"
+	if got := send(unsampled); got != unsampled {
+		t.Errorf("upstream got traceparent %q, want the unsampled incoming %q", got, unsampled)
+	}
+	tid, _ := hex.DecodeString(incomingTrace)
+	if spans := e.recv.byTrace(tid); len(spans) != 0 {
+		t.Errorf("an unsampled call recorded spans: %v", keys(spans))
+	}
+	// A malformed one starts a trace of the gateway's own (sampled here):
+	// the client's bytes never reach the upstream.
+	if got := send("00-zz-not-a-trace-01"); strings.Contains(got, "zz") || len(got) != len(unsampled) {
+		t.Errorf("upstream got traceparent %q for a malformed incoming one", got)
+	}
+}
+
+// TestTracingContentCaptureRecordsARelayedAnswer: with content capture
+// on (opt-in), the upstream span records the prompt and the completion,
+// also for an OpenAI-format answer relayed without decoding.
+func TestTracingContentCaptureRecordsARelayedAnswer(t *testing.T) {
+	e := newTracedEnv(t, mockllm.DefaultConfig(), func(o *edgetest.Options, _ trace.Tracer) {
+		o.EdgeConfig = func(c *edge.Config) { c.TraceContent = true }
+	})
+	resp := e.chat(t, false)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, out)
+	}
+	var completion struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(out, &completion); err != nil || len(completion.Choices) == 0 || completion.Choices[0].Message.Content == "" {
+		t.Fatalf("no completion in %s", out)
+	}
+	tid, _ := hex.DecodeString(incomingTrace)
+	a := attrs(e.waitSpans(t, tid, "chat gpt-4o-mini")["chat gpt-4o-mini"])
+	if !strings.Contains(a["gen_ai.input.messages"], secretPrompt) {
+		t.Errorf("gen_ai.input.messages = %q, want the prompt", a["gen_ai.input.messages"])
+	}
+	want, _ := json.Marshal(completion.Choices[0].Message.Content)
+	if !strings.Contains(a["gen_ai.output.messages"], string(want)) {
+		t.Errorf("gen_ai.output.messages = %q, want the completion %s", a["gen_ai.output.messages"], want)
+	}
 }

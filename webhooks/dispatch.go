@@ -38,11 +38,32 @@ func (s *Service) dispatchLoop() {
 }
 
 type outboxEvent struct {
-	key      []byte
-	platform ids.PlatformID
-	id       string
-	typ      string
-	payload  []byte
+	key         []byte
+	platform    ids.PlatformID
+	id          string
+	typ         string
+	payload     []byte
+	traceParent string // the causing request's span, when traced
+}
+
+// withoutTraceParent re-encodes an outbox event without its traceparent
+// (outbox metadata, not payload): the same bytes the event would have had
+// without it, since the members keep their order and data its bytes.
+func withoutTraceParent(b []byte) []byte {
+	var ev struct {
+		ID        string          `json:"id"`
+		EventType string          `json:"event_type"`
+		CreatedAt string          `json:"created_at"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(b, &ev) != nil {
+		return b
+	}
+	out, err := json.Marshal(ev)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 // dispatchOnce moves up to DispatchBatch outbox events into messages: in
@@ -58,13 +79,18 @@ func (s *Service) dispatchOnce() (int, error) {
 			ev.id = string(k[2+i:])
 		}
 		var head struct {
-			ID        string `json:"id"`
-			EventType string `json:"event_type"`
+			ID          string `json:"id"`
+			EventType   string `json:"event_type"`
+			TraceParent string `json:"traceparent"`
 		}
 		if json.Unmarshal(v, &head) == nil {
 			ev.typ = head.EventType
 			if ev.id == "" {
 				ev.id = head.ID
+			}
+			if head.TraceParent != "" {
+				ev.traceParent = head.TraceParent
+				ev.payload = withoutTraceParent(ev.payload)
 			}
 		}
 		evs = append(evs, ev)
@@ -92,7 +118,7 @@ func (s *Service) dispatchOnce() (int, error) {
 				continue
 			}
 			m := &messageRecord{
-				ID: ev.id, EndpointID: eid, EventType: ev.typ, Payload: ev.payload,
+				ID: ev.id, EndpointID: eid, EventType: ev.typ, Payload: ev.payload, TraceParent: ev.traceParent,
 				Status: StatusPending, NextAttemptMs: now + s.delay(0).Milliseconds(), CreatedAtMs: now,
 			}
 			ops = append(ops,

@@ -73,6 +73,9 @@ type messageRecord struct {
 	LastError      string `json:"last_error,omitempty"`
 	DeliveredAtMs  int64  `json:"delivered_at_ms,omitempty"`
 	CreatedAtMs    int64  `json:"created_at_ms"`
+	// TraceParent is the W3C traceparent of the request that caused the
+	// event, when it was traced: every delivery attempt is a span under it.
+	TraceParent string `json:"trace_parent,omitempty"`
 }
 
 func secretAAD(platformID, endpointID, slot string) []byte {

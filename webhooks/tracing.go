@@ -6,14 +6,16 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assistiv/gateway/internal/ids"
 )
 
 // traceAttempt starts the span of one delivery attempt ("webhook deliver",
-// a client span of its own trace: deliveries run after the request that
-// caused them answered) and puts its traceparent on req. The returned
+// a client span; a child of the settlement that wrote the event when that
+// request was traced, else of a trace of its own) and puts its
+// traceparent on req. The returned
 // function ends it with the attempt's result. Without [Config.Tracer] it
 // does nothing and allocates nothing. The span carries ids and the event
 // type, never the payload, the URL or a secret.
@@ -21,7 +23,11 @@ func (s *Service) traceAttempt(req *http.Request, p ids.PlatformID, eid string, 
 	if s.cfg.Tracer == nil {
 		return noTrace
 	}
-	_, span := s.cfg.Tracer.Start(req.Context(), "webhook deliver", trace.WithSpanKind(trace.SpanKindClient))
+	ctx := req.Context()
+	if m.TraceParent != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": m.TraceParent})
+	}
+	_, span := s.cfg.Tracer.Start(ctx, "webhook deliver", trace.WithSpanKind(trace.SpanKindClient))
 	if !span.IsRecording() {
 		span.End()
 		return noTrace

@@ -3824,8 +3824,12 @@ type Settle struct {
 	Model            string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
 	PromptTokens     int64                  `protobuf:"varint,6,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens int64                  `protobuf:"varint,7,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// W3C traceparent of the settlement's span when the call is traced:
+	// the webhook events this settlement writes carry it, so their
+	// deliveries are spans of the same trace.
+	TraceParent   string `protobuf:"bytes,8,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settle) Reset() {
@@ -3905,6 +3909,13 @@ func (x *Settle) GetCompletionTokens() int64 {
 		return x.CompletionTokens
 	}
 	return 0
+}
+
+func (x *Settle) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
+	}
+	return ""
 }
 
 type Release struct {
@@ -5045,7 +5056,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\rcharged_nanos\x18\x01 \x01(\x03R\fchargedNanos\x12!\n" +
 	"\fwallet_nanos\x18\x02 \x01(\x03R\vwalletNanos\x12\x1d\n" +
 	"\n" +
-	"has_budget\x18\x03 \x01(\bR\thasBudget\"\xed\x01\n" +
+	"has_budget\x18\x03 \x01(\bR\thasBudget\"\x90\x02\n" +
 	"\x06Settle\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
 	"\n" +
@@ -5055,7 +5066,8 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x14\n" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x12#\n" +
 	"\rprompt_tokens\x18\x06 \x01(\x03R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\a \x01(\x03R\x10completionTokens\"0\n" +
+	"\x11completion_tokens\x18\a \x01(\x03R\x10completionTokens\x12!\n" +
+	"\ftrace_parent\x18\b \x01(\tR\vtraceParent\"0\n" +
 	"\aRelease\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\"\v\n" +
 	"\tPassivate\"]\n" +
