@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assistiv/gateway/edge/edgetest"
+	"github.com/assistiv/gateway/internal/tracesample"
 	"github.com/assistiv/gateway/mockllm"
 	"github.com/assistiv/gateway/mockllm/mocktest"
 )
@@ -102,17 +103,26 @@ func BenchmarkEdgeChatSpread(b *testing.B) {
 //
 //	go test ./bench -run '^$' -bench 'BenchmarkEdgeChatTracing' -benchtime 20000x -count 5
 func BenchmarkEdgeChatTracing(b *testing.B) {
-	b.Run("off", func(b *testing.B) { benchChatTraced(b, "batch", "gpt-4o-mini", 1, 64, nil) })
+	b.Run("off", func(b *testing.B) { benchChatTraced(b, "batch", "gpt-4o-mini", 1, 64, nil, nil) })
 	for _, ratio := range []float64{0.01, 1} {
-		b.Run("sampled="+strconv.FormatFloat(ratio*100, 'f', -1, 64)+"%", func(b *testing.B) {
-			tp := newBenchTracer(b, ratio)
-			benchChatTraced(b, "batch", "gpt-4o-mini", 1, 64, tp.Tracer("bench"))
+		name := strconv.FormatFloat(ratio*100, 'f', -1, 64) + "%"
+		// The gateway's way: the edge decides before any span exists.
+		b.Run("sampled="+name, func(b *testing.B) {
+			smp := tracesample.New(ratio, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)))
+			tp := newBenchTracer(b, smp)
+			benchChatTraced(b, "batch", "gpt-4o-mini", 1, 64, tp.Tracer("bench"), smp)
 		})
 	}
+	// For comparison: the SDK's own sampler decides inside Tracer.Start
+	// for every request (what the gateway did before the edge's head sampler).
+	b.Run("sdk-sampled=1%", func(b *testing.B) {
+		tp := newBenchTracer(b, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01)))
+		benchChatTraced(b, "batch", "gpt-4o-mini", 1, 64, tp.Tracer("bench"), nil)
+	})
 }
 
 // newBenchTracer exports batches over OTLP/HTTP to a loopback sink.
-func newBenchTracer(b *testing.B, ratio float64) *sdktrace.TracerProvider {
+func newBenchTracer(b *testing.B, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -126,7 +136,7 @@ func newBenchTracer(b *testing.B, ratio float64) *sdktrace.TracerProvider {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
 	b.Cleanup(func() {
 		_ = tp.Shutdown(context.Background())
 		sink.Close()
@@ -135,14 +145,14 @@ func newBenchTracer(b *testing.B, ratio float64) *sdktrace.TracerProvider {
 }
 
 func benchChat(b *testing.B, mode, model string, platforms, usersPer int) {
-	benchChatTraced(b, mode, model, platforms, usersPer, nil)
+	benchChatTraced(b, mode, model, platforms, usersPer, nil, nil)
 }
 
-func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, tracer trace.Tracer) {
+func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, tracer trace.Tracer, smp *tracesample.Sampler) {
 	mcfg := mockllm.DefaultConfig()
 	mcfg.Tokens = 20
 	mockURL, _ := mocktest.Start(b, mcfg)
-	g := edgetest.Start(b, edgetest.Options{BillingDurability: mode, Log: slog.New(slog.DiscardHandler), Tracer: tracer})
+	g := edgetest.Start(b, edgetest.Options{BillingDurability: mode, Log: slog.New(slog.DiscardHandler), Tracer: tracer, TraceSampler: smp})
 	var keys []string
 	for p := 0; p < platforms; p++ {
 		pid, pk := g.CreatePlatform(b, "bench"+strconv.Itoa(p))

@@ -25,6 +25,7 @@ import (
 	"github.com/assistiv/gateway/internal/egress"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/internal/tracesample"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp"
 	"github.com/assistiv/gateway/payments"
@@ -150,6 +151,11 @@ type Deps struct {
 	// Tracer, when set, traces requests (edge/tracing.go); nil: off, and
 	// the hot path pays one nil check.
 	Tracer trace.Tracer
+	// TraceSampler, with Tracer, decides at the edge which requests that
+	// start a trace are traced, before any span exists (it must also be
+	// the tracer provider's sampler: internal/tracesample). Nil: every
+	// request asks the tracer, whose sampler decides.
+	TraceSampler *tracesample.Sampler
 }
 
 // Server is the gateway's HTTP server.

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/internal/tracesample"
 	"github.com/assistiv/gateway/providers"
 	"github.com/assistiv/gateway/providers/catalog"
 )
@@ -20,7 +21,9 @@ import (
 // unset) every hook below costs one nil check of call.tr and allocates
 // nothing. With a tracer, a request whose span the sampler drops (not
 // recording) is treated the same way: only the 1 % (say) that are sampled
-// pay for spans.
+// pay for spans. With [Deps.TraceSampler] a request that starts a trace
+// is decided before any span exists (one random number for the 99 %);
+// one carrying a traceparent still asks the SDK (parent-based sampling).
 //
 // The tree of one inference call:
 //
@@ -68,6 +71,14 @@ func (s *Server) traceRequest(c *call) {
 	h := &c.ctx.Request.Header
 	if len(h.Peek("traceparent")) > 0 {
 		ctx = traceContext.Extract(ctx, headerCarrier{h})
+	}
+	if smp := s.deps.TraceSampler; smp != nil && !trace.SpanContextFromContext(ctx).IsValid() {
+		// A request that starts a trace: the edge decides here, and a
+		// dropped one never reaches the SDK.
+		if !smp.SampleRoot() {
+			return
+		}
+		ctx = tracesample.Mark(ctx)
 	}
 	ctx, span := s.deps.Tracer.Start(ctx, spanName(c.ctx), trace.WithSpanKind(trace.SpanKindServer))
 	if !span.IsRecording() {

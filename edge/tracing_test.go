@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/edge/edgetest"
+	"github.com/assistiv/gateway/internal/tracesample"
 	"github.com/assistiv/gateway/mockllm"
 	"github.com/assistiv/gateway/mockllm/mocktest"
 	"github.com/assistiv/gateway/webhooks"
@@ -457,5 +459,104 @@ func TestTracingContentCaptureRecordsARelayedAnswer(t *testing.T) {
 	want, _ := json.Marshal(completion.Choices[0].Message.Content)
 	if !strings.Contains(a["gen_ai.output.messages"], string(want)) {
 		t.Errorf("gen_ai.output.messages = %q, want the completion %s", a["gen_ai.output.messages"], want)
+	}
+}
+
+// countingTracer counts the spans the edge asks for.
+type countingTracer struct {
+	trace.Tracer
+	starts atomic.Int64
+}
+
+func (c *countingTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	c.starts.Add(1)
+	return c.Tracer.Start(ctx, name, opts...)
+}
+
+// TestTracingEdgeHeadSamplerDecidesEachRootOnce: with the edge's head
+// sampler, a request that starts a trace is decided before any span
+// exists (a dropped one never calls the tracer) and a kept one is not
+// drawn again by the SDK (at 50 %, about half the requests are traced,
+// not a quarter); a request carrying a traceparent follows its parent.
+func TestTracingEdgeHeadSamplerDecidesEachRootOnce(t *testing.T) {
+	recv := startReceiver(t)
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(recv.URL+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp := tracesample.New(0.5, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.5)))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(smp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	ct := &countingTracer{Tracer: tp.Tracer("test")}
+	g := edgetest.Start(t, edgetest.Options{Tracer: ct, TraceSampler: smp})
+	_, pk := g.CreatePlatform(t, "sampled")
+
+	get := func(traceparent string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", g.URL+"/v1/me", nil)
+		req.Header.Set("Authorization", "Bearer "+pk)
+		if traceparent != "" {
+			req.Header.Set("traceparent", traceparent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /v1/me: %d", resp.StatusCode)
+		}
+	}
+	roots := func() (n int) {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		for _, s := range recv.spans {
+			if s.Name == "GET" && len(s.ParentSpanId) == 0 {
+				n++
+			}
+		}
+		return n
+	}
+
+	before := ct.starts.Load() // the set-up's own requests
+	const n = 400
+	for i := 0; i < n; i++ {
+		get("")
+	}
+	starts := int(ct.starts.Load() - before)
+	kept := roots()
+	// Binomial(400, 0.5): 200 ± 10; sampled twice it would be 100 ± 9.
+	if kept < 140 || kept > 260 {
+		t.Errorf("%d of %d requests traced at a 50 %% ratio: want about half", kept, n)
+	}
+	if starts != kept {
+		t.Errorf("the edge started %d spans for %d traced requests: dropped requests must not reach the tracer", starts, kept)
+	}
+
+	// A sampled incoming parent is followed (all traced, in its trace); an
+	// unsampled one is not traced.
+	tid, _ := hex.DecodeString(incomingTrace)
+	for i := 0; i < 20; i++ {
+		get("00-" + incomingTrace + "-" + incomingSpan + "-01")
+	}
+	recv.mu.Lock()
+	inTrace := 0
+	for _, s := range recv.spans {
+		if string(s.TraceId) == string(tid) {
+			inTrace++
+		}
+	}
+	recv.mu.Unlock()
+	if inTrace != 20 {
+		t.Errorf("%d of 20 requests with a sampled traceparent were traced in its trace", inTrace)
+	}
+	other := "5bf92f3577b34da6a3ce929d0e0e4736"
+	for i := 0; i < 20; i++ {
+		get("00-" + other + "-" + incomingSpan + "-00")
+	}
+	oid, _ := hex.DecodeString(other)
+	if spans := recv.byTrace(oid); len(spans) != 0 {
+		t.Errorf("requests with an unsampled traceparent were traced: %v", keys(spans))
 	}
 }

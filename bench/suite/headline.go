@@ -38,6 +38,9 @@ const (
 	TargetBytesPerActor = 2048
 	// TargetRecoverySec: restart to first served request, seconds.
 	TargetRecoverySec = 10
+	// TargetTracingCPU is the most tracing (on, 1 % sampled) may add to
+	// the gateway's CPU per request (issue 18).
+	TargetTracingCPU = 0.05
 )
 
 // cpuRatio returns the gateway process's CPU µs/request at p's load divided
@@ -253,6 +256,16 @@ func Headline(r *report.Run) []report.Target {
 			Detail: fmt.Sprintf("RSS delta / %0.f actors activated (Go heap in use: %s per actor); cold activation adds %.0f µs at p50, %.0f µs at p99",
 				tn.Metrics["actors_activated"], fmtBytes(tn.Metrics["bytes_per_actor_heap"]),
 				tn.Metrics["cold_p50_us"]-tn.Metrics["warm_p50_us"], tn.Metrics["cold_p99_us"]-tn.Metrics["warm_p99_us"])})
+	}
+
+	name = fmt.Sprintf("tracing at 1 %% sampling adds < %.0f %% CPU per request", TargetTracingCPU*100)
+	if tr := findScenario(r, "tracing"); tr == nil || tr.Metrics["off_cpu_us"] == 0 {
+		na(name, "batch", "tracing scenario not run")
+	} else {
+		v := tr.Metrics["overhead"]
+		out = append(out, report.Target{Name: name, Mode: "batch", Measured: fmt.Sprintf("%+.1f %%", v*100), Value: v, Status: status(v < TargetTracingCPU),
+			Detail: fmt.Sprintf("median of %.0f alternating rounds at 64 conns: gateway %.1f µs/req traced vs %.1f untraced (per-round ratios %.3f–%.3f)",
+				tr.Metrics["rounds"], tr.Metrics["on_cpu_us"], tr.Metrics["off_cpu_us"], tr.Metrics["min_ratio"], tr.Metrics["max_ratio"])})
 	}
 
 	name = fmt.Sprintf("recovery < %d s", TargetRecoverySec)

@@ -96,9 +96,6 @@ func (o *Overhead) Run(ctx context.Context, env *Env) (report.Scenario, error) {
 			}
 		}
 	}
-	if note := tracingOverhead(&s); note != "" {
-		s.Texts = append(s.Texts, report.Text{Title: "Tracing overhead", Body: note})
-	}
 	if why := missedOverheadTargets(&s); why != "" || env.Profile {
 		if why == "" {
 			why = "profiling was asked for (BENCH_PROFILE=1)"
@@ -148,44 +145,6 @@ func (o *Overhead) profile(ctx context.Context, env *Env, s *report.Scenario, in
 	s.Texts = append(s.Texts, report.Text{Title: title, Note: "Captured because " + why + ". " +
 		"perf samples the process at 499 Hz; \"self\" is time in the function itself (pprof -top's flat), " +
 		"\"children\" includes its callees (pprof -top -cum).", Body: out})
-}
-
-// TargetTracingCPU is the most tracing (on, 1 % sampled) may add to the
-// gateway's CPU per request (issue 18).
-const TargetTracingCPU = 0.05
-
-// tracingOverhead compares the gateway's CPU per request with tracing on
-// (gateway-batch-traced) and off (gateway-batch) at each saturation point
-// both have, or returns "" when the run has no traced variant.
-func tracingOverhead(s *report.Scenario) string {
-	var parts []string
-	worst := 0.0
-	for i := range s.Points {
-		p := &s.Points[i]
-		if p.Variant != "gateway-batch-traced" || p.Kind != report.KindSaturation {
-			continue
-		}
-		off := findPoint(s, "gateway-batch", report.KindSaturation, p.Conns)
-		if off == nil {
-			continue
-		}
-		on, base := procMicros(p, "gateway"), procMicros(off, "gateway")
-		if on <= 0 || base <= 0 {
-			continue
-		}
-		d := on/base - 1
-		worst = max(worst, d)
-		parts = append(parts, fmt.Sprintf("%d conns: %.1f vs %.1f µs/req (%+.1f%%)", p.Conns, on, base, d*100))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	verdict := "meets"
-	if worst > TargetTracingCPU {
-		verdict = "misses"
-	}
-	return fmt.Sprintf("Tracing overhead (OpenTelemetry on, 1%% sampled, OTLP/HTTP to a loopback sink; gateway CPU per request, traced vs gateway-batch): %s; %s the target of under %.0f%%.",
-		strings.Join(parts, ", "), verdict, TargetTracingCPU*100)
 }
 
 // missedOverheadTargets returns why a gateway variant misses the overhead

@@ -576,7 +576,7 @@ func serve(args []string) error {
 	ecfg.MetricsSeparate = o.metricsListen != ""
 	srv, err := edge.New(ecfg, edge.Deps{Directory: dir, Auth: aenv.Auth, Store: store, Peers: peers, Clock: clk, Log: log, Registry: reg, Webhooks: hooks, Logs: lg,
 		Secrets: keyring, Egress: egress.Policy{AllowPrivate: o.allowPrivate}, Upstreams: upstreams, MCP: msvc,
-		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/"), Tracer: tr.tracer()})
+		Stripe: stripeClient, PublicURL: strings.TrimRight(o.publicURL, "/"), Tracer: tr.tracer(), TraceSampler: tr.headSampler()})
 	if err != nil {
 		return fail(err)
 	}

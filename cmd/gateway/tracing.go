@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/assistiv/gateway/internal/tracesample"
 )
 
 // tracing is the node's OpenTelemetry tracer provider, configured by the
@@ -20,7 +22,8 @@ import (
 // OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, read by the exporter
 // and the SDK themselves). Spans leave through OTLP/HTTP in batches.
 type tracing struct {
-	tp *sdktrace.TracerProvider
+	tp      *sdktrace.TracerProvider
+	sampler *tracesample.Sampler
 }
 
 // newTracing returns nil when tracing is off (no endpoint, or
@@ -47,9 +50,15 @@ func newTracing(log *slog.Logger) (*tracing, error) {
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	// The sampler the variables name, wrapped so the edge can decide for
+	// the requests that start a trace before it starts any span.
+	smp, err := tracesample.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(smp))
 	log.Info("tracing on (OTLP/HTTP)", "sampler", os.Getenv("OTEL_TRACES_SAMPLER"), "sampler_arg", os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
-	return &tracing{tp: tp}, nil
+	return &tracing{tp: tp, sampler: smp}, nil
 }
 
 // tracer returns the gateway's tracer (nil on a nil t: tracing off).
@@ -58,6 +67,14 @@ func (t *tracing) tracer() trace.Tracer {
 		return nil
 	}
 	return t.tp.Tracer("github.com/assistiv/gateway")
+}
+
+// headSampler returns the edge's head sampler (nil on a nil t).
+func (t *tracing) headSampler() *tracesample.Sampler {
+	if t == nil {
+		return nil
+	}
+	return t.sampler
 }
 
 // Close exports the spans still queued (up to 5 s) and stops.

@@ -31,6 +31,7 @@ import (
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
 	"github.com/assistiv/gateway/internal/secrets"
+	"github.com/assistiv/gateway/internal/tracesample"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp"
 	"github.com/assistiv/gateway/payments"
@@ -80,6 +81,9 @@ type Options struct {
 	Env func(*actors.Env)
 	// Tracer, when set, traces the edge's requests (edge.Deps.Tracer).
 	Tracer trace.Tracer
+	// TraceSampler, with Tracer, is the edge's head sampler
+	// (edge.Deps.TraceSampler; it must be the tracer provider's sampler).
+	TraceSampler *tracesample.Sampler
 	// BeforeServe, when set, runs after the gateway is built and before it
 	// accepts connections (tests mount extra handlers such as the
 	// dashboard with Server.Mount here).
@@ -225,7 +229,7 @@ func Start(tb testing.TB, o Options) *Gateway {
 	}
 	srv, err := edge.New(cfg, edge.Deps{Directory: dir, Auth: env.Auth, Store: store, Peers: peers, Clock: o.Clock, Log: o.Log, Webhooks: hooks,
 		Secrets: kr, Egress: egress.Policy{AllowPrivate: true}, Upstreams: upstreams, Logs: lg, MCP: msvc,
-		Stripe: o.Stripe, PublicURL: "http://" + ln.Addr().String(), Tracer: o.Tracer})
+		Stripe: o.Stripe, PublicURL: "http://" + ln.Addr().String(), Tracer: o.Tracer, TraceSampler: o.TraceSampler})
 	if err != nil {
 		tb.Fatalf("edge.New: %v", err)
 	}
