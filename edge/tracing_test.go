@@ -399,19 +399,7 @@ func TestTracingUnsampledCallPassesTheIncomingTraceparentOn(t *testing.T) {
 	send := func(tp string) string {
 		t.Helper()
 		body := `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
-		req, _ := http.NewRequest("POST", e.g.URL+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+e.uk)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("traceparent", tp)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("chat: %d", resp.StatusCode)
-		}
+		sendTraced(t, "POST", e.g.URL+"/v1/chat/completions", e.uk, body, tp)
 		last, _ := e.mock.LastRequest(mockllm.RouteOpenAI)
 		return last.Header.Get("traceparent")
 	}
@@ -493,20 +481,7 @@ func TestTracingEdgeHeadSamplerDecidesEachRootOnce(t *testing.T) {
 
 	get := func(traceparent string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", g.URL+"/v1/me", nil)
-		req.Header.Set("Authorization", "Bearer "+pk)
-		if traceparent != "" {
-			req.Header.Set("traceparent", traceparent)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET /v1/me: %d", resp.StatusCode)
-		}
+		sendTraced(t, "GET", g.URL+"/v1/me", pk, "", traceparent)
 	}
 	roots := func() (n int) {
 		recv.mu.Lock()
@@ -558,5 +533,28 @@ func TestTracingEdgeHeadSamplerDecidesEachRootOnce(t *testing.T) {
 	oid, _ := hex.DecodeString(other)
 	if spans := recv.byTrace(oid); len(spans) != 0 {
 		t.Errorf("requests with an unsampled traceparent were traced: %v", keys(spans))
+	}
+}
+
+// sendTraced sends one request with key and, when set, a traceparent and
+// a JSON body, and fails the test unless it answers 200.
+func sendTraced(t *testing.T, method, url, key, body, traceparent string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if traceparent != "" {
+		req.Header.Set("traceparent", traceparent)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s %s: %d", method, url, resp.StatusCode)
 	}
 }
