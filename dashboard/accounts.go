@@ -80,10 +80,22 @@ type Session struct {
 	Name string `json:"-"`
 }
 
+// Records is the store [Accounts] keeps members, invites and sessions
+// in, with [persistence.Store]'s meanings (CommitUntracked: a write that
+// snapshots need not copy): a lone node's Pebble store, or in a cluster
+// the records every node shares (cluster.Shared), so that a session
+// opened on one node is valid on all and a logout ends it on all at once.
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Commit(ops ...persistence.Op) error
+	CommitUntracked(ops ...persistence.Op) error
+	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
+}
+
 // Accounts stores team members, invites and sessions in Pebble. Safe for
 // concurrent use.
 type Accounts struct {
-	store      *persistence.Store
+	store      Records
 	clock      clock.Clock
 	sessionTTL time.Duration
 	inviteTTL  time.Duration
@@ -124,7 +136,7 @@ func (a *Accounts) sweep(now time.Time) error {
 
 // NewAccounts returns the component over store. cost is the bcrypt cost
 // (bcrypt.DefaultCost when 0).
-func NewAccounts(store *persistence.Store, clk clock.Clock, sessionTTL, inviteTTL time.Duration, cost int) *Accounts {
+func NewAccounts(store Records, clk clock.Clock, sessionTTL, inviteTTL time.Duration, cost int) *Accounts {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}

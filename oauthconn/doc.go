@@ -90,11 +90,23 @@ func (c Config) RedirectURI() string {
 	return strings.TrimSuffix(c.PublicURL, "/") + "/oauth/callback"
 }
 
+// Records is the store a [Manager] keeps its records in, with
+// [persistence.Store]'s meanings ([persistence.ErrNotFound], atomic and
+// durable Commit): a lone node's Pebble store, or in a cluster the
+// records every node shares (cluster.Shared), so that a connection made
+// through one node (and a flow started on one node and called back on
+// another) is seen by all.
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Commit(ops ...persistence.Op) error
+	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
+}
+
 // Manager holds activations, connect flows and connections. Safe for
 // concurrent use.
 type Manager struct {
 	cfg     Config
-	store   *persistence.Store
+	store   Records
 	keyring *secrets.Keyring
 	http    *http.Client
 	log     *slog.Logger
@@ -117,7 +129,7 @@ type Manager struct {
 // redirects). changed, when not nil, is told after an activation changes
 // (end-user "") or an end-user connects or disconnects; it must not block.
 // keyring nil: activation with a secret and connecting answer ErrNoKeyring.
-func New(cfg Config, store *persistence.Store, keyring *secrets.Keyring, client *http.Client, specs []*apps.Spec, changed func(ids.PlatformID, ids.EndUserID)) *Manager {
+func New(cfg Config, store Records, keyring *secrets.Keyring, client *http.Client, specs []*apps.Spec, changed func(ids.PlatformID, ids.EndUserID)) *Manager {
 	if changed == nil {
 		changed = func(ids.PlatformID, ids.EndUserID) {}
 	}

@@ -87,10 +87,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Records is the store the catalog keeps its records and files in, with
+// [persistence.Store]'s meanings ([persistence.ErrNotFound], atomic and
+// durable Commit): a lone node's Pebble store, or in a cluster the
+// records every node shares (cluster.Shared), so that a skill uploaded
+// through one node is served by all.
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Commit(ops ...persistence.Op) error
+	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
+}
+
 // Catalog is the skill catalog over a store. Safe for concurrent use.
 type Catalog struct {
 	cfg   Config
-	store *persistence.Store
+	store Records
 	log   *slog.Logger
 	blobs *blobStore // nil without a keyring: writes and fetches answer ErrUnavailable
 	mu    sync.Mutex // serializes skill writes
@@ -98,7 +109,7 @@ type Catalog struct {
 
 // New returns the catalog over store; keyring seals the files (nil: the
 // catalog answers ErrUnavailable to uploads and fetches).
-func New(cfg Config, store *persistence.Store, keyring *secrets.Keyring) (*Catalog, error) {
+func New(cfg Config, store Records, keyring *secrets.Keyring) (*Catalog, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}

@@ -1,0 +1,258 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/cluster/wire"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
+)
+
+// sharedTable holds the shared records: the same keys and values the
+// services write to a lone node's Pebble, so they order alike (bytea
+// compares bytewise).
+const sharedTable = "assistiv_shared_kv"
+
+// defaultSharedTimeout bounds one call to Postgres.
+const defaultSharedTimeout = 5 * time.Second
+
+// Shared is where a cluster keeps the records that belong to a platform
+// rather than to one actor: webhook endpoints, MCP app activations and
+// OAuth connections (and their pending flows), skills, and the dashboard's
+// members, invites and sessions. A lone node keeps them in its Pebble; in
+// a cluster every node must read the same ones, so they live in the
+// cluster's Postgres (required in cluster mode), one table of key → value
+// in Pebble's byte order, read and written by every node alike. No actor
+// owns them, so no actor's records are read behind its back; they are not
+// on the inference path.
+//
+// A service that keeps something derived from them in memory (the
+// webhook service's endpoint table) is told of a change on another node
+// by [Shared.Announce] (a broadcast over [Peers]) and reloads; each
+// service also resynchronizes on a timer, the safety net for a missed
+// broadcast. Services that keep nothing in memory read Postgres every
+// time, so a revocation (a logout, a disconnect) holds on every node the
+// moment its commit returns.
+//
+// Shared implements the store methods of the packages that use it
+// (Get, Scan, ScanPrefix, Commit, CommitUntracked with
+// [persistence.Store]'s meanings, [persistence.ErrNotFound] included). A
+// commit is one Postgres transaction, durable when it returns. Safe for
+// concurrent use; every method may block on Postgres for up to its
+// timeout (5 s).
+type Shared struct {
+	pool    *pgxpool.Pool
+	owned   bool // the pool is ours to close
+	peers   actors.Peers
+	timeout time.Duration
+
+	mu      sync.RWMutex // guards watches
+	watches map[string][]func(platform string)
+}
+
+// NewShared returns the shared records over pool, creating the table if
+// needed. peers carries change announcements; node (this node's answering
+// side) receives them. Both may be nil (no other node to tell).
+func NewShared(ctx context.Context, pool *pgxpool.Pool, peers actors.Peers, node *actors.Node) (*Shared, error) {
+	if pool == nil {
+		return nil, errors.New("cluster: NewShared needs a Postgres pool")
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+sharedTable+` (
+		key bytea PRIMARY KEY,
+		value bytea NOT NULL
+	)`); err != nil {
+		return nil, fmt.Errorf("cluster: create %s: %w", sharedTable, err)
+	}
+	s := &Shared{pool: pool, peers: peers, timeout: defaultSharedTimeout, watches: map[string][]func(string){}}
+	if node != nil {
+		node.Handle(&wire.SharedChanged{}, s.answer)
+	}
+	return s, nil
+}
+
+// OpenShared connects to the Postgres at url and returns node's shared
+// records (announcements over the node's peers). Close closes the pool.
+func OpenShared(ctx context.Context, url string, node *Node) (*Shared, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		return nil, fmt.Errorf("cluster: shared records: connect: %w", err)
+	}
+	s, err := NewShared(ctx, pool, node.Peers(), node.PeerNode())
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// Close closes the pool when [OpenShared] opened it. Call it after the
+// services that use s have stopped.
+func (s *Shared) Close() {
+	if s.owned {
+		s.pool.Close()
+	}
+}
+
+func (s *Shared) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.timeout)
+}
+
+// Get returns the value at key, or [persistence.ErrNotFound].
+func (s *Shared) Get(key []byte) ([]byte, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var v []byte
+	err := s.pool.QueryRow(ctx, `SELECT value FROM `+sharedTable+` WHERE key = $1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, persistence.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: shared get: %w", err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// Scan calls fn for each key in [start, end) (end nil: no bound) in order,
+// or reverse order, until fn returns false. Keys and values are only valid
+// during the call. fn may call other methods of s.
+func (s *Shared) Scan(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	q := `SELECT key, value FROM ` + sharedTable + ` WHERE key >= $1`
+	args := []any{start}
+	if end != nil {
+		q += ` AND key < $2`
+		args = append(args, end)
+	}
+	q += ` ORDER BY key`
+	if reverse {
+		q += ` DESC`
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("cluster: shared scan: %w", err)
+	}
+	// Read the rows before calling fn, which may use the pool itself
+	// (nested calls would otherwise hold two connections each).
+	type kv struct{ k, v []byte }
+	var all []kv
+	for rows.Next() {
+		var r kv
+		if err := rows.Scan(&r.k, &r.v); err != nil {
+			rows.Close()
+			return fmt.Errorf("cluster: shared scan: %w", err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cluster: shared scan: %w", err)
+	}
+	for _, r := range all {
+		if !fn(r.k, r.v) {
+			break
+		}
+	}
+	return nil
+}
+
+// ScanPrefix is Scan over every key starting with prefix.
+func (s *Shared) ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error {
+	return s.Scan(prefix, persistence.PrefixEnd(prefix), reverse, fn)
+}
+
+// Commit applies ops in order, in one transaction: all or none, durable
+// when it returns nil.
+func (s *Shared) Commit(ops ...persistence.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, op := range ops {
+		switch {
+		case !op.Delete:
+			v := op.Value
+			if v == nil {
+				v = []byte{}
+			}
+			b.Queue(`INSERT INTO `+sharedTable+` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, op.Key, v)
+		case op.End != nil:
+			b.Queue(`DELETE FROM `+sharedTable+` WHERE key >= $1 AND key < $2`, op.Key, op.End)
+		default:
+			b.Queue(`DELETE FROM `+sharedTable+` WHERE key = $1`, op.Key)
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: shared commit: %w", err)
+	}
+	return nil
+}
+
+// CommitUntracked is Commit (Postgres has no changefeed to skip).
+func (s *Shared) CommitUntracked(ops ...persistence.Op) error { return s.Commit(ops...) }
+
+// Watch makes fn run whenever the records of topic change for a platform,
+// on another node (announced) or on this one ([Shared.Announce] runs the
+// watches here first). fn must not block for long; it runs on the
+// announcing goroutine or on the peers actor's.
+func (s *Shared) Watch(topic string, fn func(platform string)) {
+	s.mu.Lock()
+	s.watches[topic] = append(s.watches[topic], fn)
+	s.mu.Unlock()
+}
+
+func (s *Shared) notify(topic, platform string) {
+	s.mu.RLock()
+	fns := s.watches[topic]
+	s.mu.RUnlock()
+	for _, fn := range fns {
+		fn(platform)
+	}
+}
+
+// Announce tells every node, this one last, that topic's records of
+// platform changed. It returns once every other live node has run its
+// watches, or ctx ended; an error names nodes that may not have (they
+// catch up at their next resynchronization).
+func (s *Shared) Announce(ctx context.Context, topic, platform string) error {
+	var err error
+	if s.peers != nil {
+		err = s.peers.Broadcast(ctx, &wire.SharedChanged{Topic: topic, Platform: platform})
+	}
+	s.notify(topic, platform)
+	return err
+}
+
+// answer applies another node's announcement.
+func (s *Shared) answer(_ context.Context, msg proto.Message) (proto.Message, error) {
+	m, ok := msg.(*wire.SharedChanged)
+	if !ok {
+		return nil, fmt.Errorf("cluster: shared: unexpected %T", msg)
+	}
+	s.notify(m.Topic, m.Platform)
+	return &pb.Ack{}, nil
+}
