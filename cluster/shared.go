@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -54,6 +55,7 @@ type Shared struct {
 	owned   bool // the pool is ours to close
 	peers   actors.Peers
 	timeout time.Duration
+	log     *slog.Logger
 
 	mu      sync.RWMutex // guards watches
 	watches map[string][]func(platform string)
@@ -72,7 +74,7 @@ func NewShared(ctx context.Context, pool *pgxpool.Pool, peers actors.Peers, node
 	)`); err != nil {
 		return nil, fmt.Errorf("cluster: create %s: %w", sharedTable, err)
 	}
-	s := &Shared{pool: pool, peers: peers, timeout: defaultSharedTimeout, watches: map[string][]func(string){}}
+	s := &Shared{pool: pool, peers: peers, timeout: defaultSharedTimeout, log: slog.Default(), watches: map[string][]func(string){}}
 	if node != nil {
 		node.Handle(&wire.SharedChanged{}, s.answer)
 	}
@@ -100,6 +102,9 @@ func OpenShared(ctx context.Context, url string, node *Node) (*Shared, error) {
 	s.owned = true
 	return s, nil
 }
+
+// SetLogger sets where s logs (default slog.Default()). Call it before use.
+func (s *Shared) SetLogger(l *slog.Logger) { s.log = l }
 
 // Close closes the pool when [OpenShared] opened it. Call it after the
 // services that use s have stopped.
@@ -215,10 +220,10 @@ func (s *Shared) Commit(ops ...persistence.Op) error {
 // CommitUntracked is Commit (Postgres has no changefeed to skip).
 func (s *Shared) CommitUntracked(ops ...persistence.Op) error { return s.Commit(ops...) }
 
-// Watch makes fn run whenever the records of topic change for a platform,
-// on another node (announced) or on this one ([Shared.Announce] runs the
-// watches here first). fn must not block for long; it runs on the
-// announcing goroutine or on the peers actor's.
+// Watch makes fn run whenever another node announces that the records of
+// topic changed for a platform ([Shared.Announce]). fn runs on a goroutine
+// of the peers actor while the announcing node waits: it should take at
+// most a few hundred milliseconds.
 func (s *Shared) Watch(topic string, fn func(platform string)) {
 	s.mu.Lock()
 	s.watches[topic] = append(s.watches[topic], fn)
@@ -234,17 +239,16 @@ func (s *Shared) notify(topic, platform string) {
 	}
 }
 
-// Announce tells every node, this one last, that topic's records of
-// platform changed. It returns once every other live node has run its
-// watches, or ctx ended; an error names nodes that may not have (they
-// catch up at their next resynchronization).
+// Announce tells every other node that topic's records of platform
+// changed (this node's watches do not run: the announcer applied its own
+// change). It returns once every other live node has run its watches, or
+// ctx ended; an error names nodes that may not have (they catch up at
+// their next resynchronization).
 func (s *Shared) Announce(ctx context.Context, topic, platform string) error {
-	var err error
-	if s.peers != nil {
-		err = s.peers.Broadcast(ctx, &wire.SharedChanged{Topic: topic, Platform: platform})
+	if s.peers == nil {
+		return nil
 	}
-	s.notify(topic, platform)
-	return err
+	return s.peers.Broadcast(ctx, &wire.SharedChanged{Topic: topic, Platform: platform})
 }
 
 // answer applies another node's announcement.
