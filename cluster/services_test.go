@@ -544,5 +544,3 @@ func TestSharedServicesUnderRace(t *testing.T) {
 		t.Logf("child output:\n%s", report)
 	}
 }
-
-
