@@ -92,8 +92,9 @@ type Records interface {
 	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
 }
 
-// Accounts stores team members, invites and sessions in Pebble. Safe for
-// concurrent use.
+// Accounts stores team members, invites and sessions in its [Records]
+// (a node's Pebble, or a cluster's shared records). Safe for concurrent
+// use.
 type Accounts struct {
 	store      Records
 	clock      clock.Clock
