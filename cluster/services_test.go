@@ -94,7 +94,7 @@ func testApp() *apps.Spec {
 // startSvc starts a node as testCluster.start does, with the services
 // over shared records in the Postgres at pg. keyring is the cluster's
 // master key.
-func startSvc(c *testCluster, pg string, keyring *secrets.Keyring) *svcNode {
+func startSvc(c *testCluster, pg string, keyring *secrets.Keyring, resync time.Duration) *svcNode {
 	t := c.t
 	t.Helper()
 	c.mu.Lock()
@@ -156,7 +156,7 @@ func startSvc(c *testCluster, pg string, keyring *secrets.Keyring) *svcNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sh.ShareWebhooks(hooks, 0); err != nil {
+	if err := sh.ShareWebhooks(hooks, resync); err != nil {
 		t.Fatal(err)
 	}
 	hooks.Start()
@@ -181,7 +181,7 @@ func startSvc(c *testCluster, pg string, keyring *secrets.Keyring) *svcNode {
 	return sn
 }
 
-func startSvcCluster(t *testing.T, count int) (*testCluster, []*svcNode) {
+func startSvcCluster(t *testing.T, count int, resync time.Duration) (*testCluster, []*svcNode) {
 	pg := testPostgres(t)
 	c := newTestCluster(t)
 	key := make([]byte, 32)
@@ -192,7 +192,7 @@ func startSvcCluster(t *testing.T, count int) (*testCluster, []*svcNode) {
 	}
 	nodes := make([]*svcNode, count)
 	for i := range nodes {
-		nodes[i] = startSvc(c, pg, keyring)
+		nodes[i] = startSvc(c, pg, keyring, resync)
 	}
 	return c, nodes
 }
@@ -261,7 +261,7 @@ func nodeOwning(nodes []*svcNode, id actors.Identity) *svcNode {
 
 func TestWebhookEndpointCreatedOnOneNodeDeliversEventsRaisedOnAnother(tt *testing.T) {
 	t := track(tt)
-	_, nodes := startSvcCluster(tt, 3)
+	_, nodes := startSvcCluster(tt, 3, 0)
 	a := nodes[0]
 	p := platformNotOwnedBy(t, a)
 	owner := nodeOwning(nodes, actors.PlatformActor(p))
@@ -353,9 +353,52 @@ func TestWebhookEndpointCreatedOnOneNodeDeliversEventsRaisedOnAnother(tt *testin
 	checksPassed(t)
 }
 
+// A node that missed an announcement (a change written to the shared
+// records without one) catches up at its next resync.
+func TestWebhookEndpointChangeWithoutAnnouncementReachesEveryNodeAtResync(tt *testing.T) {
+	t := track(tt)
+	_, nodes := startSvcCluster(tt, 2, 200*time.Millisecond)
+	a, b := nodes[0], nodes[1]
+	p := platformNotOwnedBy(t, a)
+	u := "http://127.0.0.1:1/hook"
+	ep, _, err := a.hooks.CreateEndpoint(context.Background(), p, webhooks.EndpointInput{URL: &u, EventTypes: []string{actors.EventWalletToppedUp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := persistence.WebhookEndpointKey(string(p), ep.ID)
+	raw, err := a.shared.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	const moved = "http://127.0.0.1:2/moved"
+	rec["url"] = moved
+	changed, _ := json.Marshal(rec)
+	if err := a.shared.Commit(persistence.Set(key, changed)); err != nil { // no announcement
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the unannounced change seen on "+b.name, func() bool {
+		e, err := b.hooks.GetEndpoint(p, ep.ID)
+		return err == nil && e.URL == moved
+	})
+	if err := a.shared.Commit(persistence.Delete(key)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, "the unannounced delete seen on "+n.name, func() bool {
+			_, err := n.hooks.GetEndpoint(p, ep.ID)
+			return errors.Is(err, webhooks.ErrNotFound)
+		})
+	}
+	checksPassed(t)
+}
+
 func TestWebhookEndpointOfUnknownPlatformIsNotFoundOnEveryNode(tt *testing.T) {
 	t := track(tt)
-	_, nodes := startSvcCluster(tt, 2)
+	_, nodes := startSvcCluster(tt, 2, 0)
 	u := "http://127.0.0.1:1/hook"
 	p := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
 	for _, n := range nodes {
@@ -368,7 +411,7 @@ func TestWebhookEndpointOfUnknownPlatformIsNotFoundOnEveryNode(tt *testing.T) {
 
 func TestDashboardSessionOpenedOnOneNodeIsValidOnAllAndLogoutEndsItEverywhere(tt *testing.T) {
 	t := track(tt)
-	_, nodes := startSvcCluster(tt, 3)
+	_, nodes := startSvcCluster(tt, 3, 0)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	p := string(platformNotOwnedBy(t, a))
 	const email, password = "owner@example.com", "correct horse battery staple"
@@ -407,7 +450,7 @@ func TestDashboardSessionOpenedOnOneNodeIsValidOnAllAndLogoutEndsItEverywhere(tt
 
 func TestSkillUploadedOnOneNodeIsServedByAll(tt *testing.T) {
 	t := track(tt)
-	_, nodes := startSvcCluster(tt, 3)
+	_, nodes := startSvcCluster(tt, 3, 0)
 	a := nodes[0]
 	p := platformNotOwnedBy(t, a)
 	body := []byte("---\nname: greeter\ndescription: says hello\n---\nSay hello.\n")
@@ -463,7 +506,7 @@ func fakeAuthServer(t testing.TB) *httptest.Server {
 
 func TestOAuthConnectionMadeThroughOneNodeIsSeenByAllAndDisconnectEverywhere(tt *testing.T) {
 	t := track(tt)
-	_, nodes := startSvcCluster(tt, 3)
+	_, nodes := startSvcCluster(tt, 3, 0)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	p := platformNotOwnedBy(t, a)
 	eu := ids.EndUserID(ids.New(ids.EndUserPrefix, time.Now()))
@@ -526,6 +569,7 @@ func TestSharedServicesUnderRace(t *testing.T) {
 	}
 	testPostgres(t) // skip (or fail under CI) here, not in the child
 	tests := []string{"TestWebhookEndpointCreatedOnOneNodeDeliversEventsRaisedOnAnother", "TestWebhookEndpointOfUnknownPlatformIsNotFoundOnEveryNode",
+		"TestWebhookEndpointChangeWithoutAnnouncementReachesEveryNodeAtResync", "TestFanOutSkipsAStoppedMemberWhileItIsStillListed",
 		"TestDashboardSessionOpenedOnOneNodeIsValidOnAllAndLogoutEndsItEverywhere", "TestSkillUploadedOnOneNodeIsServedByAll",
 		"TestOAuthConnectionMadeThroughOneNodeIsSeenByAllAndDisconnectEverywhere"}
 	cmd := exec.Command(os.Args[0], "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
