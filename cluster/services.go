@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/assistiv/gateway/internal/ids"
@@ -14,6 +16,9 @@ import (
 
 // TopicWebhooks is the topic of webhook endpoint changes ([Shared.Announce]).
 const TopicWebhooks = "webhooks"
+
+// topicWebhookLog is the topic of delivery log queries ([Shared.Query]).
+const topicWebhookLog = "webhooks.log"
 
 // ShareWebhooks makes svc one of the cluster's webhook services: its
 // endpoints live in s, a change on any node is announced to the others,
@@ -28,10 +33,37 @@ func (s *Shared) ShareWebhooks(svc *webhooks.Service, resync time.Duration) erro
 			return s.Announce(ctx, TopicWebhooks, string(p))
 		},
 		PlatformExists: s.PlatformExists,
+		AskLog: func(ctx context.Context, q webhooks.LogQuery) ([]webhooks.LogAnswer, error) {
+			body, err := json.Marshal(q)
+			if err != nil {
+				return nil, err
+			}
+			res, qerr := s.Query(ctx, topicWebhookLog, body)
+			out := make([]webhooks.LogAnswer, 0, len(res))
+			for _, b := range res {
+				var a webhooks.LogAnswer
+				if err := json.Unmarshal(b, &a); err != nil {
+					return nil, fmt.Errorf("cluster: a webhook log answer: %w", err)
+				}
+				out = append(out, a)
+			}
+			return out, qerr
+		},
 	}
 	if err := svc.Share(sh); err != nil {
 		return err
 	}
+	s.HandleQuery(topicWebhookLog, func(body []byte) ([]byte, error) {
+		var q webhooks.LogQuery
+		if err := json.Unmarshal(body, &q); err != nil {
+			return nil, err
+		}
+		a, err := svc.AnswerLog(q)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(a)
+	})
 	s.Watch(TopicWebhooks, func(p string) {
 		if p == "" {
 			return

@@ -57,8 +57,9 @@ type Shared struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu      sync.RWMutex // guards watches
+	mu      sync.RWMutex // guards watches and queries
 	watches map[string][]func(platform string)
+	queries map[string]func(body []byte) ([]byte, error)
 }
 
 // NewShared returns the shared records over pool, creating the table if
@@ -74,9 +75,11 @@ func NewShared(ctx context.Context, pool *pgxpool.Pool, peers actors.Peers, node
 	)`); err != nil {
 		return nil, fmt.Errorf("cluster: create %s: %w", sharedTable, err)
 	}
-	s := &Shared{pool: pool, peers: peers, timeout: defaultSharedTimeout, log: slog.Default(), watches: map[string][]func(string){}}
+	s := &Shared{pool: pool, peers: peers, timeout: defaultSharedTimeout, log: slog.Default(), watches: map[string][]func(string){},
+		queries: map[string]func([]byte) ([]byte, error){}}
 	if node != nil {
 		node.Handle(&wire.SharedChanged{}, s.answer)
+		node.Handle(&wire.SharedQuery{}, s.answerQuery)
 	}
 	return s, nil
 }
@@ -259,4 +262,58 @@ func (s *Shared) answer(_ context.Context, msg proto.Message) (proto.Message, er
 	}
 	s.notify(m.Topic, m.Platform)
 	return &pb.Ack{}, nil
+}
+
+// HandleQuery makes fn answer topic's queries ([Shared.Query]) on this
+// node. fn must be safe for concurrent use.
+func (s *Shared) HandleQuery(topic string, fn func(body []byte) ([]byte, error)) {
+	s.mu.Lock()
+	s.queries[topic] = fn
+	s.mu.Unlock()
+}
+
+// Query sends body to topic's handler on every node, this one included
+// (a fan-out over peers), and returns the answers of those that answered;
+// with an error wrapping actors.ErrUnavailable when some did not.
+func (s *Shared) Query(ctx context.Context, topic string, body []byte) ([][]byte, error) {
+	if s.peers == nil {
+		b, err := s.runQuery(topic, body)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{b}, nil
+	}
+	res, err := s.peers.FanOut(ctx, &wire.SharedQuery{Topic: topic, Body: body})
+	out := make([][]byte, 0, len(res))
+	for _, m := range res {
+		a, ok := m.(*wire.SharedAnswer)
+		if !ok {
+			return nil, fmt.Errorf("cluster: a node answered a shared query with %T", m)
+		}
+		out = append(out, a.Body)
+	}
+	return out, err
+}
+
+func (s *Shared) runQuery(topic string, body []byte) ([]byte, error) {
+	s.mu.RLock()
+	fn := s.queries[topic]
+	s.mu.RUnlock()
+	if fn == nil {
+		return nil, fmt.Errorf("cluster: no handler for shared query topic %q", topic)
+	}
+	return fn(body)
+}
+
+// answerQuery answers a node's SharedQuery.
+func (s *Shared) answerQuery(_ context.Context, msg proto.Message) (proto.Message, error) {
+	m, ok := msg.(*wire.SharedQuery)
+	if !ok {
+		return nil, fmt.Errorf("cluster: shared: unexpected %T", msg)
+	}
+	b, err := s.runQuery(m.Topic, m.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.SharedAnswer{Body: b}, nil
 }

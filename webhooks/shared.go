@@ -41,6 +41,11 @@ type Sharing struct {
 	// PlatformExists reports whether platform p exists anywhere in the
 	// cluster (this node's store need not hold it).
 	PlatformExists func(ctx context.Context, p ids.PlatformID) (bool, error)
+	// AskLog, when set, sends q to every node, this one included, each
+	// answering with [Service.AnswerLog], and returns their answers; with
+	// an error when some node did not answer (the answers of the others
+	// come back too). Nil: the delivery log read is this node's alone.
+	AskLog func(ctx context.Context, q LogQuery) ([]LogAnswer, error)
 	// Resync is how often every endpoint is reloaded from Records.
 	// Default 5 s, at least 100 ms.
 	Resync time.Duration

@@ -79,6 +79,106 @@ func (x *SharedChanged) GetPlatform() string {
 	return ""
 }
 
+// SharedQuery asks every node for its part of a record set that stays on
+// the node that wrote it (a webhook delivery log): body is the topic's
+// own encoding (JSON), answered with a SharedAnswer.
+type SharedQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharedQuery) Reset() {
+	*x = SharedQuery{}
+	mi := &file_cluster_wire_shared_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharedQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharedQuery) ProtoMessage() {}
+
+func (x *SharedQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_wire_shared_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharedQuery.ProtoReflect.Descriptor instead.
+func (*SharedQuery) Descriptor() ([]byte, []int) {
+	return file_cluster_wire_shared_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SharedQuery) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *SharedQuery) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+// SharedAnswer is one node's answer to a SharedQuery.
+type SharedAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharedAnswer) Reset() {
+	*x = SharedAnswer{}
+	mi := &file_cluster_wire_shared_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharedAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharedAnswer) ProtoMessage() {}
+
+func (x *SharedAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_wire_shared_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharedAnswer.ProtoReflect.Descriptor instead.
+func (*SharedAnswer) Descriptor() ([]byte, []int) {
+	return file_cluster_wire_shared_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SharedAnswer) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
 var File_cluster_wire_shared_proto protoreflect.FileDescriptor
 
 const file_cluster_wire_shared_proto_rawDesc = "" +
@@ -86,7 +186,12 @@ const file_cluster_wire_shared_proto_rawDesc = "" +
 	"\x19cluster/wire/shared.proto\x12\x15assistiv.cluster.wire\"A\n" +
 	"\rSharedChanged\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1a\n" +
-	"\bplatform\x18\x02 \x01(\tR\bplatformB*Z(github.com/assistiv/gateway/cluster/wireb\x06proto3"
+	"\bplatform\x18\x02 \x01(\tR\bplatform\"7\n" +
+	"\vSharedQuery\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\"\"\n" +
+	"\fSharedAnswer\x12\x12\n" +
+	"\x04body\x18\x01 \x01(\fR\x04bodyB*Z(github.com/assistiv/gateway/cluster/wireb\x06proto3"
 
 var (
 	file_cluster_wire_shared_proto_rawDescOnce sync.Once
@@ -100,9 +205,11 @@ func file_cluster_wire_shared_proto_rawDescGZIP() []byte {
 	return file_cluster_wire_shared_proto_rawDescData
 }
 
-var file_cluster_wire_shared_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_cluster_wire_shared_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_cluster_wire_shared_proto_goTypes = []any{
 	(*SharedChanged)(nil), // 0: assistiv.cluster.wire.SharedChanged
+	(*SharedQuery)(nil),   // 1: assistiv.cluster.wire.SharedQuery
+	(*SharedAnswer)(nil),  // 2: assistiv.cluster.wire.SharedAnswer
 }
 var file_cluster_wire_shared_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -123,7 +230,7 @@ func file_cluster_wire_shared_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_wire_shared_proto_rawDesc), len(file_cluster_wire_shared_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
