@@ -173,6 +173,7 @@ func startSvc(c *testCluster, pg string, keyring *secrets.Keyring, resync time.D
 	t.Cleanup(func() { // runs before the node's (LIFO): services first
 		conns.Close()
 		hooks.Close()
+		sh.Close()
 		pool.Close()
 	})
 	c.mu.Lock()
@@ -594,7 +595,7 @@ func TestSharedServicesUnderRace(t *testing.T) {
 	tests := []string{"TestWebhookEndpointCreatedOnOneNodeDeliversEventsRaisedOnAnother", "TestWebhookEndpointOfUnknownPlatformIsNotFoundOnEveryNode",
 		"TestWebhookEndpointChangeWithoutAnnouncementReachesEveryNodeAtResync", "TestFanOutSkipsAStoppedMemberWhileItIsStillListed",
 		"TestDashboardSessionOpenedOnOneNodeIsValidOnAllAndLogoutEndsItEverywhere", "TestSkillUploadedOnOneNodeIsServedByAll",
-		"TestOAuthConnectionMadeThroughOneNodeIsSeenByAllAndDisconnectEverywhere"}
+		"TestOAuthConnectionMadeThroughOneNodeIsSeenByAllAndDisconnectEverywhere", "TestDashboardLastOwnerKeptUnderConcurrentRemovalsOnTwoNodes"}
 	cmd := exec.Command(os.Args[0], "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), raceChildEnv+"=1")
 	out, _ := cmd.CombinedOutput()
@@ -610,4 +611,99 @@ func TestSharedServicesUnderRace(t *testing.T) {
 	if t.Failed() {
 		t.Logf("child output:\n%s", report)
 	}
+}
+
+// The shared lock excludes across nodes: a second holder waits for the
+// first's release; another name is free meanwhile.
+func TestSharedLockExcludesAcrossNodes(t *testing.T) {
+	pg := testPostgres(t)
+	ctx := context.Background()
+	open := func() *Shared {
+		pool, err := pgxpool.New(ctx, pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewShared(ctx, pool, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close(); pool.Close() })
+		return s
+	}
+	a, b := open(), open()
+	unlockA, err := a.Lock("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan func(), 1)
+	go func() {
+		unlock, err := b.Lock("x")
+		if err != nil {
+			t.Error(err)
+			close(got)
+			return
+		}
+		got <- unlock
+	}()
+	unlockY, err := b.Lock("y")
+	if err != nil {
+		t.Fatalf("Lock(y) while x is held: %v", err)
+	}
+	unlockY()
+	select {
+	case <-got:
+		t.Fatal("a second node took lock x while the first held it")
+	case <-time.After(300 * time.Millisecond):
+	}
+	unlockA()
+	select {
+	case unlock, ok := <-got:
+		if !ok {
+			t.Fatal("the second node's Lock(x) failed")
+		}
+		unlock()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second node never took lock x after its release")
+	}
+}
+
+// Two owners removed at once through two nodes: one removal is refused,
+// so a platform always keeps an owner (the member check and the commit
+// are one critical section across nodes, not only within one).
+func TestDashboardLastOwnerKeptUnderConcurrentRemovalsOnTwoNodes(tt *testing.T) {
+	t := track(tt)
+	_, nodes := startSvcCluster(tt, 2, 0)
+	a, b := nodes[0], nodes[1]
+	for i := 0; i < 10; i++ {
+		p := "plat_race" + strconv.Itoa(i)
+		one, two := "one"+strconv.Itoa(i)+"@example.com", "two"+strconv.Itoa(i)+"@example.com"
+		if _, err := a.accounts.ClaimOwner(p, one, "One", "correct horse battery staple"); err != nil {
+			t.Fatal(err)
+		}
+		inv, err := a.accounts.CreateInvite(p, two, dashboard.RoleOwner, one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.accounts.AcceptInvite(inv, "Two", "correct horse battery staple"); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for j, n := range []*svcNode{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[j] = n.accounts.Remove(p, []string{one, two}[j])
+			}()
+		}
+		wg.Wait()
+		ms, err := b.accounts.Members(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("round %d: removals answered %v and %v, %d members left; want one refused (last owner) and one left", i, errs[0], errs[1], len(ms))
+		}
+	}
+	checksPassed(t)
 }

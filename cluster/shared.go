@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,7 +53,8 @@ const defaultSharedTimeout = 5 * time.Second
 // timeout (5 s).
 type Shared struct {
 	pool    *pgxpool.Pool
-	owned   bool // the pool is ours to close
+	locks   *pgxpool.Pool // connections that hold advisory locks (Lock), apart from pool's work
+	owned   bool          // the pool is ours to close
 	peers   actors.Peers
 	timeout time.Duration
 	log     *slog.Logger
@@ -75,7 +77,14 @@ func NewShared(ctx context.Context, pool *pgxpool.Pool, peers actors.Peers, node
 	)`); err != nil {
 		return nil, fmt.Errorf("cluster: create %s: %w", sharedTable, err)
 	}
-	s := &Shared{pool: pool, peers: peers, timeout: defaultSharedTimeout, log: slog.Default(), watches: map[string][]func(string){},
+	lcfg := pool.Config()
+	lcfg.MaxConns = 16
+	lcfg.MinConns = 0
+	locks, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: shared records: lock pool: %w", err)
+	}
+	s := &Shared{pool: pool, locks: locks, peers: peers, timeout: defaultSharedTimeout, log: slog.Default(), watches: map[string][]func(string){},
 		queries: map[string]func([]byte) ([]byte, error){}}
 	if node != nil {
 		node.Handle(&wire.SharedChanged{}, s.answer)
@@ -109,9 +118,10 @@ func OpenShared(ctx context.Context, url string, node *Node) (*Shared, error) {
 // SetLogger sets where s logs (default slog.Default()). Call it before use.
 func (s *Shared) SetLogger(l *slog.Logger) { s.log = l }
 
-// Close closes the pool when [OpenShared] opened it. Call it after the
-// services that use s have stopped.
+// Close closes the lock connections, and the pool when [OpenShared]
+// opened it. Call it after the services that use s have stopped.
 func (s *Shared) Close() {
+	s.locks.Close()
 	if s.owned {
 		s.pool.Close()
 	}
@@ -316,4 +326,36 @@ func (s *Shared) answerQuery(_ context.Context, msg proto.Message) (proto.Messag
 		return nil, err
 	}
 	return &wire.SharedAnswer{Body: b}, nil
+}
+
+// Lock takes the cluster-wide lock called name and returns its release:
+// a Postgres advisory lock held by a connection of its own (16 at most,
+// apart from the records' pool, so a holder's reads and writes never wait
+// for the waiters' connections). It waits at most the timeout (5 s). A
+// node that dies releases its locks with its connections. The services
+// whose records s keeps take it around their read-modify-writes, which a
+// node-local mutex no longer serializes across nodes.
+func (s *Shared) Lock(name string) (func(), error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	h := fnv.New64a()
+	h.Write([]byte("assistiv/" + name))
+	key := int64(h.Sum64())
+	conn, err := s.locks.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: lock %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("cluster: lock %s: %w", name, err)
+	}
+	return func() {
+		ctx, cancel := s.ctx()
+		defer cancel()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			// Ending the session releases the lock.
+			_ = conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, nil
 }

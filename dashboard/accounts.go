@@ -92,6 +92,30 @@ type Records interface {
 	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
 }
 
+// Locker is an optional capability of a Records shared by several nodes
+// (cluster.Shared): Lock takes the lock called name for every node that
+// uses the same records, waiting a bounded time, and returns its
+// release. A lone node's store has none: Accounts' mutex suffices.
+type Locker interface {
+	Lock(name string) (unlock func(), err error)
+}
+
+// lock serializes read-modify-write of member records: on this node with
+// mu, and across nodes when the store is a [Locker].
+func (a *Accounts) lock() (func(), error) {
+	a.mu.Lock()
+	l, ok := a.store.(Locker)
+	if !ok {
+		return a.mu.Unlock, nil
+	}
+	unlock, err := l.Lock("dashboard.members")
+	if err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); a.mu.Unlock() }, nil
+}
+
 // Accounts stores team members, invites and sessions in its [Records]
 // (a node's Pebble, or a cluster's shared records). Safe for concurrent
 // use.
@@ -229,8 +253,11 @@ func (a *Accounts) AcceptInvite(raw, name, password string) (Member, error) {
 	if len(password) > 72 {
 		return Member{}, errors.New("dashboard: the password must be at most 72 bytes")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return Member{}, err
+	}
+	defer unlock()
 	inv, err := a.PeekInvite(raw)
 	if err != nil {
 		return Member{}, err
@@ -268,8 +295,11 @@ func (a *Accounts) ClaimOwner(platform, email, name, password string) (Member, e
 	if len(password) > 72 {
 		return Member{}, errors.New("dashboard: the password must be at most 72 bytes")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return Member{}, err
+	}
+	defer unlock()
 	if ms, err := a.Members(platform); err != nil || len(ms) > 0 {
 		if err != nil {
 			return Member{}, err
@@ -381,8 +411,11 @@ func (a *Accounts) SetRole(platform, email, role string) error {
 	if !validRole(role) {
 		return fmt.Errorf("dashboard: unknown role %q", role)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	m, err := a.Member(platform, email)
 	if err != nil {
 		return err
@@ -399,8 +432,11 @@ func (a *Accounts) SetRole(platform, email, role string) error {
 // Remove deletes a member and every session of theirs in one commit; the
 // member's next request is refused.
 func (a *Accounts) Remove(platform, email string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	m, err := a.Member(platform, email)
 	if err != nil {
 		return err

@@ -102,6 +102,30 @@ type Records interface {
 	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
 }
 
+// Locker is an optional capability of a Records shared by several nodes
+// (cluster.Shared): Lock takes the lock called name for every node that
+// uses the same records, waiting a bounded time, and returns its
+// release. A lone node's store has none: the package's mutex suffices.
+type Locker interface {
+	Lock(name string) (unlock func(), err error)
+}
+
+// lockBoth takes mu and, when the store is a [Locker], the lock called
+// name across nodes; it returns their release.
+func (m *Manager) lockBoth(mu *sync.Mutex, name string) (func(), error) {
+	mu.Lock()
+	l, ok := m.store.(Locker)
+	if !ok {
+		return mu.Unlock, nil
+	}
+	unlock, err := l.Lock(name)
+	if err != nil {
+		mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); mu.Unlock() }, nil
+}
+
 // Manager holds activations, connect flows and connections. Safe for
 // concurrent use.
 type Manager struct {
