@@ -707,3 +707,63 @@ func TestDashboardLastOwnerKeptUnderConcurrentRemovalsOnTwoNodes(tt *testing.T) 
 	}
 	checksPassed(t)
 }
+
+// Records a node kept alone move to the shared records once: what the
+// shared records already hold wins, and the node's copies are gone, so a
+// later deletion is never undone by a restart.
+func TestImportMovesANodesOwnRecordsOnce(t *testing.T) {
+	pg := testPostgres(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	sh, err := NewShared(ctx, pool, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	scfg := persistence.DefaultConfig()
+	scfg.Dir = t.TempDir()
+	st, err := persistence.Open(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mine := persistence.DashboardKey("m", "plat_1", "a@example.com")
+	both := persistence.DashboardKey("m", "plat_1", "b@example.com")
+	skill := persistence.SkillKey("skill_1")
+	other := persistence.PlatformKey("plat_1") // not a shared family: stays
+	if err := st.Commit(persistence.Set(mine, []byte("local a")), persistence.Set(both, []byte("local b")),
+		persistence.Set(skill, []byte("local skill")), persistence.Set(other, []byte("platform"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Commit(persistence.Set(both, []byte("shared b"))); err != nil {
+		t.Fatal(err)
+	}
+	n, err := sh.Import(st, SharedFamilies)
+	if err != nil || n != 3 {
+		t.Fatalf("Import = %d, %v; want 3 records", n, err)
+	}
+	for k, want := range map[string]string{string(mine): "local a", string(both): "shared b", string(skill): "local skill"} {
+		if v, err := sh.Get([]byte(k)); err != nil || string(v) != want {
+			t.Errorf("shared %q = %q, %v; want %q", k, v, err, want)
+		}
+		if _, err := st.Get([]byte(k)); !errors.Is(err, persistence.ErrNotFound) {
+			t.Errorf("local %q still there after the import (%v)", k, err)
+		}
+	}
+	if v, err := st.Get(other); err != nil || string(v) != "platform" {
+		t.Errorf("a platform record was touched: %q, %v", v, err)
+	}
+	if err := sh.Commit(persistence.Delete(mine)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sh.Import(st, SharedFamilies); err != nil || n != 0 {
+		t.Fatalf("second Import = %d, %v; want nothing", n, err)
+	}
+	if _, err := sh.Get(mine); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("a record deleted from the shared records came back: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -358,4 +359,66 @@ func (s *Shared) Lock(name string) (func(), error) {
 		}
 		conn.Release()
 	}, nil
+}
+
+// SharedFamilies are the record families the services keep in the shared
+// records in cluster mode: webhook endpoints, MCP app activations, OAuth
+// connections and flows, skills (records, owner index, reviews, blob
+// references and contents), dashboard accounts.
+var SharedFamilies = []byte{
+	persistence.FamilyWebhookEndpoint,
+	persistence.FamilyMCPApp, persistence.FamilyMCPConn, persistence.FamilyOAuthState,
+	persistence.FamilySkill, persistence.FamilySkillOwner, persistence.FamilySkillReview, persistence.FamilySkillBlob, persistence.FamilySkillData,
+	persistence.FamilyDashboard,
+}
+
+// importBatch bounds the records one import transaction copies.
+const importBatch = 500
+
+// Import moves the records of families that store (a node's Pebble) still
+// holds from a time it ran alone, or from an earlier version, into the
+// shared records: each is inserted unless the shared records have that key
+// already (theirs are newer: another node's, or this one's), then deleted
+// from store, so it is imported once and never brought back after a
+// deletion. A crash between the two steps imports the rest again at the
+// next start, harmlessly. Run it at start-up before the services load.
+// It returns how many records it copied.
+func (s *Shared) Import(store *persistence.Store, families []byte) (int, error) {
+	copied := 0
+	for _, f := range families {
+		start, end := []byte{f}, []byte{f + 1}
+		for {
+			type kv struct{ k, v []byte }
+			var batch []kv
+			if err := store.Scan(start, end, false, func(k, v []byte) bool {
+				batch = append(batch, kv{bytes.Clone(k), bytes.Clone(v)})
+				return len(batch) < importBatch
+			}); err != nil {
+				return copied, err
+			}
+			if len(batch) == 0 {
+				break
+			}
+			ctx, cancel := s.ctx()
+			b := &pgx.Batch{}
+			for _, r := range batch {
+				v := r.v
+				if v == nil {
+					v = []byte{}
+				}
+				b.Queue(`INSERT INTO `+sharedTable+` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, r.k, v)
+			}
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+			cancel()
+			if err != nil {
+				return copied, fmt.Errorf("cluster: import family %#x: %w", f, err)
+			}
+			last := batch[len(batch)-1].k
+			if err := store.Commit(persistence.DeleteRange(start, append(bytes.Clone(last), 0))); err != nil {
+				return copied, err
+			}
+			copied += len(batch)
+		}
+	}
+	return copied, nil
 }

@@ -513,6 +513,14 @@ func serve(args []string) error {
 		}
 		shared.SetLogger(log)
 		undo = append(undo, shared.Close)
+		// Records this node kept alone (or under an earlier version) move
+		// to the shared records once, before the services load them.
+		if moved, err := shared.Import(store, cluster.SharedFamilies); err != nil {
+			closeDir()
+			return fail(err)
+		} else if moved > 0 {
+			log.Info("moved this node's platform records to the cluster's shared records", "records", moved)
+		}
 		if err := shared.ShareWebhooks(hooks, 0); err != nil {
 			closeDir()
 			return fail(err)
