@@ -355,6 +355,9 @@ func (m *Manager) AccessToken(ctx context.Context, pid ids.PlatformID, eid ids.E
 		t, err := m.openTokens(pid, eid, c)
 		return t, act, err
 	}
+	// Across nodes refreshes of one connection may run at once: the
+	// second's commit finds a newer revision (errStale), or its refresh
+	// token refused and the newer grant kept (removeConnection onlyRev).
 	mu := m.refreshLock(pid, eid, app)
 	mu.Lock()
 	defer mu.Unlock()
