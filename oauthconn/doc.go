@@ -40,7 +40,11 @@
 // A [Manager] is safe for concurrent use; its one goroutine (the pending
 // sweeper) stops in Close. Locks: appMu → appGate → connMu; refreshMu is
 // held across a token request and taken before either gate; stateMu
-// (pending records) is never held with another. oauthconn imports
+// (pending records) is never held with another. When the store is a
+// [Locker] (records shared by a cluster's nodes), appMu, connMu and
+// stateMu are each followed by a cross-node lock of the same scope
+// ("oauth.apps", "oauth.conn/…", "oauth.state"), taken right after the
+// mutex and released with it; the order stays the same. oauthconn imports
 // persistence, mcp/apps (the app specs) and internal packages only.
 package oauthconn
 
