@@ -99,7 +99,7 @@ bench: build
 	$(GO) run ./bench/cmd/benchrun
 
 proto:
-	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto internal/pb/peers.proto cluster/wire/wire.proto
+	protoc --go_out=. --go_opt=paths=source_relative internal/pb/gateway.proto internal/pb/peers.proto cluster/wire/wire.proto cluster/wire/shared.proto
 
 check: lint test
 	$(GO) mod tidy

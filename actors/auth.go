@@ -39,7 +39,10 @@ type Principal struct {
 // a re-read from the cluster in the background (that call, and others
 // until the answer, go on with the cached entry), so a node that missed a
 // broadcast refuses a revoked key within the TTL and one round trip, and
-// no call waits for the network on a hit.
+// no call waits for the network on a hit. A key no node knows is
+// remembered as unknown for [unknownKeyTTL] (bounded per shard, dropped
+// when this node creates that key), so a client repeating a bad key costs
+// the cluster one fan-out per TTL, not one per request.
 type Auth struct {
 	store  *persistence.Store
 	shards [64]authShard
@@ -72,7 +75,21 @@ type authShard struct {
 	// tombAt: past maxTombstonesPerShard the oldest leaves the map.
 	tombs  []ids.Digest
 	tombAt int
+	// unknown holds, in a cluster, keys no node knew when last asked:
+	// unix ns until which a lookup refuses them without asking again.
+	unknown map[ids.Digest]int64
 }
+
+// unknownKeyTTL is how long a key no node knows is refused without asking
+// the cluster again. A key's raw value exists only from its creation on
+// (it is random and returned once), so no lookup can have seen it unknown
+// before its creation answered; the TTL only bounds how stale an
+// "unknown" answer from a node that lost the key's record can be.
+const unknownKeyTTL = 1500 * time.Millisecond
+
+// maxUnknownPerShard bounds the unknown keys remembered (64 × 1024): past
+// it a shard drops the expired ones, else an arbitrary one.
+const maxUnknownPerShard = 1024
 
 type authEntry struct {
 	p       Principal
@@ -127,8 +144,14 @@ func (a *Auth) Lookup(d ids.Digest) (Principal, error) {
 		}
 		return e.p, nil
 	}
+	if a.peers != nil && a.knownUnknown(s, d) {
+		return Principal{}, ErrUnknownKey
+	}
 	k, err := a.fetch(d)
 	if err != nil {
+		if a.peers != nil && errors.Is(err, ErrUnknownKey) {
+			a.rememberUnknown(s, d)
+		}
 		return Principal{}, err
 	}
 	if k.RevokedAtMs != 0 {
@@ -274,12 +297,46 @@ func (a *Auth) evictLocked(s *authShard) {
 	}
 }
 
+// knownUnknown reports whether d was unknown to every node less than
+// unknownKeyTTL ago.
+func (a *Auth) knownUnknown(s *authShard, d ids.Digest) bool {
+	s.mu.RLock()
+	until, ok := s.unknown[d]
+	s.mu.RUnlock()
+	return ok && a.clk.Now().UnixNano() < until
+}
+
+// rememberUnknown records that no node knows d.
+func (a *Auth) rememberUnknown(s *authShard, d ids.Digest) {
+	now := a.clk.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unknown == nil {
+		s.unknown = make(map[ids.Digest]int64)
+	}
+	if _, ok := s.unknown[d]; !ok && len(s.unknown) >= maxUnknownPerShard {
+		for o, until := range s.unknown {
+			if until <= now {
+				delete(s.unknown, o)
+			}
+		}
+		for o := range s.unknown {
+			if len(s.unknown) < maxUnknownPerShard {
+				break
+			}
+			delete(s.unknown, o)
+		}
+	}
+	s.unknown[d] = now + int64(unknownKeyTTL)
+}
+
 // put caches a live key (at creation).
 func (a *Auth) put(k *pb.APIKey) {
 	var d ids.Digest
 	copy(d[:], k.Digest)
 	s := a.shard(d)
 	s.mu.Lock()
+	delete(s.unknown, d)
 	a.evictLocked(s)
 	e := authEntry{p: principalOf(k)}
 	if a.ttl > 0 {

@@ -20,6 +20,14 @@
 //     its next owner, takes records handed over at a graceful leave, and
 //     answers API key lookups. [Node.MemberAddresses] and [Node.System]
 //     let other packages reach a named actor on every member.
+//   - [Shared] keeps the records that belong to a platform rather than to
+//     one actor (webhook endpoints, skills, OAuth records, dashboard
+//     accounts) in the cluster's Postgres, the same for every node, and
+//     carries change announcements to the nodes that cache them
+//     (shared.go, services.go).
+//   - [Peers] (peers.go) fans queries out and broadcasts; it bounds each
+//     member to a short timeout and skips a member that stopped answering
+//     until a background probe gets an answer (liveness.go).
 //
 // Dependencies point down: this package imports actors (it implements
 // what actors defines: Directory, the cluster hooks of Env, the auth

@@ -166,6 +166,7 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		n.local.Close()
 		return nil, err
 	}
+	n.peers.SetLiveness(provider.listedAddrs, 0)
 	cfg.Env.Owns = func(id actors.Identity) bool { return n.lookup.Owner(id.String()) == n.self }
 	cfg.Env.SetPeers(n.peers, 0)
 	if err := startMember(n.cluster); err != nil {

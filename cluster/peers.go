@@ -41,6 +41,13 @@ type Peers struct {
 	members func() []string
 	self    string
 	pid     *actor.PID
+	// listed and memberTimeout are set by SetLiveness before use (nil,
+	// 0: every member is asked, for as long as the caller's context
+	// allows).
+	listed        func() (map[string]bool, bool)
+	memberTimeout time.Duration
+	downMu        sync.Mutex      // guards down
+	down          map[string]bool // members that timed out, probed until they answer (liveness.go)
 
 	wg     sync.WaitGroup // answers in flight
 	closed chan struct{}
@@ -76,6 +83,8 @@ func NewPeersAs(system *actor.ActorSystem, node *actors.Node, self string, membe
 func (p *Peers) Close() {
 	p.once.Do(func() {
 		close(p.closed)
+		p.downMu.Lock() // a probe started before this line is counted in wg (timedOut)
+		p.downMu.Unlock()
 		_ = p.system.Root.PoisonFuture(p.pid).Wait()
 		p.wg.Wait()
 	})
@@ -132,10 +141,17 @@ func (p *Peers) ask(ctx context.Context, addr string, msg proto.Message) (proto.
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	full := false // the member's own timeout applies, not the caller's shorter one
+	if p.memberTimeout > 0 && timeout >= p.memberTimeout {
+		timeout, full = p.memberTimeout, true
+	}
 	if timeout <= 0 {
 		return nil, ctx.Err()
 	}
 	res, err := p.system.Root.RequestFuture(actor.NewPID(addr, PeersActorName), msg, timeout).Result()
+	if full && errors.Is(err, actor.ErrTimeout) {
+		p.timedOut(addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", addr, err)
 	}
@@ -188,7 +204,8 @@ func unavailable(what string, errs []error) error {
 
 // FanOut implements [actors.Peers].
 func (p *Peers) FanOut(ctx context.Context, query proto.Message) ([]proto.Message, error) {
-	others := p.others()
+	all := p.others()
+	others, skipped := p.live(all)
 	var out []proto.Message
 	var errs []error
 	var wg sync.WaitGroup
@@ -204,12 +221,15 @@ func (p *Peers) FanOut(ctx context.Context, query proto.Message) ([]proto.Messag
 	} else {
 		out = append(out, mine)
 	}
-	return out, unavailable(fmt.Sprintf("%d of %d nodes did not answer", len(errs), len(others)+1), errs)
+	errs = append(errs, skipped...)
+	return out, unavailable(fmt.Sprintf("%d of %d nodes did not answer", len(errs), len(all)+1), errs)
 }
 
 // Broadcast implements [actors.Peers].
 func (p *Peers) Broadcast(ctx context.Context, msg proto.Message) error {
-	others := p.others()
+	all := p.others()
+	others, skipped := p.live(all)
 	_, errs := p.each(ctx, others, msg)
-	return unavailable(fmt.Sprintf("%d of %d nodes did not apply the broadcast", len(errs), len(others)), errs)
+	errs = append(errs, skipped...)
+	return unavailable(fmt.Sprintf("%d of %d nodes did not apply the broadcast", len(errs), len(all)), errs)
 }

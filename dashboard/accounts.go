@@ -80,10 +80,47 @@ type Session struct {
 	Name string `json:"-"`
 }
 
-// Accounts stores team members, invites and sessions in Pebble. Safe for
-// concurrent use.
+// Records is the store [Accounts] keeps members, invites and sessions
+// in, with [persistence.Store]'s meanings (CommitUntracked: a write that
+// snapshots need not copy): a lone node's Pebble store, or in a cluster
+// the records every node shares (cluster.Shared), so that a session
+// opened on one node is valid on all and a logout ends it on all at once.
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Commit(ops ...persistence.Op) error
+	CommitUntracked(ops ...persistence.Op) error
+	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
+}
+
+// Locker is an optional capability of a Records shared by several nodes
+// (cluster.Shared): Lock takes the lock called name for every node that
+// uses the same records, waiting a bounded time, and returns its
+// release. A lone node's store has none: Accounts' mutex suffices.
+type Locker interface {
+	Lock(name string) (unlock func(), err error)
+}
+
+// lock serializes read-modify-write of member records: on this node with
+// mu, and across nodes when the store is a [Locker].
+func (a *Accounts) lock() (func(), error) {
+	a.mu.Lock()
+	l, ok := a.store.(Locker)
+	if !ok {
+		return a.mu.Unlock, nil
+	}
+	unlock, err := l.Lock("dashboard.members")
+	if err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); a.mu.Unlock() }, nil
+}
+
+// Accounts stores team members, invites and sessions in its [Records]
+// (a node's Pebble, or a cluster's shared records). Safe for concurrent
+// use.
 type Accounts struct {
-	store      *persistence.Store
+	store      Records
 	clock      clock.Clock
 	sessionTTL time.Duration
 	inviteTTL  time.Duration
@@ -124,7 +161,7 @@ func (a *Accounts) sweep(now time.Time) error {
 
 // NewAccounts returns the component over store. cost is the bcrypt cost
 // (bcrypt.DefaultCost when 0).
-func NewAccounts(store *persistence.Store, clk clock.Clock, sessionTTL, inviteTTL time.Duration, cost int) *Accounts {
+func NewAccounts(store Records, clk clock.Clock, sessionTTL, inviteTTL time.Duration, cost int) *Accounts {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}
@@ -216,8 +253,11 @@ func (a *Accounts) AcceptInvite(raw, name, password string) (Member, error) {
 	if len(password) > 72 {
 		return Member{}, errors.New("dashboard: the password must be at most 72 bytes")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return Member{}, err
+	}
+	defer unlock()
 	inv, err := a.PeekInvite(raw)
 	if err != nil {
 		return Member{}, err
@@ -255,8 +295,11 @@ func (a *Accounts) ClaimOwner(platform, email, name, password string) (Member, e
 	if len(password) > 72 {
 		return Member{}, errors.New("dashboard: the password must be at most 72 bytes")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return Member{}, err
+	}
+	defer unlock()
 	if ms, err := a.Members(platform); err != nil || len(ms) > 0 {
 		if err != nil {
 			return Member{}, err
@@ -368,8 +411,11 @@ func (a *Accounts) SetRole(platform, email, role string) error {
 	if !validRole(role) {
 		return fmt.Errorf("dashboard: unknown role %q", role)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	m, err := a.Member(platform, email)
 	if err != nil {
 		return err
@@ -386,8 +432,11 @@ func (a *Accounts) SetRole(platform, email, role string) error {
 // Remove deletes a member and every session of theirs in one commit; the
 // member's next request is refused.
 func (a *Accounts) Remove(platform, email string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := a.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	m, err := a.Member(platform, email)
 	if err != nil {
 		return err

@@ -20,7 +20,6 @@ import (
 
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
-	"github.com/assistiv/gateway/persistence"
 )
 
 //go:embed templates/*.html static/*
@@ -75,8 +74,10 @@ func (c Config) Validate() error {
 // Deps are the components the dashboard uses.
 type Deps struct {
 	// Edge answers every API call in-process.
-	Edge  *edge.Server
-	Store *persistence.Store
+	Edge *edge.Server
+	// Store keeps members, invites and sessions: the node's Pebble store,
+	// or in a cluster the records every node shares (cluster.Shared).
+	Store Records
 	Clock clock.Clock
 	Log   *slog.Logger
 }

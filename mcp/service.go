@@ -22,7 +22,14 @@ import (
 
 // Deps are the components a [Service] calls.
 type Deps struct {
-	Store     *persistence.Store
+	Store *persistence.Store
+	// Shared, when set, keeps the skill catalog and the OAuth records
+	// (activations, flows, connections) instead of Store: in a cluster,
+	// the records every node shares (cluster.Shared).
+	Shared interface {
+		skills.Records
+		oauthconn.Records
+	}
 	Directory actors.Directory
 	// Keyring seals client secrets, tokens and verifiers (nil: activation
 	// with a secret and connecting answer ErrNoKeyring).
@@ -89,7 +96,14 @@ func New(cfg Config, d Deps) (*Service, error) {
 	tr.ResponseHeaderTimeout = cfg.CallTimeout
 	tr.MaxIdleConnsPerHost = 16
 	s.http = &http.Client{Transport: tr, Timeout: cfg.CallTimeout, CheckRedirect: egress.NoRedirect}
-	cat, err := skills.New(skills.Config{Limits: cfg.Skills, Quota: cfg.SkillQuota, LegacyDir: cfg.SkillsDir, Clock: cfg.Clock, Logger: cfg.Logger}, d.Store, d.Keyring)
+	var records interface {
+		skills.Records
+		oauthconn.Records
+	} = d.Store
+	if d.Shared != nil {
+		records = d.Shared
+	}
+	cat, err := skills.New(skills.Config{Limits: cfg.Skills, Quota: cfg.SkillQuota, LegacyDir: cfg.SkillsDir, Clock: cfg.Clock, Logger: cfg.Logger}, records, d.Keyring)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +114,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s.conns = oauthconn.New(oauthconn.Config{PublicURL: cfg.PublicURL, Egress: cfg.Egress, StateTTL: cfg.StateTTL, CallTimeout: cfg.CallTimeout,
 		MaxResponseBytes: cfg.MaxResponseBytes, RefreshSkew: cfg.RefreshSkew, SweepInterval: cfg.SweepInterval, Clock: cfg.Clock, Logger: cfg.Logger},
-		d.Store, d.Keyring, s.http, specs, s.toolsChanged)
+		records, d.Keyring, s.http, specs, s.toolsChanged)
 	s.buildServer()
 	return s, nil
 }

@@ -139,8 +139,11 @@ func (m *Manager) PutApp(ctx context.Context, pid ids.PlatformID, app string, in
 	if !ok {
 		return AppView{}, ErrUnknownApp
 	}
-	m.appMu.Lock() // serializes read-modify-write of activations
-	defer m.appMu.Unlock()
+	unlock, err := m.lockBoth(&m.appMu, "oauth.apps") // serializes read-modify-write of activations
+	if err != nil {
+		return AppView{}, err
+	}
+	defer unlock()
 	cur, err := m.LoadActivation(pid, app)
 	if err != nil {
 		return AppView{}, err

@@ -40,7 +40,11 @@
 // A [Manager] is safe for concurrent use; its one goroutine (the pending
 // sweeper) stops in Close. Locks: appMu → appGate → connMu; refreshMu is
 // held across a token request and taken before either gate; stateMu
-// (pending records) is never held with another. oauthconn imports
+// (pending records) is never held with another. When the store is a
+// [Locker] (records shared by a cluster's nodes), appMu, connMu and
+// stateMu are each followed by a cross-node lock of the same scope
+// ("oauth.apps", "oauth.conn/…", "oauth.state"), taken right after the
+// mutex and released with it; the order stays the same. oauthconn imports
 // persistence, mcp/apps (the app specs) and internal packages only.
 package oauthconn
 
@@ -90,11 +94,47 @@ func (c Config) RedirectURI() string {
 	return strings.TrimSuffix(c.PublicURL, "/") + "/oauth/callback"
 }
 
+// Records is the store a [Manager] keeps its records in, with
+// [persistence.Store]'s meanings ([persistence.ErrNotFound], atomic and
+// durable Commit): a lone node's Pebble store, or in a cluster the
+// records every node shares (cluster.Shared), so that a connection made
+// through one node (and a flow started on one node and called back on
+// another) is seen by all.
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Commit(ops ...persistence.Op) error
+	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
+}
+
+// Locker is an optional capability of a Records shared by several nodes
+// (cluster.Shared): Lock takes the lock called name for every node that
+// uses the same records, waiting a bounded time, and returns its
+// release. A lone node's store has none: the package's mutex suffices.
+type Locker interface {
+	Lock(name string) (unlock func(), err error)
+}
+
+// lockBoth takes mu and, when the store is a [Locker], the lock called
+// name across nodes; it returns their release.
+func (m *Manager) lockBoth(mu *sync.Mutex, name string) (func(), error) {
+	mu.Lock()
+	l, ok := m.store.(Locker)
+	if !ok {
+		return mu.Unlock, nil
+	}
+	unlock, err := l.Lock(name)
+	if err != nil {
+		mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); mu.Unlock() }, nil
+}
+
 // Manager holds activations, connect flows and connections. Safe for
 // concurrent use.
 type Manager struct {
 	cfg     Config
-	store   *persistence.Store
+	store   Records
 	keyring *secrets.Keyring
 	http    *http.Client
 	log     *slog.Logger
@@ -117,7 +157,7 @@ type Manager struct {
 // redirects). changed, when not nil, is told after an activation changes
 // (end-user "") or an end-user connects or disconnects; it must not block.
 // keyring nil: activation with a secret and connecting answer ErrNoKeyring.
-func New(cfg Config, store *persistence.Store, keyring *secrets.Keyring, client *http.Client, specs []*apps.Spec, changed func(ids.PlatformID, ids.EndUserID)) *Manager {
+func New(cfg Config, store Records, keyring *secrets.Keyring, client *http.Client, specs []*apps.Spec, changed func(ids.PlatformID, ids.EndUserID)) *Manager {
 	if changed == nil {
 		changed = func(ids.PlatformID, ids.EndUserID) {}
 	}

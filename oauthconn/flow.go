@@ -138,8 +138,11 @@ func (m *Manager) consumeState(state string) (*pendingAuth, []byte, error) {
 // is of kind and not expired (ErrInvalidState otherwise). Consuming is
 // serialized: concurrent uses of one record find it once.
 func (m *Manager) consumePending(key []byte, kind string) (*pendingAuth, error) {
-	m.stateMu.Lock()
-	defer m.stateMu.Unlock()
+	unlock, err := m.lockBoth(&m.stateMu, "oauth.state")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	raw, err := m.store.Get(key)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, ErrInvalidState
@@ -352,6 +355,9 @@ func (m *Manager) AccessToken(ctx context.Context, pid ids.PlatformID, eid ids.E
 		t, err := m.openTokens(pid, eid, c)
 		return t, act, err
 	}
+	// Across nodes refreshes of one connection may run at once: the
+	// second's commit finds a newer revision (errStale), or its refresh
+	// token refused and the newer grant kept (removeConnection onlyRev).
 	mu := m.refreshLock(pid, eid, app)
 	mu.Lock()
 	defer mu.Unlock()

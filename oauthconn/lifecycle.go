@@ -68,6 +68,12 @@ func (m *Manager) refreshLock(pid ids.PlatformID, eid ids.EndUserID, app string)
 	return &m.locks.refreshMu[m.locks.shard(string(pid), string(eid), app)]
 }
 
+// connLockName names one connection's cross-node lock of a kind ("conn":
+// its commits), for lockBoth.
+func connLockName(kind string, pid ids.PlatformID, eid ids.EndUserID, app string) string {
+	return "oauth." + kind + "/" + string(pid) + "/" + string(eid) + "/" + app
+}
+
 func (m *Manager) appGate(pid ids.PlatformID, app string) *sync.RWMutex {
 	return &m.locks.appGate[m.locks.shard(string(pid), app)]
 }
@@ -97,9 +103,11 @@ func (m *Manager) commitConnection(pid ids.PlatformID, eid ids.EndUserID, c *con
 	gate := m.appGate(pid, c.App)
 	gate.RLock()
 	defer gate.RUnlock()
-	mu := m.connMuFor(pid, eid, c.App)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := m.lockBoth(m.connMuFor(pid, eid, c.App), connLockName("conn", pid, eid, c.App))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	act, err := m.LoadActivation(pid, c.App)
 	if err != nil {
 		return err
@@ -128,9 +136,11 @@ func (m *Manager) commitConnection(pid ids.PlatformID, eid ids.EndUserID, c *con
 // it deletes only the record of that revision (a refresh refused for an
 // older grant must not delete a newer one).
 func (m *Manager) removeConnection(pid ids.PlatformID, eid ids.EndUserID, app string, onlyRev uint64) (bool, error) {
-	mu := m.connMuFor(pid, eid, app)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := m.lockBoth(m.connMuFor(pid, eid, app), connLockName("conn", pid, eid, app))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	if onlyRev != 0 {
 		cur, err := m.storedConnection(pid, eid, app)
 		if err != nil || cur == nil || cur.Rev != onlyRev {

@@ -47,8 +47,11 @@ func (m *Manager) replacePending(key []byte, rec pendingAuth) error {
 	if err != nil {
 		return err
 	}
-	m.stateMu.Lock()
-	defer m.stateMu.Unlock()
+	unlock, err := m.lockBoth(&m.stateMu, "oauth.state")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ops := []persistence.Op{persistence.Set(key, b), persistence.Set(pk, ptr)}
 	raw, err := m.store.Get(pk)
 	switch {
@@ -82,8 +85,11 @@ func (m *Manager) SweepPending(now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	m.stateMu.Lock()
-	defer m.stateMu.Unlock()
+	unlock, err := m.lockBoth(&m.stateMu, "oauth.state")
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	for i := 0; i < len(expired); i += 256 {
 		batch := expired[i:min(i+256, len(expired))]
 		ops := make([]persistence.Op, 0, len(batch))

@@ -212,8 +212,11 @@ func (c *Catalog) create(owner ids.PlatformID, creator ids.EndUserID, name, desc
 	for _, f := range rec.Files {
 		size += f.Size
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	unlock, err := c.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := c.checkQuotaLocked(owner, creator, size); err != nil {
 		return nil, err
 	}
@@ -333,8 +336,11 @@ func (c *Catalog) Delete(by ids.PlatformID, id string) error {
 	if c.blobs == nil {
 		return ErrUnavailable
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	r, err := c.loadSkill(id)
 	if err != nil {
 		return err
@@ -389,8 +395,11 @@ func (c *Catalog) Delete(by ids.PlatformID, id string) error {
 // review records (or replaces) one end-user's review of a skill its
 // platform may see and updates the skill's sums in the same commit.
 func (c *Catalog) review(pid ids.PlatformID, eid ids.EndUserID, id string, scores [4]int64, text string) (*skillRecord, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	unlock, err := c.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	r, err := c.visibleSkill(pid, id)
 	if err != nil {
 		return nil, err

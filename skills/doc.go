@@ -87,10 +87,29 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Records is the store the catalog keeps its records and files in, with
+// [persistence.Store]'s meanings ([persistence.ErrNotFound], atomic and
+// durable Commit): a lone node's Pebble store, or in a cluster the
+// records every node shares (cluster.Shared), so that a skill uploaded
+// through one node is served by all.
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Commit(ops ...persistence.Op) error
+	ScanPrefix(prefix []byte, reverse bool, fn func(k, v []byte) bool) error
+}
+
+// Locker is an optional capability of a Records shared by several nodes
+// (cluster.Shared): Lock takes the lock called name for every node that
+// uses the same records, waiting a bounded time, and returns its
+// release. A lone node's store has none: the package's mutex suffices.
+type Locker interface {
+	Lock(name string) (unlock func(), err error)
+}
+
 // Catalog is the skill catalog over a store. Safe for concurrent use.
 type Catalog struct {
 	cfg   Config
-	store *persistence.Store
+	store Records
 	log   *slog.Logger
 	blobs *blobStore // nil without a keyring: writes and fetches answer ErrUnavailable
 	mu    sync.Mutex // serializes skill writes
@@ -98,7 +117,7 @@ type Catalog struct {
 
 // New returns the catalog over store; keyring seals the files (nil: the
 // catalog answers ErrUnavailable to uploads and fetches).
-func New(cfg Config, store *persistence.Store, keyring *secrets.Keyring) (*Catalog, error) {
+func New(cfg Config, store Records, keyring *secrets.Keyring) (*Catalog, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
@@ -132,6 +151,22 @@ func (c *Catalog) Available() bool { return c.blobs != nil }
 
 // Limits returns the per-skill limits in force.
 func (c *Catalog) Limits() Limits { return c.cfg.Limits }
+
+// lock serializes skill writes (blob reference counts, quotas): on this
+// node with mu, and across nodes when the store is a [Locker].
+func (c *Catalog) lock() (func(), error) {
+	c.mu.Lock()
+	l, ok := c.store.(Locker)
+	if !ok {
+		return c.mu.Unlock, nil
+	}
+	unlock, err := l.Lock("skills")
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); c.mu.Unlock() }, nil
+}
 
 func (c *Catalog) fmtTime(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")

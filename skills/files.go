@@ -319,7 +319,7 @@ func CheckFiles(files []Content, lim Limits) ([]Content, error) {
 // serializes writes of the same digest (Service.skillMu).
 type blobStore struct {
 	dir     string // legacy files; "" for none
-	store   *persistence.Store
+	store   Records
 	keyring *secrets.Keyring
 }
 

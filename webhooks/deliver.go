@@ -316,7 +316,9 @@ func (s *Service) finish(p ids.PlatformID, eid, msgID string, dueKey []byte, res
 	if epChanged {
 		r.UpdatedAtMs = nowMs
 		e.rec = &r
-		ops = append(ops, persistence.Set(persistence.WebhookEndpointKey(string(p), eid), encode(&r)))
+		if s.shared == nil {
+			ops = append(ops, persistence.Set(persistence.WebhookEndpointKey(string(p), eid), encode(&r)))
+		}
 		if !r.Enabled {
 			s.publishLocked(p)
 		}
@@ -325,6 +327,9 @@ func (s *Service) finish(p ids.PlatformID, eid, msgID string, dueKey []byte, res
 	s.mu.Unlock()
 	if err := <-done; err != nil {
 		s.log.Error("record delivery attempt", "endpoint", eid, "message", msgID, "err", err)
+	}
+	if epChanged && s.shared != nil {
+		s.shareFailure(p, eid, &r)
 	}
 	// Only now may the scheduler see this message again: the old due entry
 	// is gone from what it scans.

@@ -65,6 +65,17 @@
 // are written in the actors' commit and moved to messages in one batch, a
 // committed event is never lost and never exists without its cause.
 //
+// # Cluster
+//
+// With [Service.Share] several nodes serve the same endpoints: the
+// endpoint records live in shared records (Postgres, cluster.Shared),
+// each node's table follows them (reloaded on another node's
+// announcement and every Sharing.Resync), and the messages, due entries
+// and outbox stay in each node's Pebble: an event is dispatched and
+// delivered by the node whose actor committed it, so once cluster-wide.
+// A delivery that changes an endpoint's failure state writes it back to
+// the shared record (re-read first, only those fields changed).
+//
 // # Concurrency
 //
 // Two goroutines (dispatcher, scheduler) plus one per delivery in flight,
@@ -78,5 +89,7 @@
 // state. Writes whose content depends on that state are submitted to the
 // store while it is held, so the store applies them in decision order;
 // their completion is awaited after releasing it. It is never held across
-// network I/O. There is no other lock.
+// network I/O. A shared service has one more lock, sharing.mu, taken
+// before mu (never after) around each of its endpoint writes and held
+// across the shared commit; reloads never take it (see shared.go).
 package webhooks

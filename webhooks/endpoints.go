@@ -125,22 +125,11 @@ func validText(field, v string, max int, required bool) error {
 	return nil
 }
 
-func (s *Service) platformExists(p ids.PlatformID) error {
-	if !ids.Valid(ids.PlatformPrefix, string(p)) {
-		return notFound("platform", string(p))
-	}
-	_, err := s.store.Get(persistence.PlatformKey(string(p)))
-	if errors.Is(err, persistence.ErrNotFound) {
-		return notFound("platform", string(p))
-	}
-	return err
-}
-
 // CreateEndpoint registers an endpoint of platform p and returns it with
 // its signing secret ("whsec_…"), which is stored sealed. It blocks on DNS
 // (URL check) and on the commit.
 func (s *Service) CreateEndpoint(ctx context.Context, p ids.PlatformID, in EndpointInput) (Endpoint, string, error) {
-	if err := s.platformExists(p); err != nil {
+	if err := s.platformExists(ctx, p); err != nil {
 		return Endpoint{}, "", err
 	}
 	if in.URL == nil {
@@ -177,6 +166,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, p ids.PlatformID, in Endpo
 		return Endpoint{}, "", err
 	}
 
+	defer s.lockShared()()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -191,9 +181,9 @@ func (s *Service) CreateEndpoint(ctx context.Context, p ids.PlatformID, in Endpo
 	}
 	s.endpoints[p][r.ID] = &endpoint{rec: r, inflight: map[string]bool{}, nextDue: noDue}
 	s.publishLocked(p)
-	done := s.submitLocked([]persistence.Op{persistence.Set(persistence.WebhookEndpointKey(r.PlatformID, r.ID), encode(r))})
+	wait := s.persistLocked(p, []persistence.Op{persistence.Set(persistence.WebhookEndpointKey(r.PlatformID, r.ID), encode(r))})
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := wait(); err != nil {
 		return Endpoint{}, "", err
 	}
 	return s.view(r, now), secret, nil
@@ -211,7 +201,9 @@ func (s *Service) lookupLocked(p ids.PlatformID, eid string) (*endpoint, error) 
 
 // ListEndpoints returns platform p's endpoints, oldest first.
 func (s *Service) ListEndpoints(p ids.PlatformID) ([]Endpoint, error) {
-	if err := s.platformExists(p); err != nil {
+	ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
+	defer cancel()
+	if err := s.platformExists(ctx, p); err != nil {
 		return nil, err
 	}
 	now := s.clk.Now()
@@ -260,6 +252,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, p ids.PlatformID, eid stri
 		}
 	}
 	now := s.clk.Now()
+	defer s.lockShared()()
 	s.mu.Lock()
 	e, err := s.lookupLocked(p, eid)
 	if err != nil {
@@ -288,9 +281,9 @@ func (s *Service) UpdateEndpoint(ctx context.Context, p ids.PlatformID, eid stri
 	e.rec = &r
 	e.nextDue = 0 // rescan: enabling releases held messages
 	s.publishLocked(p)
-	done := s.submitLocked([]persistence.Op{persistence.Set(persistence.WebhookEndpointKey(string(p), eid), encode(&r))})
+	wait := s.persistLocked(p, []persistence.Op{persistence.Set(persistence.WebhookEndpointKey(string(p), eid), encode(&r))})
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := wait(); err != nil {
 		return Endpoint{}, err
 	}
 	s.wakeScheduler()
@@ -300,6 +293,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, p ids.PlatformID, eid stri
 // DeleteEndpoint removes an endpoint with its messages and delivery log.
 // Deliveries in flight finish but are not recorded.
 func (s *Service) DeleteEndpoint(p ids.PlatformID, eid string) error {
+	defer s.lockShared()()
 	s.mu.Lock()
 	e, err := s.lookupLocked(p, eid)
 	if err != nil {
@@ -311,13 +305,13 @@ func (s *Service) DeleteEndpoint(p ids.PlatformID, eid string) error {
 	s.publishLocked(p)
 	msgs := persistence.WebhookMessagesPrefix(string(p), eid)
 	due := persistence.WebhookDuePrefix(string(p), eid)
-	done := s.submitLocked([]persistence.Op{
+	wait := s.persistLocked(p, []persistence.Op{
 		persistence.Delete(persistence.WebhookEndpointKey(string(p), eid)),
 		persistence.DeleteRange(msgs, persistence.PrefixEnd(msgs)),
 		persistence.DeleteRange(due, persistence.PrefixEnd(due)),
 	})
 	s.mu.Unlock()
-	return <-done
+	return wait()
 }
 
 // Secret reveals the endpoint's current signing secret.
@@ -377,6 +371,7 @@ func (s *Service) RotateSecret(p ids.PlatformID, eid, next string) (string, Endp
 		}
 	}
 
+	defer s.lockShared()()
 	s.mu.Lock()
 	e, err = s.lookupLocked(p, eid)
 	if err != nil {
@@ -395,9 +390,9 @@ func (s *Service) RotateSecret(p ids.PlatformID, eid, next string) (string, Endp
 	}
 	r.UpdatedAtMs = now.UnixMilli()
 	e.rec = &r
-	done := s.submitLocked([]persistence.Op{persistence.Set(persistence.WebhookEndpointKey(string(p), eid), encode(&r))})
+	wait := s.persistLocked(p, []persistence.Op{persistence.Set(persistence.WebhookEndpointKey(string(p), eid), encode(&r))})
 	s.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := wait(); err != nil {
 		return "", Endpoint{}, err
 	}
 	return next, s.view(&r, now), nil

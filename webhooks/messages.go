@@ -79,6 +79,18 @@ func (s *Service) ListMessages(p ids.PlatformID, eid string, q MessageQuery) (Me
 	if _, err := s.GetEndpoint(p, eid); err != nil {
 		return MessagePage{}, err
 	}
+	if s.shared != nil && s.shared.AskLog != nil {
+		answers, err := s.askLog(LogQuery{Platform: string(p), Endpoint: eid, Query: q})
+		if err != nil {
+			return MessagePage{}, err
+		}
+		return mergePages(answers, q.Limit), nil
+	}
+	return s.messagesHere(p, eid, q)
+}
+
+// messagesHere is ListMessages over this node's delivery log (q checked).
+func (s *Service) messagesHere(p ids.PlatformID, eid string, q MessageQuery) (MessagePage, error) {
 	prefix := persistence.WebhookMessagesPrefix(string(p), eid)
 	end := persistence.PrefixEnd(prefix)
 	if q.Before != "" {
@@ -113,6 +125,19 @@ func (s *Service) GetMessage(p ids.PlatformID, eid, mid string) (Message, error)
 	if _, err := s.GetEndpoint(p, eid); err != nil {
 		return Message{}, err
 	}
+	if s.shared != nil && s.shared.AskLog != nil {
+		if !ValidMessageID(mid) {
+			return Message{}, notFound("message", mid)
+		}
+		answers, err := s.askLog(LogQuery{Platform: string(p), Endpoint: eid, MessageID: mid})
+		if a, ok := foundIn(answers); ok && len(a.Messages) == 1 {
+			return a.Messages[0], nil
+		}
+		if err != nil {
+			return Message{}, err
+		}
+		return Message{}, notFound("message", mid)
+	}
 	m, err := s.getMessage(p, eid, mid)
 	if err != nil {
 		return Message{}, err
@@ -138,6 +163,33 @@ func (s *Service) getMessage(p ids.PlatformID, eid, mid string) (*messageRecord,
 // the same webhook-id, and a fresh round of the retry schedule. A pending
 // message, or one of a disabled endpoint, answers ErrConflict.
 func (s *Service) Replay(p ids.PlatformID, eid, mid string) (Message, error) {
+	if s.shared == nil || s.shared.AskLog == nil {
+		return s.replayHere(p, eid, mid)
+	}
+	if _, err := s.GetEndpoint(p, eid); err != nil {
+		return Message{}, err
+	}
+	if !ValidMessageID(mid) {
+		return Message{}, notFound("message", mid)
+	}
+	// The node holding the message replays it; the others answer not found.
+	answers, err := s.askLog(LogQuery{Platform: string(p), Endpoint: eid, MessageID: mid, Replay: true})
+	if a, ok := foundIn(answers); ok {
+		if a.Conflict != nil {
+			return Message{}, &FieldError{Kind: ErrConflict, Code: a.Conflict.Code, Message: a.Conflict.Message}
+		}
+		if len(a.Messages) == 1 {
+			return a.Messages[0], nil
+		}
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{}, notFound("message", mid)
+}
+
+// replayHere is Replay of a message in this node's delivery log.
+func (s *Service) replayHere(p ids.PlatformID, eid, mid string) (Message, error) {
 	now := s.nowMs()
 	s.mu.Lock()
 	e, err := s.lookupLocked(p, eid)

@@ -125,9 +125,9 @@ var (
 // FieldError is an [ErrInvalid] or [ErrConflict] with a stable code and a
 // message safe to show the caller.
 type FieldError struct {
-	Kind    error  // ErrInvalid or ErrConflict
-	Code    string // e.g. "invalid_url", "invalid_event_type"
-	Message string
+	Kind    error  `json:"-"`    // ErrInvalid or ErrConflict
+	Code    string `json:"code"` // e.g. "invalid_url", "invalid_event_type"
+	Message string `json:"message"`
 }
 
 func (e *FieldError) Error() string { return e.Code + ": " + e.Message }

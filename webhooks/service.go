@@ -29,6 +29,9 @@ type Service struct {
 	clk   clock.Clock
 	log   *slog.Logger
 	http  *http.Client
+	// shared is set by Share (before Start) when several nodes serve the
+	// same endpoints; nil on a lone node.
+	shared *sharing
 
 	// mu guards endpoints, active and every endpoint's scheduling state,
 	// and is held while submitting a write that depends on them, so the
@@ -130,6 +133,10 @@ func (s *Service) Start() {
 		s.wg.Add(2)
 		go s.dispatchLoop()
 		go s.scheduleLoop()
+		if s.shared != nil {
+			s.wg.Add(1)
+			go s.resyncLoop()
+		}
 		s.Wake()
 	})
 }

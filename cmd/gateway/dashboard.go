@@ -11,7 +11,6 @@ import (
 	"github.com/assistiv/gateway/dashboard"
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
-	"github.com/assistiv/gateway/persistence"
 )
 
 // dashboardServer serves the dashboard on its own address
@@ -30,7 +29,7 @@ func (d *dashboardServer) Shutdown(ctx context.Context) { _ = d.srv.ShutdownWith
 // newDashboard builds the web dashboard and mounts it at /dashboard on the
 // gateway's listener, or, with -dashboard-listen, returns a server for it
 // on that address. Cookies are Secure when the public URL is https.
-func newDashboard(o options, srv *edge.Server, store *persistence.Store, clk clock.Clock, log *slog.Logger, digest [32]byte) (*dashboardServer, error) {
+func newDashboard(o options, srv *edge.Server, store dashboard.Records, clk clock.Clock, log *slog.Logger, digest [32]byte) (*dashboardServer, error) {
 	cfg := dashboard.DefaultConfig()
 	cfg.AdminKeyDigest = digest
 	if o.publicURL != "http://127.0.0.1:8080" { // the default: links use the request's host

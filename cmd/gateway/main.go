@@ -32,6 +32,7 @@ import (
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/cluster"
+	"github.com/assistiv/gateway/dashboard"
 	"github.com/assistiv/gateway/edge"
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
@@ -485,6 +486,9 @@ func serve(args []string) error {
 	var dir actors.Directory
 	var peers actors.Peers = actors.NewSingleNode(aenv)
 	var peerNode *actors.Node // cluster mode: where the call logs answer other nodes
+	// shared holds, in cluster mode, the records every node reads alike
+	// (webhook endpoints, skills, OAuth records, dashboard accounts).
+	var shared *cluster.Shared
 	closeDir := func() {}
 	if o.clusterKey != nil {
 		node, err := startCluster(o, aenv, log)
@@ -499,6 +503,27 @@ func serve(args []string) error {
 			if err := node.Shutdown(ctx); err != nil {
 				log.Warn("leaving the cluster", "err", err)
 			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		shared, err = cluster.OpenShared(ctx, o.postgresURL, node)
+		cancel()
+		if err != nil {
+			closeDir()
+			return fail(err)
+		}
+		shared.SetLogger(log)
+		undo = append(undo, shared.Close)
+		// Records this node kept alone (or under an earlier version) move
+		// to the shared records once, before the services load them.
+		if moved, err := shared.Import(store, cluster.SharedFamilies); err != nil {
+			closeDir()
+			return fail(err)
+		} else if moved > 0 {
+			log.Info("moved this node's platform records to the cluster's shared records", "records", moved)
+		}
+		if err := shared.ShareWebhooks(hooks, 0); err != nil {
+			closeDir()
+			return fail(err)
 		}
 	} else {
 		local := actors.NewLocal(aenv)
@@ -561,7 +586,11 @@ func serve(args []string) error {
 	mcfg.PublicURL, mcfg.Clock, mcfg.Logger = o.publicURL, clk, log
 	mcfg.Egress = egress.Policy{AllowPrivate: o.allowPrivate}
 	mcfg.SkillsDir = filepath.Join(o.dataDir, "skills")
-	msvc, err := mcp.New(mcfg, mcp.Deps{Store: store, Directory: dir, Keyring: keyring, Logs: lg.Writer()})
+	mdeps := mcp.Deps{Store: store, Directory: dir, Keyring: keyring, Logs: lg.Writer()}
+	if shared != nil {
+		mdeps.Shared = shared
+	}
+	msvc, err := mcp.New(mcfg, mdeps)
 	if err != nil {
 		return fail(err)
 	}
@@ -580,7 +609,11 @@ func serve(args []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	dash, err := newDashboard(o, srv, store, clk, log, digest)
+	var accounts dashboard.Records = store
+	if shared != nil {
+		accounts = shared
+	}
+	dash, err := newDashboard(o, srv, accounts, clk, log, digest)
 	if err != nil {
 		return fail(err)
 	}
@@ -645,7 +678,10 @@ func serve(args []string) error {
 	}
 	closeDir()    // cluster: hand the actors over and leave; single node: stop the actors
 	hooks.Close() // after the actors (their last events stay in the outbox), before the store
-	lg.Close()    // writes the queued log entries; before their store
+	if shared != nil {
+		shared.Close() // after every service that uses it
+	}
+	lg.Close() // writes the queued log entries; before their store
 	if err := logDB.Close(); err != nil {
 		log.Warn("close log store", "err", err)
 	}
