@@ -3,7 +3,7 @@
 // Distinct types keep a user id from landing where a platform id belongs.
 // Generated ids are time-ordered (48-bit millisecond timestamp, then 80
 // random bits, lower-case Crockford base32), so listing by id lists by
-// creation time and cursors stay stable while new ids arrive.
+// creation time (within a millisecond too, for ids one node makes) and cursors stay stable while new ids arrive.
 //
 // API keys are `sk-plat_` or `sk-eu_` followed by 43 base62 characters of
 // randomness (256 bits) and a 6-character base62 CRC-32 checksum, so a
@@ -11,7 +11,7 @@
 // digest of a key is ever stored.
 //
 // The package is a leaf: it imports nothing of ours and is safe for
-// concurrent use.
+// concurrent use (one mutex orders the ids of a millisecond).
 package ids
 
 import (
@@ -21,6 +21,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,14 +45,33 @@ const (
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 
-// New returns prefix + a 26-character time-ordered unique id for t.
+// last is the newest id's millisecond and random part: an id made in the
+// same millisecond as the one before it continues from it (the random part
+// plus one), so ids this process makes in one millisecond sort in the order
+// they were made.
+var last struct {
+	sync.Mutex
+	ms  uint64
+	rnd [10]byte
+}
+
+// New returns prefix + a 26-character time-ordered unique id for t. Within
+// one process, ids of the same millisecond sort in creation order; an
+// earlier t than the last id's gets fresh randomness (no order promised).
 func New(prefix string, t time.Time) string {
 	var b [16]byte
 	ms := uint64(t.UnixMilli())
 	binary.BigEndian.PutUint64(b[:8], ms<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
-		panic("ids: crypto/rand failed: " + err.Error()) // broken invariant: no entropy
+	last.Lock()
+	if ms != last.ms || !increment(last.rnd[:]) {
+		if _, err := rand.Read(last.rnd[:]); err != nil {
+			last.Unlock()
+			panic("ids: crypto/rand failed: " + err.Error()) // broken invariant: no entropy
+		}
+		last.ms = ms
 	}
+	copy(b[6:], last.rnd[:])
+	last.Unlock()
 	out := make([]byte, len(prefix)+26)
 	copy(out, prefix)
 	// 128 bits → 26 base32 digits (130 bits, top 2 zero).
@@ -62,6 +82,18 @@ func New(prefix string, t time.Time) string {
 		hi >>= 5
 	}
 	return string(out)
+}
+
+// increment adds one to the big-endian number b, reporting false (b then
+// all zero) when it overflows.
+func increment(b []byte) bool {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i]++
+		if b[i] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Valid reports whether s is prefix followed by 26 Crockford base32

@@ -3,6 +3,7 @@ package ids
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,4 +72,54 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatalf("ParseKey(%q) accepted with no kind", s)
 		}
 	})
+}
+
+// TestNewSortsInCreationOrderWithinAMillisecond: ids made in one
+// millisecond (here all of them, at one fixed time) sort in the order they
+// were made, also from concurrent callers' point of view per caller.
+func TestNewSortsInCreationOrderWithinAMillisecond(t *testing.T) {
+	at := time.UnixMilli(1_700_000_000_123)
+	prev := New(EntryPrefix, at)
+	for i := 0; i < 10_000; i++ {
+		id := New(EntryPrefix, at)
+		if id <= prev {
+			t.Fatalf("id %d %q does not sort after %q", i, id, prev)
+		}
+		prev = id
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prev := New(EntryPrefix, at)
+			for i := 0; i < 2_000; i++ {
+				id := New(EntryPrefix, at)
+				if id <= prev {
+					t.Errorf("concurrent: %q does not sort after %q", id, prev)
+					return
+				}
+				prev = id
+			}
+		}()
+	}
+	wg.Wait()
+	// A later millisecond still sorts after, an earlier one before.
+	if later := New(EntryPrefix, at.Add(time.Millisecond)); later <= prev {
+		t.Fatalf("next millisecond's id %q sorts before %q", later, prev)
+	}
+	if earlier := New(EntryPrefix, at.Add(-time.Millisecond)); earlier >= prev {
+		t.Fatalf("previous millisecond's id %q sorts after %q", earlier, prev)
+	}
+}
+
+func TestIncrementCarriesAndReportsOverflow(t *testing.T) {
+	b := []byte{0x00, 0xff, 0xff}
+	if !increment(b) || b[0] != 1 || b[1] != 0 || b[2] != 0 {
+		t.Fatalf("carry: %x", b)
+	}
+	b = []byte{0xff, 0xff}
+	if increment(b) || b[0] != 0 || b[1] != 0 {
+		t.Fatalf("overflow: %x", b)
+	}
 }
