@@ -73,7 +73,7 @@ func (e *Env) fetchRecords(id Identity) {
 func ownedPrefixes(id Identity) (exact [][]byte, prefixes [][]byte) {
 	p, u := string(id.Platform), string(id.EndUser)
 	if id.Kind == KindEndUser {
-		return [][]byte{persistence.EndUserKey(p, u), persistence.WindowsKey(p, u)},
+		return [][]byte{persistence.EndUserKey(p, u), persistence.WindowsKey(p, u), takeoverKey(id)},
 			[][]byte{
 				persistence.LedgerPrefix(p, u),
 				persistence.IdempotencyPrefix(p, u),
@@ -82,7 +82,7 @@ func ownedPrefixes(id Identity) (exact [][]byte, prefixes [][]byte) {
 				persistence.WindowDeltasPrefix(p, u),
 			}
 	}
-	return [][]byte{persistence.PlatformKey(p)},
+	return [][]byte{persistence.PlatformKey(p), takeoverKey(id)},
 		[][]byte{
 			persistence.PlatformKeysPrefix(p),
 			persistence.ExternalPrefix(p),

@@ -20,6 +20,7 @@ import (
 	"github.com/assistiv/gateway/cluster/wire"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence/postgres"
 )
 
 // Kinds every member hosts. They are registered with protoactor so that a
@@ -59,6 +60,8 @@ type NodeConfig struct {
 	// keeps answering other nodes' requests for the records of its former
 	// actors after leaving the member set. Default 3 s.
 	DrainTimeout time.Duration
+	// Takeover, when set, turns crash take-over on (takeover.go).
+	Takeover *TakeoverConfig
 }
 
 // Node is one gateway node in a cluster: memberlist membership, the
@@ -78,6 +81,7 @@ type Node struct {
 	timeout  time.Duration
 	peerNode *actors.Node // answers other nodes' queries and broadcasts (peers.go)
 	peers    *Peers
+	tk       *takeover // nil: no crash take-over
 
 	leaving atomic.Bool
 	stopped atomic.Bool
@@ -122,8 +126,20 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	n.local = actors.NewLocal(cfg.Env)
 	n.system = n.local.System()
 	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch})
+	if tc := cfg.Takeover; tc != nil {
+		if tc.Registry == nil || tc.Name == "" {
+			return nil, errors.New("cluster: Takeover needs a Registry and a Name")
+		}
+		if tc.RecoverTimeout == 0 {
+			tc.RecoverTimeout = 30 * time.Second
+		}
+		if tc.SweepInterval == 0 {
+			tc.SweepInterval = 250 * time.Millisecond
+		}
+		n.tk = &takeover{cfg: *tc}
+	}
 	n.local.SetGuard(func(id actors.Identity) bool {
-		return !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self
+		return !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self && (n.tk == nil || !n.tk.isMerging(id))
 	})
 
 	opts := []remote.ConfigOption{
@@ -168,6 +184,9 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	}
 	cfg.Env.Owns = func(id actors.Identity) bool { return n.lookup.Owner(id.String()) == n.self }
 	cfg.Env.SetPeers(n.peers, 0)
+	if n.tk != nil {
+		n.awaitRecovery() // a restarted node joins once its tail is merged
+	}
 	if err := startMember(n.cluster); err != nil {
 		_ = provider.Shutdown(false)
 		n.cluster.Gossip.Shutdown()
@@ -180,6 +199,17 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	if _, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(n.receiveHolder), holderName); err != nil {
 		_ = n.Shutdown(context.Background())
 		return nil, err
+	}
+	if n.tk != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := n.tk.cfg.Registry.SetState(ctx, n.tk.cfg.Name, n.self, postgres.StateUp)
+		cancel()
+		if err != nil {
+			_ = n.Shutdown(context.Background())
+			return nil, fmt.Errorf("cluster: recording this node up: %w", err)
+		}
+		n.bg.Add(1)
+		go n.sweep()
 	}
 	n.bg.Add(1)
 	go n.closeEarlierLeases()
@@ -576,6 +606,23 @@ func (n *Node) fetch(ctx context.Context, id actors.Identity) error {
 		}()
 	}
 	wg.Wait()
+	if n.tk != nil {
+		d, inc, crashed, err := n.crashedOwner(ctx, id, v)
+		if err == nil && crashed {
+			err = n.takeOver(ctx, id, holdings, d, inc)
+		}
+		if err != nil {
+			n.log.Warn("crash take-over check failed; activating from the live copies", "actor", id.String(), "err", err)
+		} else if crashed {
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			n.fetchedMu.Lock()
+			n.fetched[id] = v.version
+			n.fetchedMu.Unlock()
+			return nil
+		}
+	}
 	if err := n.env.Adopt(id, holdings); err != nil {
 		return err
 	}
@@ -636,6 +683,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 2*n.timeout)
 	n.handOver(lctx)
 	cancel()
+	if n.tk != nil {
+		// Before leaving the gossip: the others must not take this
+		// node's accounts over as a crashed node's.
+		lctx, cancel = context.WithTimeout(ctx, n.timeout)
+		if err := n.tk.cfg.Registry.SetState(lctx, n.tk.cfg.Name, "", postgres.StateLeft); err != nil {
+			n.log.Error("recording this node's graceful leave; the others will take its accounts over as a crashed node's", "err", err)
+		}
+		cancel()
+	}
 	perr := n.provider.Shutdown(true)
 	// The others now route this node's former actors (the platforms
 	// included) to their next owners, which hold the records: fold this

@@ -180,6 +180,46 @@ var migrations = []string{
 		watermark bigint NOT NULL,
 		updated_at timestamptz NOT NULL
 	);`,
+	// 3: crash take-over (takeover.go).
+	`CREATE TABLE IF NOT EXISTS assistiv_cluster_nodes (
+		node text PRIMARY KEY,
+		address text NOT NULL,
+		state text NOT NULL,
+		incarnation bigint NOT NULL,
+		updated_at timestamptz NOT NULL
+	);
+	CREATE TABLE IF NOT EXISTS assistiv_takeovers (
+		node text NOT NULL,
+		incarnation bigint NOT NULL,
+		identity text NOT NULL,
+		holder text NOT NULL,
+		held_nanos bigint NOT NULL,
+		created_at timestamptz NOT NULL,
+		released_at timestamptz,
+		release text,
+		merged_entries int,
+		PRIMARY KEY (node, incarnation, identity)
+	);
+	CREATE TABLE IF NOT EXISTS assistiv_node_tails (
+		node text NOT NULL,
+		incarnation bigint NOT NULL,
+		platform_id text NOT NULL,
+		account text NOT NULL,
+		key bytea NOT NULL,
+		value bytea NOT NULL,
+		PRIMARY KEY (node, incarnation, key)
+	);
+	CREATE INDEX IF NOT EXISTS assistiv_node_tails_account ON assistiv_node_tails (node, incarnation, platform_id, account);
+	CREATE TABLE IF NOT EXISTS assistiv_lost_nodes (
+		node text NOT NULL,
+		incarnation bigint NOT NULL,
+		declared_at timestamptz NOT NULL,
+		last_snapshot_at timestamptz,
+		watermark bigint NOT NULL,
+		provisional int NOT NULL,
+		held_nanos bigint NOT NULL,
+		PRIMARY KEY (node, incarnation)
+	);`,
 }
 
 // Migrate creates or upgrades the schema; safe to run concurrently with
