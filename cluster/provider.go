@@ -85,6 +85,8 @@ func (p *Provider) start(self nodeMeta, sink topologySink) error {
 		return err
 	}
 	mc := memberlist.DefaultLANConfig()
+	mc.ProbeInterval, mc.SuspicionMult = p.cfg.ProbeInterval, p.cfg.SuspicionMult
+	mc.ProbeTimeout = min(mc.ProbeTimeout, p.cfg.ProbeInterval*3/5)
 	mc.Name = p.cfg.NodeName
 	if mc.Name == "" {
 		mc.Name = self.ID
