@@ -158,7 +158,10 @@ func (e *Env) Export(id Identity) (Holding, error) {
 // becomes one above every epoch seen, in one synced batch. Call it while
 // no actor for id is active on this node (the activating actor calls it
 // through the fetch hook before reading).
-func (e *Env) Adopt(id Identity, others []Holding) error {
+func (e *Env) Adopt(id Identity, others []Holding) error { return e.adopt(id, others, 0) }
+
+// adopt is Adopt writing an epoch of at least floor.
+func (e *Env) adopt(id Identity, others []Holding, floor uint64) error {
 	mine, err := e.Export(id)
 	if err != nil {
 		return err
@@ -186,7 +189,7 @@ func (e *Env) Adopt(id Identity, others []Holding) error {
 			ops = append(ops, persistence.Set(k, h.Values[i]))
 		}
 	}
-	ops = append(ops, persistence.Set(holdingKey(id), binary.BigEndian.AppendUint64(nil, top+1)))
+	ops = append(ops, persistence.Set(holdingKey(id), binary.BigEndian.AppendUint64(nil, max(top+1, floor))))
 	return e.Store.Commit(ops...)
 }
 

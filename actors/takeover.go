@@ -228,9 +228,12 @@ type TailItem struct {
 
 // MergeResult says what [Env.MergeTail] did.
 type MergeResult struct {
-	Applied  int         // ledger entries added
-	Present  int         // ledger entries already here (by entry id or idempotency key)
-	Released money.Nanos // the hold given back (0: none)
+	Applied int // ledger entries added
+	Present int // ledger entries already here (by entry id or idempotency key)
+	// Unsettled counts the calls the crashed node admitted and did not
+	// settle (unsettled_on_crash entries added).
+	Unsettled int
+	Released  money.Nanos // the hold given back (0: none)
 }
 
 // MergeTail merges the tail of node's crashed run into id's records here:
@@ -238,7 +241,9 @@ type MergeResult struct {
 // idempotency key (if any) was not already answered here, is appended in
 // the tail's order with a new sequence and balance, keeping its id, type,
 // amount and metadata; the tail's idempotency records and lease records
-// are added where this node has none. Then, when id is provisional for
+// are added where this node has none; a reservation the tail holds open
+// whose request has no usage entry here is recorded as an
+// unsettled_on_crash entry (not charged), as a node's own recovery does. Then, when id is provisional for
 // node, the hold is given back (takeover_release). All in one synced
 // batch; merging the same tail again changes nothing. With no record of
 // id here, the tail's items are written as they are.
@@ -260,15 +265,20 @@ func (e *Env) MergeTail(id Identity, node string, items []TailItem) (MergeResult
 	}
 	p, prov := string(id.Platform), r.acct.name
 	have := map[string]bool{}
+	billed := map[string]bool{} // request ids with a usage or unsettled_on_crash entry
 	if err := e.Store.ScanPrefix(persistence.LedgerPrefix(p, prov), false, func(_, v []byte) bool {
 		var en pb.LedgerEntry
 		if proto.Unmarshal(v, &en) == nil {
 			have[en.Id] = true
+			if en.RequestId != "" && (en.Type == EntryUsage || en.Type == EntryUnsettledOnCrash) {
+				billed[en.RequestId] = true
+			}
 		}
 		return true
 	}); err != nil {
 		return res, err
 	}
+	var open []*pb.Reservation
 	answered := map[string]bool{} // idempotency keys this node answered itself
 	var entries []*pb.LedgerEntry
 	var ops []persistence.Op
@@ -283,6 +293,12 @@ func (e *Env) MergeTail(id Identity, node string, items []TailItem) (MergeResult
 				return res, err
 			}
 			entries = append(entries, &en)
+		case persistence.FamilyReservation:
+			var rv pb.Reservation
+			if err := proto.Unmarshal(it.Value, &rv); err != nil {
+				return res, err
+			}
+			open = append(open, &rv)
 		case persistence.FamilyIdempotency, persistence.FamilyLease:
 			_, err := e.Store.Get(it.Key)
 			switch {
@@ -317,7 +333,25 @@ func (e *Env) MergeTail(id Identity, node string, items []TailItem) (MergeResult
 		r.acct.seq++
 		en.Seq, en.BalanceAfterNanos = r.acct.seq, int64(r.acct.balance)
 		ops = append(ops, r.acct.entryOp(en))
+		if en.RequestId != "" && (en.Type == EntryUsage || en.Type == EntryUnsettledOnCrash) {
+			billed[en.RequestId] = true
+		}
 		res.Applied++
+	}
+	// A call the crashed node admitted and never settled there: its
+	// settlement, if any, reached this node, which did not know the
+	// reservation and charged nothing. Recorded as at any crash recovery
+	// (not charged), once per request.
+	for _, rv := range open {
+		if rv.RequestId == "" || billed[rv.RequestId] {
+			continue
+		}
+		billed[rv.RequestId] = true
+		en := r.acct.note(e.Clock.Now(), EntryUnsettledOnCrash)
+		en.RequestId, en.UnchargedNanos = rv.RequestId, rv.AmountNanos
+		en.Reason = fmt.Sprintf("reservation %s open when node %s crashed", rv.Id, node)
+		ops = append(ops, r.acct.entryOp(en))
+		res.Unsettled++
 	}
 	pv, ok, err := e.ProvisionalOf(id)
 	if err != nil {
@@ -327,7 +361,7 @@ func (e *Env) MergeTail(id Identity, node string, items []TailItem) (MergeResult
 		ops = append(ops, e.releaseOps(id, r, pv, "recovered")...)
 		res.Released = pv.Held
 	}
-	if res.Applied > 0 || res.Released > 0 {
+	if res.Applied > 0 || res.Released > 0 || res.Unsettled > 0 {
 		ops = append(ops, r.op())
 	}
 	if len(ops) == 0 {
@@ -348,9 +382,10 @@ func (e *Env) releaseOps(id Identity, r *moneyRecord, pv Provisional, why string
 }
 
 // ReleaseProvisional ends id's provisional state for node without a tail
-// (the node was declared lost): the hold is given back. It returns what
-// was released and whether id was provisional for node.
-func (e *Env) ReleaseProvisional(id Identity, node string) (money.Nanos, bool, error) {
+// (the node was declared lost, or never stopped): the hold is given back,
+// the entry's reason saying why. It returns what was released and
+// whether id was provisional for node.
+func (e *Env) ReleaseProvisional(id Identity, node, why string) (money.Nanos, bool, error) {
 	pv, ok, err := e.ProvisionalOf(id)
 	if err != nil || !ok || pv.Node != node {
 		return 0, false, err
@@ -359,7 +394,7 @@ func (e *Env) ReleaseProvisional(id Identity, node string) (money.Nanos, bool, e
 	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
 		return 0, false, err
 	}
-	ops := e.releaseOps(id, r, pv, "declared lost")
+	ops := e.releaseOps(id, r, pv, why)
 	if r != nil && pv.Held > 0 {
 		ops = append(ops, r.op())
 	}
@@ -392,13 +427,19 @@ func HoldingSeq(id Identity, h Holding) uint64 {
 	return 0
 }
 
-// AdoptNewest is [Env.Adopt] with one more candidate, snap: a copy of id's
-// records read from the Postgres snapshot. It wins when its ledger
-// sequence is above that of the copy Adopt would keep (the newest by
-// epoch among this node's and others).
+// AdoptNewest is [Env.Adopt] at a crash take-over, with one more
+// candidate, snap: a copy of id's records read from the Postgres snapshot.
+// It wins when its ledger sequence is above that of the copy Adopt would
+// keep (the newest by epoch among this node's and others). The epoch
+// written is at least the current time in nanoseconds: the crashed node's
+// own copy, which it may bring back with an epoch this node never saw, is
+// older than this one (epochs grow by one per move, so a copy's epoch
+// stays below the clock of any later take-over, clocks being roughly in
+// step), and so never wins against it.
 func (e *Env) AdoptNewest(id Identity, others []Holding, snap Holding) error {
+	floor := uint64(e.Clock.Now().UnixNano())
 	if len(snap.Keys) == 0 {
-		return e.Adopt(id, others)
+		return e.adopt(id, others, floor)
 	}
 	mine, err := e.Export(id)
 	if err != nil {
@@ -415,7 +456,7 @@ func (e *Env) AdoptNewest(id Identity, others []Holding, snap Holding) error {
 		snap.Epoch = top + 1
 		others = append(slices.Clone(others), snap)
 	}
-	return e.Adopt(id, others)
+	return e.adopt(id, others, floor)
 }
 
 // OwnedKeys returns the keys (exact) and key prefixes of the records an

@@ -184,10 +184,10 @@ func TestTakeoverReleasedWhenTheNodeIsLost(t *testing.T) {
 	}
 	owner.do(debit(usd1/2, ""))
 	owner.evict()
-	if _, ok, err := owner.dir.env.ReleaseProvisional(owner.id, "other"); ok || err != nil {
+	if _, ok, err := owner.dir.env.ReleaseProvisional(owner.id, "other", "lost"); ok || err != nil {
 		t.Fatalf("released for another node: %v %v", ok, err)
 	}
-	released, ok, err := owner.dir.env.ReleaseProvisional(owner.id, "dead")
+	released, ok, err := owner.dir.env.ReleaseProvisional(owner.id, "dead", "lost")
 	if err != nil || !ok || released != 4*usd1 {
 		t.Fatalf("ReleaseProvisional: %s %v %v", released, ok, err)
 	}

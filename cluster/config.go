@@ -45,10 +45,12 @@ type Config struct {
 	// ProbeInterval is how often memberlist probes one other member, and
 	// SuspicionMult how many probe intervals (× log10 of the member count,
 	// at least 1) a member that did not answer stays suspect before it is
-	// declared dead. A crashed node's accounts are taken over once it is
-	// dead: with the defaults (500 ms, 3) that is within about 3 s of the
-	// crash (N probe intervals to probe it, 300 ms probe timeout, 1.5 s of
-	// suspicion). Defaults 500 ms (range 100 ms..10 s) and 3 (1..10).
+	// declared dead (up to twice that when no other member confirms the
+	// suspicion). A crashed node's accounts are taken over once it is
+	// dead: with the defaults (500 ms, 2) that is within about 3.5 s of
+	// the crash (N−1 probe intervals until it is probed, a 300 ms probe
+	// timeout, 1–2 s of suspicion). Defaults 500 ms (range 100 ms..10 s)
+	// and 2 (1..10).
 	ProbeInterval time.Duration
 	SuspicionMult int
 	// SecretKey, when set, is memberlist's keyring key (16, 24 or 32
@@ -72,7 +74,7 @@ func DefaultConfig() Config {
 		// Faster than memberlist's LAN defaults (1 s, 4): crash take-over
 		// within 5 s (README "Cluster", "Crash").
 		ProbeInterval: 500 * time.Millisecond,
-		SuspicionMult: 3,
+		SuspicionMult: 2,
 	}
 }
 

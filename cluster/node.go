@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,7 +172,12 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		n.self = cfg.RemoteAdvertise
 	}
 	n.lookup = newLookup(n.self, n.resolve)
-	n.lookup.onChange = func(*view) { go n.rebalance() }
+	n.lookup.onChange = func(v *view) {
+		if n.tk != nil {
+			n.tk.noteView(v)
+		}
+		go n.rebalance()
+	}
 	cc := protocluster.Configure("assistiv", provider, n.lookup, rc,
 		protocluster.WithKinds(kinds...), protocluster.WithRequestTimeout(n.timeout))
 	n.cluster = protocluster.New(n.system, cc)
@@ -201,6 +207,7 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		return nil, err
 	}
 	if n.tk != nil {
+		n.tk.memberSince.Store(time.Now().UnixNano())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := n.tk.cfg.Registry.SetState(ctx, n.tk.cfg.Name, n.self, postgres.StateUp)
 		cancel()
@@ -580,6 +587,22 @@ func (n *Node) fetch(ctx context.Context, id actors.Identity) error {
 	}
 	holdings := make([]actors.Holding, len(others))
 	errs := make([]error, len(others))
+	surrender := func(i int, m string, timeout time.Duration) {
+		res, err := n.system.Root.RequestFuture(actor.NewPID(m, holderName), &wire.Surrender{Id: toWire(id)}, timeout).Result()
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: %w", m, err)
+			return
+		}
+		h, ok := res.(*wire.Holding)
+		switch {
+		case !ok:
+			errs[i] = fmt.Errorf("%s answered %T", m, res)
+		case h.Error != "":
+			errs[i] = fmt.Errorf("%s: %s", m, h.Error)
+		default:
+			errs[i], holdings[i] = nil, actors.Holding{Epoch: h.Epoch, Keys: h.Keys, Values: h.Values}
+		}
+	}
 	var wg sync.WaitGroup
 	for i, m := range others {
 		wg.Add(1)
@@ -589,28 +612,37 @@ func (n *Node) fetch(ctx context.Context, id actors.Identity) error {
 			if dl, ok := ctx.Deadline(); ok {
 				timeout = min(timeout, time.Until(dl))
 			}
-			res, err := n.system.Root.RequestFuture(actor.NewPID(m, holderName), &wire.Surrender{Id: toWire(id)}, timeout).Result()
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", m, err)
-				return
-			}
-			h, ok := res.(*wire.Holding)
-			switch {
-			case !ok:
-				errs[i] = fmt.Errorf("%s answered %T", m, res)
-			case h.Error != "":
-				errs[i] = fmt.Errorf("%s: %s", m, h.Error)
-			default:
-				holdings[i] = actors.Holding{Epoch: h.Epoch, Keys: h.Keys, Values: h.Values}
-			}
+			surrender(i, m, timeout)
 		}()
 	}
 	wg.Wait()
-	if n.tk != nil {
-		d, inc, crashed, err := n.crashedOwner(ctx, id, v)
-		if err == nil && crashed {
-			err = n.takeOver(ctx, id, holdings, d, inc)
+	// A member that did not answer may hold the newest copy: activating
+	// without it would serve older records (its acknowledged writes
+	// hidden). Its actor was draining calls whose settlements now reach
+	// this node, which waits for the take-over: once its drain gave up,
+	// it answers at once. Ask it again, twice at most, while it is a
+	// member.
+	for attempt := 0; attempt < 2; attempt++ {
+		again := false
+		for i, m := range others {
+			if errs[i] != nil && slices.Contains(n.lookup.Members(), m) {
+				again = true
+				surrender(i, m, n.timeout)
+			}
 		}
+		if !again {
+			break
+		}
+	}
+	if n.tk != nil {
+		// Its own deadline: the members' answers may have used up ctx,
+		// and without the check the account would activate unbounded.
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, inc, crashed, err := n.crashedOwner(tctx, id, v)
+		if err == nil && crashed {
+			err = n.takeOver(tctx, id, holdings, d, inc)
+		}
+		cancel()
 		if err != nil {
 			n.log.Warn("crash take-over check failed; activating from the live copies", "actor", id.String(), "err", err)
 		} else if crashed {

@@ -60,6 +60,14 @@ type takeover struct {
 	nodes   []postgres.NodeState
 	nodesAt time.Time
 
+	// Which members this node saw leave its view (and not come back):
+	// a node recorded up that left our view has crashed; one we never saw
+	// may only be joining (our view lags) unless our view is settled.
+	viewMu      sync.Mutex
+	lastMembers map[string]bool
+	departed    map[string]bool
+	memberSince atomic.Int64 // unix nanos this node joined; 0 before
+
 	provisional atomic.Int64 // provisional accounts held here (last sweep)
 	takenOver   atomic.Int64 // accounts taken over provisionally by this node
 	recovered   atomic.Int64 // provisional accounts settled by a merged tail
@@ -81,6 +89,43 @@ func (n *Node) TakeoverStats() TakeoverStats {
 	}
 	return TakeoverStats{Provisional: n.tk.provisional.Load(), TakenOver: n.tk.takenOver.Load(),
 		Recovered: n.tk.recovered.Load(), Lost: n.tk.lost.Load(), LostHeldNanos: n.tk.lostHeld.Load()}
+}
+
+// viewSettle is how long a view must have had to converge before a node
+// recorded up that is not in it counts as crashed without having been
+// seen to leave: this node's own membership and the other node's record.
+const viewSettle = 5 * time.Second
+
+// noteView records who left the view (called by the lookup's writer).
+func (t *takeover) noteView(v *view) {
+	t.viewMu.Lock()
+	defer t.viewMu.Unlock()
+	now := make(map[string]bool, len(v.members))
+	for _, m := range v.members {
+		now[m] = true
+		delete(t.departed, m)
+	}
+	for m := range t.lastMembers {
+		if !now[m] {
+			if t.departed == nil {
+				t.departed = map[string]bool{}
+			}
+			t.departed[m] = true
+		}
+	}
+	t.lastMembers = now
+}
+
+// gone reports whether s, recorded up and not in this node's view, has
+// crashed: it left this node's view, or both this node's membership and
+// s's record are older than viewSettle (a node that just joined may not
+// be in our view yet).
+func (t *takeover) gone(s postgres.NodeState) bool {
+	t.viewMu.Lock()
+	left := t.departed[s.Address]
+	t.viewMu.Unlock()
+	since := t.memberSince.Load()
+	return left || (since != 0 && time.Since(time.Unix(0, since)) > viewSettle && time.Since(s.UpdatedAt) > viewSettle)
 }
 
 func (t *takeover) isMerging(id actors.Identity) bool {
@@ -121,7 +166,7 @@ func (n *Node) crashedOwner(ctx context.Context, id actors.Identity, v *view) (p
 		if s.Node == n.tk.cfg.Name || s.Address == "" || member[s.Address] {
 			continue
 		}
-		if s.State == postgres.StateUp || s.State == postgres.StateRecovering {
+		if (s.State == postgres.StateUp || s.State == postgres.StateRecovering) && n.tk.gone(s) {
 			down[s.Address] = s
 			all = append(all, s.Address)
 		}
@@ -221,6 +266,10 @@ func (n *Node) sweep() {
 		for _, s := range nodes {
 			byName[s.Node] = s
 		}
+		members := map[string]bool{}
+		for _, m := range n.lookup.Members() {
+			members[m] = true
+		}
 		for id, pv := range marks {
 			if n.leaving.Load() || n.lookup.Owner(id.String()) != n.self {
 				continue // a stale copy, or the account moves: its owner settles it
@@ -228,18 +277,31 @@ func (n *Node) sweep() {
 			s := byName[pv.Node]
 			switch {
 			case s.State == postgres.StateLost:
-				n.settle(ctx, id, pv, false)
+				n.settle(ctx, id, pv, settleLost)
 			case s.Incarnation > pv.Incarnation:
-				n.settle(ctx, id, pv, true)
+				n.settle(ctx, id, pv, settleRecovered)
+			case s.State == postgres.StateUp && s.Incarnation == pv.Incarnation && members[s.Address]:
+				// A false alarm: the node was only missing from the
+				// taker's view; it never stopped, so nothing of it is
+				// missing.
+				n.settle(ctx, id, pv, settleAlive)
 			}
 		}
 		cancel()
 	}
 }
 
-// settle ends id's provisional state: with the crashed run's tail merged
-// in (recovered) or without (lost).
-func (n *Node) settle(ctx context.Context, id actors.Identity, pv actors.Provisional, recovered bool) {
+// How a provisional account is settled.
+const (
+	settleRecovered = "recovered" // the crashed run's tail merged in
+	settleLost      = "lost"      // declared lost: no tail
+	settleAlive     = "alive"     // a false alarm: nothing is missing
+)
+
+// settle ends id's provisional state (how: settleRecovered, settleLost or
+// settleAlive).
+func (n *Node) settle(ctx context.Context, id actors.Identity, pv actors.Provisional, how string) {
+	recovered := how == settleRecovered
 	n.tk.merging.Store(id, struct{}{})
 	defer n.tk.merging.Delete(id)
 	reg := n.tk.cfg.Registry
@@ -266,22 +328,26 @@ func (n *Node) settle(ctx context.Context, id actors.Identity, pv actors.Provisi
 		}
 		n.tk.recovered.Add(1)
 		n.log.Info("recovered node's tail merged", "actor", id.String(), "node", pv.Node, "incarnation", pv.Incarnation,
-			"applied", res.Applied, "present", res.Present, "released_nanos", int64(res.Released))
-		if err := reg.ReleaseTakeover(ctx, pv.Node, pv.Incarnation, id.String(), "recovered", res.Applied); err != nil {
+			"applied", res.Applied, "present", res.Present, "unsettled", res.Unsettled, "released_nanos", int64(res.Released))
+		if err := reg.ReleaseTakeover(ctx, pv.Node, pv.Incarnation, id.String(), how, res.Applied); err != nil {
 			n.log.Warn("recording a take-over's end", "actor", id.String(), "err", err)
 		}
 		return
 	}
-	held, _, err := n.env.ReleaseProvisional(id, pv.Node)
+	held, _, err := n.env.ReleaseProvisional(id, pv.Node, how)
 	if err != nil {
-		n.log.Error("releasing a lost node's take-over hold", "actor", id.String(), "node", pv.Node, "err", err)
+		n.log.Error("releasing a take-over hold", "actor", id.String(), "node", pv.Node, "err", err)
 		return
 	}
-	n.tk.lost.Add(1)
-	n.tk.lostHeld.Add(int64(held))
-	n.log.Error("account of a node declared lost: what that node acknowledged after its last snapshot is gone; hold given back",
-		"actor", id.String(), "node", pv.Node, "incarnation", pv.Incarnation, "released_nanos", int64(held))
-	if err := reg.ReleaseTakeover(ctx, pv.Node, pv.Incarnation, id.String(), "lost", 0); err != nil {
+	if how == settleLost {
+		n.tk.lost.Add(1)
+		n.tk.lostHeld.Add(int64(held))
+		n.log.Error("account of a node declared lost: what that node acknowledged after its last snapshot is gone; hold given back",
+			"actor", id.String(), "node", pv.Node, "incarnation", pv.Incarnation, "released_nanos", int64(held))
+	} else {
+		n.log.Info("take-over of a node that never stopped (it was missing from this node's view) ended", "actor", id.String(), "node", pv.Node)
+	}
+	if err := reg.ReleaseTakeover(ctx, pv.Node, pv.Incarnation, id.String(), how, 0); err != nil {
 		n.log.Warn("recording a take-over's end", "actor", id.String(), "err", err)
 	}
 }

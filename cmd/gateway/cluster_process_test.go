@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,7 +209,31 @@ func newProcCluster(t *testing.T, extra ...string) *procCluster {
 			}
 			t.Skipf("Postgres unreachable at %s (set ASSISTIV_TEST_POSTGRES_URL): %v", pg, err)
 		}
+		// A database of its own: the cluster's node and take-over records
+		// (and the snapshot) start empty, whatever other runs left.
+		db := fmt.Sprintf("ptest_%d", time.Now().UnixNano())
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+db)
+		cancel()
 		_ = conn.Close(context.Background())
+		if err != nil {
+			t.Fatalf("creating a database for the test: %v", err)
+		}
+		u, err := url.Parse(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + db
+		admin := pg
+		pg = u.String()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if conn, err := pgx.Connect(ctx, admin); err == nil {
+				_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+				_ = conn.Close(ctx)
+			}
+		})
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "gateway")

@@ -105,7 +105,7 @@ type TailReport struct {
 // PublishTail runs at a node's start, before it snapshots or joins: it
 // copies the records its previous run changed after its snapshot
 // watermark (its changefeed tail: ledger entries, idempotency records,
-// lease records, account records) to assistiv_node_tails, tagged with that
+// reservations still open, lease records, account records) to assistiv_node_tails, tagged with that
 // run's incarnation, for the owners of those accounts to merge in; moves
 // the node's watermark past them (the shared snapshot must not get this
 // node's older copies of accounts others now hold); and starts the next
@@ -224,7 +224,7 @@ func tailAccount(k []byte) (platform, account string, ok bool) {
 	}
 	parts := bytes.Split(k[1:], []byte{0})
 	switch k[0] {
-	case persistence.FamilyLedger, persistence.FamilyIdempotency:
+	case persistence.FamilyLedger, persistence.FamilyIdempotency, persistence.FamilyReservation:
 		if len(parts) >= 3 {
 			return string(parts[0]), string(parts[1]), true
 		}
