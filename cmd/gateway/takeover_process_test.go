@@ -87,8 +87,8 @@ func TestProcessClusterCrashTakeoverRecoversEveryAcknowledgedOperation(t *testin
 	var mu sync.Mutex
 	ackDebits, ackTopups := map[string]bool{}, map[string]bool{}
 	ackChats := map[string]bool{} // request id → in flight at the kill
-	var killedAt atomic.Int64    // unix nanos; 0 before the kill
-	var firstBackAt atomic.Int64 // first 2xx for the end-user of a request sent after the kill
+	var killedAt atomic.Int64     // unix nanos; 0 before the kill
+	var firstBackAt atomic.Int64  // first 2xx for the end-user of a request sent after the kill
 	var failed, negative atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
