@@ -43,12 +43,17 @@ type ClusterHooks struct {
 	// [Env.Adopt]. An error is logged and the actor goes on with what
 	// this node holds.
 	Fetch func(ctx context.Context, id Identity) error
+	// KeyFallback, when set, is asked for an API key no live node holds
+	// (its account's owner crashed and no node activated it since): it
+	// returns the key's record from the Postgres snapshot, or nil.
+	KeyFallback func(ctx context.Context, d ids.Digest) (*pb.APIKey, error)
 }
 
 // SetCluster installs h. It must be called before the first actor starts.
 func (e *Env) SetCluster(h ClusterHooks) {
 	e.router = h.Router
 	e.fetch = h.Fetch
+	e.Auth.fallback = h.KeyFallback
 }
 
 // Clustered reports whether the env runs in a cluster.

@@ -472,3 +472,54 @@ func LedgerAccount(id Identity) string {
 	}
 	return WalletAccount
 }
+
+// NotHeld reports whether key is a record of an actor whose records this
+// node does not hold (cluster mode): it never took the actor over, or
+// another node took its copy since. Such a copy is older than the
+// holder's, and the shared Postgres snapshot must not get it (a snapshot
+// round of this node landing after the holder's would replace the newer
+// value). Records that are no actor's (and API key records) are held.
+func (e *Env) NotHeld(key []byte) bool {
+	id, ok := actorOfKey(key)
+	if !ok {
+		return false
+	}
+	raw, err := e.Store.Get(holdingKey(id))
+	if err != nil || len(raw) < 8 {
+		return true // never taken over here: written for its owner, which takes it over
+	}
+	return len(raw) > 8 && raw[8] == surrenderedFlag
+}
+
+// actorOfKey returns the actor whose records include key (ownedPrefixes).
+func actorOfKey(key []byte) (Identity, bool) {
+	if len(key) < 2 {
+		return Identity{}, false
+	}
+	parts := bytes.Split(key[1:], []byte{0})
+	plat := func() (Identity, bool) { return PlatformActor(ids.PlatformID(parts[0])), len(parts[0]) > 0 }
+	account := func() (Identity, bool) {
+		if len(parts) < 2 || len(parts[0]) == 0 || len(parts[1]) == 0 {
+			return Identity{}, false
+		}
+		if string(parts[1]) == WalletAccount {
+			return plat()
+		}
+		return EndUserActor(ids.PlatformID(parts[0]), ids.EndUserID(parts[1])), true
+	}
+	switch key[0] {
+	case persistence.FamilyPlatform:
+		if len(parts) == 1 {
+			return plat()
+		}
+	case persistence.FamilyPlatKeys, persistence.FamilyExternal, persistence.FamilyLease,
+		persistence.FamilyPayment, persistence.FamilyPendingPayment:
+		return plat()
+	case persistence.FamilyEndUser, persistence.FamilyUserKeys, persistence.FamilyWindows,
+		persistence.FamilyLedger, persistence.FamilyIdempotency, persistence.FamilyReservation:
+		return account()
+	case persistence.FamilyTakeover:
+		return identityOfHoldingKey(key)
+	}
+	return Identity{}, false
+}

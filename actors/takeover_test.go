@@ -224,3 +224,39 @@ func TestAdoptNewestPrefersTheHigherLedgerSequence(t *testing.T) {
 		t.Fatalf("HoldingSeq: newer %d, older %d", HoldingSeq(a.id, newer), HoldingSeq(a.id, older))
 	}
 }
+
+// NotHeld: a record of an actor this node never took over, or whose copy
+// another node took since, stays out of the shared snapshot; records of
+// held actors and records that are no actor's go in.
+func TestNotHeldFollowsTheHoldingRecord(t *testing.T) {
+	n := newBudgetNode(t)
+	env := n.dir.env
+	p, u := string(n.id.Platform), string(n.id.EndUser)
+	userKeys := [][]byte{persistence.EndUserKey(p, u), persistence.LedgerKey(p, u, 3), persistence.IdempotencyKey(p, u, "debit", "k")}
+	for _, k := range userKeys {
+		if !env.NotHeld(k) {
+			t.Fatalf("%q: held before any take-over", k)
+		}
+	}
+	if env.NotHeld(persistence.OutboxKey(p, "evt")) || env.NotHeld(persistence.APIKeyKey([]byte("digest"))) {
+		t.Fatal("a record that is no actor's is not held")
+	}
+	n.evict()
+	if err := env.Adopt(n.id, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range userKeys {
+		if env.NotHeld(k) {
+			t.Fatalf("%q: not held after the take-over", k)
+		}
+	}
+	if !env.NotHeld(persistence.LedgerKey(p, WalletAccount, 1)) {
+		t.Fatal("the wallet's ledger is held without a take-over of the platform")
+	}
+	if err := env.MarkSurrendered(n.id); err != nil {
+		t.Fatal(err)
+	}
+	if !env.NotHeld(persistence.EndUserKey(p, u)) {
+		t.Fatal("held after another node took the copy")
+	}
+}

@@ -126,7 +126,7 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		fetched: make(map[actors.Identity]uint64), quit: make(chan struct{})}
 	n.local = actors.NewLocal(cfg.Env)
 	n.system = n.local.System()
-	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch})
+	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch, KeyFallback: n.keyFallback})
 	if tc := cfg.Takeover; tc != nil {
 		if tc.Registry == nil || tc.Name == "" {
 			return nil, errors.New("cluster: Takeover needs a Registry and a Name")

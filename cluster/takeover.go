@@ -7,8 +7,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/assistiv/gateway/actors"
+	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/money"
+	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence"
 	"github.com/assistiv/gateway/persistence/postgres"
 )
 
@@ -350,4 +355,42 @@ func (n *Node) settle(ctx context.Context, id actors.Identity, pv actors.Provisi
 	if err := reg.ReleaseTakeover(ctx, pv.Node, pv.Incarnation, id.String(), how, 0); err != nil {
 		n.log.Warn("recording a take-over's end", "actor", id.String(), "err", err)
 	}
+}
+
+// keyFallback reads an API key that no live node holds from the Postgres
+// snapshot, only while some node has crashed (so that unknown keys sent
+// at random never reach Postgres otherwise): the account of a crashed
+// node's key is activated (taken over) by the request it authenticates.
+func (n *Node) keyFallback(ctx context.Context, d ids.Digest) (*pb.APIKey, error) {
+	if n.tk == nil {
+		return nil, nil
+	}
+	nodes, err := n.tk.knownNodes(ctx, 500*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
+	member := map[string]bool{}
+	for _, m := range n.lookup.Members() {
+		member[m] = true
+	}
+	crashed := false
+	for _, s := range nodes {
+		if s.Node != n.tk.cfg.Name && s.Address != "" && !member[s.Address] &&
+			(s.State == postgres.StateUp || s.State == postgres.StateRecovering) && n.tk.gone(s) {
+			crashed = true
+			break
+		}
+	}
+	if !crashed {
+		return nil, nil
+	}
+	_, values, err := n.tk.cfg.Registry.Snapshot(ctx, [][]byte{persistence.APIKeyKey(d[:])}, nil)
+	if err != nil || len(values) == 0 {
+		return nil, err
+	}
+	var k pb.APIKey
+	if err := proto.Unmarshal(values[0], &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
 }

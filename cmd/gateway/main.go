@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -437,11 +438,15 @@ func serve(args []string) error {
 	}
 
 	var snap *postgres.Snapshotter
+	var notHeld atomic.Pointer[func([]byte) bool] // cluster mode: actors.Env.NotHeld, once the env exists
 	if o.postgresURL != "" {
 		pcfg := postgres.DefaultConfig()
 		pcfg.URL, pcfg.Interval, pcfg.Logger = o.postgresURL, o.snapshotInterval, log
 		if o.clusterKey != nil {
 			pcfg.Node = o.nodeName // each node keeps its own place in the shared snapshot
+			// Records of accounts another node holds stay out of it
+			// (set below, once the actor env exists).
+			pcfg.Skip = func(key []byte) bool { f := notHeld.Load(); return f != nil && (*f)(key) }
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		snap, err = postgres.Open(ctx, pcfg, store)
@@ -500,6 +505,10 @@ func serve(args []string) error {
 		aenv.Payments = stripeClient
 	}
 	aenv.Node = o.nodeName
+	if o.clusterKey != nil {
+		f := aenv.NotHeld
+		notHeld.Store(&f)
+	}
 	var dir actors.Directory
 	var peers actors.Peers = actors.NewSingleNode(aenv)
 	var peerNode *actors.Node // cluster mode: where the call logs answer other nodes

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -368,4 +369,141 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestProcessClusterLostNodeReleasesItsTakeovers kills the node that owns
+// the demo end-user once its debits are snapshotted, checks that the
+// end-user is served provisionally on the take-over credit elsewhere, then
+// declares the node lost with `gateway cluster forget`: the hold comes
+// back (a takeover_release entry), the balance is exact (nothing was
+// acknowledged after the last snapshot), `gateway cluster status` lists
+// the loss report and the holder's metrics count the lost take-over.
+func TestProcessClusterLostNodeReleasesItsTakeovers(t *testing.T) {
+	c := newProcCluster(t, "ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD=0.50")
+	n1 := c.start(1, "", false)
+	n2 := c.start(2, n1.gossip, false)
+	time.Sleep(time.Second)
+	n3 := c.start(3, n1.gossip, true)
+	d := c.demo(n3)
+	var victim *procNode
+	var rest []*procNode
+	for _, n := range []*procNode{n1, n2, n3} {
+		if n.remote == d.owner {
+			victim = n
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	if victim == nil {
+		t.Fatalf("the demo end-user's owner %q is none of the nodes", d.owner)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []*procNode{n1, n2, n3} {
+				t.Logf("node %d stderr:\n%s", n.i, lastLines(n.output(), 40))
+			}
+		}
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+	debit := func(n *procNode, key string) int {
+		req, _ := http.NewRequest("POST", "http://"+n.http+"/v1/platforms/"+d.pid+"/end-users/"+d.eu+"/budget/debit",
+			strings.NewReader(`{"amount_usd":0.25,"reason":"ptest"}`))
+		req.Header.Set("Authorization", "Bearer "+d.pkey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		res, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Logf("debit %s through %s: %d %s", key, n.http, res.StatusCode, b)
+		}
+		return res.StatusCode
+	}
+	for i := range 4 {
+		if s := debit(rest[i%2], fmt.Sprintf("before-%d", i)); s != 200 {
+			t.Fatalf("debit before the kill: %d", s)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // two snapshot rounds: nothing left to lose
+	victim.kill(t)
+	budget := "http://" + rest[0].http + "/v1/platforms/" + d.pid + "/end-users/" + d.eu + "/budget"
+	var back bool
+	var statuses []int
+	for deadline := time.Now().Add(15 * time.Second); !back && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		s := debit(rest[0], "after")
+		back = s == 200
+		if len(statuses) == 0 || statuses[len(statuses)-1] != s {
+			statuses = append(statuses, s)
+		}
+	}
+	if !back {
+		t.Fatalf("the killed node's end-user did not answer 2xx within 15 s (answers: %v)", statuses)
+	}
+	var v struct {
+		Balance money.Nanos `json:"balance_usd"`
+	}
+	getJSON(t, client, budget, d.pkey, &v)
+	if v.Balance != money.PerUSD/4 { // the 0.50 credit minus the debit after the kill
+		t.Fatalf("provisional balance %s, want 0.25 (credit 0.50 minus one debit)", v.Balance)
+	}
+	if s := debit(rest[1], "last"); s != 200 { // the rest of the credit
+		t.Fatalf("a debit within the take-over credit answered %d", s)
+	}
+	if s := debit(rest[1], "beyond"); s != 402 {
+		t.Fatalf("a debit beyond the take-over credit answered %d, want 402", s)
+	}
+
+	gw := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(c.bin, args...)
+		cmd.Env = append(os.Environ(), "ASSISTIV_POSTGRES_URL="+c.pg)
+		return cmd.CombinedOutput()
+	}
+	out, err := gw("cluster", "forget", c.name(victim))
+	if err != nil || !strings.Contains(string(out), "declared lost") {
+		t.Fatalf("gateway cluster forget: %v\n%s", err, out)
+	}
+	var released bool
+	var entries []txn
+	for deadline := time.Now().Add(10 * time.Second); !released && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		entries = ledger(t, client, budget+"/transactions", d.pkey)
+		for _, e := range entries {
+			released = released || e.Type == "takeover_release"
+		}
+	}
+	if !released {
+		t.Fatal("no takeover_release entry within 10 s of the lost declaration")
+	}
+	getJSON(t, client, budget, d.pkey, &v)
+	var sum money.Nanos
+	for _, e := range entries {
+		sum += e.Amount
+	}
+	if want := 10*money.PerUSD - 6*money.PerUSD/4; v.Balance != want || sum != v.Balance {
+		t.Fatalf("after the release: balance %s, ledger sum %s; want %s (10 − six debits of 0.25)", v.Balance, sum, want)
+	}
+	out, err = gw("cluster", "status")
+	if err != nil || !strings.Contains(string(out), "LOST NODE") || !strings.Contains(string(out), c.name(victim)) {
+		t.Fatalf("gateway cluster status: %v\n%s", err, out)
+	}
+	t.Logf("gateway cluster status:\n%s", out)
+	lost := 0
+	for _, n := range rest {
+		req, _ := http.NewRequest("GET", "http://"+n.http+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer process-test-admin-key")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(b), "\nassistiv_cluster_takeovers_lost_total 1\n") {
+			lost++
+		}
+	}
+	if lost != 1 {
+		t.Fatalf("%d nodes count one lost take-over in /metrics, want 1", lost)
+	}
 }

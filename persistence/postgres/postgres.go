@@ -49,6 +49,10 @@ type Config struct {
 	// place (table assistiv_snapshot_nodes). Empty: the single node's
 	// watermark (assistiv_snapshot_state).
 	Node string
+	// Skip, when set, leaves a changed key out of the snapshot (cluster
+	// mode: records of accounts another node holds, whose copy here is
+	// older; actors.Env.NotHeld). Called from the round's goroutine.
+	Skip func(key []byte) bool
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -348,6 +352,9 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 		}
 		for _, op := range ops {
 			if len(op.Key) == 0 || !snapshotted(op.Key[0]) {
+				continue
+			}
+			if op.Kind != 2 && s.cfg.Skip != nil && s.cfg.Skip(op.Key) {
 				continue
 			}
 			k := string(op.Key)
