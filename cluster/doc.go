@@ -20,6 +20,12 @@
 //     its next owner, takes records handed over at a graceful leave, and
 //     answers API key lookups. [Node.MemberAddresses] and [Node.System]
 //     let other packages reach a named actor on every member.
+//   - Crash take-over (takeover.go): with [NodeConfig.Takeover], an account
+//     whose owner crashed activates provisionally from the newest of the
+//     live copies and the Postgres snapshot, on a bounded credit
+//     (actors.Env.Provision); a sweeper merges the crashed node's tail once
+//     it returns, or gives the hold back once an operator declares it lost
+//     (persistence/postgres.Registry records nodes, take-overs, tails).
 //
 // Dependencies point down: this package imports actors (it implements
 // what actors defines: Directory, the cluster hooks of Env, the auth
