@@ -226,6 +226,7 @@ func (n *Node) awaitRecovery() {
 		pending, err := n.tk.cfg.Registry.PendingTakeovers(ctx, n.tk.cfg.Name, prev)
 		if err == nil && pending == 0 {
 			n.log.Info("tail of the previous run merged by the accounts' owners", "incarnation", prev)
+			n.remirror(ctx, prev)
 			return
 		}
 		select {
@@ -235,6 +236,31 @@ func (n *Node) awaitRecovery() {
 			return
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// remirror writes again the tail records of accounts nobody took over
+// while this node was down: it still holds them, and its snapshot rounds
+// must copy them (the tail was published past its watermark).
+func (n *Node) remirror(ctx context.Context, prev uint64) {
+	keys, err := n.tk.cfg.Registry.UntakenTail(ctx, n.tk.cfg.Name, prev)
+	if err != nil {
+		n.log.Warn("reading the previous run's tail to snapshot it", "err", err)
+		return
+	}
+	var ops []persistence.Op
+	for _, k := range keys {
+		v, err := n.env.Store.Get(k)
+		if err != nil {
+			continue // gone since (settled reservation, merged elsewhere)
+		}
+		ops = append(ops, persistence.Set(k, v))
+	}
+	if len(ops) == 0 {
+		return
+	}
+	if err := n.env.Store.Commit(ops...); err != nil {
+		n.log.Warn("writing the previous run's tail again to snapshot it", "err", err)
 	}
 }
 

@@ -425,3 +425,20 @@ func (r *Registry) LostReports(ctx context.Context) ([]LostReport, error) {
 		return l, err
 	})
 }
+
+// UntakenTail returns the keys of node's run incarnation's tail whose
+// account nobody took over: the restarted node still holds those accounts
+// with the tail in them, and writes them again so that its snapshot
+// rounds mirror them (PublishTail moved its watermark past them).
+func (r *Registry) UntakenTail(ctx context.Context, node string, incarnation uint64) ([][]byte, error) {
+	rows, err := r.pool.Query(ctx, `SELECT key FROM assistiv_node_tails t
+		WHERE node = $1 AND incarnation = $2 AND NOT EXISTS (
+			SELECT 1 FROM assistiv_takeovers k WHERE k.node = t.node AND k.incarnation = t.incarnation
+			AND k.identity = CASE WHEN t.account = 'wallet' THEN 'plat/' || t.platform_id
+				ELSE 'eu/' || t.platform_id || '/' || t.account END)
+		ORDER BY key`, node, int64(incarnation))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+}

@@ -103,6 +103,9 @@ func TestRegistryPublishesTheTailAndTracksTakeovers(t *testing.T) {
 		t.Fatalf("%d changefeed records left after publishing", feed)
 	}
 	// Take-overs of the crashed run, then their release.
+	if untaken, err := reg.UntakenTail(ctx, "n1", 1); err != nil || len(untaken) != 4 {
+		t.Fatalf("untaken tail before any take-over: %d keys, %v", len(untaken), err)
+	}
 	if err := reg.RecordTakeover(ctx, "n1", 1, "eu/plat_a/eu_1", "n2", 700); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +117,17 @@ func TestRegistryPublishesTheTailAndTracksTakeovers(t *testing.T) {
 	}
 	if n, err := reg.PendingTakeovers(ctx, "n1", 1); err != nil || n != 2 {
 		t.Fatalf("pending: %d %v", n, err)
+	}
+	// Both accounts were taken over: nothing of the tail is left to the
+	// restarted node but another account's records.
+	if err := reg.RecordTakeover(ctx, "n1", 1, "eu/plat_b/eu_9", "n2", 0); err != nil {
+		t.Fatal(err)
+	}
+	if untaken, err := reg.UntakenTail(ctx, "n1", 1); err != nil || len(untaken) != 0 {
+		t.Fatalf("untaken tail: %q %v", untaken, err)
+	}
+	if err := reg.ReleaseTakeover(ctx, "n1", 1, "eu/plat_b/eu_9", "recovered", 0); err != nil {
+		t.Fatal(err)
 	}
 	if err := reg.ReleaseTakeover(ctx, "n1", 1, "plat/plat_a", "recovered", 1); err != nil {
 		t.Fatal(err)
