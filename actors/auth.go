@@ -52,6 +52,9 @@ type Auth struct {
 	ttl   time.Duration
 	clk   clock.Clock
 	log   *slog.Logger
+	// fallback, set once before use (ClusterHooks.KeyFallback), reads a
+	// key no live node holds (its owner crashed) from elsewhere.
+	fallback func(ctx context.Context, d ids.Digest) (*pb.APIKey, error)
 }
 
 // KeyRecord returns this node's copy of a key's record, or
@@ -241,6 +244,11 @@ func (a *Auth) fetch(d ids.Digest) (*pb.APIKey, error) {
 	}
 	if err != nil {
 		a.log.Warn("key lookup incomplete; the owner answered", "err", err)
+	}
+	if k == nil && a.fallback != nil {
+		if k, err = a.fallback(ctx, d); err != nil || k == nil {
+			return nil, ErrUnknownKey
+		}
 	}
 	if k == nil {
 		return nil, ErrUnknownKey

@@ -43,12 +43,17 @@ type ClusterHooks struct {
 	// [Env.Adopt]. An error is logged and the actor goes on with what
 	// this node holds.
 	Fetch func(ctx context.Context, id Identity) error
+	// KeyFallback, when set, is asked for an API key no live node holds
+	// (its account's owner crashed and no node activated it since): it
+	// returns the key's record from the Postgres snapshot, or nil.
+	KeyFallback func(ctx context.Context, d ids.Digest) (*pb.APIKey, error)
 }
 
 // SetCluster installs h. It must be called before the first actor starts.
 func (e *Env) SetCluster(h ClusterHooks) {
 	e.router = h.Router
 	e.fetch = h.Fetch
+	e.Auth.fallback = h.KeyFallback
 }
 
 // Clustered reports whether the env runs in a cluster.
@@ -73,7 +78,7 @@ func (e *Env) fetchRecords(id Identity) {
 func ownedPrefixes(id Identity) (exact [][]byte, prefixes [][]byte) {
 	p, u := string(id.Platform), string(id.EndUser)
 	if id.Kind == KindEndUser {
-		return [][]byte{persistence.EndUserKey(p, u), persistence.WindowsKey(p, u)},
+		return [][]byte{persistence.EndUserKey(p, u), persistence.WindowsKey(p, u), takeoverKey(id)},
 			[][]byte{
 				persistence.LedgerPrefix(p, u),
 				persistence.IdempotencyPrefix(p, u),
@@ -82,7 +87,7 @@ func ownedPrefixes(id Identity) (exact [][]byte, prefixes [][]byte) {
 				persistence.WindowDeltasPrefix(p, u),
 			}
 	}
-	return [][]byte{persistence.PlatformKey(p)},
+	return [][]byte{persistence.PlatformKey(p), takeoverKey(id)},
 		[][]byte{
 			persistence.PlatformKeysPrefix(p),
 			persistence.ExternalPrefix(p),
@@ -158,7 +163,10 @@ func (e *Env) Export(id Identity) (Holding, error) {
 // becomes one above every epoch seen, in one synced batch. Call it while
 // no actor for id is active on this node (the activating actor calls it
 // through the fetch hook before reading).
-func (e *Env) Adopt(id Identity, others []Holding) error {
+func (e *Env) Adopt(id Identity, others []Holding) error { return e.adopt(id, others, 0) }
+
+// adopt is Adopt writing an epoch of at least floor.
+func (e *Env) adopt(id Identity, others []Holding, floor uint64) error {
 	mine, err := e.Export(id)
 	if err != nil {
 		return err
@@ -186,7 +194,7 @@ func (e *Env) Adopt(id Identity, others []Holding) error {
 			ops = append(ops, persistence.Set(k, h.Values[i]))
 		}
 	}
-	ops = append(ops, persistence.Set(holdingKey(id), binary.BigEndian.AppendUint64(nil, top+1)))
+	ops = append(ops, persistence.Set(holdingKey(id), binary.BigEndian.AppendUint64(nil, max(top+1, floor))))
 	return e.Store.Commit(ops...)
 }
 

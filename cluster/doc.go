@@ -28,6 +28,12 @@
 //   - [Peers] (peers.go) fans queries out and broadcasts; it bounds each
 //     member to a short timeout and skips a member that stopped answering
 //     until a background probe gets an answer (liveness.go).
+//   - Crash take-over (takeover.go): with [NodeConfig.Takeover], an account
+//     whose owner crashed activates provisionally from the newest of the
+//     live copies and the Postgres snapshot, on a bounded credit
+//     (actors.Env.Provision); a sweeper merges the crashed node's tail once
+//     it returns, or gives the hold back once an operator declares it lost
+//     (persistence/postgres.Registry records nodes, take-overs, tails).
 //
 // Dependencies point down: this package imports actors (it implements
 // what actors defines: Directory, the cluster hooks of Env, the auth

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/assistiv/gateway/cluster/wire"
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/internal/pb"
+	"github.com/assistiv/gateway/persistence/postgres"
 )
 
 // Kinds every member hosts. They are registered with protoactor so that a
@@ -59,6 +61,8 @@ type NodeConfig struct {
 	// keeps answering other nodes' requests for the records of its former
 	// actors after leaving the member set. Default 3 s.
 	DrainTimeout time.Duration
+	// Takeover, when set, turns crash take-over on (takeover.go).
+	Takeover *TakeoverConfig
 }
 
 // Node is one gateway node in a cluster: memberlist membership, the
@@ -78,6 +82,7 @@ type Node struct {
 	timeout  time.Duration
 	peerNode *actors.Node // answers other nodes' queries and broadcasts (peers.go)
 	peers    *Peers
+	tk       *takeover // nil: no crash take-over
 
 	leaving atomic.Bool
 	stopped atomic.Bool
@@ -121,9 +126,21 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		fetched: make(map[actors.Identity]uint64), quit: make(chan struct{})}
 	n.local = actors.NewLocal(cfg.Env)
 	n.system = n.local.System()
-	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch})
+	cfg.Env.SetCluster(actors.ClusterHooks{Router: n, Fetch: n.fetch, KeyFallback: n.keyFallback})
+	if tc := cfg.Takeover; tc != nil {
+		if tc.Registry == nil || tc.Name == "" {
+			return nil, errors.New("cluster: Takeover needs a Registry and a Name")
+		}
+		if tc.RecoverTimeout == 0 {
+			tc.RecoverTimeout = 30 * time.Second
+		}
+		if tc.SweepInterval == 0 {
+			tc.SweepInterval = 250 * time.Millisecond
+		}
+		n.tk = &takeover{cfg: *tc}
+	}
 	n.local.SetGuard(func(id actors.Identity) bool {
-		return !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self
+		return !n.leaving.Load() && n.lookup.Owner(id.String()) == n.self && (n.tk == nil || !n.tk.isMerging(id))
 	})
 
 	opts := []remote.ConfigOption{
@@ -155,7 +172,12 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 		n.self = cfg.RemoteAdvertise
 	}
 	n.lookup = newLookup(n.self, n.resolve)
-	n.lookup.onChange = func(*view) { go n.rebalance() }
+	n.lookup.onChange = func(v *view) {
+		if n.tk != nil {
+			n.tk.noteView(v)
+		}
+		go n.rebalance()
+	}
 	cc := protocluster.Configure("assistiv", provider, n.lookup, rc,
 		protocluster.WithKinds(kinds...), protocluster.WithRequestTimeout(n.timeout))
 	n.cluster = protocluster.New(n.system, cc)
@@ -169,6 +191,9 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	n.peers.SetLiveness(provider.listedAddrs, 0)
 	cfg.Env.Owns = func(id actors.Identity) bool { return n.lookup.Owner(id.String()) == n.self }
 	cfg.Env.SetPeers(n.peers, 0)
+	if n.tk != nil {
+		n.awaitRecovery() // a restarted node joins once its tail is merged
+	}
 	if err := startMember(n.cluster); err != nil {
 		_ = provider.Shutdown(false)
 		n.cluster.Gossip.Shutdown()
@@ -181,6 +206,18 @@ func Start(cfg NodeConfig) (n *Node, err error) {
 	if _, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(n.receiveHolder), holderName); err != nil {
 		_ = n.Shutdown(context.Background())
 		return nil, err
+	}
+	if n.tk != nil {
+		n.tk.memberSince.Store(time.Now().UnixNano())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := n.tk.cfg.Registry.SetState(ctx, n.tk.cfg.Name, n.self, postgres.StateUp)
+		cancel()
+		if err != nil {
+			_ = n.Shutdown(context.Background())
+			return nil, fmt.Errorf("cluster: recording this node up: %w", err)
+		}
+		n.bg.Add(1)
+		go n.sweep()
 	}
 	n.bg.Add(1)
 	go n.closeEarlierLeases()
@@ -551,6 +588,22 @@ func (n *Node) fetch(ctx context.Context, id actors.Identity) error {
 	}
 	holdings := make([]actors.Holding, len(others))
 	errs := make([]error, len(others))
+	surrender := func(i int, m string, timeout time.Duration) {
+		res, err := n.system.Root.RequestFuture(actor.NewPID(m, holderName), &wire.Surrender{Id: toWire(id)}, timeout).Result()
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: %w", m, err)
+			return
+		}
+		h, ok := res.(*wire.Holding)
+		switch {
+		case !ok:
+			errs[i] = fmt.Errorf("%s answered %T", m, res)
+		case h.Error != "":
+			errs[i] = fmt.Errorf("%s: %s", m, h.Error)
+		default:
+			errs[i], holdings[i] = nil, actors.Holding{Epoch: h.Epoch, Keys: h.Keys, Values: h.Values}
+		}
+	}
 	var wg sync.WaitGroup
 	for i, m := range others {
 		wg.Add(1)
@@ -560,23 +613,49 @@ func (n *Node) fetch(ctx context.Context, id actors.Identity) error {
 			if dl, ok := ctx.Deadline(); ok {
 				timeout = min(timeout, time.Until(dl))
 			}
-			res, err := n.system.Root.RequestFuture(actor.NewPID(m, holderName), &wire.Surrender{Id: toWire(id)}, timeout).Result()
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", m, err)
-				return
-			}
-			h, ok := res.(*wire.Holding)
-			switch {
-			case !ok:
-				errs[i] = fmt.Errorf("%s answered %T", m, res)
-			case h.Error != "":
-				errs[i] = fmt.Errorf("%s: %s", m, h.Error)
-			default:
-				holdings[i] = actors.Holding{Epoch: h.Epoch, Keys: h.Keys, Values: h.Values}
-			}
+			surrender(i, m, timeout)
 		}()
 	}
 	wg.Wait()
+	// A member that did not answer may hold the newest copy: activating
+	// without it would serve older records (its acknowledged writes
+	// hidden). Its actor was draining calls whose settlements now reach
+	// this node, which waits for the take-over: once its drain gave up,
+	// it answers at once. Ask it again, twice at most, while it is a
+	// member.
+	for attempt := 0; attempt < 2; attempt++ {
+		again := false
+		for i, m := range others {
+			if errs[i] != nil && slices.Contains(n.lookup.Members(), m) {
+				again = true
+				surrender(i, m, n.timeout)
+			}
+		}
+		if !again {
+			break
+		}
+	}
+	if n.tk != nil {
+		// Its own deadline: the members' answers may have used up ctx,
+		// and without the check the account would activate unbounded.
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, inc, crashed, err := n.crashedOwner(tctx, id, v)
+		if err == nil && crashed {
+			err = n.takeOver(tctx, id, holdings, d, inc)
+		}
+		cancel()
+		if err != nil {
+			n.log.Warn("crash take-over check failed; activating from the live copies", "actor", id.String(), "err", err)
+		} else if crashed {
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			n.fetchedMu.Lock()
+			n.fetched[id] = v.version
+			n.fetchedMu.Unlock()
+			return nil
+		}
+	}
 	if err := n.env.Adopt(id, holdings); err != nil {
 		return err
 	}
@@ -637,6 +716,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 2*n.timeout)
 	n.handOver(lctx)
 	cancel()
+	if n.tk != nil {
+		// Before leaving the gossip: the others must not take this
+		// node's accounts over as a crashed node's.
+		lctx, cancel = context.WithTimeout(ctx, n.timeout)
+		if err := n.tk.cfg.Registry.SetState(lctx, n.tk.cfg.Name, "", postgres.StateLeft); err != nil {
+			n.log.Error("recording this node's graceful leave; the others will take its accounts over as a crashed node's", "err", err)
+		}
+		cancel()
+	}
 	perr := n.provider.Shutdown(true)
 	// The others now route this node's former actors (the platforms
 	// included) to their next owners, which hold the records: fold this

@@ -85,6 +85,12 @@ func (p *Provider) start(self nodeMeta, sink topologySink) error {
 		return err
 	}
 	mc := memberlist.DefaultLANConfig()
+	mc.ProbeInterval, mc.SuspicionMult = p.cfg.ProbeInterval, p.cfg.SuspicionMult
+	// A suspect nobody else confirms stays suspect up to this many times
+	// the suspicion timeout (memberlist's default 6): in a small cluster
+	// there are few others to confirm, so keep it short.
+	mc.SuspicionMaxTimeoutMult = 2
+	mc.ProbeTimeout = min(mc.ProbeTimeout, p.cfg.ProbeInterval*3/5)
 	mc.Name = p.cfg.NodeName
 	if mc.Name == "" {
 		mc.Name = self.ID

@@ -453,3 +453,18 @@ func PendingTopupsOf(platformID string) []byte {
 
 // ExternalPrefix is the prefix of a platform's external_id index.
 func ExternalPrefix(platformID string) []byte { return append(join(FamilyExternal, platformID), 0) }
+
+// FamilyTakeover marks an account taken over after its owner crashed
+// (cluster mode; package actors, takeover.go): 0x76 kind(1) platformID 0x00
+// endUserID → the crashed node's incarnation (uint64 big-endian), the
+// amount held back from the balance (int64 big-endian), then the crashed
+// node's name. It travels with the account's records and is snapshotted.
+const FamilyTakeover byte = 0x76
+
+// TakeoverKey is the key of one account's take-over marker.
+func TakeoverKey(kind byte, platformID, endUserID string) []byte {
+	b := []byte{FamilyTakeover, kind}
+	b = append(b, platformID...)
+	b = append(b, 0)
+	return append(b, endUserID...)
+}

@@ -52,6 +52,7 @@ var envOnly = []envSetting{
 	{"ASSISTIV_CLUSTER_JOIN", false, "comma-separated seed addresses"},
 	{"ASSISTIV_CLUSTER_REMOTE", false, "protoactor remote address"},
 	{"ASSISTIV_CLUSTER_KEY", true, "standard base64 of 32 bytes: authenticates and encrypts cluster traffic"},
+	{"ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD", false, "what an account taken over from a crashed node may spend until that node's tail is recovered or it is declared lost (default " + defaultTakeoverCredit + ")"},
 	{"ASSISTIV_OPERATOR_SOCKET", false, "unix socket of `gateway backup` (default DATA_DIR/gateway.sock; off: none)"},
 	{"ASSISTIV_TRACE_CONTENT", false, "true: spans carry prompts and completions (off by default)"},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", false, "OTLP/HTTP collector base URL; unset: tracing off"},
@@ -245,7 +246,7 @@ func configProblems(o options, look lookupFunc) []error {
 			bad("ASSISTIV_POSTGRES_URL is not a Postgres connection URL (postgres://user:password@host:5432/db)")
 		}
 	}
-	clusterVars := []string{"ASSISTIV_CLUSTER_ADVERTISE", "ASSISTIV_CLUSTER_REMOTE", "ASSISTIV_CLUSTER_KEY"}
+	clusterVars := []string{"ASSISTIV_CLUSTER_ADVERTISE", "ASSISTIV_CLUSTER_REMOTE", "ASSISTIV_CLUSTER_KEY", "ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD"}
 	bind := get(look, "ASSISTIV_CLUSTER_BIND")
 	if bind == "" && get(look, "ASSISTIV_CLUSTER_JOIN") != "" {
 		bind = "127.0.0.1:7946" // serve's default when only the seeds are given
@@ -296,6 +297,9 @@ func configProblems(o options, look lookupFunc) []error {
 		}
 		if addrs[bind] != "" {
 			bad("ASSISTIV_CLUSTER_BIND %s is also the %s's address", bind, addrs[bind])
+		}
+		if _, err := takeoverCredit(get(look, "ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD")); err != nil {
+			bad("%v", err)
 		}
 		if k := get(look, "ASSISTIV_CLUSTER_KEY"); k != "" {
 			if b, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(k)); err != nil || len(b) != 32 {

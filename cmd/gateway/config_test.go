@@ -40,6 +40,7 @@ func TestConfigPrintsEffectiveSettingsWithSecretsRedacted(t *testing.T) {
 	t.Setenv("ASSISTIV_CLUSTER_JOIN", "gw-0.gw:7946, gw-1.gw:7946")
 	t.Setenv("ASSISTIV_CLUSTER_REMOTE", "0.0.0.0:8090")
 	t.Setenv("ASSISTIV_NODE_NAME", "gw-0")
+	t.Setenv("ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD", "2.50")
 	t.Setenv("ASSISTIV_LOG_LEVEL", "debug")
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
 	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
@@ -60,6 +61,7 @@ func TestConfigPrintsEffectiveSettingsWithSecretsRedacted(t *testing.T) {
 		"ASSISTIV_POSTGRES_URL=postgres://gw:redacted@db:5432/gw?sslmode=disable",
 		"ASSISTIV_ADMIN_KEY=<redacted>", "ASSISTIV_CLUSTER_KEY=<redacted>", "ASSISTIV_METRICS_TOKEN= ",
 		"ASSISTIV_CLUSTER_JOIN=gw-0.gw:7946, gw-1.gw:7946",
+		"ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD=2.50",
 		`# mode: cluster, node "gw-0", memberlist on 0.0.0.0:7946`,
 		"# tracing: OTLP/HTTP, sampler parentbased_traceidratio 0.01",
 	} {
@@ -92,6 +94,7 @@ func TestConfigRefusesContradictions(t *testing.T) {
 		{"cluster settings without bind", map[string]string{"ASSISTIV_CLUSTER_REMOTE": "127.0.0.1:1", "ASSISTIV_CLUSTER_KEY": "x"}, "ASSISTIV_CLUSTER_REMOTE, ASSISTIV_CLUSTER_KEY set without ASSISTIV_CLUSTER_BIND or ASSISTIV_CLUSTER_JOIN"},
 		{"short cluster key", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_KEY": "c2hvcnQ="}), "ASSISTIV_CLUSTER_KEY must be standard base64 of 32 bytes"},
 		{"bind equals remote", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_REMOTE": "127.0.0.1:7946"}), "need their own ports"},
+		{"bad take-over credit", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD": "-1"}), `ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD="-1" must be a USD amount of zero or more`},
 		{"bad join seed", clusterEnv(map[string]string{"ASSISTIV_CLUSTER_JOIN": "a:1,nohost"}), `seed "nohost" is not host:port`},
 		{"stripe half", map[string]string{"ASSISTIV_STRIPE_SECRET_KEY": "sk_test_x"}, "set both ASSISTIV_STRIPE_SECRET_KEY and ASSISTIV_STRIPE_WEBHOOK_SECRET"},
 		{"metrics on the main port", map[string]string{"ASSISTIV_LISTEN": "127.0.0.1:8080", "ASSISTIV_METRICS_LISTEN": "127.0.0.1:8080"}, "listen and metrics listener both use 127.0.0.1:8080"},

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/assistiv/gateway/internal/clock"
 	"github.com/assistiv/gateway/internal/egress"
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/secrets"
 	"github.com/assistiv/gateway/logs"
 	"github.com/assistiv/gateway/mcp"
@@ -64,6 +66,8 @@ func main() {
 		err = configCmd(os.Args[2:], os.Stdout, os.Stderr)
 	case "backup":
 		err = backupCmd(os.Args[2:])
+	case "cluster":
+		err = clusterCmd(os.Args[2:], os.Stdout)
 	case "healthcheck":
 		err = healthcheck(os.Args[2:])
 	case "version":
@@ -88,6 +92,7 @@ commands:
   config    print the effective configuration (secrets redacted) or what contradicts
   backup    back up a running node: gateway backup --to DIR [-data-dir DIR]
   restore   rebuild a lost data dir: gateway restore --from DIR | --from-postgres [-data-dir DIR]
+  cluster   crash take-over: gateway cluster status | gateway cluster forget NAME (ASSISTIV_POSTGRES_URL)
   healthcheck  exit 0 when the local node's /readyz answers 200 (container health check)
   version   print the version
 
@@ -133,8 +138,9 @@ type options struct {
 	// Cluster mode (README "Cluster"): on when clusterBind or clusterJoin
 	// is set; off, the gateway is the single node it always was.
 	nodeName         string
-	clusterBind      string // memberlist host:port
-	clusterAdvertise string // memberlist host:port others use
+	takeoverCredit   money.Nanos // ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD (takeover.go)
+	clusterBind      string      // memberlist host:port
+	clusterAdvertise string      // memberlist host:port others use
 	clusterJoin      []string
 	clusterRemote    string // protoactor remote host:port
 	clusterKey       []byte
@@ -232,8 +238,8 @@ func parseCluster(o *options, fs *flag.FlagSet) error {
 		}
 	}
 	if o.clusterBind == "" && len(o.clusterJoin) == 0 {
-		if o.clusterAdvertise != "" || o.clusterRemote != "" || os.Getenv("ASSISTIV_CLUSTER_KEY") != "" {
-			return errors.New("ASSISTIV_CLUSTER_ADVERTISE, ASSISTIV_CLUSTER_REMOTE and ASSISTIV_CLUSTER_KEY need cluster mode: set ASSISTIV_CLUSTER_BIND (and ASSISTIV_CLUSTER_JOIN on every node but the first)")
+		if o.clusterAdvertise != "" || o.clusterRemote != "" || os.Getenv("ASSISTIV_CLUSTER_KEY") != "" || os.Getenv("ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD") != "" {
+			return errors.New("ASSISTIV_CLUSTER_ADVERTISE, ASSISTIV_CLUSTER_REMOTE, ASSISTIV_CLUSTER_KEY and ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD need cluster mode: set ASSISTIV_CLUSTER_BIND (and ASSISTIV_CLUSTER_JOIN on every node but the first)")
 		}
 		if o.nodeName == "" {
 			o.nodeName = "local"
@@ -264,6 +270,9 @@ func parseCluster(o *options, fs *flag.FlagSet) error {
 		return fmt.Errorf("cluster mode needs ASSISTIV_CLUSTER_KEY (standard base64 of 32 random bytes, e.g. `head -c32 /dev/urandom | base64`), the same on every node: %w", err)
 	}
 	o.clusterKey = key
+	if o.takeoverCredit, err = takeoverCredit(os.Getenv("ASSISTIV_CLUSTER_TAKEOVER_CREDIT_USD")); err != nil {
+		return err
+	}
 	if o.masterKey == "" {
 		return errors.New("cluster mode needs ASSISTIV_MASTER_KEY, the same on every node: a provider key sealed on one node is opened on another")
 	}
@@ -290,7 +299,7 @@ func parseCluster(o *options, fs *flag.FlagSet) error {
 
 // startCluster joins this node to the cluster and returns it as the
 // node's directory.
-func startCluster(o options, aenv *actors.Env, log *slog.Logger) (*cluster.Node, error) {
+func startCluster(o options, aenv *actors.Env, reg *postgres.Registry, log *slog.Logger) (*cluster.Node, error) {
 	gossip := cluster.DefaultConfig()
 	host, port, _ := net.SplitHostPort(o.clusterBind)
 	gossip.BindAddr = host
@@ -303,7 +312,8 @@ func startCluster(o options, aenv *actors.Env, log *slog.Logger) (*cluster.Node,
 	gossip.Seeds = o.clusterJoin
 	gossip.Logger = stdlog.New(slogWriter{log.With("component", "memberlist")}, "", 0)
 	rhost, rport, _ := net.SplitHostPort(o.clusterRemote)
-	cfg := cluster.NodeConfig{Gossip: gossip, RemoteHost: rhost, Key: o.clusterKey, Env: aenv, Log: log}
+	cfg := cluster.NodeConfig{Gossip: gossip, RemoteHost: rhost, Key: o.clusterKey, Env: aenv, Log: log,
+		Takeover: &cluster.TakeoverConfig{Registry: reg, Name: o.nodeName, Credit: o.takeoverCredit}}
 	cfg.RemotePort, _ = strconv.Atoi(rport)
 	n, err := cluster.Start(cfg)
 	if err != nil {
@@ -429,17 +439,30 @@ func serve(args []string) error {
 	}
 
 	var snap *postgres.Snapshotter
+	var notHeld atomic.Pointer[func([]byte) bool] // cluster mode: actors.Env.NotHeld, once the env exists
 	if o.postgresURL != "" {
 		pcfg := postgres.DefaultConfig()
 		pcfg.URL, pcfg.Interval, pcfg.Logger = o.postgresURL, o.snapshotInterval, log
 		if o.clusterKey != nil {
 			pcfg.Node = o.nodeName // each node keeps its own place in the shared snapshot
+			// Records of accounts another node holds stay out of it
+			// (set below, once the actor env exists).
+			pcfg.Skip = func(key []byte) bool { f := notHeld.Load(); return f != nil && (*f)(key) }
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		snap, err = postgres.Open(ctx, pcfg, store)
 		cancel()
 		if err != nil {
 			return fail(err)
+		}
+		if o.clusterKey != nil {
+			// Before the first snapshot round: what the previous run
+			// acknowledged after its last snapshot goes to the owners of
+			// its accounts (README "Cluster", "Crash").
+			if err := publishTail(snap, store, o.nodeName, log); err != nil {
+				snap.Close()
+				return fail(err)
+			}
 		}
 		snap.Start()
 		undo = append(undo, snap.Close)
@@ -483,19 +506,25 @@ func serve(args []string) error {
 		aenv.Payments = stripeClient
 	}
 	aenv.Node = o.nodeName
+	if o.clusterKey != nil {
+		f := aenv.NotHeld
+		notHeld.Store(&f)
+	}
 	var dir actors.Directory
 	var peers actors.Peers = actors.NewSingleNode(aenv)
 	var peerNode *actors.Node // cluster mode: where the call logs answer other nodes
 	// shared holds, in cluster mode, the records every node reads alike
 	// (webhook endpoints, skills, OAuth records, dashboard accounts).
 	var shared *cluster.Shared
+	var tkStats func() cluster.TakeoverStats
 	closeDir := func() {}
 	if o.clusterKey != nil {
-		node, err := startCluster(o, aenv, log)
+		node, err := startCluster(o, aenv, postgres.NewRegistry(snap.Pool()), log)
 		if err != nil {
 			return fail(err)
 		}
 		dir = node
+		tkStats = node.TakeoverStats
 		peers, peerNode = node.Peers(), node.PeerNode()
 		closeDir = func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -558,6 +587,9 @@ func serve(args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if tkStats != nil {
+		registerTakeoverMetrics(reg, tkStats)
+	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "assistiv_logs_dropped_total",
 		Help: "Per-call log entries dropped because the log writer's queue was full.",

@@ -49,6 +49,10 @@ type Config struct {
 	// place (table assistiv_snapshot_nodes). Empty: the single node's
 	// watermark (assistiv_snapshot_state).
 	Node string
+	// Skip, when set, leaves a changed key out of the snapshot (cluster
+	// mode: records of accounts another node holds, whose copy here is
+	// older; actors.Env.NotHeld). Called from the round's goroutine.
+	Skip func(key []byte) bool
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -180,6 +184,46 @@ var migrations = []string{
 		watermark bigint NOT NULL,
 		updated_at timestamptz NOT NULL
 	);`,
+	// 3: crash take-over (takeover.go).
+	`CREATE TABLE IF NOT EXISTS assistiv_cluster_nodes (
+		node text PRIMARY KEY,
+		address text NOT NULL,
+		state text NOT NULL,
+		incarnation bigint NOT NULL,
+		updated_at timestamptz NOT NULL
+	);
+	CREATE TABLE IF NOT EXISTS assistiv_takeovers (
+		node text NOT NULL,
+		incarnation bigint NOT NULL,
+		identity text NOT NULL,
+		holder text NOT NULL,
+		held_nanos bigint NOT NULL,
+		created_at timestamptz NOT NULL,
+		released_at timestamptz,
+		release text,
+		merged_entries int,
+		PRIMARY KEY (node, incarnation, identity)
+	);
+	CREATE TABLE IF NOT EXISTS assistiv_node_tails (
+		node text NOT NULL,
+		incarnation bigint NOT NULL,
+		platform_id text NOT NULL,
+		account text NOT NULL,
+		key bytea NOT NULL,
+		value bytea NOT NULL,
+		PRIMARY KEY (node, incarnation, key)
+	);
+	CREATE INDEX IF NOT EXISTS assistiv_node_tails_account ON assistiv_node_tails (node, incarnation, platform_id, account);
+	CREATE TABLE IF NOT EXISTS assistiv_lost_nodes (
+		node text NOT NULL,
+		incarnation bigint NOT NULL,
+		declared_at timestamptz NOT NULL,
+		last_snapshot_at timestamptz,
+		watermark bigint NOT NULL,
+		provisional int NOT NULL,
+		held_nanos bigint NOT NULL,
+		PRIMARY KEY (node, incarnation)
+	);`,
 }
 
 // Migrate creates or upgrades the schema; safe to run concurrently with
@@ -308,6 +352,9 @@ func (s *Snapshotter) Round(ctx context.Context) (uint64, error) {
 		}
 		for _, op := range ops {
 			if len(op.Key) == 0 || !snapshotted(op.Key[0]) {
+				continue
+			}
+			if op.Kind != 2 && s.cfg.Skip != nil && s.cfg.Skip(op.Key) {
 				continue
 			}
 			k := string(op.Key)
