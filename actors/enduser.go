@@ -777,6 +777,10 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		return
 	}
 	r := a.eu.open.get(m.ReservationId)
+	if r == nil && m.ChargeIfUnknown && m.RequestId != "" && m.CostNanos >= 0 && m.Tokens >= 0 {
+		a.settleLate(c, pre, m, charge)
+		return
+	}
 	e, err := a.eu.settle(now, &pb.Settle{
 		ReservationId: m.ReservationId, CostNanos: int64(charge), Tokens: m.Tokens, RequestId: m.RequestId,
 		Model: m.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens,
@@ -816,6 +820,92 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		lease.spent()
 	}
 	a.unscheduleSweep()
+}
+
+// lateSettleWindow bounds how far back settleLate looks for the usage
+// entry of an earlier attempt: the edge retries a settlement for 30 s, and
+// a crashed node's tail is merged with its entries' original times.
+const lateSettleWindow = 15 * time.Minute
+
+// settleLate settles a call whose reservation is not open here: the
+// upstream was paid, but the admission was lost (made on a node that
+// crashed before its reservation record reached the disk) or voided (the
+// reservation expired). When the ledger holds a usage entry for the
+// request, an earlier attempt landed: its figures are answered again and
+// nothing is charged. Otherwise the call is charged now, budget (cost with
+// markup) and wallet lease (cost, reserved first so a refill can cover
+// it) alike, in one batch; without a budget a zero usage entry records
+// the late settlement, so a retry of it finds it. The rate windows are
+// not touched: the admission counted the call where it was made.
+func (a *endUserActor) settleLate(c actor.Context, pre []persistence.Op, m *pb.Settle, charge money.Nanos) {
+	a.flush(pre)
+	a.readYourWrites()
+	now := a.now()
+	if e := a.usageOf(m.RequestId, now.Add(-lateSettleWindow)); e != nil {
+		a.respondDurable(c, &pb.Settled{ChargedNanos: -e.AmountNanos, WalletNanos: e.ProviderCostNanos, HasBudget: a.eu.budget.set})
+		return
+	}
+	cost := money.Nanos(m.CostNanos)
+	lease := a.env.lease(a.id.Platform)
+	held := cost
+	ctx, cancel := context.WithTimeout(context.Background(), a.env.AskTimeout)
+	if err := lease.reserve(ctx, cost); err != nil {
+		held = 0 // the wallet cannot cover it: charge what the lease has
+	}
+	cancel()
+	walletCharged, _ := lease.settle(held, cost)
+	pid, uid := string(a.id.Platform), string(a.id.EndUser)
+	var e *pb.LedgerEntry
+	if a.eu.budget.set {
+		e = a.eu.money.charge(now, 0, charge)
+		a.eu.budget.updatedMs = now.UnixMilli()
+	} else {
+		e = a.eu.money.note(now, EntryUsage)
+	}
+	e.RequestId, e.Model, e.PromptTokens, e.CompletionTokens = m.RequestId, m.Model, m.PromptTokens, m.CompletionTokens
+	e.ProviderCostNanos = int64(walletCharged)
+	e.Reason = "settled after its reservation " + m.ReservationId + " was lost or expired"
+	var ops []persistence.Op
+	if walletCharged > 0 {
+		spend := &pb.LeaseSpend{
+			RequestId: m.RequestId, EndUserId: uid, CostNanos: int64(walletCharged), Model: m.Model,
+			PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
+		}
+		ops = append(ops, persistence.Set(persistence.LeaseSpendKey(pid, lease.id, lease.seq.Add(1)), marshal(spend)))
+	}
+	ops = append(ops, a.entryOps(e)...)
+	reply := &pb.Settled{WalletNanos: int64(walletCharged)}
+	if a.eu.budget.set {
+		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e, m.TraceParent)...)
+		ops = append(ops, a.lowBalanceEvent(now, m.TraceParent)...)
+		reply.ChargedNanos, reply.HasBudget = -e.AmountNanos, true
+	}
+	a.env.Log.Warn("call settled without its reservation", "platform", pid, "end_user", uid,
+		"request_id", m.RequestId, "reservation", m.ReservationId, "charged_nanos", reply.ChargedNanos, "wallet_nanos", walletCharged)
+	a.commit(c, ops, reply, false)
+	if walletCharged > 0 {
+		lease.spent()
+	}
+}
+
+// usageOf returns the newest usage entry of this end-user's ledger for
+// requestID, looking back to entries made at since; nil when there is
+// none.
+func (a *endUserActor) usageOf(requestID string, since time.Time) *pb.LedgerEntry {
+	var found *pb.LedgerEntry
+	floor := since.UnixMilli()
+	_ = a.env.Store.ScanPrefix(persistence.LedgerPrefix(string(a.id.Platform), a.eu.money.name), true, func(_, v []byte) bool {
+		var en pb.LedgerEntry
+		if proto.Unmarshal(v, &en) != nil {
+			return true
+		}
+		if en.Type == EntryUsage && en.RequestId == requestID {
+			found = &en
+			return false
+		}
+		return en.CreatedAtMs >= floor
+	})
+	return found
 }
 
 // rememberedRefusal reports whether a refusal of an idempotent money

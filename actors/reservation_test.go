@@ -140,3 +140,68 @@ func TestRateWindowsSurviveAPowerCut(t *testing.T) {
 		t.Fatalf("a fifth call within the minute after a power cut: %v, want rate_limited (4 per minute, 4 already made)", err)
 	}
 }
+
+// A settlement whose reservation is not open here (its admission was lost
+// with a crashed node) is charged when the edge says the upstream was
+// paid: the budget (with markup) and the wallet once, however often the
+// edge retries; without the flag it is refused as before. An end-user
+// with no budget gets a zero usage entry, so its retry is found too.
+func TestLateSettleChargesOnceWhenTheReservationIsUnknown(t *testing.T) {
+	n := newLeaseNode(t, 10, 2, money.PerUSD)
+	u, bare := EndUserActor(n.pid, n.users[0]), EndUserActor(n.pid, n.users[1])
+	n.must(u, &pb.SetBudget{Create: true, Budget: &pb.Budget{AmountNanos: int64(money.PerUSD)}})
+	if _, err := n.ask(u, &pb.Settle{ReservationId: "lost", RequestId: "req-lost", CostNanos: 3000}); !errors.Is(err, ErrReservationUnknown) {
+		t.Fatalf("settle of an unknown reservation without charge_if_unknown: %v, want reservation_unknown", err)
+	}
+	late := &pb.Settle{ReservationId: "lost", RequestId: "req-lost", CostNanos: 3000, Tokens: 40, Model: "m",
+		PromptTokens: 30, CompletionTokens: 10, ChargeIfUnknown: true}
+	var first *pb.Settled
+	for i := 0; i < 3; i++ {
+		got := n.must(u, late).(*pb.Settled)
+		if got.ChargedNanos != 3000 || got.WalletNanos != 3000 || !got.HasBudget {
+			t.Fatalf("late settle attempt %d = %v; want 3000 charged to the budget and the wallet", i, got)
+		}
+		if first == nil {
+			first = got
+		}
+	}
+	b := n.must(u, &pb.GetBudget{}).(*pb.BudgetView)
+	if b.Budget.BalanceNanos != int64(money.PerUSD)-3000 || b.ReservedNanos != 0 {
+		t.Fatalf("budget after three attempts: balance %d reserved %d; want charged once", b.Budget.BalanceNanos, b.ReservedNanos)
+	}
+	usage := 0
+	for _, e := range n.must(u, &pb.ListLedger{Limit: 100}).(*pb.LedgerPage).Entries {
+		if e.Type == EntryUsage {
+			usage++
+			if e.RequestId != "req-lost" || e.AmountNanos != -3000 || e.ProviderCostNanos != 3000 || e.Model != "m" {
+				t.Fatalf("usage entry %v; want req-lost, -3000, provider cost 3000", e)
+			}
+		}
+	}
+	if usage != 1 {
+		t.Fatalf("%d usage entries, want 1", usage)
+	}
+
+	for i := 0; i < 2; i++ {
+		got := n.must(bare, &pb.Settle{ReservationId: "gone", RequestId: "req-bare", CostNanos: 500, ChargeIfUnknown: true}).(*pb.Settled)
+		if got.HasBudget || got.ChargedNanos != 0 {
+			t.Fatalf("late settle without a budget = %v; want nothing charged to a budget", got)
+		}
+		if i == 0 && got.WalletNanos != 500 {
+			t.Fatalf("late settle without a budget: wallet %d, want 500", got.WalletNanos)
+		}
+	}
+	w := n.wallet()
+	if w.Wallet.BalanceNanos != 10*int64(money.PerUSD)-3500 {
+		t.Fatalf("wallet %d; want 10 USD less 3000 and 500, each once", w.Wallet.BalanceNanos)
+	}
+	calls := map[string]int{}
+	for _, e := range n.walletLedger(w.Wallet.BalanceNanos) {
+		if e.Type == EntryUsage {
+			calls[e.RequestId]++
+		}
+	}
+	if calls["req-lost"] != 1 || calls["req-bare"] != 1 {
+		t.Fatalf("wallet usage entries by request %v; want one each", calls)
+	}
+}

@@ -238,7 +238,9 @@ type MergeResult struct {
 
 // MergeTail merges the tail of node's crashed run into id's records here:
 // each ledger entry whose id is not yet in the ledger, and whose
-// idempotency key (if any) was not already answered here, is appended in
+// idempotency key (if any) was not already answered here, and which is not
+// the usage of a request already charged here (the edge settled it again
+// after the crash), is appended in
 // the tail's order with a new sequence and balance, keeping its id, type,
 // amount and metadata; the tail's idempotency records and lease records
 // are added where this node has none; a reservation the tail holds open
@@ -265,13 +267,17 @@ func (e *Env) MergeTail(id Identity, node string, items []TailItem) (MergeResult
 	}
 	p, prov := string(id.Platform), r.acct.name
 	have := map[string]bool{}
-	billed := map[string]bool{} // request ids with a usage or unsettled_on_crash entry
+	billed := map[string]bool{}  // request ids with a usage or unsettled_on_crash entry
+	charged := map[string]bool{} // request ids with a usage entry made here (a late settlement)
 	if err := e.Store.ScanPrefix(persistence.LedgerPrefix(p, prov), false, func(_, v []byte) bool {
 		var en pb.LedgerEntry
 		if proto.Unmarshal(v, &en) == nil {
 			have[en.Id] = true
 			if en.RequestId != "" && (en.Type == EntryUsage || en.Type == EntryUnsettledOnCrash) {
 				billed[en.RequestId] = true
+			}
+			if en.RequestId != "" && en.Type == EntryUsage {
+				charged[en.RequestId] = true
 			}
 		}
 		return true
@@ -325,6 +331,13 @@ func (e *Env) MergeTail(id Identity, node string, items []TailItem) (MergeResult
 	})
 	for _, en := range entries {
 		if have[en.Id] || (en.IdempotencyKey != "" && answered[en.IdempotencyKey]) {
+			res.Present++
+			continue
+		}
+		if en.Type == EntryUsage && en.RequestId != "" && charged[en.RequestId] {
+			// The call's settlement landed on the crashed node but its
+			// answer did not reach the edge, which settled it again here
+			// (settleLate): charged once already.
 			res.Present++
 			continue
 		}

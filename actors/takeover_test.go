@@ -260,3 +260,49 @@ func TestNotHeldFollowsTheHoldingRecord(t *testing.T) {
 		t.Fatal("held after another node took the copy")
 	}
 }
+
+// A call whose settlement landed on the crashed node after its snapshot,
+// with the answer lost, is settled again by the edge on the new owner
+// (charge_if_unknown): merging the crashed node's tail then skips its
+// usage entry, so the call is charged once.
+func TestMergeTailSkipsAUsageChargedLateHere(t *testing.T) {
+	dead := newBudgetNode(t)
+	dead.do(&pb.SetBudget{Create: true, Budget: &pb.Budget{AmountNanos: int64(10 * usd1)}})
+	dead.evict()
+	snap, err := dead.dir.env.Export(dead.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.do(&pb.Admit{ReservationId: "r1", RequestId: "req-1", MaxCostNanos: 5000})
+	dead.do(&pb.Settle{ReservationId: "r1", RequestId: "req-1", CostNanos: 2000, Model: "m"})
+	dead.do(debit(usd1, "")) // acknowledged after the snapshot too
+	dead.evict()
+	tail := dead.tailAfter(snap)
+
+	owner := sameUserNode(t, dead)
+	if err := owner.dir.env.AdoptNewest(owner.id, nil, snap); err != nil {
+		t.Fatal(err)
+	}
+	got := owner.do(&pb.Settle{ReservationId: "r1", RequestId: "req-1", CostNanos: 2000, Model: "m", ChargeIfUnknown: true}).(*pb.Settled)
+	if got.ChargedNanos != 2000 {
+		t.Fatalf("late settle on the new owner = %v; want 2000 charged", got)
+	}
+	owner.evict()
+	res, err := owner.dir.env.MergeTail(owner.id, "dead", tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 1 || res.Present != 1 {
+		t.Fatalf("merge: %+v; want the debit applied and the usage entry found present", res)
+	}
+	owner.check("merged", 10*usd1-2000-usd1, 0)
+	usage := 0
+	for _, e := range owner.do(&pb.ListLedger{Limit: 100}).(*pb.LedgerPage).Entries {
+		if e.Type == EntryUsage && e.RequestId == "req-1" {
+			usage++
+		}
+	}
+	if usage != 1 {
+		t.Fatalf("%d usage entries for req-1, want 1", usage)
+	}
+}

@@ -39,9 +39,15 @@ func TestFanOutSkipsAStoppedMemberWhileItIsStillListed(tt *testing.T) {
 	if !errors.Is(err, actors.ErrUnavailable) || len(res) != 2 {
 		t.Fatalf("FanOut right after a member stopped = %d answers, %v; want the 2 live ones and ErrUnavailable", len(res), err)
 	}
-	listed := slices.Contains(a.node.MemberAddresses(), addr)
+	// Once memberlist declares the member dead it leaves the member set
+	// fan-outs ask (faster under the take-over's probe settings than the
+	// two fan-outs take under -race): a complete answer then is right.
+	gone := func() bool { return !slices.Contains(a.node.MemberAddresses(), addr) }
+	listed := !gone()
 	res, err = fanOut()
 	switch {
+	case len(res) == 2 && err == nil && gone():
+		t.Log("the stopped member left the member set before the second fan-out; nothing to skip")
 	case len(res) != 2 || !errors.Is(err, actors.ErrUnavailable):
 		t.Fatalf("second FanOut = %d answers, %v; want the 2 live ones and ErrUnavailable", len(res), err)
 	case listed && !errors.Is(err, errNotAnswering):
@@ -52,7 +58,7 @@ func TestFanOutSkipsAStoppedMemberWhileItIsStillListed(tt *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	berr := a.node.Peers().Broadcast(ctx, &pb.KeysRevoked{})
 	cancel()
-	if !errors.Is(berr, errNotAnswering) && !errors.Is(berr, errNotListed) {
+	if !(berr == nil && gone()) && !errors.Is(berr, errNotAnswering) && !errors.Is(berr, errNotListed) {
 		t.Errorf("Broadcast after a member stopped = %v; want it skipped", berr)
 	}
 	if !listed {

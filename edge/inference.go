@@ -87,10 +87,12 @@ func (s *Server) release(b *billing) {
 // settle charges the actual usage: the end-user actor writes the budget's
 // entry and the wallet lease's spend in one batch; its answer means they
 // are durable (billing_durability=sync). The upstream was paid, so a
-// settlement that could not be made is retried (an unanswered attempt may
-// have landed: the retry then finds the reservation closed, which means
-// done) until it lands or 30 s pass; then the reservation stays open for
-// crash recovery to void with its trace.
+// settlement that could not be made is retried until it lands or 30 s
+// pass; then the reservation stays open for crash recovery to void with
+// its trace. With charge_if_unknown the actor charges a call whose
+// reservation it does not hold (admitted on a node that crashed before
+// the record reached its disk) and answers an attempt that landed
+// already from its usage entry, so a retry never charges twice.
 func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	if b.done {
 		return 0, nil
@@ -106,7 +108,7 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	msg := &pb.Settle{
 		ReservationId: b.resID, CostNanos: cost, Tokens: u.PromptTokens + u.CompletionTokens, RequestId: b.rid,
 		Model: b.model.ID, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-		TraceParent: b.traceParent,
+		TraceParent: b.traceParent, ChargeIfUnknown: true,
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {

@@ -3827,9 +3827,15 @@ type Settle struct {
 	// W3C traceparent of the settlement's span when the call is traced:
 	// the webhook events this settlement writes carry it, so their
 	// deliveries are spans of the same trace.
-	TraceParent   string `protobuf:"bytes,8,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TraceParent string `protobuf:"bytes,8,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	// Set by the edge, whose upstream call was paid: when the reservation is
+	// not open here (its admission was lost with a crashed node, or it
+	// expired), the actor charges the call late rather than refusing, unless
+	// the ledger already holds a usage entry for request_id (an earlier
+	// attempt landed), which it answers again.
+	ChargeIfUnknown bool `protobuf:"varint,9,opt,name=charge_if_unknown,json=chargeIfUnknown,proto3" json:"charge_if_unknown,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Settle) Reset() {
@@ -3916,6 +3922,13 @@ func (x *Settle) GetTraceParent() string {
 		return x.TraceParent
 	}
 	return ""
+}
+
+func (x *Settle) GetChargeIfUnknown() bool {
+	if x != nil {
+		return x.ChargeIfUnknown
+	}
+	return false
 }
 
 type Release struct {
@@ -5056,7 +5069,7 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\rcharged_nanos\x18\x01 \x01(\x03R\fchargedNanos\x12!\n" +
 	"\fwallet_nanos\x18\x02 \x01(\x03R\vwalletNanos\x12\x1d\n" +
 	"\n" +
-	"has_budget\x18\x03 \x01(\bR\thasBudget\"\x90\x02\n" +
+	"has_budget\x18\x03 \x01(\bR\thasBudget\"\xbc\x02\n" +
 	"\x06Settle\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x1d\n" +
 	"\n" +
@@ -5067,7 +5080,8 @@ const file_internal_pb_gateway_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x12#\n" +
 	"\rprompt_tokens\x18\x06 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\a \x01(\x03R\x10completionTokens\x12!\n" +
-	"\ftrace_parent\x18\b \x01(\tR\vtraceParent\"0\n" +
+	"\ftrace_parent\x18\b \x01(\tR\vtraceParent\x12*\n" +
+	"\x11charge_if_unknown\x18\t \x01(\bR\x0fchargeIfUnknown\"0\n" +
 	"\aRelease\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\"\v\n" +
 	"\tPassivate\"]\n" +
