@@ -80,6 +80,7 @@ type Local struct {
 	// props of each kind, shared by all its actors: an actor reads its
 	// identity from its name (see actorName).
 	platformProps, endUserProps *actor.Props
+	pool                        *workerPool // runs their mailboxes; nil: protoactor's dispatcher
 }
 
 type dirShard struct {
@@ -100,10 +101,14 @@ func NewLocal(env *Env) *Local {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return log.With("component", "protoactor")
 	}))
-	d := &Local{env: env, system: sys, seed: maphash.MakeSeed(),
-		platformProps: actor.PropsFromProducer(func() actor.Actor { return newPlatformActor(env, Identity{}) }),
-		endUserProps:  actor.PropsFromProducer(func() actor.Actor { return newEndUserActor(env, Identity{}) }),
+	d := &Local{env: env, system: sys, seed: maphash.MakeSeed()}
+	var opts []actor.PropsOption
+	if env.MailboxWorkers > 0 {
+		d.pool = newWorkerPool(env.MailboxWorkers, mailboxThroughput)
+		opts = append(opts, actor.WithDispatcher(d.pool))
 	}
+	d.platformProps = actor.PropsFromProducer(func() actor.Actor { return newPlatformActor(env, Identity{}) }, opts...)
+	d.endUserProps = actor.PropsFromProducer(func() actor.Actor { return newEndUserActor(env, Identity{}) }, opts...)
 	for i := range d.shards {
 		d.shards[i].m = make(map[Identity]*dirEntry)
 	}
@@ -450,4 +455,7 @@ func (d *Local) Close() {
 		}
 	}
 	d.system.Shutdown()
+	if d.pool != nil {
+		d.pool.stop()
+	}
 }

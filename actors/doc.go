@@ -35,6 +35,15 @@
 // BenchmarkIdleEndUserMemory measures the heap per idle actor and
 // BenchmarkProtoactorFloor what protoactor alone costs.
 //
+// # Mailbox turns
+//
+// Protoactor runs an actor's mailbox in turns: one starts when an idle
+// mailbox receives a message and drains it. The directory's actors run
+// their turns on a [workerPool] (Env.MailboxWorkers long-lived goroutines,
+// whose stacks stay grown) rather than a new goroutine per turn; a turn
+// that finds no worker idle, because every one runs or is blocked in an
+// actor, runs on a goroutine of its own, so no actor waits for another.
+//
 // # Reserve, settle, release
 //
 //	           Admit (RPM/RPD/TPM windows, suspended?, budget ≥ worst case)
