@@ -343,12 +343,14 @@ func (d *Local) Resident() int {
 // localAsk carries one in-process Ask to an actor: the message and a
 // one-slot channel for its reply. It replaces a protoactor future (a
 // temporary process registered and removed per call, plus a timer): the
-// actor writes its one reply into ch, which never blocks. Asks are pooled;
-// one whose caller gave up is never reused, so a late reply cannot reach
-// the next caller.
+// actor writes its one reply into ch, which never blocks. Asks are pooled
+// with their timer (stopped while pooled: Go 1.23 timers deliver no stale
+// tick after Stop or Reset); one whose caller gave up is never reused, so a
+// late reply cannot reach the next caller.
 type localAsk struct {
-	msg proto.Message
-	ch  chan proto.Message
+	msg   proto.Message
+	ch    chan proto.Message
+	timer *time.Timer // nil until an ask without a context deadline needs it
 }
 
 var askPool = sync.Pool{New: func() any { return &localAsk{ch: make(chan proto.Message, 1)} }}
@@ -368,28 +370,41 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 	if d.closed.Load() {
 		return nil, errorf(ErrUnavailable, "the actor system is stopped")
 	}
-	var timer *time.Timer
+	a := askPool.Get().(*localAsk)
 	var expired <-chan time.Time
 	if !deadlineFromCtx {
-		timer = time.NewTimer(timeout)
-		defer timer.Stop()
-		expired = timer.C
+		if a.timer == nil {
+			a.timer = time.NewTimer(timeout)
+		} else {
+			a.timer.Reset(timeout)
+		}
+		expired = a.timer.C
+	}
+	// done returns a to the pool once its reply was received (never while
+	// a reply may still come).
+	done := func() {
+		if expired != nil {
+			a.timer.Stop()
+		}
+		a.msg = nil
+		askPool.Put(a)
 	}
 	for attempt := 0; ; attempt++ {
 		pid := d.acquire(id)
 		if pid == nil {
+			done()
 			return nil, errorf(ErrMoved, "%s is not activated on this node", id)
 		}
-		a := askPool.Get().(*localAsk)
 		a.msg = msg
 		d.system.Root.Send(pid, a)
 		var res proto.Message
 		select {
 		case res = <-a.ch:
-			a.msg = nil
-			askPool.Put(a)
 		case <-ctx.Done():
 			d.releaseCall(id, pid)
+			if expired != nil {
+				a.timer.Stop()
+			}
 			if deadlineFromCtx && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, errorf(ErrUnavailable, "%s did not answer within %s", id, timeout)
 			}
@@ -404,8 +419,10 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 			if e.Code == errPassivated.Code && attempt < 3 {
 				continue
 			}
+			done()
 			return nil, e
 		}
+		done()
 		return res, nil
 	}
 }
