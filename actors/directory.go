@@ -95,6 +95,13 @@ type dirEntry struct {
 
 var _ Directory = (*Local)(nil)
 
+// mailbox makes the mailboxes of the directory's actors: protoactor's
+// lock-free one, whose idle user queue is 40 bytes (a node-based MPSC
+// queue) where the default's is ~230 (a mutex-guarded ring of 10 slots).
+// It allocates a 24-byte node per message instead; BenchmarkLocalAsk
+// shows no CPU difference per ask.
+var mailbox = actor.UnboundedLockfree()
+
 // NewLocal starts an actor system for env and returns its directory.
 func NewLocal(env *Env) *Local {
 	log := env.Log
@@ -102,7 +109,7 @@ func NewLocal(env *Env) *Local {
 		return log.With("component", "protoactor")
 	}))
 	d := &Local{env: env, system: sys, seed: maphash.MakeSeed()}
-	var opts []actor.PropsOption
+	opts := []actor.PropsOption{actor.WithMailbox(mailbox)}
 	if env.MailboxWorkers > 0 {
 		d.pool = newWorkerPool(env.MailboxWorkers, mailboxThroughput)
 		opts = append(opts, actor.WithDispatcher(d.pool))
