@@ -64,8 +64,8 @@ type Directory interface {
 
 // Local is the single-node [Directory]: one protoactor-go actor system in
 // this process. An actor is spawned on the first message for its identity
-// and passivates after Env.IdleTimeout without messages, when it holds no
-// open reservation. Activation and passivation are coordinated through a
+// and passivates after Env.IdleTimeout without messages (see idle.go), when
+// it holds no open reservation. Activation and passivation are coordinated through a
 // sharded table of in-flight calls, so no message is ever sent to an actor
 // that has begun to stop.
 type Local struct {
@@ -81,6 +81,11 @@ type Local struct {
 	// identity from its name (see actorName).
 	platformProps, endUserProps *actor.Props
 	pool                        *workerPool // runs their mailboxes; nil: protoactor's dispatcher
+	// The idle sweep (idle.go): its tick, how many ticks make
+	// Env.IdleTimeout (0: no sweep), and its goroutine's quit and done.
+	tick                 atomic.Int64
+	idleTicks            int64
+	sweepQuit, sweepDone chan struct{}
 }
 
 type dirShard struct {
@@ -90,7 +95,8 @@ type dirShard struct {
 
 type dirEntry struct {
 	pid      *actor.PID
-	inflight int // calls sent and not yet answered; guarded by the shard's mu
+	inflight int   // calls sent and not yet answered; guarded by the shard's mu
+	checkAt  int64 // the idle sweep's tick to send it an idleCheck at (0: none); guarded by the shard's mu
 }
 
 var _ Directory = (*Local)(nil)
@@ -120,6 +126,7 @@ func NewLocal(env *Env) *Local {
 		d.shards[i].m = make(map[Identity]*dirEntry)
 	}
 	env.dir = d
+	d.startIdleSweep()
 	return d
 }
 
@@ -464,6 +471,7 @@ func (d *Local) Close() {
 	d.env.ReturnLeases(ctx)
 	cancel()
 	d.closed.Store(true)
+	d.stopIdleSweep()
 	d.env.tells.Wait()
 	for i := range d.shards {
 		s := &d.shards[i]
