@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -130,5 +131,66 @@ func reportCPU(b *testing.B) func() {
 		if b.N > 0 {
 			b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
 		}
+	}
+}
+
+// BenchmarkCallAsks is one inference call's two asks as the edge makes
+// them (Admit, then Settle, each with a context deadline) through Local
+// to end-user actors, in batch durability (the settlement is answered
+// when applied, synced by the next group commit) on an in-memory FS:
+// mailbox scheduling, reply hand-off and the actor's work, with Pebble's
+// apply but no fsync wait. Each caller has its own end-user.
+//
+//	go test ./actors -run '^$' -bench BenchmarkCallAsks -benchmem
+func BenchmarkCallAsks(b *testing.B) {
+	log := slog.New(slog.DiscardHandler)
+	cfg := persistence.DefaultConfig()
+	cfg.Dir, cfg.FS, cfg.Logger = "/data", vfs.NewMem(), log
+	st, err := persistence.Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := NewEnv(st, nil, log)
+	env.BillingDurability = DurabilityBatch
+	d := NewLocal(env)
+	defer func() { d.Close(); st.Close() }()
+	ctx := context.Background()
+	pid := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	settings := &pb.PlatformSettings{DefaultBudget: &pb.BudgetTemplate{AmountNanos: int64(money.MaxAmount), Period: PeriodOneTime}}
+	if _, err := d.Ask(ctx, PlatformActor(pid), &pb.CreatePlatform{Name: "b", Settings: settings}); err != nil {
+		b.Fatal(err)
+	}
+	users := make(chan Identity, 64)
+	for i := range cap(users) {
+		res, err := d.Ask(ctx, PlatformActor(pid), &pb.CreateEndUser{ExternalId: "x" + strconv.Itoa(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		users <- EndUserActor(pid, ids.EndUserID(res.(*pb.EndUserCreated).EndUser.Id))
+	}
+	var seq atomic.Int64
+	for _, par := range []int{1, 64} {
+		b.Run("callers="+strconv.Itoa(par), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism((par + 1) / 2)
+			defer reportCPU(b)()
+			b.RunParallel(func(p *testing.PB) {
+				id := <-users
+				defer func() { users <- id }()
+				cctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				for p.Next() {
+					rid := "r" + strconv.FormatInt(seq.Add(1), 10)
+					if _, err := d.Ask(cctx, id, &pb.Admit{ReservationId: rid, RequestId: rid, EstimatedTokens: 100, MaxCostNanos: 5000}); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := d.Ask(cctx, id, &pb.Settle{ReservationId: rid, RequestId: rid, CostNanos: 2000, Tokens: 80, Model: "m", PromptTokens: 50, CompletionTokens: 30}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
