@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -79,5 +80,38 @@ func TestIdleSweepPassivatesIdleActorsOnly(t *testing.T) {
 	// A later call activates it afresh, with its state.
 	if _, err := d.Ask(ctx, eu, &pb.GetEndUser{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLocalCloseEndsItsGoroutines: Close stops the idle sweep and the
+// mailbox workers; nothing Local started outlives it.
+func TestLocalCloseEndsItsGoroutines(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	cfg := persistence.DefaultConfig()
+	cfg.Dir, cfg.FS, cfg.Logger = "/data", vfs.NewMem(), log
+	st, err := persistence.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	before := runtime.NumGoroutine()
+	env := NewEnv(st, nil, log)
+	env.IdleTimeout = 50 * time.Millisecond
+	d := NewLocal(env)
+	pid := ids.PlatformID(ids.New(ids.PlatformPrefix, time.Now()))
+	if _, err := d.Ask(context.Background(), PlatformActor(pid), &pb.CreatePlatform{Name: "close"}); err != nil {
+		t.Fatal(err)
+	}
+	if d.pool == nil || d.sweepQuit == nil {
+		t.Fatal("NewLocal started no mailbox workers or no idle sweep")
+	}
+	d.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
