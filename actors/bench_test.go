@@ -97,6 +97,7 @@ func BenchmarkLocalAsk(b *testing.B) {
 				b.ReportAllocs()
 				b.SetParallelism((par + 1) / 2)
 				defer reportCPU(b)()
+				defer reportSpawned(b, d)()
 				b.RunParallel(func(p *testing.PB) {
 					msg := &pb.GetEndUser{}
 					for p.Next() {
@@ -174,6 +175,7 @@ func BenchmarkCallAsks(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism((par + 1) / 2)
 			defer reportCPU(b)()
+			defer reportSpawned(b, d)()
 			b.RunParallel(func(p *testing.PB) {
 				id := <-users
 				defer func() { users <- id }()
@@ -192,5 +194,19 @@ func BenchmarkCallAsks(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// reportSpawned reports, as spawned/op, how many mailbox turns per op found
+// no idle worker of d's pool and ran on a new goroutine (see workerPool).
+func reportSpawned(b *testing.B, d *Local) func() {
+	if d.pool == nil {
+		return func() {}
+	}
+	start := d.pool.spawned.Load()
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(d.pool.spawned.Load()-start)/float64(b.N), "spawned/op")
+		}
 	}
 }
