@@ -142,8 +142,11 @@ func (d *Local) shard(id Identity) *dirShard {
 	return &d.shards[h.Sum64()&255]
 }
 
-func (d *Local) acquire(id Identity) *actor.PID {
-	s := d.shard(id)
+func (d *Local) acquire(id Identity) *actor.PID { return d.acquireIn(d.shard(id), id) }
+
+// acquireIn is acquire with id's shard s already found (Ask hashes id
+// once for acquire and release).
+func (d *Local) acquireIn(s *dirShard, id Identity) *actor.PID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[id]
@@ -166,8 +169,10 @@ func (d *Local) acquire(id Identity) *actor.PID {
 	return e.pid
 }
 
-func (d *Local) releaseCall(id Identity, pid *actor.PID) {
-	s := d.shard(id)
+func (d *Local) releaseCall(id Identity, pid *actor.PID) { d.releaseIn(d.shard(id), id, pid) }
+
+// releaseIn is releaseCall with id's shard s already found.
+func (d *Local) releaseIn(s *dirShard, id Identity, pid *actor.PID) {
 	s.mu.Lock()
 	if e := s.m[id]; e != nil && e.pid.Equal(pid) {
 		e.inflight--
@@ -403,8 +408,9 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 		a.msg = nil
 		askPool.Put(a)
 	}
+	s := d.shard(id)
 	for attempt := 0; ; attempt++ {
-		pid := d.acquire(id)
+		pid := d.acquireIn(s, id)
 		if pid == nil {
 			done()
 			return nil, errorf(ErrMoved, "%s is not activated on this node", id)
@@ -415,7 +421,7 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 		select {
 		case res = <-a.ch:
 		case <-ctx.Done():
-			d.releaseCall(id, pid)
+			d.releaseIn(s, id, pid)
 			if expired != nil {
 				a.timer.Stop()
 			}
@@ -424,10 +430,10 @@ func (d *Local) Ask(ctx context.Context, id Identity, msg proto.Message) (proto.
 			}
 			return nil, ctx.Err()
 		case <-expired:
-			d.releaseCall(id, pid)
+			d.releaseIn(s, id, pid)
 			return nil, errorf(ErrUnavailable, "%s did not answer within %s", id, timeout)
 		}
-		d.releaseCall(id, pid)
+		d.releaseIn(s, id, pid)
 		if f, ok := res.(*pb.Failure); ok {
 			e := fromFailure(f)
 			if e.Code == errPassivated.Code && attempt < 3 {
