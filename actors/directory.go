@@ -339,6 +339,9 @@ type evictNow chan struct{}
 // whether it is drained.
 type evictDrain chan bool
 
+// poolStopTimeout bounds how long Close waits for the mailbox workers.
+const poolStopTimeout = 5 * time.Second
+
 // evictGrace is how long an evicted actor refuses messages before it stops.
 const evictGrace = 200 * time.Millisecond
 
@@ -493,7 +496,7 @@ func (d *Local) Close() {
 		}
 	}
 	d.system.Shutdown()
-	if d.pool != nil {
-		d.pool.stop()
+	if d.pool != nil && !d.pool.stop(poolStopTimeout) {
+		d.env.Log.Warn("actors: a mailbox worker is still blocked in an actor after Close", "waited", poolStopTimeout)
 	}
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -31,6 +32,8 @@ type workerPool struct {
 	workers    int
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
+	stopped    atomic.Bool  // workers exit after their current turn
+	clean      bool         // every worker ended within stop's bound; set by stop
 	spawned    atomic.Int64 // turns that found no parked worker
 }
 
@@ -58,6 +61,9 @@ func (p *workerPool) work() {
 			return // stop
 		}
 		fn()
+		if p.stopped.Load() {
+			return
+		}
 	}
 }
 
@@ -75,13 +81,28 @@ func (p *workerPool) Schedule(fn func()) {
 // Throughput implements [actor.Dispatcher].
 func (p *workerPool) Throughput() int { return p.throughput }
 
-// stop ends the workers once each has finished its current turn and waits
-// for them. Turns scheduled later run on goroutines of their own.
-func (p *workerPool) stop() {
+// stop ends the workers: parked ones at once, busy ones after their
+// current turn. It waits for them at most timeout and reports whether all
+// ended (false: some turn is blocked in an actor; its worker ends when the
+// turn does). Turns scheduled later run on goroutines of their own. Later
+// calls return the first call's result.
+func (p *workerPool) stop(timeout time.Duration) bool {
 	p.stopOnce.Do(func() {
-		for range p.workers {
-			p.turns <- nil
+		p.stopped.Store(true)
+		done := make(chan struct{})
+		go func() { p.wg.Wait(); close(done) }()
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		for {
+			select {
+			case p.turns <- nil: // a parked worker takes it and ends
+			case <-done:
+				p.clean = true
+				return
+			case <-t.C:
+				return
+			}
 		}
-		p.wg.Wait()
 	})
+	return p.clean
 }

@@ -22,7 +22,9 @@ func poolSystem(t *testing.T, n int) (*actor.ActorSystem, *workerPool) {
 	p := newWorkerPool(n, mailboxThroughput)
 	t.Cleanup(func() {
 		sys.Shutdown()
-		p.stop()
+		if !p.stop(10 * time.Second) {
+			t.Error("the pool's workers did not end")
+		}
 		// Goroutines end asynchronously (a turn's own goroutine returns
 		// after its last message): wait for them, bounded.
 		deadline := time.Now().Add(10 * time.Second)
@@ -144,8 +146,9 @@ func TestWorkerPoolStop(t *testing.T) {
 		p.Schedule(ran.Done)
 	}
 	ran.Wait()
-	p.stop()
-	p.stop()
+	if !p.stop(10*time.Second) || !p.stop(time.Millisecond) {
+		t.Error("stop reported workers still running, none was")
+	}
 	done := make(chan struct{})
 	p.Schedule(func() { close(done) })
 	select {
@@ -164,4 +167,25 @@ func TestLocalWithoutWorkers(t *testing.T) {
 		t.Error("NewLocal started a worker pool with MailboxWorkers 0")
 	}
 	d.system.Shutdown()
+}
+
+// TestWorkerPoolStopWithBlockedTurn: stop does not wait past its bound for
+// a turn blocked in an actor; that worker ends when the turn does.
+func TestWorkerPoolStopWithBlockedTurn(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newWorkerPool(2, mailboxThroughput)
+	release, entered := make(chan struct{}), make(chan struct{})
+	p.turns <- func() { close(entered); <-release } // on a worker, surely
+	<-entered
+	if p.stop(50 * time.Millisecond) {
+		t.Error("stop reported every worker ended while one was blocked in a turn")
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the blocked turn ended, %d before", n, before)
+	}
 }
