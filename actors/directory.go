@@ -65,9 +65,9 @@ type Directory interface {
 // Local is the single-node [Directory]: one protoactor-go actor system in
 // this process. An actor is spawned on the first message for its identity
 // and passivates after Env.IdleTimeout without messages (see idle.go), when
-// it holds no open reservation. Activation and passivation are coordinated through a
-// sharded table of in-flight calls, so no message is ever sent to an actor
-// that has begun to stop.
+// it holds no open reservation. Activation and passivation are coordinated
+// through a sharded table of in-flight calls, so no message is ever sent to
+// an actor that has begun to stop.
 type Local struct {
 	env    *Env
 	system *actor.ActorSystem
