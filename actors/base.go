@@ -26,6 +26,9 @@ type base struct {
 	draining bool
 	to       replyTo // who the current message's reply goes to
 	cur      any     // the current message, unwrapped
+	// lastActive is the idle sweep's tick at the last message but an
+	// idleCheck (idle.go).
+	lastActive int64
 }
 
 // started notes the actor's PID and, unless the actor was made for a
@@ -66,6 +69,9 @@ func (r replyTo) send(root *actor.RootContext, msg proto.Message) {
 // message unwraps the current message, noting where its reply goes. Actor
 // kinds call it once per user message and switch on what it returns.
 func (b *base) message(c actor.Context) any {
+	if _, ok := c.Message().(idleCheck); !ok {
+		b.noteActivity()
+	}
 	if a, ok := c.Message().(*localAsk); ok {
 		b.to = replyTo{ch: a.ch}
 		b.cur = a.msg

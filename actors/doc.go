@@ -29,11 +29,21 @@
 // A resident end-user actor keeps [endUser], a compact struct (record
 // fields, budget terms, its account, open reservations in one pointer,
 // rate windows allocated only once a limit counts), no protobuf message
-// and no timer but its receive timeout once no call is open; protobuf is
-// built at the boundaries (records written, views). Actors of a kind share
+// and no timer once no call is open (the directory's idle sweep, not a
+// protoactor receive timeout, passivates it: idle.go); protobuf is built
+// at the boundaries (records written, views). Actors of a kind share
 // one Props and read their identity from their name (actorName).
 // BenchmarkIdleEndUserMemory measures the heap per idle actor and
 // BenchmarkProtoactorFloor what protoactor alone costs.
+//
+// # Mailbox turns
+//
+// Protoactor runs an actor's mailbox in turns: one starts when an idle
+// mailbox receives a message and drains it. The directory's actors run
+// their turns on a [workerPool] (Env.MailboxWorkers long-lived goroutines,
+// whose stacks stay grown) rather than a new goroutine per turn; a turn
+// that finds no worker idle, because every one runs or is blocked in an
+// actor, runs on a goroutine of its own, so no actor waits for another.
 //
 // # Reserve, settle, release
 //
@@ -65,7 +75,9 @@
 //
 // An actor loads its records on Started (after waiting for writes queued by
 // a predecessor to be applied) and passivates after Env.IdleTimeout without
-// messages, unless it holds open reservations or writes in flight. The
+// messages (at most a quarter of it later), unless it holds open
+// reservations or writes in flight, in which case it is asked again after
+// another IdleTimeout. The
 // directory removes its entry only when no call is in flight, so no message
 // is ever delivered to a stopping actor.
 //

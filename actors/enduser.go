@@ -124,10 +124,15 @@ func (a *endUserActor) Receive(c actor.Context) {
 		if a.eu == nil && d > time.Second {
 			d = time.Second
 		}
-		c.SetReceiveTimeout(d)
+		a.startIdle(c, d)
 		return
 	case *actor.ReceiveTimeout:
 		a.passivate(c)
+		return
+	case idleCheck:
+		if !a.stopped && a.idleDue() {
+			a.passivate(c)
+		}
 		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
@@ -408,6 +413,7 @@ func (a *endUserActor) windowsOps(now, admitted time.Time, tokens int64) []persi
 
 func (a *endUserActor) passivate(c actor.Context) {
 	if a.eu != nil && (a.eu.open.len() > 0 || a.pending.Load() > 0) {
+		a.stayIdle()
 		return
 	}
 	if a.eu != nil {
@@ -427,6 +433,7 @@ func (a *endUserActor) passivate(c actor.Context) {
 		a.env.Store.Submit(persistence.Write{Ops: ops, NoSync: true, Done: func(error) {}})
 	}
 	if a.env.dir != nil && !a.env.dir.tryPassivate(a.id, a.self) {
+		a.stayIdle()
 		return
 	}
 	a.stopped = true

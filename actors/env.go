@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,11 @@ type Env struct {
 	IdleTimeout time.Duration
 	// AskTimeout bounds one Directory.Ask. Default 10 s.
 	AskTimeout time.Duration
+	// MailboxWorkers is how many long-lived goroutines run the actors'
+	// mailbox turns (see workerPool); a turn finding none idle runs on a
+	// goroutine of its own. 0: every turn on a new goroutine (protoactor's
+	// default dispatcher). Default 8 per GOMAXPROCS.
+	MailboxWorkers int
 	// BillingDurability is DurabilitySync (default) or DurabilityBatch.
 	BillingDurability string
 	// Payments charges auto top-ups. Default: an [OfflinePayments] that
@@ -152,6 +158,7 @@ func NewEnv(store *persistence.Store, clk clock.Clock, log *slog.Logger) *Env {
 		Auth:               NewAuth(store),
 		IdleTimeout:        5 * time.Minute,
 		AskTimeout:         10 * time.Second,
+		MailboxWorkers:     8 * runtime.GOMAXPROCS(0),
 		BillingDurability:  DurabilitySync,
 		Payments:           &OfflinePayments{Store: store, Clock: clk},
 		Node:               "local",

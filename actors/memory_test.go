@@ -156,7 +156,8 @@ func (emptyActor) Receive(c actor.Context) {
 
 // BenchmarkProtoactorFloor measures what protoactor itself costs per
 // resident actor, with nothing of ours in it: memActors stateless actors
-// spawned by name from one shared Props (as the directory spawns them),
+// spawned by name from one shared Props with the directory's mailbox (as
+// the directory spawns them),
 // with and without a receive timeout (every gateway actor has one: it is
 // how they passivate). Names and the slice holding the PIDs are made
 // before the first reading, so the figure is protoactor's alone: the
@@ -175,13 +176,13 @@ func BenchmarkProtoactorFloor(b *testing.B) {
 			var per float64
 			for i := 0; i < b.N; i++ {
 				sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
-				props := actor.PropsFromProducer(func() actor.Actor { return emptyActor{} })
+				props := actor.PropsFromProducer(func() actor.Actor { return emptyActor{} }, actor.WithMailbox(mailbox))
 				if !timeout {
 					props = actor.PropsFromFunc(func(c actor.Context) {
 						if _, ok := c.Message().(*pb.Ack); ok {
 							c.Respond(&pb.Ack{})
 						}
-					})
+					}, actor.WithMailbox(mailbox))
 				}
 				names := make([]string, memActors)
 				for j := range names {

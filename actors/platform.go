@@ -56,6 +56,11 @@ func (a *platformActor) Receive(c actor.Context) {
 	case *actor.ReceiveTimeout:
 		a.passivate(c)
 		return
+	case idleCheck:
+		if !a.stopped && a.idleDue() {
+			a.passivate(c)
+		}
+		return
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return
 	case evictNow:
@@ -139,7 +144,7 @@ func (a *platformActor) idle(c actor.Context) {
 	if a.p == nil && d > time.Second {
 		d = time.Second
 	}
-	c.SetReceiveTimeout(d)
+	a.startIdle(c, d)
 }
 
 func (a *platformActor) load() {
@@ -165,9 +170,11 @@ func (a *platformActor) load() {
 
 func (a *platformActor) passivate(c actor.Context) {
 	if a.charging || a.pending.Load() > 0 {
-		return // keep the receive timeout running; try again later
+		a.stayIdle() // try again later
+		return
 	}
 	if a.env.dir != nil && !a.env.dir.tryPassivate(a.id, a.self) {
+		a.stayIdle()
 		return
 	}
 	a.stopped = true
