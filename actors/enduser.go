@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -202,6 +203,11 @@ func (a *endUserActor) Receive(c actor.Context) {
 			a.fail(c, errorf(ErrNotFound, "end-user %s has no budget", a.id.EndUser))
 			return
 		}
+		if a.eu.provisional {
+			a.flush(pre)
+			a.fail(c, errRecovering("deleted"))
+			return
+		}
 		// Close the budget's ledger with an entry taking the balance to
 		// zero, so it still sums to the balance if a budget is created
 		// again.
@@ -296,6 +302,9 @@ func (a *endUserActor) load() (restored []time.Time) {
 		return nil
 	}
 	a.eu = newEndUser(&u)
+	if _, ok, err := a.env.ProvisionalOf(a.id); err == nil && ok {
+		a.eu.provisional = true
+	}
 	// The identity's strings are the PID's: the record's copies go.
 	a.eu.money.platform, a.eu.money.name = pid, uid
 	a.env.loadShared(a.id.Platform)
@@ -581,6 +590,11 @@ func (a *endUserActor) setBudget(c actor.Context, pre []persistence.Op, m *pb.Se
 		a.fail(c, errorf(ErrNotFound, "end-user %s has no budget; POST one first", a.id.EndUser))
 		return
 	}
+	if u.provisional && slices.Contains(m.Fields, "amount_usd") {
+		a.flush(pre)
+		a.fail(c, errRecovering("changed"))
+		return
+	}
 	ops := pre
 	for _, f := range m.Fields {
 		switch f {
@@ -827,6 +841,13 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		lease.spent()
 	}
 	a.unscheduleSweep()
+}
+
+// errRecovering refuses a budget change that would set the balance of a
+// provisional account (taken over from a crashed node) absolutely.
+func errRecovering(what string) error {
+	return errorf(ErrConflict, "this end-user's budget cannot be %s now: its account was taken over from a crashed node "+
+		"and waits for that node's records (or for the node to be declared lost with `gateway cluster forget`); try again then", what)
 }
 
 // lateSettleWindow bounds how far back settleLate looks for the usage

@@ -174,6 +174,12 @@ type endUser struct {
 	money       account // the budget's balance (0 without one), reservations, ledger sequence
 	open        reservations
 	win         *rateWindows // nil until a rate limit counted something
+	// provisional: taken over from a crashed node and not yet recovered
+	// (Env.Provision). Its balance has the take-over hold taken out, which
+	// comes back by a delta at the end; so nothing may set the balance
+	// absolutely meanwhile: period resets wait, and changing the amount or
+	// deleting the budget is refused.
+	provisional bool
 }
 
 // newEndUser reads a stored end-user record.
@@ -220,10 +226,11 @@ func (u *endUser) budgetRecord() *pb.Budget {
 // resetIfDue brings a periodic budget back to its amount when now has
 // crossed a period boundary since the period started. The entry is dated at
 // the boundary, however late the user was next touched. A clock that went
-// backwards never resets.
+// backwards never resets. A provisional account resets once it is
+// recovered (its next activation), still dated at the boundary.
 func (u *endUser) resetIfDue(now time.Time) *pb.LedgerEntry {
 	b := &u.budget
-	if !b.set || b.period == PeriodOneTime {
+	if !b.set || b.period == PeriodOneTime || u.provisional {
 		return nil
 	}
 	boundary := periodStart(b.period, now)

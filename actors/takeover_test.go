@@ -306,3 +306,54 @@ func TestMergeTailSkipsAUsageChargedLateHere(t *testing.T) {
 		t.Fatalf("%d usage entries for req-1, want 1", usage)
 	}
 }
+
+// A provisional account's balance has the take-over hold taken out, and
+// the hold comes back by a delta: nothing may set that balance absolutely
+// meanwhile. A period boundary crossed while provisional resets the
+// budget only once the account is recovered (dated at the boundary);
+// changing the amount or deleting the budget is refused (409) until then.
+// Without this the reset's balance plus the returned hold would credit
+// the end-user the hold twice.
+func TestProvisionalAccountDefersResetsAndAbsoluteBudgetChanges(t *testing.T) {
+	dead := newBudgetNode(t)
+	dead.do(&pb.SetBudget{Create: true, Budget: &pb.Budget{AmountNanos: int64(10 * usd1), Period: PeriodDaily}})
+	dead.do(debit(usd1, "k1"))
+	dead.evict()
+	snap, err := dead.dir.env.Export(dead.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	owner := sameUserNode(t, dead)
+	clk := owner.dir.env.Clock.(*clock.Fake)
+	if err := owner.dir.env.AdoptNewest(owner.id, nil, snap); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := owner.dir.env.Provision(owner.id, "dead", 1, 2*usd1); err != nil || held != 7*usd1 {
+		t.Fatalf("Provision: held %s, %v; want 7 USD", held, err)
+	}
+	owner.do(debit(usd1/2, ""))
+	clk.Advance(24 * time.Hour) // the next day: a reset is due
+	owner.check("provisional across a period boundary", 2*usd1-usd1/2, 0)
+	if _, err := owner.ask(&pb.SetBudget{Budget: &pb.Budget{AmountNanos: int64(20 * usd1)}, Fields: []string{"amount_usd"}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("amount change while provisional: %v, want conflict", err)
+	}
+	if _, err := owner.ask(&pb.DeleteBudget{}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("budget delete while provisional: %v, want conflict", err)
+	}
+	owner.do(&pb.SetBudget{Budget: &pb.Budget{IsSuspended: true}, Fields: []string{"is_suspended"}}) // not absolute: allowed
+	owner.do(&pb.SetBudget{Budget: &pb.Budget{IsSuspended: false}, Fields: []string{"is_suspended"}})
+
+	owner.evict()
+	if _, ok, err := owner.dir.env.ReleaseProvisional(owner.id, "dead", "lost"); err != nil || !ok {
+		t.Fatalf("ReleaseProvisional: %v, %v", ok, err)
+	}
+	// Recovered: the day's reset applies now, to the whole amount.
+	owner.check("recovered, then reset", 10*usd1, 0)
+	page := owner.do(&pb.ListLedger{Limit: 1}).(*pb.LedgerPage)
+	if e := page.Entries[0]; e.Type != EntryPeriodReset || e.BalanceAfterNanos != int64(10*usd1) {
+		t.Fatalf("newest entry %v; want the deferred period_reset to 10 USD", e)
+	}
+	owner.do(&pb.SetBudget{Budget: &pb.Budget{AmountNanos: int64(20 * usd1)}, Fields: []string{"amount_usd"}})
+	owner.check("amount changed after recovery", 20*usd1, 0)
+}
