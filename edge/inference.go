@@ -256,7 +256,7 @@ func (s *Server) chatCompletions(c *call) error {
 		return err
 	}
 	var req providers.ChatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := req.Parse(body); err != nil { // one pass; json.Unmarshal's errors
 		return jsonError(err)
 	}
 	if err := req.Validate(); err != nil {
