@@ -290,17 +290,12 @@ func (p *reqParser) stringValue() (string, bool) {
 	}
 	start := p.i + 1
 	j := start
-	ascii := true
-	for j < len(p.b) {
-		c := p.b[j]
-		if c == '"' || c == '\\' || c < 0x20 {
-			break
-		}
-		if c >= 0x80 {
-			ascii = false
-		}
+	var high byte // OR of the bytes: bit 7 set when any is not ASCII
+	for j < len(p.b) && plainByte[p.b[j]] {
+		high |= p.b[j]
 		j++
 	}
+	ascii := high < 0x80
 	if j >= len(p.b) || p.b[j] < 0x20 {
 		return "", false
 	}
@@ -623,11 +618,26 @@ func (p *reqParser) skip() bool {
 	return false
 }
 
+// plainByte marks the bytes a JSON string holds as themselves: not a
+// control, quote or backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipString validates a string without decoding it. encoding/json's
 // scanner accepts any bytes but controls, and escapes of its list.
 func (p *reqParser) skipString() bool {
 	b := p.b
 	for i := p.i + 1; i < len(b); i++ {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return false
+		}
 		switch c := b[i]; {
 		case c == '"':
 			p.i = i + 1

@@ -117,7 +117,12 @@ func plainJSONString(s string) bool {
 // It walks body once, validating as it goes, and allocates only the
 // response.
 func RelayedAnswer(body []byte) (*ChatResponse, bool) {
-	r := &ChatResponse{Raw: body}
+	both := new(struct { // one allocation for the answer and its usage
+		r ChatResponse
+		u Usage
+	})
+	r := &both.r
+	r.Raw = body
 	var u Usage
 	hasChoices, hasUsage := false, false
 	p := reqParser{b: body}
@@ -154,7 +159,8 @@ func RelayedAnswer(body []byte) (*ChatResponse, bool) {
 	if err != nil || checked.TotalTokens != u.TotalTokens {
 		return nil, false
 	}
-	r.Usage = &checked
+	both.u = checked
+	r.Usage = &both.u
 	return r, true
 }
 
