@@ -586,7 +586,7 @@ func (p *reqParser) skip() bool {
 		if p.depth > maxParseDepth {
 			return false
 		}
-		ok := p.object(func([]byte) bool { return p.skip() })
+		ok := p.skipObject()
 		p.depth--
 		return ok
 	case '[':
@@ -618,6 +618,19 @@ func (p *reqParser) skip() bool {
 	return false
 }
 
+// validJSON reports whether b is one JSON value with only white space
+// around it. It accepts nothing json.Valid refuses, and refuses what nests
+// deeper than maxParseDepth (json.Valid allows more): callers treat false
+// as "take the slow path", never as an error to report.
+func validJSON(b []byte) bool {
+	p := reqParser{b: b}
+	if !p.skip() {
+		return false
+	}
+	p.ws()
+	return p.i == len(b)
+}
+
 // plainByte marks the bytes a JSON string holds as themselves: not a
 // control, quote or backslash.
 var plainByte = func() (t [256]bool) {
@@ -626,6 +639,37 @@ var plainByte = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// skipObject validates an object; unlike object, it takes keys with
+// escapes (nothing reads them).
+func (p *reqParser) skipObject() bool {
+	if p.peek() != '{' {
+		return false
+	}
+	p.i++
+	if p.peek() == '}' {
+		p.i++
+		return true
+	}
+	for {
+		if p.peek() != '"' || !p.skipString() || p.peek() != ':' {
+			return false
+		}
+		p.i++
+		if !p.skip() {
+			return false
+		}
+		switch p.peek() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
 
 // skipString validates a string without decoding it. encoding/json's
 // scanner accepts any bytes but controls, and escapes of its list.

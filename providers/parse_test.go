@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -158,5 +159,67 @@ func TestParseOnePass(t *testing.T) {
 		if p := (reqParser{b: b}); !p.request(&r) {
 			t.Errorf("seed %d: one-pass reader refused %s", i, b)
 		}
+	}
+}
+
+// FuzzValidJSON: validJSON never accepts what json.Valid refuses, and
+// refuses what it accepts only past its nesting bound.
+//
+//	go test ./providers -run '^$' -fuzz FuzzValidJSON -fuzztime 60s
+func FuzzValidJSON(f *testing.F) {
+	for _, b := range parseSeeds(f) {
+		f.Add(b)
+	}
+	for _, s := range []string{`1`, `-0.5e+3`, `"x"`, `[]`, ` null `, `true`, `[1,[2,{"a":"\u00e9"}]]`, `{"a":1}x`, `01`, `"\ud800"`, "\"\xff\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, want := validJSON(b), json.Valid(b)
+		if got && !want {
+			t.Fatalf("validJSON(%q) = true, json.Valid false", b)
+		}
+		if !got && want && maxDepth(b) <= maxParseDepth {
+			t.Fatalf("validJSON(%q) = false, json.Valid true", b)
+		}
+	})
+}
+
+// maxDepth is the deepest nesting of brackets outside strings in b,
+// which must be valid JSON.
+func maxDepth(b []byte) int {
+	depth, most, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			most = max(most, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return most
+}
+
+func TestValidJSONMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	seeds := parseSeeds(t)
+	for i := 0; i < 20000; i++ {
+		b := append([]byte(nil), seeds[rng.Intn(len(seeds))]...)
+		if len(b) > 0 && rng.Intn(2) == 0 {
+			j := rng.Intn(len(b))
+			b = append(b[:j], b[j+1:]...)
+		}
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		}
+	}
+	deep := []byte(strings.Repeat("[", maxParseDepth+1) + strings.Repeat("]", maxParseDepth+1))
+	if validJSON(deep) {
+		t.Error("validJSON followed nesting past its bound")
 	}
 }

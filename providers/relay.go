@@ -174,14 +174,15 @@ var (
 // holding ID, Object, Created, Model, Raw (= data) and Produced (the bytes
 // of content and tool-call names and arguments it carries, as the edge
 // counts them from decoded choices), with Choices left nil; or false when
-// the chunk must be decoded in full: not JSON, an error or a usage in it,
+// the chunk must be decoded in full: not JSON (or nested deeper than
+// the validator follows), an error or a usage in it,
 // a member of an unexpected type, a key repeated, escaped or spelt in
 // another case (encoding/json would read it), so that relaying never
 // counts, bills or ends a stream differently from decoding. It walks the
 // chunk once more after validation and allocates only the chunk and its
 // strings.
 func RelayChunk(data []byte) (*ChatChunk, bool) {
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		return nil, false
 	}
 	c := &ChatChunk{Raw: data}
