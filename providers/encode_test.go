@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -135,4 +136,22 @@ func FuzzAppendJSON(f *testing.F) {
 		checkChunkAppendJSON(t, &ChatChunk{ID: a, Object: b, Model: c, Choices: []ChunkChoice{{Delta: Delta{Role: a, Content: &b, Refusal: &c,
 			ToolCalls: []ToolCallDelta{{ID: a, Type: b, Function: FunctionCall{Name: c, Arguments: a}}}}, FinishReason: FinishReason(b)}}})
 	})
+}
+
+// TestAppendJSONKnowsEveryField fails when a type the hand-written
+// encoder writes gains or loses a field: AppendJSON must then be taught
+// it (the random comparisons above only fill the fields they know).
+func TestAppendJSONKnowsEveryField(t *testing.T) {
+	for _, c := range []struct {
+		v      any
+		fields int
+	}{
+		{ChatResponse{}, 8}, {Choice{}, 3}, {Message{}, 6}, {Content{}, 3}, {ToolCall{}, 3},
+		{FunctionCall{}, 2}, {Usage{}, 3}, {ChatChunk{}, 9}, {ChunkChoice{}, 3}, {Delta{}, 4},
+		{ToolCallDelta{}, 4},
+	} {
+		if n := reflect.TypeOf(c.v).NumField(); n != c.fields {
+			t.Errorf("%T has %d fields; AppendJSON was written for %d", c.v, n, c.fields)
+		}
+	}
 }
