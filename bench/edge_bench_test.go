@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -49,6 +51,7 @@ func run(b *testing.B, url, key string) {
 	b.ReportAllocs()
 	b.SetParallelism(32) // 64 connections in flight on 2 cores: throughput, not round-trip latency
 	b.ResetTimer()
+	cpu0 := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
@@ -62,10 +65,27 @@ func run(b *testing.B, url, key string) {
 		}
 	})
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	if n := failures.Load(); n > 0 {
 		b.Fatalf("%d requests failed", n)
 	}
 	c.CloseIdleConnections()
+}
+
+// processCPU is the process's user+system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time (user+system) per op since
+// start as cpu-µs/op. The figure covers everything in the process: the
+// gateway, the load-generating client and the in-process mock upstream.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(processCPU()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkEdgeChat measures POST /v1/chat/completions through the full
@@ -182,6 +202,7 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 	b.ReportAllocs()
 	b.SetParallelism(32)
 	b.ResetTimer()
+	cpu0 := processCPU()
 	b.RunParallel(func(p *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
@@ -200,6 +221,7 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 		}
 	})
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	if n := failures.Load(); n > 0 {
 		b.Fatalf("%d requests failed", n)
 	}

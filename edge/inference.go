@@ -256,7 +256,7 @@ func (s *Server) chatCompletions(c *call) error {
 		return err
 	}
 	var req providers.ChatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := req.Parse(body); err != nil { // one pass; json.Unmarshal's errors
 		return jsonError(err)
 	}
 	if err := req.Validate(); err != nil {
@@ -302,13 +302,15 @@ func (s *Server) chatCompletions(c *call) error {
 	s.logCall(c, b, cost, u, start, 0, false, nil)
 	out := resp.Raw // an OpenAI-format answer goes out as the upstream sent it
 	if out == nil {
-		if out, err = json.Marshal(resp); err != nil {
+		if out, err = resp.AppendJSON(make([]byte, 0, 1024)); err != nil {
 			return err
 		}
 	}
 	c.ctx.SetStatusCode(200)
 	c.ctx.SetContentType("application/json")
-	c.ctx.SetBody(out)
+	// out is this call's own (the transport's copy of the upstream's
+	// answer, or the encoding above) and is not touched again: no copy.
+	c.ctx.Response.SetBodyRaw(out)
 	return nil
 }
 
@@ -430,15 +432,12 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 			if gone {
 				continue
 			}
-			out := ch.Raw // an OpenAI-format chunk goes out as the upstream sent it
-			if out == nil {
-				if out, err = json.Marshal(ch); err != nil {
-					streamErr = err
-					break
-				}
-			}
 			buf = append(buf[:0], "data: "...)
-			buf = append(buf, out...)
+			if ch.Raw != nil { // an OpenAI-format chunk goes out as the upstream sent it
+				buf = append(buf, ch.Raw...)
+			} else {
+				buf = ch.AppendJSON(buf)
+			}
 			buf = append(buf, '\n', '\n')
 			if _, err := w.Write(buf); err != nil {
 				gone = true

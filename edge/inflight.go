@@ -15,13 +15,17 @@ type inflightCalls struct {
 	calls map[*billing]context.CancelFunc
 	wg    sync.WaitGroup
 
-	shares sync.Map // platform + "/" + provider → *atomic.Int64: calls in flight
+	shares sync.Map // shareKey → *atomic.Int64: calls in flight
 }
 
 // takeShare counts one more call of platform to provider, unless it
 // already has limit in flight; release it with giveShare.
 func (f *inflightCalls) takeShare(platform, provider string, limit int) bool {
-	v, _ := f.shares.LoadOrStore(platform+"/"+provider, new(atomic.Int64))
+	k := shareKey{platform, provider}
+	v, ok := f.shares.Load(k)
+	if !ok { // the first call of this pair: only then allocate its counter
+		v, _ = f.shares.LoadOrStore(k, new(atomic.Int64))
+	}
 	n := v.(*atomic.Int64)
 	if n.Add(1) > int64(limit) {
 		n.Add(-1)
@@ -30,8 +34,11 @@ func (f *inflightCalls) takeShare(platform, provider string, limit int) bool {
 	return true
 }
 
+// shareKey names a platform's calls to one provider.
+type shareKey struct{ platform, provider string }
+
 func (f *inflightCalls) giveShare(platform, provider string) {
-	if v, ok := f.shares.Load(platform + "/" + provider); ok {
+	if v, ok := f.shares.Load(shareKey{platform, provider}); ok {
 		v.(*atomic.Int64).Add(-1)
 	}
 }

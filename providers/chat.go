@@ -103,11 +103,28 @@ var droppedRequestFields = map[string]bool{
 
 type chatRequestAlias ChatRequest
 
-// UnmarshalJSON parses a request, keeping unknown fields in Extra. The
-// modelled fields are decoded once; the unknown ones are found by a scan
-// of the top-level members (no second decode of the body). A key given
-// twice keeps its last value, as encoding/json does.
+// UnmarshalJSON parses a request, keeping unknown fields in Extra. A key
+// given twice keeps its last value, as encoding/json does. It reads b in
+// one pass ([ChatRequest.Parse]) when it can, else as
+// [slowChatRequest.UnmarshalJSON] does. Callers holding the body should
+// call Parse: json.Unmarshal validates all of b before it gets here.
 func (r *ChatRequest) UnmarshalJSON(b []byte) error {
+	var fast ChatRequest
+	if p := (reqParser{b: b}); p.request(&fast) {
+		*r = fast
+		return nil
+	}
+	return (*slowChatRequest)(r).UnmarshalJSON(b)
+}
+
+// slowChatRequest is ChatRequest read by encoding/json: the reference
+// [ChatRequest.Parse] falls back to, and compares itself with in tests.
+type slowChatRequest ChatRequest
+
+// UnmarshalJSON decodes the modelled fields with encoding/json, then
+// finds the unknown ones by a scan of the top-level members (no second
+// decode of the body).
+func (r *slowChatRequest) UnmarshalJSON(b []byte) error {
 	var a chatRequestAlias
 	if err := json.Unmarshal(b, &a); err != nil {
 		return err
@@ -126,7 +143,7 @@ func (r *ChatRequest) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*r = ChatRequest(a)
+	*r = slowChatRequest(a)
 	return nil
 }
 

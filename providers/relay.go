@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -20,36 +19,39 @@ import (
 // the model name, and true; or nil and false when the request must be
 // encoded from its fields instead. The bytes qualify when the parsed
 // request has not changed since it was read (model and output bound as
-// the body says them), no top-level member is given twice, none is a
-// dropped field (api_base, headers, ...: they never reach an upstream),
-// and there is no stream_options and no stream other than false. With
-// renameMaxTokens, a max_tokens member is sent as max_completion_tokens
-// (the one edit made in place), as the encoder would.
+// the body says them), no top-level member is given twice or has a key
+// written with escapes, none is a dropped field (api_base, headers, ...:
+// they never reach an upstream), and there is no stream_options and no
+// stream other than false. With renameMaxTokens, a max_tokens member is
+// sent as max_completion_tokens (the one edit made in place), as the
+// encoder would. It walks the body's top level once and allocates only
+// when it renames.
 func (r *ChatRequest) RelayBody(model string, renameMaxTokens bool) ([]byte, bool) {
 	b := r.Body
 	if len(b) == 0 || r.Stream || r.StreamOptions != nil || !plainJSONString(model) {
 		return nil, false
 	}
 	const maxMembers = 32
-	var seen [maxMembers]string
+	var seen [maxMembers][]byte
 	n := 0
 	renameAt := -1
-	ok := true
-	err := scanMembers(b, func(k string, kstart, vstart, vend int) bool {
-		if n == maxMembers || droppedRequestFields[k] {
-			ok = false
-			return false
+	hasMax, hasMaxComp := false, false
+	var num [20]byte
+	it := members{b: b}
+	for it.next() {
+		k, v := it.key, it.val
+		if n == maxMembers || droppedRequestFields[string(k)] {
+			return nil, false
 		}
 		for _, s := range seen[:n] {
-			if s == k {
-				ok = false
-				return false
+			if bytes.Equal(s, k) {
+				return nil, false
 			}
 		}
 		seen[n] = k
 		n++
-		v := b[vstart:vend]
-		switch k {
+		ok := true
+		switch string(k) {
 		case "model":
 			ok = len(v) == len(model)+2 && v[0] == '"' && string(v[1:len(v)-1]) == model
 		case "stream":
@@ -57,21 +59,25 @@ func (r *ChatRequest) RelayBody(model string, renameMaxTokens bool) ([]byte, boo
 		case "stream_options":
 			ok = false
 		case "max_tokens":
-			ok = r.MaxTokens != nil && string(v) == strconv.Itoa(*r.MaxTokens)
+			hasMax = true
+			ok = r.MaxTokens != nil && string(v) == string(strconv.AppendInt(num[:0], int64(*r.MaxTokens), 10))
 			if renameMaxTokens && r.MaxCompletionTokens == nil {
-				renameAt = kstart
+				renameAt = it.kstart
 			}
 		case "max_completion_tokens":
-			ok = r.MaxCompletionTokens != nil && string(v) == strconv.Itoa(*r.MaxCompletionTokens)
+			hasMaxComp = true
+			ok = r.MaxCompletionTokens != nil && string(v) == string(strconv.AppendInt(num[:0], int64(*r.MaxCompletionTokens), 10))
 		}
-		return ok
-	})
-	if err != nil || !ok {
-		return nil, false
+		if !ok {
+			return nil, false
+		}
+	}
+	if it.bad {
+		return nil, false // an escaped key, or a body it cannot walk
 	}
 	// Every modelled bound the request holds must be in the body as it
 	// is: a bound the gateway added (none today) would otherwise be lost.
-	if r.MaxTokens != nil && !has(seen[:n], "max_tokens") || r.MaxCompletionTokens != nil && !has(seen[:n], "max_completion_tokens") {
+	if r.MaxTokens != nil && !hasMax || r.MaxCompletionTokens != nil && !hasMaxComp {
 		return nil, false
 	}
 	if renameAt < 0 {
@@ -85,15 +91,6 @@ func (r *ChatRequest) RelayBody(model string, renameMaxTokens bool) ([]byte, boo
 	out = append(out, b[:renameAt]...)
 	out = append(out, to...)
 	return append(out, b[renameAt+len(from):]...), true
-}
-
-func has(keys []string, k string) bool {
-	for _, s := range keys {
-		if s == k {
-			return true
-		}
-	}
-	return false
 }
 
 // plainJSONString reports whether s is written in JSON as itself between
@@ -113,65 +110,79 @@ func plainJSONString(s string) bool {
 // and add up, and returns a ChatResponse holding only Object, Usage and
 // Raw (= body); choices and the other members are not decoded. It
 // returns false when the answer cannot be relayed as it is (no usage to
-// bill, or counts the gateway would correct); then decode it in full.
-// The choices are sent on as the upstream wrote them, as any proxy would:
-// their shape is not checked.
+// bill, or counts the gateway would correct), and when it cannot read it
+// exactly as encoding/json would (a key repeated, escaped or spelt in
+// another case); then decode it in full. The choices are sent on as the
+// upstream wrote them, as any proxy would: their shape is not checked.
+// It walks body once, validating as it goes, and allocates only the
+// response.
 func RelayedAnswer(body []byte) (*ChatResponse, bool) {
-	if !json.Valid(body) {
+	both := new(struct { // one allocation for the answer and its usage
+		r ChatResponse
+		u Usage
+	})
+	r := &both.r
+	r.Raw = body
+	var u Usage
+	hasChoices, hasUsage := false, false
+	p := reqParser{b: body}
+	ok := p.members(answerNames, func(k []byte) bool {
+		switch string(k) {
+		case "object":
+			s, ok := p.stringValue()
+			r.Object = s
+			return ok && s != ""
+		case "choices":
+			hasChoices = true
+			return p.peek() == '[' && p.skip()
+		default: // usage
+			hasUsage = true
+			return p.peek() == '{' && p.members(usageNames, func(k []byte) bool {
+				switch string(k) {
+				case "prompt_tokens":
+					return p.int64(&u.PromptTokens)
+				case "completion_tokens":
+					return p.int64(&u.CompletionTokens)
+				default: // total_tokens
+					return p.int64(&u.TotalTokens)
+				}
+			})
+		}
+	})
+	if !ok || r.Object == "" || !hasChoices || !hasUsage {
 		return nil, false
 	}
-	const (
-		gotObject = 1 << iota
-		gotChoices
-		gotUsage
-	)
-	var r ChatResponse
-	var u Usage
-	got := 0
-	ok := true
-	err := scanObject(body, func(k string, v []byte) bool {
-		switch k {
-		case "object":
-			ok = got&gotObject == 0 && json.Unmarshal(v, &r.Object) == nil && r.Object != ""
-			got |= gotObject
-		case "choices":
-			ok = got&gotChoices == 0 && v[0] == '['
-			got |= gotChoices
-		case "usage":
-			ok = got&gotUsage == 0 && v[0] == '{' && json.Unmarshal(v, &u) == nil
-			got |= gotUsage
-		default:
-			// encoding/json would take "Usage" for usage: such an answer
-			// is decoded in full, so what is billed never depends on
-			// which reader looked.
-			ok = !strings.EqualFold(k, "usage") && !strings.EqualFold(k, "object") && !strings.EqualFold(k, "choices")
-		}
-		return ok
-	})
-	if err != nil || !ok || got != gotObject|gotChoices|gotUsage {
+	if p.ws(); p.i != len(body) {
 		return nil, false
 	}
 	checked, err := NewUsage(u.PromptTokens, u.CompletionTokens)
 	if err != nil || checked.TotalTokens != u.TotalTokens {
 		return nil, false
 	}
-	r.Usage, r.Raw = &checked, body
-	return &r, true
+	both.u = checked
+	r.Usage = &both.u
+	return r, true
 }
+
+var (
+	answerNames = []string{"object", "choices", "usage"}
+	usageNames  = []string{"prompt_tokens", "completion_tokens", "total_tokens"}
+)
 
 // RelayChunk reads one streamed Chat Completions chunk (an OpenAI-format
 // event's data) that is to be sent on as received. It returns a chunk
 // holding ID, Object, Created, Model, Raw (= data) and Produced (the bytes
 // of content and tool-call names and arguments it carries, as the edge
 // counts them from decoded choices), with Choices left nil; or false when
-// the chunk must be decoded in full: not JSON, an error or a usage in it,
+// the chunk must be decoded in full: not JSON (or nested deeper than
+// the validator follows), an error or a usage in it,
 // a member of an unexpected type, a key repeated, escaped or spelt in
 // another case (encoding/json would read it), so that relaying never
 // counts, bills or ends a stream differently from decoding. It walks the
 // chunk once more after validation and allocates only the chunk and its
 // strings.
 func RelayChunk(data []byte) (*ChatChunk, bool) {
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		return nil, false
 	}
 	c := &ChatChunk{Raw: data}
@@ -399,6 +410,7 @@ type members struct {
 	started  bool
 	bad      bool
 	key, val []byte
+	kstart   int // index in b of key's opening quote
 }
 
 func (m *members) next() bool {
@@ -439,6 +451,7 @@ func (m *members) next() bool {
 		m.bad = true
 		return false
 	}
+	m.kstart = i
 	m.key = b[i+1 : end]
 	i = skipSpace(b, end+1)
 	if i >= len(b) || b[i] != ':' {

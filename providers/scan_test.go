@@ -97,19 +97,40 @@ func decodeTwice(b []byte) (*ChatRequest, error) {
 	return &r, nil
 }
 
-// BenchmarkChatRequestDecode compares the request parse with the top-level
-// scanner (one decode) to the earlier two full decodes.
+// BenchmarkChatRequestDecode compares the ways of reading a request:
+// Parse (one pass), json.Unmarshal into ChatRequest (encoding/json's
+// validation, then the one pass), the encoding/json reader with the
+// top-level scanner that Parse falls back to, and the earlier two full
+// decodes.
 //
 //	go test ./providers -run '^$' -bench BenchmarkChatRequestDecode -benchmem
 func BenchmarkChatRequestDecode(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a travel planner. Answer briefly."},` +
 		`{"role":"user","content":"Plan three days in Tokyo in spring, with one day trip, and list the trains to take."}],` +
 		`"max_tokens":512,"temperature":0.7,"stream":false,"logprobs":false,"metadata":{"trace":"abc"}}`)
-	b.Run("scanner", func(b *testing.B) {
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			var r ChatRequest
+			if err := r.Parse(body); err != nil || len(r.Extra) != 2 {
+				b.Fatal(err, r.Extra)
+			}
+		}
+	})
+	b.Run("unmarshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			var r ChatRequest
 			if err := json.Unmarshal(body, &r); err != nil || len(r.Extra) != 2 {
+				b.Fatal(err, r.Extra)
+			}
+		}
+	})
+	b.Run("scanner", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			var r ChatRequest
+			if err := json.Unmarshal(body, (*slowChatRequest)(&r)); err != nil || len(r.Extra) != 2 {
 				b.Fatal(err, r.Extra)
 			}
 		}

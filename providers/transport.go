@@ -198,7 +198,7 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	done := make(chan error, 1)
+	done := doneChans.Get().(chan error)
 	if !stream {
 		return t.attemptBuffered(ctx, c, req, resp, deadline, now, done)
 	}
@@ -209,6 +209,7 @@ func (t *Transport) attempt(ctx context.Context, c *Call, stream bool) (*Body, e
 	var err error
 	select {
 	case err = <-done:
+		doneChans.Put(done)
 	case <-ctx.Done():
 		go abandon(done, req, resp)
 		return nil, ctx.Err()
@@ -260,6 +261,7 @@ func (t *Transport) attemptBuffered(ctx context.Context, c *Call, req *fasthttp.
 	var err error
 	select {
 	case err = <-done:
+		doneChans.Put(done)
 	case <-ctx.Done():
 		go abandon(done, req, resp)
 		return nil, ctx.Err()
@@ -303,6 +305,12 @@ func (c *Call) errorAnswer(status int, body []byte, retryAfter time.Duration) *E
 
 // abandon waits for an attempt its caller gave up on and frees it,
 // closing the connection if a response arrived.
+// doneChans holds the empty result channels of attempts that were
+// answered: the sending goroutine is past its only send, so the channel
+// can carry the next attempt's result. An abandoned attempt's channel is
+// left to the garbage collector.
+var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
 func abandon(done <-chan error, req *fasthttp.Request, resp *fasthttp.Response) {
 	<-done
 	if rc, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {

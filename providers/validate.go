@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -39,19 +40,19 @@ func (r *ChatRequest) Validate() error {
 	}
 	names := make(map[string]bool, len(r.Tools))
 	for i, t := range r.Tools {
-		p := fmt.Sprintf("tools[%d]", i)
+		p := func() string { return indexed("tools", i) } // built only for an error
 		if t.Type != "function" {
-			return InvalidParam(p+".type", "tool type must be \"function\", got %q", t.Type)
+			return InvalidParam(p()+".type", "tool type must be \"function\", got %q", t.Type)
 		}
-		if err := validateFunctionName(t.Function.Name, p+".function.name"); err != nil {
+		if err := validateFunctionName(t.Function.Name, func() string { return p() + ".function.name" }); err != nil {
 			return err
 		}
 		if names[t.Function.Name] {
-			return InvalidParam(p+".function.name", "duplicate tool name %q", t.Function.Name)
+			return InvalidParam(p()+".function.name", "duplicate tool name %q", t.Function.Name)
 		}
 		names[t.Function.Name] = true
 		if len(t.Function.Parameters) > 0 && !isJSONObjectOrNull(t.Function.Parameters) {
-			return InvalidParam(p+".function.parameters", "parameters must be a JSON Schema object")
+			return InvalidParam(p()+".function.parameters", "parameters must be a JSON Schema object")
 		}
 	}
 	if tc := r.ToolChoice; tc != nil {
@@ -76,7 +77,7 @@ func (r *ChatRequest) Validate() error {
 			if rf.JSONSchema == nil {
 				return InvalidParam("response_format.json_schema", "json_schema is required when type is \"json_schema\"")
 			}
-			if err := validateFunctionName(rf.JSONSchema.Name, "response_format.json_schema.name"); err != nil {
+			if err := validateFunctionName(rf.JSONSchema.Name, func() string { return "response_format.json_schema.name" }); err != nil {
 				return err
 			}
 			if len(rf.JSONSchema.Schema) > 0 && !isJSONObjectOrNull(rf.JSONSchema.Schema) {
@@ -164,72 +165,76 @@ func (r *ChatRequest) checkExtra() error {
 }
 
 func validateMessage(m *Message, i int) error {
-	p := fmt.Sprintf("messages[%d]", i)
+	p := func() string { return indexed("messages", i) } // built only for an error
 	switch m.Role {
 	case RoleSystem, RoleDeveloper, RoleUser:
 		if len(m.ToolCalls) > 0 {
-			return InvalidParam(p+".tool_calls", "only assistant messages may have tool_calls")
+			return InvalidParam(p()+".tool_calls", "only assistant messages may have tool_calls")
 		}
 	case RoleAssistant:
 		if m.Content.IsZero() && len(m.ToolCalls) == 0 && m.Refusal == "" {
-			return InvalidParam(p+".content", "assistant message needs content or tool_calls")
+			return InvalidParam(p()+".content", "assistant message needs content or tool_calls")
 		}
 		for j, tc := range m.ToolCalls {
-			q := fmt.Sprintf("%s.tool_calls[%d]", p, j)
+			q := func() string { return indexed(p()+".tool_calls", j) }
 			if tc.ID == "" {
-				return InvalidParam(q+".id", "tool call id is required")
+				return InvalidParam(q()+".id", "tool call id is required")
 			}
 			if tc.Type != "" && tc.Type != "function" {
-				return InvalidParam(q+".type", "tool call type must be \"function\"")
+				return InvalidParam(q()+".type", "tool call type must be \"function\"")
 			}
-			if err := validateFunctionName(tc.Function.Name, q+".function.name"); err != nil {
+			if err := validateFunctionName(tc.Function.Name, func() string { return q() + ".function.name" }); err != nil {
 				return err
 			}
 		}
 	case RoleTool:
 		if m.ToolCallID == "" {
-			return InvalidParam(p+".tool_call_id", "tool message needs tool_call_id")
+			return InvalidParam(p()+".tool_call_id", "tool message needs tool_call_id")
 		}
 	case "":
-		return InvalidParam(p+".role", "role is required")
+		return InvalidParam(p()+".role", "role is required")
 	default:
-		return InvalidParam(p+".role", "role must be system, developer, user, assistant or tool, got %q", m.Role)
+		return InvalidParam(p()+".role", "role must be system, developer, user, assistant or tool, got %q", m.Role)
 	}
 	for j, part := range m.Content.Parts {
-		q := fmt.Sprintf("%s.content[%d]", p, j)
+		q := func() string { return indexed(p()+".content", j) }
 		switch part.Type {
 		case PartText:
 		case PartImageURL:
 			if m.Role != RoleUser {
-				return InvalidParam(q, "image parts are only allowed in user messages")
+				return InvalidParam(q(), "image parts are only allowed in user messages")
 			}
 			if part.ImageURL == nil || part.ImageURL.URL == "" {
-				return InvalidParam(q+".image_url.url", "image_url.url is required")
+				return InvalidParam(q()+".image_url.url", "image_url.url is required")
 			}
 		case "":
-			return InvalidParam(q+".type", "content part type is required")
+			return InvalidParam(q()+".type", "content part type is required")
 		}
 	}
 	return nil
 }
 
 // validateFunctionName enforces the name rule all four upstreams accept:
-// 1 to 64 characters of [a-zA-Z0-9_-].
-func validateFunctionName(name, param string) error {
+// 1 to 64 characters of [a-zA-Z0-9_-]. param names the field, for an
+// error only.
+func validateFunctionName(name string, param func() string) error {
 	if name == "" {
-		return InvalidParam(param, "name is required")
+		return InvalidParam(param(), "name is required")
 	}
 	if len(name) > maxFunctionName {
-		return InvalidParam(param, "name %q is longer than %d characters", name, maxFunctionName)
+		return InvalidParam(param(), "name %q is longer than %d characters", name, maxFunctionName)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return InvalidParam(param, "name %q may only contain letters, digits, '_' and '-'", name)
+			return InvalidParam(param(), "name %q may only contain letters, digits, '_' and '-'", name)
 		}
 	}
 	return nil
 }
+
+// indexed returns name[i], a parameter path for an error.
+func indexed(name string, i int) string { return name + "[" + strconv.Itoa(i) + "]" }
 
 func isJSONObjectOrNull(b json.RawMessage) bool {
 	for _, c := range b {

@@ -31,22 +31,29 @@ const DefaultBaseURL = "https://api.openai.com"
 
 // Client calls an OpenAI-compatible upstream.
 type Client struct {
-	t       *providers.Transport
-	name    string
-	base    string
-	maxComp bool // send max_tokens as max_completion_tokens
+	t         *providers.Transport
+	name      string
+	base      string
+	maxComp   bool                               // send max_tokens as max_completion_tokens
+	decodeErr func(int, []byte) *providers.Error // made once, not per call
 }
 
 // New returns a client for OpenAI.
 func New(t *providers.Transport) *Client {
-	return &Client{t: t, name: Name, base: DefaultBaseURL, maxComp: true}
+	return newClient(&Client{t: t, name: Name, base: DefaultBaseURL, maxComp: true})
 }
 
 // NewCompatible returns a client for an upstream that speaks this wire
 // format under another name and default base URL. max_tokens is passed
 // through unchanged.
 func NewCompatible(t *providers.Transport, name, defaultBaseURL string) *Client {
-	return &Client{t: t, name: name, base: defaultBaseURL}
+	return newClient(&Client{t: t, name: name, base: defaultBaseURL})
+}
+
+func newClient(c *Client) *Client {
+	name := c.name
+	c.decodeErr = func(status int, b []byte) *providers.Error { return decodeError(name, status, b) }
+	return c
 }
 
 // Name returns the provider name.
@@ -103,7 +110,7 @@ func (c *Client) call(up providers.Upstream, req *providers.ChatRequest, stream 
 		Headers:     []providers.Header{{Name: "Authorization", Value: "Bearer " + up.APIKey}},
 		Body:        body,
 		Secret:      up.APIKey,
-		DecodeError: func(status int, b []byte) *providers.Error { return decodeError(c.name, status, b) },
+		DecodeError: c.decodeErr,
 	}, nil
 }
 
