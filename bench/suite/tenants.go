@@ -136,6 +136,18 @@ func (Tenants) Run(ctx context.Context, env *Env) (report.Scenario, error) {
 		}
 	}
 	s.Metrics["actors_activated"] = float64(activated)
+	// The in-process measure: the whole gateway's live heap after a forced
+	// GC, per end-user made resident through the edge (no garbage, no
+	// load in flight): BenchmarkResidentEndUserHeap in ./bench.
+	if lines, err := goBench(ctx, env, "./bench/", "BenchmarkResidentEndUserHeap", "1x"); err != nil {
+		env.logf("  BenchmarkResidentEndUserHeap: %v", err)
+	} else {
+		for _, bl := range lines {
+			if v, ok := bl.metrics["live-B/end-user"]; ok {
+				s.Metrics["bytes_per_end_user_inproc"] = v
+			}
+		}
+	}
 	s.Metrics["rss_before_bytes"], s.Metrics["rss_after_bytes"], s.Metrics["rss_after_zipf_bytes"] = float64(rss0), float64(rss1), float64(rss2)
 	s.Metrics["seed_sec"] = seeded.Took.Seconds()
 	cd, wd := report.DistFrom(coldH), report.DistFrom(warmH)
