@@ -227,3 +227,54 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 	}
 	c.CloseIdleConnections()
 }
+
+// BenchmarkEdgeDebit measures POST .../budget/debit through the full edge
+// over real HTTP on 127.0.0.1 (64 connections, each debit its own
+// end-user's, answered once its ledger entry is synced): the management
+// API's money path, next to BenchmarkDurableDebits' in-process figure.
+//
+//	go test ./bench -run '^$' -bench BenchmarkEdgeDebit -benchtime 20000x
+func BenchmarkEdgeDebit(b *testing.B) {
+	g := edgetest.Start(b, edgetest.Options{BillingDurability: "batch", Log: slog.New(slog.DiscardHandler)})
+	pid, pk := g.CreatePlatform(b, "bench")
+	const users = 64
+	urls := make([]string, users)
+	for i := range urls {
+		uid, _ := g.CreateEndUser(b, pid, pk, "u"+strconv.Itoa(i))
+		base := "/v1/platforms/" + pid + "/end-users/" + uid + "/budget"
+		if r := g.Do(b, "POST", base, pk, map[string]any{"amount_usd": 1_000_000}); r.Status != 201 {
+			b.Fatalf("budget: %d %s", r.Status, r.Body)
+		}
+		urls[i] = g.URL + base + "/debit"
+	}
+	body := []byte(`{"amount_usd":0.000001}`)
+	c := &fasthttp.Client{MaxConnsPerHost: 512}
+	var failures, next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	cpu0 := processCPU()
+	b.RunParallel(func(p *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.Header.SetMethod("POST")
+		req.Header.SetContentType("application/json")
+		req.Header.Set("Authorization", "Bearer "+pk)
+		req.SetBody(body)
+		for p.Next() {
+			req.SetRequestURI(urls[int(next.Add(1))%users])
+			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				if failures.Add(1) == 1 {
+					b.Logf("first failure: %v %d %s", err, resp.StatusCode(), resp.Body())
+				}
+			}
+		}
+	})
+	b.StopTimer()
+	reportCPU(b, cpu0)
+	if n := failures.Load(); n > 0 {
+		b.Fatalf("%d requests failed", n)
+	}
+	c.CloseIdleConnections()
+}
