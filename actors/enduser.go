@@ -818,11 +818,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	if r.wallet > 0 {
 		lease = a.env.lease(a.id.Platform)
 		charged, _ := lease.settle(r.wallet, money.Nanos(m.CostNanos))
-		spend := &pb.LeaseSpend{
-			RequestId: m.RequestId, EndUserId: uid, CostNanos: int64(charged), Model: m.Model,
-			PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
-		}
-		ops = append(ops, persistence.Set(persistence.LeaseSpendKey(pid, lease.id, lease.seq.Add(1)), marshal(spend)))
+		ops = append(ops, a.spendOp(lease, now, m, charged))
 		walletCharged = int64(charged)
 		if e != nil {
 			e.ProviderCostNanos = int64(charged)
@@ -848,6 +844,16 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 func errRecovering(what string) error {
 	return errorf(ErrConflict, "this end-user's budget cannot be %s now: its account was taken over from a crashed node "+
 		"and waits for that node's records (or for the node to be declared lost with `gateway cluster forget`); try again then", what)
+}
+
+// spendOp records a settled call's wallet cost on lease: the record the
+// platform actor folds into the wallet's ledger.
+func (a *endUserActor) spendOp(lease *walletLease, now time.Time, m *pb.Settle, charged money.Nanos) persistence.Op {
+	spend := &pb.LeaseSpend{
+		RequestId: m.RequestId, EndUserId: string(a.id.EndUser), CostNanos: int64(charged), Model: m.Model,
+		PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
+	}
+	return persistence.Set(persistence.LeaseSpendKey(string(a.id.Platform), lease.id, lease.seq.Add(1)), marshal(spend))
 }
 
 // lateSettleWindow bounds how far back settleLate looks for the usage
@@ -895,11 +901,7 @@ func (a *endUserActor) settleLate(c actor.Context, pre []persistence.Op, m *pb.S
 	e.Reason = "settled after its reservation " + m.ReservationId + " was lost or expired"
 	var ops []persistence.Op
 	if walletCharged > 0 {
-		spend := &pb.LeaseSpend{
-			RequestId: m.RequestId, EndUserId: uid, CostNanos: int64(walletCharged), Model: m.Model,
-			PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
-		}
-		ops = append(ops, persistence.Set(persistence.LeaseSpendKey(pid, lease.id, lease.seq.Add(1)), marshal(spend)))
+		ops = append(ops, a.spendOp(lease, now, m, walletCharged))
 	}
 	ops = append(ops, a.entryOps(e)...)
 	reply := &pb.Settled{WalletNanos: int64(walletCharged)}

@@ -46,21 +46,38 @@ func BenchmarkEdgeBudget(b *testing.B) {
 
 func run(b *testing.B, url, key string) {
 	b.Helper()
+	hammer(b, func(req *fasthttp.Request) {
+		req.SetRequestURI(url)
+		req.Header.Set("Authorization", "Bearer "+key)
+	}, nil)
+}
+
+// hammer sends b.N requests over 64 connections (32 goroutines per CPU on
+// 2 cores: throughput, not round-trip latency), reports allocations and
+// process CPU per op, and fails the benchmark unless every answer is 200.
+// prepare builds each connection's request once; each, when set, adjusts
+// it before every send (i counts the sends of all connections).
+func hammer(b *testing.B, prepare func(*fasthttp.Request), each func(req *fasthttp.Request, i int)) {
+	b.Helper()
 	c := &fasthttp.Client{MaxConnsPerHost: 512}
-	var failures atomic.Int64
+	var failures, next atomic.Int64
 	b.ReportAllocs()
-	b.SetParallelism(32) // 64 connections in flight on 2 cores: throughput, not round-trip latency
+	b.SetParallelism(32)
 	b.ResetTimer()
 	cpu0 := processCPU()
-	b.RunParallel(func(pb *testing.PB) {
+	b.RunParallel(func(p *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(url)
-		req.Header.Set("Authorization", "Bearer "+key)
-		for pb.Next() {
+		prepare(req)
+		for p.Next() {
+			if each != nil {
+				each(req, int(next.Add(1)))
+			}
 			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-				failures.Add(1)
+				if failures.Add(1) == 1 {
+					b.Logf("first failure: %v %d %s", err, resp.StatusCode(), resp.Body())
+				}
 			}
 		}
 	})
@@ -164,6 +181,23 @@ func newBenchTracer(b *testing.B, sampler sdktrace.Sampler) *sdktrace.TracerProv
 	return tp
 }
 
+// fundedPlatform creates a platform whose providers point at the mock
+// upstream, with a $1M wallet.
+func fundedPlatform(b *testing.B, g *edgetest.Gateway, name, mockURL string, providers ...string) (pid, key string) {
+	b.Helper()
+	pid, key = g.CreatePlatform(b, name)
+	for _, prov := range providers {
+		if r := g.Do(b, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/"+prov, edgetest.AdminKey,
+			map[string]any{"api_key": "sk-bench-0123456789", "base_url": mockURL, "enabled": true}); r.Status != 200 {
+			b.Fatalf("provider: %d %s", r.Status, r.Body)
+		}
+	}
+	if r := g.Do(b, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 1_000_000}); r.Status != 200 {
+		b.Fatalf("wallet: %d %s", r.Status, r.Body)
+	}
+	return pid, key
+}
+
 func benchChat(b *testing.B, mode, model string, platforms, usersPer int) {
 	benchChatTraced(b, mode, model, platforms, usersPer, nil, nil)
 }
@@ -175,16 +209,7 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 	g := edgetest.Start(b, edgetest.Options{BillingDurability: mode, Log: slog.New(slog.DiscardHandler), Tracer: tracer, TraceSampler: smp})
 	var keys []string
 	for p := 0; p < platforms; p++ {
-		pid, pk := g.CreatePlatform(b, "bench"+strconv.Itoa(p))
-		for _, prov := range []string{"openai", "anthropic"} {
-			if r := g.Do(b, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/"+prov, edgetest.AdminKey,
-				map[string]any{"api_key": "sk-bench-0123456789", "base_url": mockURL, "enabled": true}); r.Status != 200 {
-				b.Fatalf("provider: %d %s", r.Status, r.Body)
-			}
-		}
-		if r := g.Do(b, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 1_000_000}); r.Status != 200 {
-			b.Fatalf("wallet: %d %s", r.Status, r.Body)
-		}
+		pid, pk := fundedPlatform(b, g, "bench"+strconv.Itoa(p), mockURL, "openai", "anthropic")
 		for i := 0; i < usersPer; i++ {
 			uid, uk := g.CreateEndUser(b, pid, pk, "u"+strconv.Itoa(i))
 			if usersPer <= 64 { // budgets for the small runs; the spread runs bill the wallet only
@@ -196,36 +221,12 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 		}
 	}
 	body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}`)
-	c := &fasthttp.Client{MaxConnsPerHost: 512}
-	var failures atomic.Int64
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	cpu0 := processCPU()
-	b.RunParallel(func(p *testing.PB) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
+	hammer(b, func(req *fasthttp.Request) {
 		req.SetRequestURI(g.URL + "/v1/chat/completions")
 		req.Header.SetMethod("POST")
 		req.Header.SetContentType("application/json")
 		req.SetBody(body)
-		for p.Next() {
-			req.Header.Set("Authorization", keys[int(next.Add(1))%len(keys)])
-			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-				if failures.Add(1) == 1 {
-					b.Logf("first failure: %v %d %s", err, resp.StatusCode(), resp.Body())
-				}
-			}
-		}
-	})
-	b.StopTimer()
-	reportCPU(b, cpu0)
-	if n := failures.Load(); n > 0 {
-		b.Fatalf("%d requests failed", n)
-	}
-	c.CloseIdleConnections()
+	}, func(req *fasthttp.Request, i int) { req.Header.Set("Authorization", keys[i%len(keys)]) })
 }
 
 // BenchmarkEdgeDebit measures POST .../budget/debit through the full edge
@@ -248,33 +249,10 @@ func BenchmarkEdgeDebit(b *testing.B) {
 		urls[i] = g.URL + base + "/debit"
 	}
 	body := []byte(`{"amount_usd":0.000001}`)
-	c := &fasthttp.Client{MaxConnsPerHost: 512}
-	var failures, next atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	cpu0 := processCPU()
-	b.RunParallel(func(p *testing.PB) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
+	hammer(b, func(req *fasthttp.Request) {
 		req.Header.SetMethod("POST")
 		req.Header.SetContentType("application/json")
 		req.Header.Set("Authorization", "Bearer "+pk)
 		req.SetBody(body)
-		for p.Next() {
-			req.SetRequestURI(urls[int(next.Add(1))%users])
-			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-				if failures.Add(1) == 1 {
-					b.Logf("first failure: %v %d %s", err, resp.StatusCode(), resp.Body())
-				}
-			}
-		}
-	})
-	b.StopTimer()
-	reportCPU(b, cpu0)
-	if n := failures.Load(); n > 0 {
-		b.Fatalf("%d requests failed", n)
-	}
-	c.CloseIdleConnections()
+	}, func(req *fasthttp.Request, i int) { req.SetRequestURI(urls[i%users]) })
 }

@@ -33,14 +33,7 @@ func BenchmarkResidentEndUserHeap(b *testing.B) {
 	keys := make([]string, users)
 	per := users / platforms
 	for p := 0; p < platforms; p++ {
-		pid, pk := g.CreatePlatform(b, "heap"+strconv.Itoa(p))
-		if r := g.Do(b, "PUT", "/admin/v1/platforms/"+pid+"/llm-providers/openai", edgetest.AdminKey,
-			map[string]any{"api_key": "sk-bench-0123456789", "base_url": mockURL, "enabled": true}); r.Status != 200 {
-			b.Fatalf("provider: %d %s", r.Status, r.Body)
-		}
-		if r := g.Do(b, "POST", "/admin/v1/platforms/"+pid+"/wallet/topup", edgetest.AdminKey, map[string]any{"amount_usd": 1_000_000}); r.Status != 200 {
-			b.Fatalf("wallet: %d %s", r.Status, r.Body)
-		}
+		pid, pk := fundedPlatform(b, g, "heap"+strconv.Itoa(p), mockURL, "openai")
 		for i := 0; i < per; i++ {
 			_, uk := g.CreateEndUser(b, pid, pk, "u"+strconv.Itoa(i))
 			keys[p*per+i] = "Bearer " + uk

@@ -120,8 +120,6 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 		case err == nil:
 			b.settled, _ = res.(*pb.Settled)
 			return cost, nil
-		case attempt > 0 && errors.Is(err, actors.ErrReservationUnknown):
-			return cost, nil // an earlier attempt landed
 		case !errors.Is(err, actors.ErrUnavailable) || time.Now().After(deadline):
 			s.log.Error("settle", "request_id", b.rid, "attempts", attempt+1, "err", err)
 			return cost, err
