@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -399,7 +398,7 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 	c.ctx.Response.ImmediateHeaderFlush = true
 	entry := s.newLog(c, b, start, true)
 	promptEst := b.promptEst
-	c.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+	setEventStream(c.ctx, func(w eventWriter) {
 		defer cancel()
 		defer st.Close()
 		var produced int64 // bytes of content and tool arguments streamed

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -873,7 +872,7 @@ func (s *Server) streamResponse(c *call, f *inflight, req *providers.ChatRequest
 	c.ctx.Response.ImmediateHeaderFlush = true
 	entry := s.responsesLog(c, f.b, f.start, true)
 	p, rid := c.principal, c.rid // c is not touched after the handler returns
-	c.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+	setEventStream(c.ctx, func(w eventWriter) {
 		defer f.cancel()
 		defer st.Close()
 		ev := newResponseEvents(t.obj, time.Now)

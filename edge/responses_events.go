@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"encoding/json"
 	"time"
 
@@ -75,7 +74,7 @@ func (e *responseEvents) emit(ev streamEvent) {
 }
 
 // flush writes and flushes the pending events; false means the client left.
-func (e *responseEvents) flush(w *bufio.Writer) bool {
+func (e *responseEvents) flush(w eventWriter) bool {
 	if len(e.buf) == 0 {
 		return true
 	}
