@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // EventDecoder turns one provider's SSE events into Chat Completions chunks.
@@ -45,6 +47,9 @@ type Stream struct {
 	ended  bool
 	err    error
 	closer sync.Once
+	// terminal: the provider's terminal event was read, so what is left
+	// of the body is its framing; Close reads it to reuse the connection.
+	terminal atomic.Bool
 }
 
 // NewStream returns a Stream reading SSE from body through dec. The Stream
@@ -102,6 +107,7 @@ func (s *Stream) Next() (*ChatChunk, error) {
 				s.err = derr
 			} else if done {
 				s.done = true
+				s.terminal.Store(true)
 			}
 		}
 	}
@@ -118,8 +124,31 @@ func (s *Stream) Usage() (Usage, bool) { return s.dec.Usage() }
 // more than once and from another goroutine.
 func (s *Stream) Close() error {
 	var err error
-	s.closer.Do(func() { err = s.body.Close() })
+	s.closer.Do(func() {
+		if d, ok := s.body.(drainCloser); ok && s.terminal.Load() {
+			d.drainAndClose(drainMaxBytes, drainWait)
+			return
+		}
+		err = s.body.Close()
+	})
 	return err
+}
+
+// After a stream's terminal event, the body still holds the end of its
+// HTTP framing (the last chunk of a chunked answer), which usually
+// arrives with or just after the event. A connection whose body was not
+// read to its end cannot be reused, so closing a finished stream reads
+// that end first, within these bounds: an upstream that keeps sending
+// or holds the connection open after its terminal event costs at most
+// drainWait, and its connection is closed as before.
+const (
+	drainMaxBytes = 4 << 10
+	drainWait     = 10 * time.Millisecond
+)
+
+// drainCloser is a body that can read its remainder before closing ([Body]).
+type drainCloser interface {
+	drainAndClose(max int64, wait time.Duration)
 }
 
 // Collect reads s to the end. It is for tests and tools; the edge relays

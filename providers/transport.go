@@ -480,6 +480,28 @@ func (b *Body) readAll(max int) ([]byte, error) {
 	}
 }
 
+// drainAndClose reads what is left of the body (at most max bytes, for at
+// most wait) so that its connection goes back to the pool, then closes it.
+// A body not at its end by then closes its connection, as Close does.
+func (b *Body) drainAndClose(max int64, wait time.Duration) {
+	if b.buffered || b.rc == nil || b.closed.Load() {
+		b.Close() //nolint:errcheck // Close reports nothing
+		return
+	}
+	rc := b.rc
+	t := time.AfterFunc(wait, func() { rc.CloseWithError(ErrTimeout) }) //nolint:errcheck // interrupting a read
+	var buf [512]byte
+	for n := int64(0); n <= max; {
+		k, err := b.Read(buf[:])
+		n += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	t.Stop()
+	b.Close() //nolint:errcheck // Close reports nothing
+}
+
 // Close releases the body and its connection; a body not read to the end
 // closes the connection rather than reusing it.
 func (b *Body) Close() error {

@@ -405,3 +405,90 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("Validate accepted MaxEventBytes=10")
 	}
 }
+
+// countingServer serves SSE streams ending with "[END]" over HTTP/1.1
+// chunked framing and counts the TCP connections it accepts. After the
+// terminal event it waits for hold (nil: returns at once, sending the
+// last chunk).
+func countingServer(t *testing.T, hold <-chan struct{}) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for _, e := range []string{"data: one\n\n", "data: [END]\n\n"} {
+			io.WriteString(w, e)
+			w.(http.Flusher).Flush()
+		}
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+// readStream opens a stream, reads it to its end and closes it.
+func readStream(t *testing.T, tr *Transport, url string) {
+	t.Helper()
+	body, err := tr.Open(context.Background(), testCall(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream(body, dataDecoder{}, StreamConfig{})
+	chunks, err := Collect(s)
+	if err != nil || len(chunks) != 1 {
+		t.Fatalf("collect: %d chunks, %v", len(chunks), err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A finished stream's connection goes back to the pool: the decoder stops
+// at the terminal event, before the body's last chunk, and a body not
+// read to its end would close its connection (a TCP handshake, and a
+// socket in TIME_WAIT, per stream).
+func TestFinishedStreamsReuseTheirConnection(t *testing.T) {
+	srv, conns := countingServer(t, nil)
+	tr, _ := testTransport(t, nil)
+	for i := 0; i < 5; i++ {
+		readStream(t, tr, srv.URL)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("5 sequential streams used %d connections, want 1", n)
+	}
+}
+
+// An upstream that holds its connection open after the terminal event
+// does not hold the stream's Close (bounded by drainWait), and its
+// connection is not reused.
+func TestFinishedStreamCloseDoesNotWaitForAnUpstreamThatHolds(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	srv, conns := countingServer(t, hold)
+	tr, _ := testTransport(t, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		readStream(t, tr, srv.URL)
+		readStream(t, tr, srv.URL)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for an upstream that holds its connection after the terminal event")
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (a held connection is not reused)", n)
+	}
+}
