@@ -492,3 +492,31 @@ func TestFinishedStreamCloseDoesNotWaitForAnUpstreamThatHolds(t *testing.T) {
 		t.Fatalf("%d connections, want 2 (a held connection is not reused)", n)
 	}
 }
+
+// The idle timeout counts from the last event, not from the stream's
+// start: a stream whose events keep coming, each well within the idle
+// time, outlives it several times over.
+func TestStreamIdleTimeoutCountsFromTheLastEvent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for i := 0; i < 12; i++ {
+			io.WriteString(w, "data: tick\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(40 * time.Millisecond)
+		}
+		io.WriteString(w, "data: [END]\n\n")
+	}))
+	defer srv.Close()
+	tr, _ := testTransport(t, func(c *Config) { c.StreamIdleTimeout = 200 * time.Millisecond })
+	body, err := tr.Open(context.Background(), testCall(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream(body, dataDecoder{}, StreamConfig{})
+	defer s.Close()
+	chunks, err := Collect(s)
+	if err != nil || len(chunks) != 12 {
+		t.Fatalf("%d chunks, %v; want 12 and no timeout", len(chunks), err)
+	}
+}
