@@ -304,7 +304,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if route == "" {
 		route = "unmatched"
 	}
-	s.metrics.observe(string(ctx.Method()), route, ctx.Response.StatusCode(), time.Since(start))
+	s.metrics.observe(ctx.Method(), route, ctx.Response.StatusCode(), time.Since(start))
 }
 
 // transportError renders errors fasthttp meets before a handler runs.
