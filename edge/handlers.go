@@ -844,7 +844,14 @@ func (s *Server) budgetMove(c *call, debit bool) error {
 	}
 	v := res.(*pb.BudgetView)
 	c.replayed(v.Replayed)
-	return c.writeJSON(200, map[string]any{"budget": budgetView(c.param("endUserId"), v.Budget, v.ReservedNanos), "transaction": txView(v.Entry)})
+	return c.writeJSON(200, budgetMoveJSON{Budget: budgetView(c.param("endUserId"), v.Budget, v.ReservedNanos), Transaction: txView(v.Entry)})
+}
+
+// budgetMoveJSON is a top-up's or a debit's answer (a struct, not a map:
+// encoding/json sorts and reflects over a map's keys on every call).
+type budgetMoveJSON struct {
+	Budget      budgetJSON      `json:"budget"`
+	Transaction transactionJSON `json:"transaction"`
 }
 
 func (s *Server) budgetTopup(c *call) error { return s.budgetMove(c, false) }

@@ -77,7 +77,7 @@ func (c *call) writeJSON(status int, v any) error {
 	}
 	c.ctx.SetStatusCode(status)
 	c.ctx.SetContentType("application/json")
-	c.ctx.SetBody(b)
+	c.ctx.Response.SetBodyRaw(b) // b is this answer's own: no copy
 	return nil
 }
 
