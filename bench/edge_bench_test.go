@@ -220,7 +220,12 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 			keys = append(keys, "Bearer "+uk)
 		}
 	}
-	body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}`)
+	hammerChat(b, g, []byte(`{"model":"`+model+`","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}`), keys)
+}
+
+// hammerChat posts body to /v1/chat/completions under hammer, each
+// request with the next end-user's key.
+func hammerChat(b *testing.B, g *edgetest.Gateway, body []byte, keys []string) {
 	hammer(b, func(req *fasthttp.Request) {
 		req.SetRequestURI(g.URL + "/v1/chat/completions")
 		req.Header.SetMethod("POST")
@@ -247,13 +252,7 @@ func BenchmarkEdgeStream(b *testing.B) {
 		_, uk := g.CreateEndUser(b, pid, pk, "u"+strconv.Itoa(i))
 		keys = append(keys, "Bearer "+uk)
 	}
-	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`)
-	hammer(b, func(req *fasthttp.Request) {
-		req.SetRequestURI(g.URL + "/v1/chat/completions")
-		req.Header.SetMethod("POST")
-		req.Header.SetContentType("application/json")
-		req.SetBody(body)
-	}, func(req *fasthttp.Request, i int) { req.Header.Set("Authorization", keys[i%len(keys)]) })
+	hammerChat(b, g, []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`), keys)
 }
 
 // BenchmarkEdgeDebit measures POST .../budget/debit through the full edge

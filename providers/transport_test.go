@@ -310,14 +310,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	tr, _ := testTransport(t, func(c *Config) { c.StreamIdleTimeout = 100 * time.Millisecond })
-	body, err := tr.Open(context.Background(), testCall(srv.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewStream(body, dataDecoder{}, StreamConfig{})
-	defer s.Close()
-	_, err = Collect(s)
-	if !errors.Is(err, ErrTimeout) {
+	if _, err := collectStream(t, tr, srv.URL); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Collect error = %v, want ErrTimeout", err)
 	}
 }
@@ -437,20 +430,24 @@ func countingServer(t *testing.T, hold <-chan struct{}) (*httptest.Server, *atom
 	return srv, &conns
 }
 
-// readStream opens a stream, reads it to its end and closes it.
-func readStream(t *testing.T, tr *Transport, url string) {
+// collectStream opens a stream, reads it to its end (or its error) and
+// closes it.
+func collectStream(t *testing.T, tr *Transport, url string) ([]*ChatChunk, error) {
 	t.Helper()
 	body, err := tr.Open(context.Background(), testCall(url))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := NewStream(body, dataDecoder{}, StreamConfig{})
-	chunks, err := Collect(s)
-	if err != nil || len(chunks) != 1 {
+	defer s.Close()
+	return Collect(s)
+}
+
+// readStream reads a one-chunk stream whole.
+func readStream(t *testing.T, tr *Transport, url string) {
+	t.Helper()
+	if chunks, err := collectStream(t, tr, url); err != nil || len(chunks) != 1 {
 		t.Fatalf("collect: %d chunks, %v", len(chunks), err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -509,14 +506,7 @@ func TestStreamIdleTimeoutCountsFromTheLastEvent(t *testing.T) {
 	}))
 	defer srv.Close()
 	tr, _ := testTransport(t, func(c *Config) { c.StreamIdleTimeout = 200 * time.Millisecond })
-	body, err := tr.Open(context.Background(), testCall(srv.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewStream(body, dataDecoder{}, StreamConfig{})
-	defer s.Close()
-	chunks, err := Collect(s)
-	if err != nil || len(chunks) != 12 {
+	if chunks, err := collectStream(t, tr, srv.URL); err != nil || len(chunks) != 12 {
 		t.Fatalf("%d chunks, %v; want 12 and no timeout", len(chunks), err)
 	}
 }
