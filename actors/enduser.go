@@ -815,10 +815,13 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	ops := append(pre, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, m.ReservationId)))
 	var lease *walletLease
 	var walletCharged int64
+	var applied func()
 	if r.wallet > 0 {
 		lease = a.env.lease(a.id.Platform)
 		charged, _ := lease.settle(r.wallet, money.Nanos(m.CostNanos))
-		ops = append(ops, a.spendOp(lease, now, m, charged))
+		var op persistence.Op
+		op, applied = a.spendOp(lease, now, m, charged)
+		ops = append(ops, op)
 		walletCharged = int64(charged)
 		if e != nil {
 			e.ProviderCostNanos = int64(charged)
@@ -832,7 +835,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		reply.ChargedNanos, reply.HasBudget = -e.AmountNanos, true
 	}
 	ops = append(ops, a.windowsOps(now, r.at, m.Tokens)...)
-	a.commit(c, ops, reply, a.env.BillingDurability == DurabilityBatch)
+	a.commitThen(c, ops, reply, a.env.BillingDurability == DurabilityBatch, applied)
 	if lease != nil {
 		lease.spent()
 	}
@@ -847,13 +850,21 @@ func errRecovering(what string) error {
 }
 
 // spendOp records a settled call's wallet cost on lease: the record the
-// platform actor folds into the wallet's ledger.
-func (a *endUserActor) spendOp(lease *walletLease, now time.Time, m *pb.Settle, charged money.Nanos) persistence.Op {
+// platform actor folds into the wallet's ledger. On a single node it also
+// returns applied, to run once the record is applied to the store (pass
+// it to commitThen): it hands the record to the lease in memory, so the
+// platform actor folds it without reading it back (lease.applied).
+func (a *endUserActor) spendOp(lease *walletLease, now time.Time, m *pb.Settle, charged money.Nanos) (op persistence.Op, applied func()) {
 	spend := &pb.LeaseSpend{
 		RequestId: m.RequestId, EndUserId: string(a.id.EndUser), CostNanos: int64(charged), Model: m.Model,
 		PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
 	}
-	return persistence.Set(persistence.LeaseSpendKey(string(a.id.Platform), lease.id, lease.seq.Add(1)), marshal(spend))
+	seq := lease.seq.Add(1)
+	op = persistence.Set(persistence.LeaseSpendKey(string(a.id.Platform), lease.id, seq), marshal(spend))
+	if a.env.Clustered() {
+		return op, nil // the lease's node carries its records from the store (carrySpends)
+	}
+	return op, func() { lease.applied(seq, spend) }
 }
 
 // lateSettleWindow bounds how far back settleLate looks for the usage
@@ -900,8 +911,11 @@ func (a *endUserActor) settleLate(c actor.Context, pre []persistence.Op, m *pb.S
 	e.ProviderCostNanos = int64(walletCharged)
 	e.Reason = "settled after its reservation " + m.ReservationId + " was lost or expired"
 	var ops []persistence.Op
+	var applied func()
 	if walletCharged > 0 {
-		ops = append(ops, a.spendOp(lease, now, m, walletCharged))
+		var op persistence.Op
+		op, applied = a.spendOp(lease, now, m, walletCharged)
+		ops = append(ops, op)
 	}
 	ops = append(ops, a.entryOps(e)...)
 	reply := &pb.Settled{WalletNanos: int64(walletCharged)}
@@ -912,7 +926,7 @@ func (a *endUserActor) settleLate(c actor.Context, pre []persistence.Op, m *pb.S
 	}
 	a.env.Log.Warn("call settled without its reservation", "platform", pid, "end_user", uid,
 		"request_id", m.RequestId, "reservation", m.ReservationId, "charged_nanos", reply.ChargedNanos, "wallet_nanos", walletCharged)
-	a.commit(c, ops, reply, false)
+	a.commitThen(c, ops, reply, false, applied)
 	if walletCharged > 0 {
 		lease.spent()
 	}

@@ -58,6 +58,37 @@ type walletLease struct {
 	carried   uint64     // cluster mode: last spend seq the platform actor folded; guarded by flushMu
 	marked    bool       // cluster mode: leaseMarker written; guarded by refillMu
 	refilling atomic.Bool
+
+	// Single node: the spend records applied to the store and not yet
+	// folded, in the order they were applied. The platform actor folds
+	// these (and deletes their records) without reading the store; a
+	// record is listed only once applied, so its deletion can never come
+	// first. A crash loses the list, not the records: the next run closes
+	// this lease from the store (loadLeases).
+	appliedMu sync.Mutex
+	appliedQ  []appliedSpend
+}
+
+// appliedSpend is a spend record applied to the store, by its seq.
+type appliedSpend struct {
+	seq   uint64
+	spend *pb.LeaseSpend
+}
+
+// applied lists a spend record once the store has applied it.
+func (l *walletLease) applied(seq uint64, s *pb.LeaseSpend) {
+	l.appliedMu.Lock()
+	l.appliedQ = append(l.appliedQ, appliedSpend{seq, s})
+	l.appliedMu.Unlock()
+}
+
+// takeApplied returns and clears the applied spend records not yet folded.
+func (l *walletLease) takeApplied() []appliedSpend {
+	l.appliedMu.Lock()
+	q := l.appliedQ
+	l.appliedQ = nil
+	l.appliedMu.Unlock()
+	return q
 }
 
 // lease returns this node's lease on platform p, creating it (empty) on

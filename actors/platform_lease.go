@@ -79,21 +79,37 @@ func (a *platformActor) giveBack(c actor.Context, m *pb.LeaseReturn) {
 
 // flushLeases folds every lease's spend records into the wallet: one usage
 // entry per settled call (the wallet's transactions show each call's
-// cost, as before leases), the records deleted in the same batch. It
-// reads what the end-user actors wrote, so it first waits until every
-// write submitted so far is applied. Its cost is per call but batched:
-// one message per flush interval, not two round trips per call.
+// cost, as before leases), the records deleted in the same batch. This
+// run's lease hands over its records in memory as the store applies them
+// (no store read: with 1,000 platforms of a few calls each, a Pebble scan
+// per flush per platform was 4 % of the gateway's CPU); another lease's
+// are read from the store, after every write submitted so far is applied.
+// Its cost is per call but batched: one message per flush interval, not
+// two round trips per call.
 func (a *platformActor) flushLeases(c actor.Context) {
 	if len(a.leases) == 0 || a.env.Clustered() {
 		// In a cluster spend records arrive carried by their lease's
 		// node (foldCarried), every LeaseFlushInterval.
 		return
 	}
-	a.waitApplied()
 	now := a.now()
 	before := a.wallet.balance
 	var ops []persistence.Op
+	var mine *walletLease
+	if v, ok := a.env.leases.Load(a.id.Platform); ok {
+		mine = v.(*walletLease)
+	}
+	waited := false
 	for _, l := range a.leases {
+		if mine != nil && l.Id == mine.id {
+			// This run's lease: its records, as the store applied them.
+			ops = append(ops, a.foldApplied(l, mine.takeApplied())...)
+			continue
+		}
+		if !waited {
+			a.waitApplied() // what the scan reads must be applied first
+			waited = true
+		}
 		ops = append(ops, a.foldSpend(l)...)
 	}
 	if len(ops) == 0 {
@@ -128,6 +144,21 @@ func (a *platformActor) foldSpend(l *pb.Lease) []persistence.Op {
 	})
 	if len(ops) == 0 {
 		return nil
+	}
+	return append(ops, a.leaseOp(l))
+}
+
+// foldApplied folds spend records of lease l that the store applied
+// (walletLease.applied) and deletes them, as foldSpend does for the
+// records it reads. It returns nil when there are none.
+func (a *platformActor) foldApplied(l *pb.Lease, spends []appliedSpend) []persistence.Op {
+	if len(spends) == 0 {
+		return nil
+	}
+	ops := make([]persistence.Op, 0, 2*len(spends)+1)
+	for _, s := range spends {
+		ops = append(ops, persistence.DeleteOnce(persistence.LeaseSpendKey(a.p.Id, l.Id, s.seq)))
+		ops = append(ops, a.foldOne(l, s.seq, s.spend, false)...)
 	}
 	return append(ops, a.leaseOp(l))
 }
