@@ -111,7 +111,13 @@ func (s *Server) settle(b *billing, u providers.Usage) (int64, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		// The first attempt is bounded by the directory's own ask timeout
+		// (10 s by default: well inside the 30 s): no context, no timer of
+		// its own. A retry is bounded by what is left of the 30 s.
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if attempt > 0 {
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+		}
 		var res proto.Message
 		res, err = s.deps.Directory.Ask(ctx, actors.EndUserActor(b.platform, b.endUser), msg)
 		cancel()

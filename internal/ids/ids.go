@@ -72,8 +72,13 @@ func New(prefix string, t time.Time) string {
 	}
 	copy(b[6:], last.rnd[:])
 	last.Unlock()
-	out := make([]byte, len(prefix)+26)
-	copy(out, prefix)
+	var buf [64]byte // prefixes are short: the id is built on the stack and copied once
+	out := buf[:0]
+	if len(prefix)+26 > len(buf) {
+		out = make([]byte, 0, len(prefix)+26)
+	}
+	out = append(out, prefix...)
+	out = out[:len(prefix)+26]
 	// 128 bits → 26 base32 digits (130 bits, top 2 zero).
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	for i := 25; i >= 0; i-- {

@@ -123,3 +123,21 @@ func TestIncrementCarriesAndReportsOverflow(t *testing.T) {
 		t.Fatalf("overflow: %x", b)
 	}
 }
+
+// A prefix longer than the stack buffer still yields a whole id.
+func TestNewWithALongPrefix(t *testing.T) {
+	prefix := strings.Repeat("p", 50) + "_"
+	id := New(prefix, time.Now())
+	if !Valid(prefix, id) {
+		t.Fatalf("%q is not a valid id with prefix %q", id, prefix)
+	}
+}
+
+// BenchmarkNew: one allocation per id (the string itself).
+func BenchmarkNew(b *testing.B) {
+	b.ReportAllocs()
+	now := time.Now()
+	for b.Loop() {
+		_ = New(RequestPrefix, now)
+	}
+}
