@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,7 @@ func (l *Ledger) Run(ctx context.Context, env *Env) (report.Scenario, error) {
 		Description: fmt.Sprintf("*HTTP*: POST /v1/platforms/{id}/end-users/{id}/budget/debit (platform key, $0.000001) against the gateway process, "+
 			"closed loop for %v per point, each caller debiting its own end-user (%d end-users seeded with benchseed and activated first). "+
 			"An answer means the ledger entry and the end-user record are synced (group commit). "+
-			"*go test*: the in-process Go benchmarks named below, when they exist in this tree (unpinned; the runner's own CPU and the benchmark's share the machine).",
+			"*go test*: the in-process Go benchmarks named below, when they exist in this tree (run on every CPU of the machine, as go test run by hand is: the runner, pinned to the load generator's CPU, would otherwise pass its pinning on; it is idle meanwhile).",
 			dur, maxC),
 		Baselines: nil,
 		Metrics:   map[string]float64{},
@@ -196,16 +197,25 @@ func goBench(ctx context.Context, env *Env, pkg, name, benchtime string) ([]benc
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	pattern := "^" + name + "($|/)"
-	var cmd *exec.Cmd
+	var argv []string
+	dir := ""
 	if bin, ok := env.TestBins[pkg]; ok {
 		if bin == "" {
 			return nil, fmt.Errorf("%s has no test binary (no test files, or it did not compile: see the runner's log)", pkg)
 		}
-		cmd = exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", pattern, "-test.benchtime", benchtime, "-test.count", "1")
-		cmd.Dir = pkg
+		argv = []string{bin, "-test.run", "^$", "-test.bench", pattern, "-test.benchtime", benchtime, "-test.count", "1"}
+		dir = pkg
 	} else {
-		cmd = exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-count", "1", pkg)
+		argv = []string{"go", "test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-count", "1", pkg}
 	}
+	// The runner pins itself to the load generator's CPU, and a child
+	// inherits that: the benchmark would run on one CPU of the machine
+	// (GOMAXPROCS 1). It gets every CPU, as go test run by hand does.
+	if env.Procs != nil && env.Procs.Taskset != "" {
+		argv = append([]string{env.Procs.Taskset, "-c", fmt.Sprintf("0-%d", runtime.NumCPU()-1)}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		tail := strings.TrimSpace(string(out))
