@@ -36,7 +36,7 @@ func (Tracing) Name() string { return "tracing" }
 // Run measures the rounds (the gateway binary is env.GatewayBin).
 func (Tracing) Run(ctx context.Context, env *Env) (report.Scenario, error) {
 	start := time.Now()
-	rounds, dur := pick(env, 6, 16), pick(env, time.Second, 1500*time.Millisecond)
+	rounds, dur := pick(env, 6, 32), pick(env, time.Second, 1500*time.Millisecond)
 	const conns, ratio = 64, 0.01
 	s := report.Scenario{
 		Name:  "tracing",
