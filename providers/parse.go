@@ -501,12 +501,8 @@ func (p *reqParser) optInt(v **int) bool {
 	if p.null() {
 		return p.delimited()
 	}
-	s, ok := p.number()
-	if !ok {
-		return false
-	}
-	n, err := strconv.ParseInt(string(s), 10, 64) // as encoding/json reads into int
-	if err != nil {
+	var n int64 // as encoding/json reads into int
+	if !p.int64(&n) {
 		return false
 	}
 	x := int(n)
@@ -521,15 +517,11 @@ func (p *reqParser) optInt64(v **int64) bool {
 	if p.null() {
 		return p.delimited()
 	}
-	s, ok := p.number()
-	if !ok {
+	n := new(int64)
+	if !p.int64(n) {
 		return false
 	}
-	n, err := strconv.ParseInt(string(s), 10, 64)
-	if err != nil {
-		return false
-	}
-	*v = &n
+	*v = n
 	return true
 }
 
@@ -881,19 +873,26 @@ func (p *reqParser) tools(ts *[]Tool) bool {
 				return p.delimited()
 			}
 			f := &t.Function
-			return p.members(functionDefNames, func(k []byte) bool {
-				switch string(k) {
-				case "name":
-					return p.str(&f.Name)
-				case "description":
-					return p.str(&f.Description)
-				case "parameters":
-					return p.raw(&f.Parameters)
-				default: // strict
-					return p.optBool(&f.Strict)
-				}
-			})
+			return p.schemaDef(functionDefNames, &f.Name, &f.Description, &f.Parameters, &f.Strict)
 		})
+	})
+}
+
+// schemaDef reads an object of a name, a description, a raw JSON schema
+// (under the third of names) and strict: a tool's function, or a response
+// format's json_schema.
+func (p *reqParser) schemaDef(names []string, name, description *string, schema *json.RawMessage, strict **bool) bool {
+	return p.members(names, func(k []byte) bool {
+		switch string(k) {
+		case "name":
+			return p.str(name)
+		case "description":
+			return p.str(description)
+		case names[2]:
+			return p.raw(schema)
+		default: // strict
+			return p.optBool(strict)
+		}
 	})
 }
 
@@ -943,18 +942,7 @@ func (p *reqParser) responseFormat(rf **ResponseFormat) bool {
 		}
 		s := &JSONSchema{}
 		f.JSONSchema = s
-		return p.members(jsonSchemaNames, func(k []byte) bool {
-			switch string(k) {
-			case "name":
-				return p.str(&s.Name)
-			case "description":
-				return p.str(&s.Description)
-			case "schema":
-				return p.raw(&s.Schema)
-			default: // strict
-				return p.optBool(&s.Strict)
-			}
-		})
+		return p.schemaDef(jsonSchemaNames, &s.Name, &s.Description, &s.Schema, &s.Strict)
 	})
 }
 

@@ -118,21 +118,28 @@ func TestParseRandomMutations(t *testing.T) {
 		n = 2000
 	}
 	for i := 0; i < n; i++ {
-		b := append([]byte(nil), seeds[rng.Intn(len(seeds))]...)
-		for m := rng.Intn(3) + 1; m > 0 && len(b) > 0; m-- {
-			j := rng.Intn(len(b))
-			c := alphabet[rng.Intn(len(alphabet))]
-			switch rng.Intn(3) {
-			case 0:
-				b[j] = c
-			case 1:
-				b = append(b[:j], append([]byte{c}, b[j:]...)...)
-			default:
-				b = append(b[:j], b[j+1:]...)
-			}
-		}
+		b := mutate(rng, seeds[rng.Intn(len(seeds))], alphabet)
 		checkParse(t, b)
 	}
+}
+
+// mutate returns a copy of seed with one to three random bytes replaced,
+// inserted or removed (bytes from alphabet).
+func mutate(rng *rand.Rand, seed, alphabet []byte) []byte {
+	b := append([]byte(nil), seed...)
+	for m := rng.Intn(3) + 1; m > 0 && len(b) > 0; m-- {
+		j := rng.Intn(len(b))
+		c := alphabet[rng.Intn(len(alphabet))]
+		switch rng.Intn(3) {
+		case 0:
+			b[j] = c
+		case 1:
+			b = append(b[:j], append([]byte{c}, b[j:]...)...)
+		default:
+			b = append(b[:j], b[j+1:]...)
+		}
+	}
+	return b
 }
 
 // FuzzParseChatRequest: on every input, Parse returns what json.Unmarshal

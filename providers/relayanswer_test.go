@@ -108,19 +108,7 @@ func TestRelayedAnswerMatchesEarlierReader(t *testing.T) {
 	seeds := answerSeeds(t)
 	alphabet := []byte("{}[]\",:\\ \n0123456789.-eEtrufalsn\xffUu_")
 	for i := 0; i < 20000; i++ {
-		b := append([]byte(nil), seeds[rng.Intn(len(seeds))]...)
-		for m := rng.Intn(3) + 1; m > 0 && len(b) > 0; m-- {
-			j := rng.Intn(len(b))
-			c := alphabet[rng.Intn(len(alphabet))]
-			switch rng.Intn(3) {
-			case 0:
-				b[j] = c
-			case 1:
-				b = append(b[:j], append([]byte{c}, b[j:]...)...)
-			default:
-				b = append(b[:j], b[j+1:]...)
-			}
-		}
+		b := mutate(rng, seeds[rng.Intn(len(seeds))], alphabet)
 		checkRelayedAnswer(t, b)
 	}
 }
