@@ -222,14 +222,8 @@ func (p *reqParser) object(member func(k []byte) bool) bool {
 		if !member(k) {
 			return false
 		}
-		switch p.peek() {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return true
-		default:
-			return false
+		if done, ok := p.sep('}'); done || !ok {
+			return ok
 		}
 	}
 }
@@ -249,16 +243,24 @@ func (p *reqParser) array(elem func() bool) bool {
 		if !elem() {
 			return false
 		}
-		switch p.peek() {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return true
-		default:
-			return false
+		if done, ok := p.sep(']'); done || !ok {
+			return ok
 		}
 	}
+}
+
+// sep reads what follows a member or an element: ',' (more follow) or
+// end (the object or array is done: done). Anything else fails (ok false).
+func (p *reqParser) sep(end byte) (done, ok bool) {
+	switch p.peek() {
+	case ',':
+		p.i++
+		return false, true
+	case end:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
 
 // null consumes a null literal if one is next.
@@ -651,14 +653,8 @@ func (p *reqParser) skipObject() bool {
 		if !p.skip() {
 			return false
 		}
-		switch p.peek() {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return true
-		default:
-			return false
+		if done, ok := p.sep('}'); done || !ok {
+			return ok
 		}
 	}
 }
