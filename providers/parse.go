@@ -30,9 +30,10 @@ func (r *ChatRequest) Parse(body []byte) error {
 // encoding/json; the caller then abandons the pass. Strings are copied
 // out of b: nothing the result holds aliases the body.
 type reqParser struct {
-	b     []byte
-	i     int
-	depth int
+	b       []byte
+	i       int
+	depth   int
+	scratch []byte // countString's buffer for strings with escapes
 }
 
 // maxParseDepth bounds nesting in skipped values; deeper input is left to
@@ -287,8 +288,18 @@ func (p *reqParser) str(s *string) bool {
 // stringValue reads a string (not null) and returns its value as
 // encoding/json decodes it.
 func (p *reqParser) stringValue() (string, bool) {
+	if raw, ok := p.plainString(); ok {
+		return string(raw), true
+	}
+	return p.escapedString()
+}
+
+// plainString reads a string whose bytes are its value (no escape, valid
+// UTF-8) and returns them, aliasing b; for any other value it returns
+// false and leaves p.i where it was.
+func (p *reqParser) plainString() ([]byte, bool) {
 	if p.peek() != '"' {
-		return "", false
+		return nil, false
 	}
 	start := p.i + 1
 	j := start
@@ -297,20 +308,27 @@ func (p *reqParser) stringValue() (string, bool) {
 		high |= p.b[j]
 		j++
 	}
-	ascii := high < 0x80
-	if j >= len(p.b) || p.b[j] < 0x20 {
-		return "", false
+	if j >= len(p.b) || p.b[j] != '"' || high >= 0x80 && !utf8.Valid(p.b[start:j]) {
+		return nil, false
 	}
-	if p.b[j] == '"' {
-		raw := p.b[start:j]
-		p.i = j + 1
-		if !ascii && !utf8.Valid(raw) {
-			return p.decodeString(start-1, j+1)
-		}
-		return string(raw), true
+	p.i = j + 1
+	return p.b[start:j], true
+}
+
+// escapedString reads a string that plainString refused: one holding
+// escapes or invalid UTF-8.
+func (p *reqParser) escapedString() (string, bool) {
+	b, ok := p.appendEscaped(nil)
+	return string(b), ok
+}
+
+// appendEscaped is escapedString appending the value to dst.
+func (p *reqParser) appendEscaped(dst []byte) ([]byte, bool) {
+	if p.peek() != '"' {
+		return dst, false
 	}
-	// Escapes: find the end, then unescape.
-	end := j
+	start := p.i + 1
+	end := start
 	for end < len(p.b) {
 		c := p.b[end]
 		if c == '\\' {
@@ -318,7 +336,7 @@ func (p *reqParser) stringValue() (string, bool) {
 			continue
 		}
 		if c < 0x20 {
-			return "", false
+			return dst, false
 		}
 		if c == '"' {
 			break
@@ -326,13 +344,67 @@ func (p *reqParser) stringValue() (string, bool) {
 		end++
 	}
 	if end >= len(p.b) {
-		return "", false
+		return dst, false
 	}
 	p.i = end + 1
-	if s, ok := unescape(p.b[start:end]); ok {
-		return s, true
+	if out, ok := appendUnescaped(dst, p.b[start:end]); ok {
+		return out, true
 	}
-	return p.decodeString(start-1, end+1)
+	s, ok := p.decodeString(start-1, end+1)
+	return append(dst, s...), ok // over what appendUnescaped left
+}
+
+// plainOrNull reads a string or null into *v: the string's value as
+// encoding/json decodes it (aliasing b unless it holds escapes), nil for
+// null.
+func (p *reqParser) plainOrNull(v *[]byte) bool {
+	if p.null() {
+		*v = nil
+		return p.delimited()
+	}
+	if raw, ok := p.plainString(); ok {
+		*v = raw
+		return true
+	}
+	s, ok := p.escapedString()
+	*v = []byte(s)
+	return ok
+}
+
+// countString reads a string or null and adds the length of its value to
+// *n (null adds nothing). A string with escapes is decoded into
+// p.scratch, not a new buffer.
+func (p *reqParser) countString(n *int64) bool {
+	if p.null() {
+		return p.delimited()
+	}
+	if raw, ok := p.plainString(); ok {
+		*n += int64(len(raw))
+		return true
+	}
+	var ok bool
+	p.scratch, ok = p.appendEscaped(p.scratch[:0])
+	*n += int64(len(p.scratch))
+	return ok
+}
+
+// stringOrNull reads and validates a string or null.
+func (p *reqParser) stringOrNull() bool {
+	if p.null() {
+		return p.delimited()
+	}
+	return p.peek() == '"' && p.skipString()
+}
+
+// integer reads a number that encoding/json decodes into an int (not
+// null).
+func (p *reqParser) integer() bool {
+	s, ok := p.number()
+	if !ok {
+		return false
+	}
+	_, err := strconv.ParseInt(string(s), 10, 64)
+	return err == nil
 }
 
 // decodeString hands b[from:to], a whole string token, to encoding/json:
@@ -350,14 +422,19 @@ func (p *reqParser) decodeString(from, to int) (string, bool) {
 // anything but the plain escapes and \u escapes of non-surrogates, and
 // for invalid UTF-8.
 func unescape(in []byte) (string, bool) {
-	out := make([]byte, 0, len(in))
+	out, ok := appendUnescaped(make([]byte, 0, len(in)), in)
+	return string(out), ok
+}
+
+// appendUnescaped is unescape appending the value to out.
+func appendUnescaped(out, in []byte) ([]byte, bool) {
 	for i := 0; i < len(in); i++ {
 		c := in[i]
 		if c != '\\' {
 			if c >= 0x80 {
 				r, size := utf8.DecodeRune(in[i:])
 				if r == utf8.RuneError && size == 1 {
-					return "", false
+					return out, false
 				}
 				out = append(out, in[i:i+size]...)
 				i += size - 1
@@ -368,7 +445,7 @@ func unescape(in []byte) (string, bool) {
 		}
 		i++
 		if i >= len(in) {
-			return "", false
+			return out, false
 		}
 		switch in[i] {
 		case '"', '\\', '/':
@@ -385,7 +462,7 @@ func unescape(in []byte) (string, bool) {
 			out = append(out, '\t')
 		case 'u':
 			if i+4 >= len(in) {
-				return "", false
+				return out, false
 			}
 			var r rune
 			for _, h := range in[i+1 : i+5] {
@@ -397,19 +474,19 @@ func unescape(in []byte) (string, bool) {
 				case 'A' <= h && h <= 'F':
 					r = r<<4 | rune(h-'A'+10)
 				default:
-					return "", false
+					return out, false
 				}
 			}
 			if 0xd800 <= r && r < 0xe000 {
-				return "", false // surrogates: encoding/json's pairing rules
+				return out, false // surrogates: encoding/json's pairing rules
 			}
 			out = utf8.AppendRune(out, r)
 			i += 4
 		default:
-			return "", false
+			return out, false
 		}
 	}
-	return string(out), true
+	return out, true
 }
 
 func (p *reqParser) boolean(v *bool) bool {

@@ -2,9 +2,7 @@ package providers
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 )
 
 // Relaying: an OpenAI-format upstream is sent the client's own request
@@ -175,55 +173,74 @@ var (
 // of content and tool-call names and arguments it carries, as the edge
 // counts them from decoded choices), with Choices left nil; or false when
 // the chunk must be decoded in full: not JSON (or nested deeper than
-// the validator follows), an error or a usage in it,
-// a member of an unexpected type, a key repeated, escaped or spelt in
-// another case (encoding/json would read it), so that relaying never
-// counts, bills or ends a stream differently from decoding. It walks the
-// chunk once more after validation and allocates only the chunk and its
-// strings.
+// the validator follows), an error or a usage in it, no object type or
+// choices, a member of an unexpected type, a watched key repeated,
+// escaped or spelt in another case (encoding/json would read it), so that
+// relaying never counts, bills or ends a stream differently from
+// decoding. Each call returns a new chunk; a stream's reader uses a
+// [ChunkRelay], which reuses one.
 func RelayChunk(data []byte) (*ChatChunk, bool) {
-	if !validJSON(data) {
-		return nil, false
-	}
-	c := &ChatChunk{Raw: data}
-	it := members{b: data}
-	var seen fieldSet
+	var r ChunkRelay
+	return r.Chunk(data)
+}
+
+// ChunkRelay reads the chunks of one relayed stream as [RelayChunk] does,
+// without allocating: it walks each chunk once, validating as it goes,
+// and returns the same chunk every time, valid until the next call. The
+// id, object and model strings are the previous chunk's when it says the
+// same (an upstream repeats them in every chunk of a stream). Not safe
+// for concurrent use.
+type ChunkRelay struct {
+	c                 ChatChunk
+	id, object, model string
+	scratch           []byte
+}
+
+// Chunk reads data; see [RelayChunk].
+func (r *ChunkRelay) Chunk(data []byte) (*ChatChunk, bool) {
+	p := reqParser{b: data, scratch: r.scratch}
+	var id, object, model []byte
+	var created, produced int64
 	hasChoices := false
-	for it.next() {
-		k, v := it.key, it.val
-		if !seen.add(k, topLevelFields) {
-			return nil, false
-		}
-		ok := true
+	ok := p.members(topLevelFields, func(k []byte) bool {
 		switch string(k) {
 		case "id":
-			c.ID, ok = plainString(v)
+			return p.plainOrNull(&id)
 		case "object":
-			c.Object, ok = plainString(v)
+			return p.plainOrNull(&object)
 		case "model":
-			c.Model, ok = plainString(v)
+			return p.plainOrNull(&model)
 		case "created":
-			n, err := strconv.ParseInt(string(v), 10, 64)
-			c.Created, ok = n, err == nil
+			return p.int64(&created)
 		case "usage", "error":
-			ok = isNull(v)
+			return p.null() && p.delimited()
 		case "system_fingerprint":
-			ok = isStringOrNull(v)
-		case "choices": // null would be sent as [] by the decoder: not as received
+			return p.stringOrNull()
+		default: // choices; null would be sent as [] by the decoder: not as received
 			hasChoices = true
-			var n int64
-			n, ok = arrayProduced(v, choiceProduced)
-			ok = ok && v[0] == '['
-			c.Produced += n
+			return p.peek() == '[' && p.array(func() bool { return p.relayChoice(&produced) })
 		}
-		if !ok {
-			return nil, false
-		}
-	}
-	if it.bad || c.Object == "" || !hasChoices {
+	})
+	r.scratch = p.scratch
+	if !ok || !hasChoices || len(object) == 0 {
 		return nil, false
 	}
-	return c, true
+	if p.ws(); p.i != len(data) {
+		return nil, false
+	}
+	r.c = ChatChunk{
+		ID: intern(&r.id, id), Object: intern(&r.object, object), Created: created, Model: intern(&r.model, model),
+		Raw: data, Produced: produced,
+	}
+	return &r.c, true
+}
+
+// intern returns *last when b says the same, else b as a new *last.
+func intern(last *string, b []byte) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
 }
 
 var (
@@ -234,169 +251,52 @@ var (
 	functionFields = []string{"name", "arguments"}
 )
 
-// arrayProduced sums fn over the elements of a JSON array (or null).
-func arrayProduced(v []byte, fn func([]byte) (int64, bool)) (int64, bool) {
-	if isNull(v) {
-		return 0, true
-	}
-	if v[0] != '[' {
-		return 0, false
-	}
-	var total int64
-	i := skipSpace(v, 1)
-	if i < len(v) && v[i] == ']' {
-		return 0, true
-	}
-	for i < len(v) {
-		end := valueEnd(v, i)
-		if end < 0 {
-			return 0, false
+// relayChoice reads one streamed choice, adding its content and tool-call
+// bytes to produced.
+func (p *reqParser) relayChoice(produced *int64) bool {
+	return p.peek() == '{' && p.members(choiceFields, func(k []byte) bool {
+		switch string(k) {
+		case "index":
+			return p.integer()
+		case "finish_reason":
+			return p.stringOrNull()
+		default: // delta
+			if p.null() {
+				return p.delimited()
+			}
+			return p.peek() == '{' && p.members(deltaFields, func(k []byte) bool {
+				switch string(k) {
+				case "role", "refusal":
+					return p.stringOrNull()
+				case "content":
+					return p.countString(produced)
+				default: // tool_calls
+					if p.null() {
+						return p.delimited()
+					}
+					return p.peek() == '[' && p.array(func() bool { return p.relayToolCall(produced) })
+				}
+			})
 		}
-		n, ok := fn(v[i:end])
-		if !ok {
-			return 0, false
+	})
+}
+
+// relayToolCall reads one streamed tool call, adding its name and
+// arguments bytes to produced.
+func (p *reqParser) relayToolCall(produced *int64) bool {
+	return p.peek() == '{' && p.members(toolCallFields, func(k []byte) bool {
+		switch string(k) {
+		case "index":
+			return p.integer()
+		case "id", "type":
+			return p.stringOrNull()
+		default: // function
+			if p.null() {
+				return p.delimited()
+			}
+			return p.peek() == '{' && p.members(functionFields, func([]byte) bool { return p.countString(produced) })
 		}
-		total += n
-		i = skipSpace(v, end)
-		if i >= len(v) {
-			return 0, false
-		}
-		if v[i] == ']' {
-			return total, true
-		}
-		if v[i] != ',' {
-			return 0, false
-		}
-		i = skipSpace(v, i+1)
-	}
-	return 0, false
-}
-
-// objectSum walks a JSON object (known valid) and sums what member says
-// of each of its members; any member it refuses, a repeated key, or one
-// spelt like a watched name in another case, refuses the object.
-func objectSum(b []byte, watched []string, member func(k, v []byte) (int64, bool)) (int64, bool) {
-	if b[0] != '{' {
-		return 0, false
-	}
-	var n int64
-	var seen fieldSet
-	it := members{b: b}
-	for it.next() {
-		if !seen.add(it.key, watched) {
-			return 0, false
-		}
-		m, ok := member(it.key, it.val)
-		if !ok {
-			return 0, false
-		}
-		n += m
-	}
-	return n, !it.bad
-}
-
-// choiceProduced counts one streamed choice's content and tool-call bytes.
-func choiceProduced(b []byte) (int64, bool) { return objectSum(b, choiceFields, choiceMember) }
-
-func choiceMember(k, v []byte) (int64, bool) {
-	switch string(k) {
-	case "index":
-		return 0, isInt(v)
-	case "finish_reason":
-		return 0, isStringOrNull(v)
-	case "delta":
-		if isNull(v) {
-			return 0, true
-		}
-		return objectSum(v, deltaFields, deltaMember)
-	}
-	return 0, true
-}
-
-func deltaMember(k, v []byte) (int64, bool) {
-	switch string(k) {
-	case "role", "refusal":
-		return 0, isStringOrNull(v)
-	case "content":
-		l, ok := stringLen(v)
-		return int64(l), ok
-	case "tool_calls":
-		return arrayProduced(v, toolCallProduced)
-	}
-	return 0, true
-}
-
-func toolCallProduced(b []byte) (int64, bool) { return objectSum(b, toolCallFields, toolCallMember) }
-
-func toolCallMember(k, v []byte) (int64, bool) {
-	switch string(k) {
-	case "index":
-		return 0, isInt(v)
-	case "id", "type":
-		return 0, isStringOrNull(v)
-	case "function":
-		if isNull(v) {
-			return 0, true
-		}
-		return objectSum(v, functionFields, functionMember)
-	}
-	return 0, true
-}
-
-func functionMember(k, v []byte) (int64, bool) {
-	if string(k) == "name" || string(k) == "arguments" {
-		l, ok := stringLen(v)
-		return int64(l), ok
-	}
-	return 0, true
-}
-
-func isInt(v []byte) bool {
-	_, err := strconv.Atoi(string(v))
-	return err == nil
-}
-
-func isNull(v []byte) bool { return string(v) == "null" }
-
-func isStringOrNull(v []byte) bool { return v[0] == '"' || isNull(v) }
-
-// stringValue returns what a JSON string (or null: nothing) decodes to:
-// its own bytes when they hold no escape and are valid UTF-8 (no copy),
-// else the decoded value.
-func stringValue(v []byte) ([]byte, bool) {
-	if isNull(v) {
-		return nil, true
-	}
-	if v[0] != '"' {
-		return nil, false
-	}
-	inner := v[1 : len(v)-1]
-	if !needsDecoding(inner) {
-		return inner, true
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return nil, false
-	}
-	return []byte(s), true
-}
-
-// stringLen is the decoded length of a JSON string or null (0).
-func stringLen(v []byte) (int, bool) {
-	b, ok := stringValue(v)
-	return len(b), ok
-}
-
-// plainString returns a JSON string's value (null: "").
-func plainString(v []byte) (string, bool) {
-	b, ok := stringValue(v)
-	return string(b), ok
-}
-
-// needsDecoding reports whether a JSON string's bytes differ from its
-// value: escapes, or invalid UTF-8 (which encoding/json replaces).
-func needsDecoding(inner []byte) bool {
-	return bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner)
+	})
 }
 
 // members iterates over the members of a JSON object that is known to be
@@ -466,34 +366,5 @@ func (m *members) next() bool {
 	}
 	m.val = b[i:vend]
 	m.i = vend
-	return true
-}
-
-// fieldSet tracks the keys of one object that a relay reads, without
-// allocating: a key seen twice, one that equals a watched name in another
-// case (which encoding/json would read as that field), or more keys than
-// it holds, mark the object for a full decode.
-type fieldSet struct {
-	keys [16][]byte
-	n    int
-}
-
-// add records k and reports whether the object can still be relayed.
-func (f *fieldSet) add(k []byte, watched []string) bool {
-	for _, s := range f.keys[:f.n] {
-		if bytes.Equal(s, k) {
-			return false
-		}
-	}
-	if f.n == len(f.keys) {
-		return false
-	}
-	f.keys[f.n] = k
-	f.n++
-	for _, w := range watched {
-		if len(k) == len(w) && string(k) != w && bytes.EqualFold(k, []byte(w)) {
-			return false
-		}
-	}
 	return true
 }

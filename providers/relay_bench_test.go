@@ -15,6 +15,7 @@ func BenchmarkRelayAnswer(b *testing.B) {
 		`"usage":{"prompt_tokens":20,"completion_tokens":14,"total_tokens":34,"prompt_tokens_details":{"cached_tokens":0}},"system_fingerprint":"fp_1"}`)
 	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1765000000,"model":"gpt-4o-mini","system_fingerprint":"fp_1",` +
 		`"choices":[{"index":0,"delta":{"content":" Tokyo"},"logprobs":null,"finish_reason":null}]}`)
+	var relay ChunkRelay
 	for _, c := range []struct {
 		name string
 		fn   func() bool
@@ -22,6 +23,7 @@ func BenchmarkRelayAnswer(b *testing.B) {
 		{"answer", func() bool { _, ok := RelayedAnswer(answer); return ok }},
 		{"answer-before", func() bool { _, ok := oldRelayedAnswer(answer); return ok }},
 		{"chunk", func() bool { _, ok := RelayChunk(chunk); return ok }},
+		{"chunk-of-a-stream", func() bool { _, ok := relay.Chunk(chunk); return ok }},
 		{"valid", func() bool { return validJSON(chunk) }},
 		{"valid-encoding-json", func() bool { return json.Valid(chunk) }},
 	} {

@@ -115,9 +115,18 @@ func (r *SSEReader) Next() (*Event, error) {
 	}
 }
 
+// dispatch returns the event read: the same Event each time, its Data the
+// reader's buffer (valid until the next call, as Event says), its Type and
+// ID the previous event's strings when they are the same.
 func (r *SSEReader) dispatch() *Event {
-	r.ev = Event{Type: string(r.typ), ID: string(r.id), Data: r.data}
-	r.data = r.data[:0:0] // the caller owns the returned slice until the next call
+	if string(r.typ) != r.ev.Type {
+		r.ev.Type = string(r.typ)
+	}
+	if string(r.id) != r.ev.ID {
+		r.ev.ID = string(r.id)
+	}
+	r.ev.Data = r.data
+	r.data = r.data[:0]
 	r.typ, r.hasData = r.typ[:0], false
 	return &r.ev
 }
@@ -130,13 +139,19 @@ func (r *SSEReader) readLine() ([]byte, error) {
 		return l, nil
 	}
 	r.line = r.line[:0]
+	var l []byte
 	for {
 		chunk, err := r.br.ReadSlice('\n')
 		r.consumed += int64(len(chunk))
 		if len(r.line)+len(chunk) > r.max+2 {
 			return nil, newErr(ErrEventTooLarge, fmt.Sprintf("SSE line longer than %d bytes", r.max))
 		}
+		if err == nil && len(r.line) == 0 {
+			l = chunk // a whole line in the buffer: used before the next read
+			break
+		}
 		r.line = append(r.line, chunk...)
+		l = r.line
 		if err == nil {
 			break
 		}
@@ -151,7 +166,6 @@ func (r *SSEReader) readLine() ([]byte, error) {
 		}
 		return nil, err
 	}
-	l := r.line
 	if n := len(l); n > 0 && l[n-1] == '\n' {
 		l = l[:n-1]
 	}

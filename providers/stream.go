@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -14,7 +15,8 @@ import (
 type EventDecoder interface {
 	// Decode handles one event. It returns the chunks the event produces
 	// (often none), and done=true after the provider's terminal event, after
-	// which no more events are read. An error ends the stream.
+	// which no more events are read. An error ends the stream. The
+	// returned slice, and the chunks, may be reused by the next call.
 	Decode(ev *Event) (chunks []*ChatChunk, done bool, err error)
 	// Finish is called when the body ends before a terminal event. It
 	// returns the last chunks, if the provider's stream may end that way,
@@ -41,7 +43,8 @@ type Stream struct {
 	sse    *SSEReader
 	dec    EventDecoder
 	cfg    StreamConfig
-	queue  []*ChatChunk
+	queue  []*ChatChunk // decoded, not yet returned: queue[head:]
+	head   int
 	last   ChatChunk // id, created, model of the latest chunk, for the usage chunk
 	done   bool
 	ended  bool
@@ -61,13 +64,16 @@ func NewStream(body io.ReadCloser, dec EventDecoder, cfg StreamConfig) *Stream {
 // Next returns the next chunk, io.EOF after the last one, or the error that
 // ended the stream: ctx.Err() after a cancellation, or an [*Error]
 // (upstream error event, malformed or truncated stream, bound hit). The
-// returned chunk is the caller's.
+// returned chunk, and the bytes it holds (Raw), are valid until the next
+// call: a relayed stream reuses them ([Collect] copies them).
 func (s *Stream) Next() (*ChatChunk, error) {
 	for {
-		if len(s.queue) > 0 {
-			c := s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
+		if s.head < len(s.queue) {
+			c := s.queue[s.head]
+			s.queue[s.head] = nil
+			if s.head++; s.head == len(s.queue) {
+				s.queue, s.head = s.queue[:0], 0
+			}
 			if c.ID != "" {
 				s.last.ID, s.last.Created, s.last.Model = c.ID, c.Created, c.Model
 			}
@@ -163,6 +169,8 @@ func Collect(s *Stream) ([]*ChatChunk, error) {
 		if err != nil {
 			return out, err
 		}
-		out = append(out, c)
+		cp := *c
+		cp.Raw = bytes.Clone(c.Raw)
+		out = append(out, &cp)
 	}
 }

@@ -205,3 +205,45 @@ func BenchmarkStreamChunk(b *testing.B) {
 		}
 	})
 }
+
+// TestRelayedStreamAllocatesNothingPerChunk: reading a relayed stream
+// reuses the SSE reader's buffers, the decoder's chunk and its strings,
+// so a long stream costs a handful of allocations in all, not some per
+// chunk; each chunk still comes out as the upstream sent it, counted.
+func TestRelayedStreamAllocatesNothingPerChunk(t *testing.T) {
+	const n = 500
+	var body bytes.Buffer
+	for i := 0; i < n; i++ {
+		body.WriteString("data: " + relayChunkSeeds[1] + "\n\n")
+	}
+	body.WriteString("data: [DONE]\n\n")
+	want := int64(len("Hé \"quoted\"\né"))
+	var got int
+	allocs := testing.AllocsPerRun(3, func() {
+		d := newDecoder(Name)
+		d.relay = true
+		st := providers.NewStream(io.NopCloser(bytes.NewReader(body.Bytes())), d, providers.StreamConfig{})
+		got = 0
+		for {
+			c, err := st.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(c.Raw) != relayChunkSeeds[1] || c.Produced != want || c.ID != "c" || c.Model != "m" {
+				t.Fatalf("chunk %d: raw %q produced %d id %q model %q", got, c.Raw, c.Produced, c.ID, c.Model)
+			}
+			got++
+		}
+	})
+	if got != n {
+		t.Fatalf("read %d chunks, want %d", got, n)
+	}
+	// The stream, its reader and buffers, the decoder and the first
+	// chunk's strings: a fixed cost, well under one allocation a chunk.
+	if allocs > 20 {
+		t.Errorf("%v allocations for a stream of %d chunks", allocs, n)
+	}
+}

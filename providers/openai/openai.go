@@ -238,6 +238,8 @@ type decoder struct {
 	usage    providers.Usage
 	hasUsage bool
 	relay    bool // chunks are sent on as received: scan them, decode only the unusual ones
+	relayer  providers.ChunkRelay
+	one      [1]*providers.ChatChunk
 }
 
 // NewDecoder returns the stream decoder for OpenAI's format.
@@ -261,8 +263,9 @@ func (d *decoder) Decode(ev *providers.Event) ([]*providers.ChatChunk, bool, err
 		return nil, false, nil
 	}
 	if d.relay {
-		if c, ok := providers.RelayChunk(data); ok {
-			return []*providers.ChatChunk{c}, false, nil
+		if c, ok := d.relayer.Chunk(data); ok {
+			d.one[0] = c
+			return d.one[:], false, nil
 		}
 	}
 	var c streamChunk
