@@ -574,3 +574,71 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestLingerFoldsEntriesAndFlushDoesNotWait: entries written within the
+// linger of the first go to the store in one write, not one each; a
+// Flush ends the wait at once (the linger here is a minute: a Flush
+// that waited it out would fail the test); and Close writes what is
+// held.
+func TestLingerFoldsEntriesAndFlushDoesNotWait(t *testing.T) {
+	s, _ := start(t, Config{Linger: time.Minute})
+	w := s.Writer()
+	for i := 1; i <= 50; i++ {
+		w.Write(entry(platA, i))
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Flush() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Flush waited for the linger")
+	}
+	if got := len(listAll(t, s, platA, Query{})); got != 50 {
+		t.Fatalf("listed %d entries after Flush, want 50", got)
+	}
+	if b := w.Stats().Batches; b != 1 {
+		t.Fatalf("50 entries written within the linger took %d store writes, want 1", b)
+	}
+
+	// Without a linger, each entry that finds the queue empty is written
+	// at once: an entry written after the writer went idle is its own write.
+	s2, _ := start(t, Config{Linger: -1})
+	w2 := s2.Writer()
+	for i := 1; i <= 3; i++ {
+		w2.Write(entry(platB, i))
+		flush(t, s2)
+	}
+	if b := w2.Stats().Batches; b != 3 {
+		t.Fatalf("3 entries flushed one by one without a linger took %d store writes, want 3", b)
+	}
+}
+
+// TestQueriesReadLingeringEntries: a query ends the writer's linger and
+// reads what it held (the linger is a minute: a query that did not would
+// fail the test).
+func TestQueriesReadLingeringEntries(t *testing.T) {
+	s, _ := start(t, Config{Linger: time.Minute})
+	w := s.Writer()
+	e := entry(platA, 1)
+	w.Write(e)
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.lingering.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never lingered")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.Get(platA, e.RequestID); err != nil {
+		t.Fatalf("Get of a lingering entry: %v", err)
+	}
+	w.Write(entry(platA, 2))
+	for !w.lingering.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if got := len(listAll(t, s, platA, Query{})); got != 2 {
+		t.Fatalf("List listed %d entries, want 2 (one of them lingering)", got)
+	}
+}

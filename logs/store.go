@@ -22,6 +22,12 @@ type Config struct {
 	// MaxBatch bounds the entries folded into one store write.
 	// Default 1024, range 1..65536.
 	MaxBatch int
+	// Linger is how long the writer waits, after an entry, for more to
+	// fold into the same store write (a Flush, or MaxBatch entries, end
+	// the wait): under load one write carries many entries rather than
+	// one. Entries become readable up to Linger later. Default 2 ms;
+	// negative writes each entry at once; range up to 1 minute.
+	Linger time.Duration
 	// Retention is how long entries are kept. Default 30 days, range
 	// 1 minute..10 years.
 	Retention time.Duration
@@ -47,6 +53,7 @@ func DefaultConfig() Config {
 	return Config{
 		QueueDepth:    16384,
 		MaxBatch:      1024,
+		Linger:        2 * time.Millisecond,
 		Retention:     30 * 24 * time.Hour,
 		SweepInterval: 10 * time.Minute,
 		MaxScan:       10000,
@@ -62,6 +69,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("logs: QueueDepth %d out of range 1..1048576", c.QueueDepth)
 	case c.MaxBatch < 1 || c.MaxBatch > 65536:
 		return fmt.Errorf("logs: MaxBatch %d out of range 1..65536", c.MaxBatch)
+	case c.Linger > time.Minute:
+		return fmt.Errorf("logs: Linger %s over 1m", c.Linger)
 	case c.Retention < time.Minute || c.Retention > 10*365*24*time.Hour:
 		return fmt.Errorf("logs: Retention %s out of range 1m..10y", c.Retention)
 	case c.SweepInterval < time.Millisecond || c.SweepInterval > 24*time.Hour:
@@ -97,6 +106,9 @@ func Open(cfg Config, db *persistence.Store) (*Store, error) {
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = def.MaxBatch
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = def.Linger
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = def.Retention
@@ -159,6 +171,7 @@ func (s *Store) Get(pid ids.PlatformID, rid string) (Entry, error) {
 	if !validID(string(pid)) || !validID(rid) {
 		return Entry{}, ErrNotFound
 	}
+	s.w.catchUp()
 	v, err := s.db.Get(persistence.LogRequestKey(string(pid), rid))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return Entry{}, ErrNotFound
@@ -199,6 +212,7 @@ func (s *Store) List(pid ids.PlatformID, q Query) (Page, error) {
 	if !validID(string(pid)) {
 		return Page{}, nil
 	}
+	s.w.catchUp()
 	prefix := persistence.LogEntriesPrefix(string(pid))
 	lower, upper := prefix, persistence.PrefixEnd(prefix)
 	if q.Cursor != "" {

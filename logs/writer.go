@@ -34,6 +34,10 @@ type Writer struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	maxBatch int
+	linger   time.Duration // <= 0: no wait
+	// lingering: drain holds entries while it waits for more (Linger);
+	// a query first ends the wait (catchUp), so it reads them.
+	lingering atomic.Bool
 
 	mu     sync.RWMutex // guards closing of in against concurrent Write
 	closed bool
@@ -73,6 +77,7 @@ func newWriter(store *persistence.Store, cfg Config) (*Writer, error) {
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
 		maxBatch: cfg.MaxBatch,
+		linger:   cfg.Linger,
 		in:       make(chan item, cfg.QueueDepth),
 	}
 	v, err := store.Get(seqMetaKey)
@@ -150,6 +155,35 @@ func (w *Writer) Flush() error {
 	}
 }
 
+// catchUp makes the entries the writer holds for its linger readable
+// before a query reads: when it is lingering, a flush marker ends the
+// wait and catchUp waits for the write, for at most a second (a full
+// queue, an overloaded store: the query then reads what is there).
+func (w *Writer) catchUp() {
+	if w == nil || !w.lingering.Load() {
+		return
+	}
+	ch := make(chan struct{})
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return
+	}
+	select {
+	case w.in <- item{flush: ch}:
+	default: // the queue is full: the writer is not lingering for long
+		w.mu.RUnlock()
+		return
+	}
+	w.mu.RUnlock()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
+
 func unixNano(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
 // Dropped returns how many entries were dropped because the queue was full
@@ -187,13 +221,20 @@ func (w *Writer) close() {
 	w.pending.Wait()
 }
 
-// drain is the writer's one goroutine: it folds whatever has queued (up to
-// MaxBatch entries) into one store write and submits it without waiting,
-// so batches pipeline behind the store's committer. While the store's own
-// queue is full, Submit blocks here, the queue fills, and Write drops.
+// drain is the writer's one goroutine: it folds whatever has queued, and
+// what arrives within Linger of the first entry (up to MaxBatch entries;
+// a Flush ends the wait), into one store write and submits it without
+// waiting, so batches pipeline behind the store's committer. While the
+// store's own queue is full, Submit blocks here, the queue fills, and
+// Write drops.
 func (w *Writer) drain() {
 	defer w.running.Done()
 	var buf []byte
+	var linger *time.Timer
+	if w.linger > 0 {
+		linger = time.NewTimer(time.Hour)
+		linger.Stop()
+	}
 	for it := range w.in {
 		var ops []persistence.Op
 		var waiters []chan struct{}
@@ -221,17 +262,40 @@ func (w *Writer) drain() {
 			n++
 		}
 		add(it)
+		waiting := false // the linger timer runs
 	more:
-		for n < w.maxBatch {
+		for n < w.maxBatch && len(waiters) == 0 {
 			select {
 			case it, ok := <-w.in:
 				if !ok {
 					break more
 				}
 				add(it)
+				continue
 			default:
+			}
+			if linger == nil || n == 0 {
+				break
+			}
+			if !waiting {
+				linger.Reset(w.linger)
+				waiting = true
+			}
+			w.lingering.Store(true)
+			select {
+			case it, ok := <-w.in:
+				if !ok {
+					break more
+				}
+				add(it)
+			case <-linger.C:
+				waiting = false
 				break more
 			}
+		}
+		w.lingering.Store(false)
+		if waiting {
+			linger.Stop()
 		}
 		if n > 0 {
 			meta := binary.BigEndian.AppendUint64(nil, w.seq)

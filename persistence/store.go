@@ -416,6 +416,7 @@ type gathering struct {
 	sync        bool // holds a synced write with ops
 	n           int
 	feed        []byte
+	noFeed      bool // the store keeps no changefeed: feed stays empty
 }
 
 func (g *gathering) empty() bool { return g.n == 0 }
@@ -437,7 +438,7 @@ func (g *gathering) add(w Write) {
 		default:
 			_ = g.batch.Set(op.Key, op.Value, nil)
 		}
-		if !w.Untracked {
+		if !w.Untracked && !g.noFeed {
 			g.feed = appendFeed(g.feed, kind, op.Key, op.End)
 		}
 	}
@@ -464,7 +465,8 @@ func (g *gathering) add(w Write) {
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	defer close(s.syncq)
-	g := &gathering{}
+	noFeed := s.cfg.DisableChangefeed
+	g := &gathering{noFeed: noFeed}
 	var handed uint64 // synced batches handed to syncLoop
 	inflight := func() bool { return handed > s.syncedBatches.Load() }
 	open := true
@@ -515,7 +517,7 @@ func (s *Store) commitLoop() {
 		if s.apply(g) {
 			handed++
 		}
-		g = &gathering{feed: g.feed[:0]}
+		g = &gathering{feed: g.feed[:0], noFeed: noFeed}
 	}
 }
 
