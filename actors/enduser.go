@@ -2,7 +2,6 @@ package actors
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -744,10 +743,7 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 			return
 		}
 		lease = a.env.lease(a.id.Platform)
-		ctx, cancel := context.WithTimeout(context.Background(), a.env.AskTimeout)
-		err := lease.reserve(ctx, wallet)
-		cancel()
-		if err != nil {
+		if err := lease.reserve(a.env.AskTimeout, wallet); err != nil {
 			a.fail(c, err)
 			return
 		}
@@ -893,11 +889,9 @@ func (a *endUserActor) settleLate(c actor.Context, pre []persistence.Op, m *pb.S
 	cost := money.Nanos(m.CostNanos)
 	lease := a.env.lease(a.id.Platform)
 	held := cost
-	ctx, cancel := context.WithTimeout(context.Background(), a.env.AskTimeout)
-	if err := lease.reserve(ctx, cost); err != nil {
+	if err := lease.reserve(a.env.AskTimeout, cost); err != nil {
 		held = 0 // the wallet cannot cover it: charge what the lease has
 	}
-	cancel()
 	walletCharged, _ := lease.settle(held, cost)
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
 	var e *pb.LedgerEntry

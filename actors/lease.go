@@ -121,14 +121,20 @@ func (l *walletLease) tryReserve(amount money.Nanos) bool {
 // short it asks the platform actor for more (blocking this caller, not
 // the node), and refills ahead of need when credit runs low. It fails
 // with wallet_insufficient only when the wallet itself cannot cover the
-// amount.
-func (l *walletLease) reserve(ctx context.Context, amount money.Nanos) error {
+// amount, or unavailable when refills take longer than timeout.
+func (l *walletLease) reserve(timeout time.Duration, amount money.Nanos) error {
+	var ctx context.Context // made only when the lease is short: most calls never wait
 	for {
 		if l.tryReserve(amount) {
 			if l.credit.Load() < int64(l.env.LeaseChunk)/4 {
 				l.refillAsync()
 			}
 			return nil
+		}
+		if ctx == nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.Background(), timeout)
+			defer cancel()
 		}
 		// Short: refill (a refusal means the wallet itself cannot cover
 		// the amount) and try again; concurrent callers may take the new
