@@ -70,6 +70,11 @@ func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m ca
 	return b, nil
 }
 
+var (
+	dataPrefix = []byte("data: ")
+	eventEnd   = []byte("\n\n")
+)
+
 // admitTimeout bounds one admission (lease refills included).
 const admitTimeout = 10 * time.Second
 
@@ -435,14 +440,16 @@ func (s *Server) streamChat(c *call, ctx context.Context, cancel context.CancelF
 			if gone {
 				continue
 			}
-			buf = append(buf[:0], "data: "...)
-			if ch.Raw != nil { // an OpenAI-format chunk goes out as the upstream sent it
-				buf = append(buf, ch.Raw...)
-			} else {
-				buf = ch.AppendJSON(buf)
+			// An OpenAI-format chunk goes out as the upstream sent it,
+			// gathered by w into the event's one HTTP chunk.
+			raw := ch.Raw
+			if raw == nil {
+				buf = ch.AppendJSON(buf[:0])
+				raw = buf
 			}
-			buf = append(buf, '\n', '\n')
-			if _, err := w.Write(buf); err != nil {
+			_, _ = w.Write(dataPrefix)
+			_, _ = w.Write(raw)
+			if _, err := w.Write(eventEnd); err != nil {
 				gone = true
 			} else if err := w.Flush(); err != nil {
 				gone = true
