@@ -437,8 +437,11 @@ type amountIn struct {
 
 func (c *call) amountBody() (money.Nanos, string, string, error) {
 	var in amountIn
-	if err := c.decodeJSON(&in, false); err != nil {
-		return 0, "", "", err
+	if !c.jsonContentType() || !scanAmount(c.ctx.PostBody(), &in) {
+		in = amountIn{}
+		if err := c.decodeJSON(&in, false); err != nil {
+			return 0, "", "", err
+		}
 	}
 	if in.AmountUSD == nil {
 		return 0, "", "", errBadRequest("missing_field", "amount_usd is required")
@@ -844,7 +847,11 @@ func (s *Server) budgetMove(c *call, debit bool) error {
 	}
 	v := res.(*pb.BudgetView)
 	c.replayed(v.Replayed)
-	return c.writeJSON(200, budgetMoveJSON{Budget: budgetView(c.param("endUserId"), v.Budget, v.ReservedNanos), Transaction: txView(v.Entry)})
+	out := budgetMoveJSON{Budget: budgetView(c.param("endUserId"), v.Budget, v.ReservedNanos), Transaction: txView(v.Entry)}
+	c.ctx.SetStatusCode(200)
+	c.ctx.SetContentType("application/json")
+	c.ctx.Response.SetBodyRaw(out.appendJSON(make([]byte, 0, 640))) // this answer's own: no copy
+	return nil
 }
 
 // budgetMoveJSON is a top-up's or a debit's answer (a struct, not a map:
@@ -852,6 +859,14 @@ func (s *Server) budgetMove(c *call, debit bool) error {
 type budgetMoveJSON struct {
 	Budget      budgetJSON      `json:"budget"`
 	Transaction transactionJSON `json:"transaction"`
+}
+
+// appendJSON appends v as encoding/json.Marshal writes it, without
+// reflection (the hot path of a debit; TestViewEncodersMatchMarshal).
+func (v *budgetMoveJSON) appendJSON(b []byte) []byte {
+	b = v.Budget.appendJSON(append(b, `{"budget":`...))
+	b = v.Transaction.appendJSON(append(b, `,"transaction":`...))
+	return append(b, '}')
 }
 
 func (s *Server) budgetTopup(c *call) error { return s.budgetMove(c, false) }

@@ -24,12 +24,151 @@ func (c *call) decodeJSON(v any, optional bool) error {
 		}
 		return errBadRequest("missing_body", "this route needs a JSON body")
 	}
-	ct := string(c.ctx.Request.Header.ContentType())
-	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+	if !c.jsonContentType() {
+		ct := string(c.ctx.Request.Header.ContentType())
 		return &apiError{Status: 415, Type: typeInvalid, Code: "unsupported_media_type",
 			Message: fmt.Sprintf("Content-Type must be application/json, not %q", ct)}
 	}
 	return decodeStrict(body, v)
+}
+
+// jsonContentType reports whether the request says its body is JSON.
+func (c *call) jsonContentType() bool {
+	ct := string(c.ctx.Request.Header.ContentType())
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+// scanAmount reads the usual body of a top-up or a debit, an object with
+// amount_usd (a JSON number) and an optional reason (a string of
+// printable ASCII without escapes), in one pass without encoding/json.
+// Anything else (another member, a key repeated or spelt otherwise, null,
+// escapes, non-ASCII, trailing data, an amount ParseUSD refuses) returns
+// false: the caller then decodes strictly, so every refusal, and every
+// case encoding/json reads in its own way, keeps encoding/json's answer.
+// It accepts only what decodeStrict reads to the same values
+// (FuzzScanAmountAgreesWithDecodeStrict).
+func scanAmount(b []byte, in *amountIn) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	seenAmount, seenReason := false, false
+	for {
+		key, end, ok := plainASCIIString(b, i)
+		if !ok {
+			return false
+		}
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipWS(b, i+1)
+		switch string(key) {
+		case "amount_usd":
+			if seenAmount {
+				return false
+			}
+			seenAmount = true
+			end := numberEnd(b, i)
+			if end < 0 {
+				return false
+			}
+			n, err := money.ParseUSD(string(b[i:end]))
+			if err != nil {
+				return false
+			}
+			in.AmountUSD, i = &n, end
+		case "reason":
+			if seenReason {
+				return false
+			}
+			seenReason = true
+			r, end, ok := plainASCIIString(b, i)
+			if !ok {
+				return false
+			}
+			in.Reason, i = string(r), end
+		default:
+			return false
+		}
+		i = skipWS(b, i)
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipWS(b, i+1)
+		case i < len(b) && b[i] == '}':
+			return seenAmount && skipWS(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// skipWS returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainASCIIString reads a JSON string at b[i] made of printable ASCII
+// without escapes: its inside and the index after its closing quote.
+func plainASCIIString(b []byte, i int) (s []byte, end int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	j := i + 1
+	for j < len(b) && b[j] >= 0x20 && b[j] < 0x7f && b[j] != '"' && b[j] != '\\' {
+		j++
+	}
+	if j >= len(b) || b[j] != '"' {
+		return nil, 0, false
+	}
+	return b[i+1 : j], j + 1, true
+}
+
+// numberEnd returns the index after the JSON number at b[i], or -1 when
+// none starts there.
+func numberEnd(b []byte, i int) int {
+	digits := func(i int) int {
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = digits(i)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
 }
 
 func decodeStrict(body []byte, v any) error {

@@ -2,9 +2,11 @@ package edge
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/assistiv/gateway/actors"
 	"github.com/assistiv/gateway/internal/ids"
+	"github.com/assistiv/gateway/internal/jsonstr"
 	"github.com/assistiv/gateway/internal/money"
 	"github.com/assistiv/gateway/internal/pb"
 )
@@ -225,6 +227,47 @@ type budgetJSON struct {
 	UpdatedAt              string       `json:"updated_at"`
 }
 
+// appendJSON appends v as encoding/json.Marshal writes it, without
+// reflection (TestViewEncodersMatchMarshal).
+func (v *budgetJSON) appendJSON(b []byte) []byte {
+	b = append(b, `{"object":`...)
+	b = jsonstr.Append(b, v.Object, true)
+	b = append(b, `,"end_user_id":`...)
+	b = jsonstr.Append(b, v.EndUserID, true)
+	b = append(b, `,"amount_usd":`...)
+	b = v.AmountUSD.AppendUSD(b)
+	b = append(b, `,"period":`...)
+	b = jsonstr.Append(b, v.Period, true)
+	b = append(b, `,"balance_usd":`...)
+	b = v.BalanceUSD.AppendUSD(b)
+	b = append(b, `,"reserved_usd":`...)
+	b = appendOptUSD(b, v.ReservedUSD)
+	b = append(b, `,"available_usd":`...)
+	b = appendOptUSD(b, v.AvailableUSD)
+	b = append(b, `,"is_suspended":`...)
+	b = strconv.AppendBool(b, v.IsSuspended)
+	b = append(b, `,"low_balance_threshold_usd":`...)
+	b = v.LowBalanceThresholdUSD.AppendUSD(b)
+	b = append(b, `,"period_start":`...)
+	if v.PeriodStart == nil {
+		b = append(b, "null"...)
+	} else {
+		b = jsonstr.Append(b, *v.PeriodStart, true)
+	}
+	b = append(b, `,"created_at":`...)
+	b = jsonstr.Append(b, v.CreatedAt, true)
+	b = append(b, `,"updated_at":`...)
+	b = jsonstr.Append(b, v.UpdatedAt, true)
+	return append(b, '}')
+}
+
+func appendOptUSD(b []byte, n *money.Nanos) []byte {
+	if n == nil {
+		return append(b, "null"...)
+	}
+	return n.AppendUSD(b)
+}
+
 // budgetView renders a budget with the reservations open on it. A one-time
 // budget has no period: its period_start is null.
 func budgetView(endUser string, b *pb.Budget, reserved int64) budgetJSON {
@@ -261,6 +304,45 @@ type transactionJSON struct {
 	PaymentIntentID   string `json:"payment_intent_id,omitempty"`
 	Sequence          uint64 `json:"sequence"`
 	CreatedAt         string `json:"created_at"`
+}
+
+// appendJSON appends v as encoding/json.Marshal writes it, without
+// reflection (TestViewEncodersMatchMarshal).
+func (v *transactionJSON) appendJSON(b []byte) []byte {
+	str := func(b []byte, key, s string, omitEmpty bool) []byte {
+		if omitEmpty && s == "" {
+			return b
+		}
+		b = append(append(append(b, ",\""...), key...), "\":"...)
+		return jsonstr.Append(b, s, true)
+	}
+	b = append(b, `{"id":`...)
+	b = jsonstr.Append(b, v.ID, true)
+	b = str(b, "object", v.Object, false)
+	b = str(b, "account", v.Account, false)
+	b = str(b, "type", v.Type, false)
+	b = append(b, `,"amount_usd":`...)
+	b = v.AmountUSD.AppendUSD(b)
+	b = append(b, `,"balance_after_usd":`...)
+	b = v.BalanceAfterUSD.AppendUSD(b)
+	b = str(b, "idempotency_key", v.IdempotencyKey, true)
+	b = str(b, "reason", v.Reason, true)
+	b = str(b, "request_id", v.RequestID, true)
+	b = str(b, "model", v.Model, true)
+	if v.PromptTokens != 0 {
+		b = strconv.AppendInt(append(b, `,"prompt_tokens":`...), v.PromptTokens, 10)
+	}
+	if v.CompletionTokens != 0 {
+		b = strconv.AppendInt(append(b, `,"completion_tokens":`...), v.CompletionTokens, 10)
+	}
+	if v.UnchargedUSD != 0 {
+		b = v.UnchargedUSD.AppendUSD(append(b, `,"uncharged_usd":`...))
+	}
+	b = str(b, "checkout_session_id", v.CheckoutSessionID, true)
+	b = str(b, "payment_intent_id", v.PaymentIntentID, true)
+	b = strconv.AppendUint(append(b, `,"sequence":`...), v.Sequence, 10)
+	b = str(b, "created_at", v.CreatedAt, false)
+	return append(b, '}')
 }
 
 func txView(e *pb.LedgerEntry) transactionJSON {
