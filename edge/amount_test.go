@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"testing"
 
 	"github.com/assistiv/gateway/internal/money"
@@ -73,4 +75,23 @@ func FuzzScanAmountAgreesWithDecodeStrict(f *testing.F) {
 			t.Fatalf("%s: fast %v %q, strict %v %q", body, fast.AmountUSD, fast.Reason, strict.AmountUSD, strict.Reason)
 		}
 	})
+}
+
+// TestAmountHashKeepsItsDigest: the request digest an idempotency record
+// holds is sha256("%d\x00%s", amount, reason), as records written by
+// earlier versions hold it (a replay after an upgrade must match); without
+// a key there is nothing to compare, and none is made.
+func TestAmountHashKeepsItsDigest(t *testing.T) {
+	for _, c := range []struct {
+		amount money.Nanos
+		reason string
+	}{{1, ""}, {5 * money.PerUSD, "monthly grant"}, {-3, "caf\xe9 \x00 x"}} {
+		want := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%s", int64(c.amount), c.reason)))
+		if got := amountHash("k", c.amount, c.reason); string(got) != string(want[:]) {
+			t.Fatalf("amountHash(%d, %q) = %x, want %x", c.amount, c.reason, got, want)
+		}
+	}
+	if amountHash("", 1, "x") != nil {
+		t.Fatal("a digest made without an idempotency key")
+	}
 }

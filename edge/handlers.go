@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -424,10 +423,14 @@ func (s *Server) putPlatformRateLimits(c *call) error {
 
 // ---- wallet ----
 
-func amountHash(amount money.Nanos, reason string) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d\x00%s", int64(amount), reason)
-	return h.Sum(nil)
+func amountHash(key string, amount money.Nanos, reason string) []byte {
+	if key == "" {
+		return nil // no Idempotency-Key: nothing is remembered to compare with
+	}
+	b := strconv.AppendInt(make([]byte, 0, 24+len(reason)), int64(amount), 10)
+	b = append(append(b, 0), reason...)
+	h := sha256.Sum256(b) // the digest of "%d\x00%s", as records written before hold
+	return h[:]
 }
 
 type amountIn struct {
@@ -471,7 +474,7 @@ func (s *Server) walletTopup(c *call) error {
 		return err
 	}
 	res, err := c.askPlatform(&pb.WalletTopup{AmountNanos: int64(amount), IdempotencyKey: key,
-		RequestHash: amountHash(amount, reason), Reason: reason, RequestId: c.rid})
+		RequestHash: amountHash(key, amount, reason), Reason: reason, RequestId: c.rid})
 	if err != nil {
 		return err
 	}
@@ -841,7 +844,7 @@ func (s *Server) budgetMove(c *call, debit bool) error {
 		return err
 	}
 	res, err := c.askEndUser(&pb.BudgetTopup{AmountNanos: int64(amount), IdempotencyKey: key,
-		RequestHash: amountHash(amount, reason), Reason: reason, RequestId: c.rid, Debit: debit})
+		RequestHash: amountHash(key, amount, reason), Reason: reason, RequestId: c.rid, Debit: debit})
 	if err != nil {
 		return err
 	}
