@@ -90,6 +90,10 @@ fuzz:
 	$(GO) test ./logs -run '^$$' -fuzz FuzzDecodeEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./edge -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME)
 	$(GO) test ./skills -run '^$$' -fuzz FuzzReadArchive -fuzztime $(FUZZTIME)
+	$(GO) test ./providers -run '^$$' -fuzz FuzzParseChatRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./providers/openai -run '^$$' -fuzz FuzzRelayChunk -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/jsonstr -run '^$$' -fuzz FuzzNumberEnd -fuzztime $(FUZZTIME)
+	$(GO) test ./edge -run '^$$' -fuzz FuzzScanAmountAgreesWithDecodeStrict -fuzztime $(FUZZTIME)
 
 # The bench suite (bench/README.md): at most 15 minutes on 2 cores;
 # BENCH_QUICK=1 make bench runs the quick suite in under 3. Results go to

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/assistiv/gateway/internal/jsonstr"
 	"github.com/assistiv/gateway/internal/money"
 )
 
@@ -71,7 +72,7 @@ func scanAmount(b []byte, in *amountIn) bool {
 				return false
 			}
 			seenAmount = true
-			end := numberEnd(b, i)
+			end := jsonstr.NumberEnd(b, i)
 			if end < 0 {
 				return false
 			}
@@ -128,47 +129,6 @@ func plainASCIIString(b []byte, i int) (s []byte, end int, ok bool) {
 		return nil, 0, false
 	}
 	return b[i+1 : j], j + 1, true
-}
-
-// numberEnd returns the index after the JSON number at b[i], or -1 when
-// none starts there.
-func numberEnd(b []byte, i int) int {
-	digits := func(i int) int {
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		return i
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(i)
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(i + 1)
-		if j == i+1 {
-			return -1
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(i)
-		if j == i {
-			return -1
-		}
-		i = j
-	}
-	return i
 }
 
 func decodeStrict(body []byte, v any) error {

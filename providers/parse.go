@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/assistiv/gateway/internal/jsonstr"
 )
 
 // Parse reads a Chat Completions request body into r, which must be the
@@ -534,46 +536,13 @@ func (p *reqParser) delimited() bool {
 // number reads a JSON number and returns its bytes.
 func (p *reqParser) number() ([]byte, bool) {
 	p.ws()
-	b, i := p.b, p.i
-	start := i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-	default:
+	start := p.i
+	i := jsonstr.NumberEnd(p.b, start)
+	if i < 0 {
 		return nil, false
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return nil, false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return nil, false
-		}
-	}
 	p.i = i
-	return b[start:i], p.delimited()
+	return p.b[start:i], p.delimited()
 }
 
 func (p *reqParser) optInt(v **int) bool {
