@@ -472,6 +472,19 @@ func (d *Local) askFuture(ctx context.Context, id Identity, msg proto.Message) (
 	return m, nil
 }
 
+// Halt stops the actor system as a crash leaves it: no actor is stopped in
+// turn, no lease is returned and nothing more is written; only the
+// goroutines the Local runs (the idle sweep, the mailbox workers) end, so
+// a process that halts a node (a test's crashed node) keeps none of them.
+func (d *Local) Halt() {
+	d.closed.Store(true)
+	d.stopIdleSweep()
+	d.system.Shutdown()
+	if d.pool != nil && !d.pool.stop(poolStopTimeout) {
+		d.env.Log.Warn("actors: a mailbox worker is still blocked in an actor after Halt", "waited", poolStopTimeout)
+	}
+}
+
 // Close returns this node's wallet leases (their spend folded into the
 // wallets, their free credit given back), then stops every actor, waiting
 // for each to finish its current message. Asks after Close fail at once.

@@ -765,6 +765,7 @@ func (n *Node) Crash() {
 	n.bg.Wait()
 	_ = n.provider.Shutdown(false)
 	n.lookup.Shutdown()
+	n.cluster.Gossip.Shutdown() // local: a crashed node says nothing more
 	n.cluster.Remote.Shutdown(false)
-	n.system.Shutdown()
+	n.local.Halt()
 }
