@@ -851,9 +851,7 @@ func (s *Server) budgetMove(c *call, debit bool) error {
 	v := res.(*pb.BudgetView)
 	c.replayed(v.Replayed)
 	out := budgetMoveJSON{Budget: budgetView(c.param("endUserId"), v.Budget, v.ReservedNanos), Transaction: txView(v.Entry)}
-	c.ctx.SetStatusCode(200)
-	c.ctx.SetContentType("application/json")
-	c.ctx.Response.SetBodyRaw(out.appendJSON(make([]byte, 0, 640))) // this answer's own: no copy
+	c.writeRaw(200, out.appendJSON(make([]byte, 0, 640)))
 	return nil
 }
 

@@ -50,22 +50,22 @@ func (c *call) jsonContentType() bool {
 // It accepts only what decodeStrict reads to the same values
 // (FuzzScanAmountAgreesWithDecodeStrict).
 func scanAmount(b []byte, in *amountIn) bool {
-	i := skipWS(b, 0)
+	i := jsonstr.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipWS(b, i+1)
+	i = jsonstr.SkipSpace(b, i+1)
 	seenAmount, seenReason := false, false
 	for {
 		key, end, ok := plainASCIIString(b, i)
 		if !ok {
 			return false
 		}
-		i = skipWS(b, end)
+		i = jsonstr.SkipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
-		i = skipWS(b, i+1)
+		i = jsonstr.SkipSpace(b, i+1)
 		switch string(key) {
 		case "amount_usd":
 			if seenAmount {
@@ -94,25 +94,16 @@ func scanAmount(b []byte, in *amountIn) bool {
 		default:
 			return false
 		}
-		i = skipWS(b, i)
+		i = jsonstr.SkipSpace(b, i)
 		switch {
 		case i < len(b) && b[i] == ',':
-			i = skipWS(b, i+1)
+			i = jsonstr.SkipSpace(b, i+1)
 		case i < len(b) && b[i] == '}':
-			return seenAmount && skipWS(b, i+1) == len(b)
+			return seenAmount && jsonstr.SkipSpace(b, i+1) == len(b)
 		default:
 			return false
 		}
 	}
-}
-
-// skipWS returns the index of the first byte at or after i that is not
-// JSON white space.
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
 }
 
 // plainASCIIString reads a JSON string at b[i] made of printable ASCII
@@ -174,10 +165,16 @@ func (c *call) writeJSON(status int, v any) error {
 	if err != nil {
 		return err
 	}
+	c.writeRaw(status, b)
+	return nil
+}
+
+// writeRaw answers with b, a JSON body that is this answer's own (not
+// copied: nothing may touch it afterwards).
+func (c *call) writeRaw(status int, b []byte) {
 	c.ctx.SetStatusCode(status)
 	c.ctx.SetContentType("application/json")
-	c.ctx.Response.SetBodyRaw(b) // b is this answer's own: no copy
-	return nil
+	c.ctx.Response.SetBodyRaw(b)
 }
 
 // ts renders a unix-millisecond timestamp as RFC 3339 (UTC, milliseconds).

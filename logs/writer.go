@@ -138,20 +138,32 @@ func (w *Writer) Flush() error {
 	// Retry rather than block holding the read lock: a Close waiting for
 	// the lock would otherwise stall every Write behind this Flush.
 	for {
-		w.mu.RLock()
-		if w.closed {
-			w.mu.RUnlock()
-			return ErrClosed
+		queued, err := w.queueFlush(ch)
+		if err != nil {
+			return err
 		}
-		select {
-		case w.in <- item{flush: ch}:
-			w.mu.RUnlock()
+		if queued {
 			<-ch
 			return nil
-		default:
 		}
-		w.mu.RUnlock()
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// queueFlush queues a flush marker that closes ch once everything queued
+// before it is applied, without blocking: false when the queue is full,
+// [ErrClosed] after Close.
+func (w *Writer) queueFlush(ch chan struct{}) (bool, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return false, ErrClosed
+	}
+	select {
+	case w.in <- item{flush: ch}:
+		return true, nil
+	default:
+		return false, nil
 	}
 }
 
@@ -164,18 +176,9 @@ func (w *Writer) catchUp() {
 		return
 	}
 	ch := make(chan struct{})
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return
+	if queued, err := w.queueFlush(ch); !queued || err != nil {
+		return // closed, or the queue is full: the writer is not lingering for long
 	}
-	select {
-	case w.in <- item{flush: ch}:
-	default: // the queue is full: the writer is not lingering for long
-		w.mu.RUnlock()
-		return
-	}
-	w.mu.RUnlock()
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	select {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/assistiv/gateway/internal/jsonstr"
 )
 
 // errScan is what scanObject returns for input it cannot walk; callers
@@ -77,12 +79,7 @@ func scanMembers(b []byte, fn func(key string, kstart, vstart, vend int) bool) e
 	return errScan
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
+func skipSpace(b []byte, i int) int { return jsonstr.SkipSpace(b, i) }
 
 // stringEnd returns the index of the closing quote of the string opening
 // at b[i], and whether it holds escapes; -1 when it does not close.

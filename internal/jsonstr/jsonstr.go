@@ -1,7 +1,8 @@
 // Package jsonstr appends strings as JSON string literals without
 // reflection, byte for byte as encoding/json writes them, and finds the
-// end of a JSON number token. The gateway's one-pass encoders and
-// scanners (providers, edge) and the mock upstream (mockllm) share it.
+// end of a JSON number token and of white space. The gateway's one-pass
+// encoders and scanners (providers, edge) and the mock upstream (mockllm)
+// share it.
 package jsonstr
 
 import "unicode/utf8"

@@ -41,3 +41,12 @@ func NumberEnd(b []byte, i int) int {
 	}
 	return i
 }
+
+// SkipSpace returns the index of the first byte at or after i that is not
+// JSON white space (space, tab, newline, carriage return).
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
