@@ -808,7 +808,11 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 		return
 	}
 	pid, uid := string(a.id.Platform), string(a.id.EndUser)
-	ops := append(pre, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, m.ReservationId)))
+	// Room for what a settlement usually writes: the reservation's
+	// deletion, the spend, the entry and the record (events are rare).
+	ops := make([]persistence.Op, 0, len(pre)+6)
+	ops = append(ops, pre...)
+	ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, m.ReservationId)))
 	var lease *walletLease
 	var walletCharged int64
 	var applied func()
@@ -825,7 +829,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	}
 	reply := &pb.Settled{WalletNanos: walletCharged}
 	if e != nil {
-		ops = append(ops, a.entryOps(e)...)
+		ops = append(ops, a.eu.money.entryOp(e), a.userOp())
 		ops = append(ops, a.entryEvent(now, EventBudgetDebited, e, m.TraceParent)...)
 		ops = append(ops, a.lowBalanceEvent(now, m.TraceParent)...)
 		reply.ChargedNanos, reply.HasBudget = -e.AmountNanos, true
@@ -969,7 +973,7 @@ func (a *endUserActor) eventData() map[string]any {
 
 // entryEvent is a budget.topped_up or budget.debited event for entry e.
 func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry, traceParent string) []persistence.Op {
-	if a.env.Subscriptions == nil {
+	if !a.env.wantsEvent(a.id.Platform, typ) {
 		return nil
 	}
 	d := a.eventData()
@@ -995,7 +999,7 @@ func (a *endUserActor) entryEvent(now time.Time, typ string, e *pb.LedgerEntry, 
 // lowBalanceEvent fires budget.low_balance once per crossing below the
 // budget's threshold.
 func (a *endUserActor) lowBalanceEvent(now time.Time, traceParent string) []persistence.Op {
-	if !a.eu.lowBalanceCrossed() {
+	if !a.eu.lowBalanceCrossed() || !a.env.wantsEvent(a.id.Platform, EventBudgetLowBalance) {
 		return nil
 	}
 	d := a.eventData()

@@ -79,6 +79,13 @@ type Event struct {
 // handed to the store, to wake the dispatcher.
 type OutboxNotify func()
 
+// wantsEvent reports whether an endpoint of platform p subscribes to typ:
+// check it before building an event's data, which most calls would throw
+// away (a settlement's budget.debited, with no endpoint listening).
+func (e *Env) wantsEvent(p ids.PlatformID, typ string) bool {
+	return e.Subscriptions != nil && e.Subscriptions.wants(p, typ)
+}
+
 // event returns the outbox op for an event of platform p when one of its
 // endpoints subscribes to typ. data gets platform_id added.
 func (e *Env) event(p ids.PlatformID, typ string, now time.Time, data map[string]any) []persistence.Op {
@@ -87,7 +94,7 @@ func (e *Env) event(p ids.PlatformID, typ string, now time.Time, data map[string
 
 // tracedEvent is event for a request traced under traceParent ("": none).
 func (e *Env) tracedEvent(p ids.PlatformID, typ string, now time.Time, data map[string]any, traceParent string) []persistence.Op {
-	if e.Subscriptions == nil || !e.Subscriptions.wants(p, typ) {
+	if !e.wantsEvent(p, typ) {
 		return nil
 	}
 	ev := Event{

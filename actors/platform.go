@@ -548,7 +548,7 @@ func listLedger(st *persistence.Store, platformID, account string, m *pb.ListLed
 }
 
 func (a *platformActor) walletEvent(now time.Time, typ string, amount money.Nanos, e *pb.LedgerEntry) []persistence.Op {
-	if a.env.Subscriptions == nil {
+	if !a.env.wantsEvent(a.id.Platform, typ) {
 		return nil
 	}
 	d := map[string]any{"balance_usd": usd(int64(a.wallet.balance)), "amount_usd": usd(int64(amount))}

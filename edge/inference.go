@@ -55,9 +55,15 @@ func (s *Server) admit(ctx context.Context, p actors.Principal, rid string, m ca
 	// reaches after this edge gave up reserves nothing. The reservation
 	// expires (voided with a trace) if neither settled nor released within
 	// the call's longest life plus the settlement's retries.
-	actx, cancel := context.WithTimeout(ctx, admitTimeout)
+	// Its context is not a child of ctx (the upstream call's, which no
+	// one cancels before admission returns): a child would register with
+	// its parent and cost a map and a lock for nothing.
+	dl := time.Now().Add(admitTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	actx, cancel := context.WithDeadline(context.Background(), dl)
 	defer cancel()
-	dl, _ := actx.Deadline()
 	res, err := s.deps.Directory.Ask(actx, actors.EndUserActor(p.Platform, p.EndUser), &pb.Admit{
 		ReservationId: rid, RequestId: rid, EstimatedTokens: promptEst + maxOut, MaxCostNanos: worst, Provider: m.Provider,
 		DeadlineMs: dl.UnixMilli(), TtlMs: (s.cfg.UpstreamTimeout + 2*time.Minute).Milliseconds(),

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -17,7 +16,7 @@ import (
 
 // mcpRoutes mounts the MCP server (/mcp, /mcp/skills), the OAuth callback
 // and the MCP app REST routes, when the node runs an MCP service.
-func (s *Server) mcpRoutes(r *router.Router) {
+func (s *Server) mcpRoutes(r routeTable) {
 	if s.deps.MCP == nil {
 		return
 	}

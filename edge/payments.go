@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/url"
 
-	"github.com/fasthttp/router"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/valyala/fasthttp"
 
@@ -28,7 +27,7 @@ var (
 		Message: "Stripe did not accept the request; try again"}
 )
 
-func (s *Server) paymentRoutes(r *router.Router) {
+func (s *Server) paymentRoutes(r routeTable) {
 	plat := func(h func(*call) error) fasthttp.RequestHandler {
 		return s.withKey(s.ownPlatform(h), ids.KindPlatform)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func (s *Server) routes() {
-	r := s.router
+	r := routeTable{s.router}
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", s.metricsRoute())

@@ -203,7 +203,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.sweepQuit, s.sweepDone = make(chan struct{}), make(chan struct{})
 	s.keys.ring = deps.Secrets
 	s.router = router.New()
-	s.router.SaveMatchedRoutePath = true
 	s.router.HandleMethodNotAllowed = true
 	s.router.RedirectTrailingSlash = false
 	s.router.RedirectFixedPath = false
@@ -275,20 +274,55 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // themselves).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
+// requestIDKey is the user value that holds a request's *reqMeta.
 const requestIDKey = "assistiv.request_id"
 
+// reqMeta is what the root handler and the route a request matched note
+// about it: one allocation a request, where a string user value and the
+// router's SaveMatchedRoutePath took three.
+type reqMeta struct {
+	rid   string
+	route *string // the matched route pattern (routeTable), nil: none
+}
+
+func metaOf(ctx *fasthttp.RequestCtx) *reqMeta {
+	m, _ := ctx.UserValue(requestIDKey).(*reqMeta)
+	return m
+}
+
 func requestIDOf(ctx *fasthttp.RequestCtx) string {
-	if v, ok := ctx.UserValue(requestIDKey).(string); ok {
-		return v
+	if m := metaOf(ctx); m != nil {
+		return m.rid
 	}
 	return ""
 }
+
+// routeTable registers the router's handlers, each wrapped to note its
+// route pattern for the metrics (through a pointer made once per route).
+type routeTable struct{ *router.Router }
+
+func (t routeTable) Handle(method, path string, h fasthttp.RequestHandler) {
+	p := &path
+	t.Router.Handle(method, path, func(ctx *fasthttp.RequestCtx) {
+		if m := metaOf(ctx); m != nil {
+			m.route = p
+		}
+		h(ctx)
+	})
+}
+
+func (t routeTable) GET(path string, h fasthttp.RequestHandler)    { t.Handle("GET", path, h) }
+func (t routeTable) POST(path string, h fasthttp.RequestHandler)   { t.Handle("POST", path, h) }
+func (t routeTable) PUT(path string, h fasthttp.RequestHandler)    { t.Handle("PUT", path, h) }
+func (t routeTable) PATCH(path string, h fasthttp.RequestHandler)  { t.Handle("PATCH", path, h) }
+func (t routeTable) DELETE(path string, h fasthttp.RequestHandler) { t.Handle("DELETE", path, h) }
 
 // handle is the root: request id, metrics, routing.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	rid := ids.New(ids.RequestPrefix, start)
-	ctx.SetUserValue(requestIDKey, rid)
+	meta := &reqMeta{rid: rid}
+	ctx.SetUserValue(requestIDKey, meta)
 	ctx.Response.Header.Set("X-Request-Id", rid)
 	route := ""
 	if m, ok := s.mounted(ctx.Path()); ok {
@@ -296,7 +330,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		route = m.prefix
 	} else {
 		s.router.Handler(ctx)
-		route, _ = ctx.UserValue(router.MatchedRoutePathParam).(string)
+		if meta.route != nil {
+			route = *meta.route
+		}
 	}
 	if ctx.Response.Header.Peek("X-Request-Id") == nil {
 		ctx.Response.Header.Set("X-Request-Id", rid)

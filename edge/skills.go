@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/fasthttp/router"
-
 	"github.com/assistiv/gateway/internal/ids"
 	"github.com/assistiv/gateway/skills"
 )
@@ -13,7 +11,7 @@ import (
 // skillRoutes mounts the skill catalog's REST routes. Uploads are bounded
 // first by the server's body limit (413 request_too_large), then by the
 // MCP service's skill limits.
-func (s *Server) skillRoutes(r *router.Router) {
+func (s *Server) skillRoutes(r routeTable) {
 	r.POST("/admin/v1/skills", s.adminOnly(s.uploadSkill))
 	r.DELETE("/admin/v1/skills/{skillId}", s.adminOnly(s.deleteSkill))
 	r.POST("/v1/skills", s.withKey(s.uploadSkill, ids.KindPlatform))

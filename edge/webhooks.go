@@ -6,14 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fasthttp/router"
-
 	"github.com/assistiv/gateway/webhooks"
 )
 
 // webhookRoutes registers the operator API of outbound webhooks (when the
 // node runs a webhooks service).
-func (s *Server) webhookRoutes(r *router.Router) {
+func (s *Server) webhookRoutes(r routeTable) {
 	if s.deps.Webhooks == nil {
 		return
 	}

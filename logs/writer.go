@@ -239,7 +239,13 @@ func (w *Writer) drain() {
 		linger.Stop()
 	}
 	for it := range w.in {
-		var ops []persistence.Op
+		// A batch's keys and values are cut from a few shared blocks and
+		// its ops sized for what is queued: a handful of allocations a
+		// batch, not five an entry. (They are the store's until the
+		// batch's Done: each batch has its own.)
+		queued := len(w.in) + 1
+		ops := make([]persistence.Op, 0, 2*min(queued, w.maxBatch)+1)
+		ar := arena{next: min(queued*entryBytes, maxArenaBlock)}
 		var waiters []chan struct{}
 		per := map[string]int64{}
 		n := 0
@@ -260,8 +266,9 @@ func (w *Writer) drain() {
 			per[pid]++
 			buf = encode(buf[:0], &e)
 			ops = append(ops,
-				persistence.Set(persistence.LogEntryKey(pid, w.seq), append([]byte(nil), buf...)),
-				persistence.Set(persistence.LogRequestKey(pid, e.RequestID), binary.BigEndian.AppendUint64(nil, w.seq)))
+				persistence.Set(persistence.AppendLogEntryKey(ar.take(len(pid)+10), pid, w.seq), append(ar.take(len(buf)), buf...)),
+				persistence.Set(persistence.AppendLogRequestKey(ar.take(len(pid)+len(e.RequestID)+2), pid, e.RequestID),
+					binary.BigEndian.AppendUint64(ar.take(8), w.seq)))
 			n++
 		}
 		add(it)
@@ -328,4 +335,30 @@ func (w *Writer) drain() {
 			w.pending.Done()
 		}})
 	}
+}
+
+// entryBytes is about what one log entry's keys and values take; the
+// first arena block of a batch is sized from it and the queue's length.
+const entryBytes = 384
+
+// maxArenaBlock bounds one arena block.
+const maxArenaBlock = 64 << 10
+
+// arena hands out byte slices cut from larger blocks. A slice it returned
+// stays valid (and is never handed out twice) after the arena moves on to
+// a new block.
+type arena struct {
+	block []byte
+	next  int // the size of the next block
+}
+
+// take returns an empty slice with room for n bytes.
+func (a *arena) take(n int) []byte {
+	if cap(a.block)-len(a.block) < n {
+		a.block = make([]byte, 0, max(n, a.next, 512))
+		a.next = min(2*cap(a.block), maxArenaBlock)
+	}
+	l := len(a.block)
+	a.block = a.block[:l+n]
+	return a.block[l : l : l+n]
 }

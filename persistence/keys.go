@@ -233,6 +233,17 @@ func LogEntryKey(platformID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(LogEntriesPrefix(platformID), seq)
 }
 
+// AppendLogEntryKey appends LogEntryKey(platformID, seq) to dst.
+func AppendLogEntryKey(dst []byte, platformID string, seq uint64) []byte {
+	dst = append(append(append(dst, FamilyLogEntry), platformID...), 0)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// AppendLogRequestKey appends LogRequestKey(platformID, requestID) to dst.
+func AppendLogRequestKey(dst []byte, platformID, requestID string) []byte {
+	return append(append(append(append(dst, FamilyLogRequest), platformID...), 0), requestID...)
+}
+
 // LogRequestKey is the key of the request id → log sequence index row.
 func LogRequestKey(platformID, requestID string) []byte {
 	return join(FamilyLogRequest, platformID, requestID)

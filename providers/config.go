@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -252,6 +253,45 @@ func (u Upstream) String() string { return "upstream(" + u.BaseURL + ")" }
 // already ending in version is not given it twice. Failures are an
 // [*Error] matching [ErrBadUpstream].
 func Endpoint(base, def, version, path string) (string, error) {
+	k := endpointKey{base, def, version, path}
+	endpoints.RLock()
+	u, ok := endpoints.m[k]
+	endpoints.RUnlock()
+	if ok {
+		return u, nil
+	}
+	u, err := endpoint(base, def, version, path)
+	if err != nil {
+		return "", err // not remembered: a refusal is rare and cheap to repeat
+	}
+	endpoints.Lock()
+	if len(endpoints.m) >= maxEndpoints {
+		clear(endpoints.m) // many platforms' base URLs: start over
+	}
+	if endpoints.m == nil {
+		endpoints.m = make(map[endpointKey]string)
+	}
+	endpoints.m[k] = u
+	endpoints.Unlock()
+	return u, nil
+}
+
+// endpoints remembers Endpoint's answers: every upstream call asks for
+// its URL, and parsing the base URL each time cost a url.Parse and two
+// allocations a call. The map's key is comparable without allocating (a
+// sync.Map would box it).
+var endpoints struct {
+	sync.RWMutex
+	m map[endpointKey]string
+}
+
+type endpointKey struct{ base, def, version, path string }
+
+// maxEndpoints bounds the remembered URLs (one per provider base URL in
+// use, times the few paths each client asks for).
+const maxEndpoints = 4096
+
+func endpoint(base, def, version, path string) (string, error) {
 	if base == "" {
 		base = def
 	}

@@ -371,19 +371,39 @@ func TestEndpoint(t *testing.T) {
 		{"userinfo", "https://u:p@api.example.com", "", true},
 		{"query", "https://api.example.com?x=1", "", true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Endpoint(tt.base, "https://api.example.com", "/v1", "/chat")
-			if tt.bad {
-				if !errors.Is(err, ErrBadUpstream) {
-					t.Errorf("Endpoint(%q) error = %v, want ErrBadUpstream", tt.base, err)
+	// The second round is answered from the remembered URLs.
+	for round := 0; round < 2; round++ {
+		for _, tt := range tests {
+			t.Run(fmt.Sprint(tt.name, round), func(t *testing.T) {
+				got, err := Endpoint(tt.base, "https://api.example.com", "/v1", "/chat")
+				if tt.bad {
+					if !errors.Is(err, ErrBadUpstream) {
+						t.Errorf("Endpoint(%q) error = %v, want ErrBadUpstream", tt.base, err)
+					}
+					return
 				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("Endpoint(%q) = %q, %v; want %q", tt.base, got, err, tt.want)
-			}
-		})
+				if err != nil || got != tt.want {
+					t.Errorf("Endpoint(%q) = %q, %v; want %q", tt.base, got, err, tt.want)
+				}
+			})
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		_, _ = Endpoint("http://127.0.0.1:9000", "https://api.example.com", "/v1", "/chat")
+	}); n != 0 {
+		t.Errorf("a remembered Endpoint allocates %v times, want 0", n)
+	}
+	for i := range maxEndpoints + 10 {
+		base := fmt.Sprintf("https://p%d.example", i)
+		if got, err := Endpoint(base, "", "/v1", "/chat"); err != nil || got != base+"/v1/chat" {
+			t.Fatalf("Endpoint(%q) = %q, %v", base, got, err)
+		}
+	}
+	endpoints.RLock()
+	n := len(endpoints.m)
+	endpoints.RUnlock()
+	if n > maxEndpoints {
+		t.Errorf("%d remembered URLs, want at most %d", n, maxEndpoints)
 	}
 }
 

@@ -221,17 +221,37 @@ func ParseKey(raw string) (KeyKind, Digest, error) {
 	if len(raw) != len(prefix)+keyRandomLen+keyCheckLen {
 		return 0, Digest{}, ErrMalformedKey
 	}
-	body := raw[:len(raw)-keyCheckLen]
 	for i := len(prefix); i < len(raw); i++ {
-		if strings.IndexByte(base62, raw[i]) < 0 {
+		if !isBase62(raw[i]) {
 			return 0, Digest{}, ErrMalformedKey
 		}
 	}
-	want := appendCheck(nil, crc32.ChecksumIEEE([]byte(body)))
-	if string(want) != raw[len(body):] {
+	// Every request's key is parsed: nothing here allocates.
+	body := raw[:len(raw)-keyCheckLen]
+	var want [keyCheckLen]byte
+	if string(appendCheck(want[:0], crcIEEE(body))) != raw[len(body):] {
 		return 0, Digest{}, ErrMalformedKey
 	}
-	return kind, sha256.Sum256([]byte(raw)), nil
+	var buf [maxKeyLen]byte
+	return kind, sha256.Sum256(append(buf[:0], raw...)), nil
+}
+
+// crcIEEE is crc32.ChecksumIEEE of s, read in place (ChecksumIEEE takes a
+// slice its assembly may keep, so a converted string goes to the heap).
+func crcIEEE(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
+}
+
+// maxKeyLen is the length of the longest well-formed raw key.
+const maxKeyLen = max(len(PlatformKeyPrefix), len(EndUserKeyPrefix), len(AdminKeyPrefix)) + keyRandomLen + keyCheckLen
+
+// isBase62 reports whether c is one of base62's characters.
+func isBase62(c byte) bool {
+	return '0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z'
 }
 
 // DisplayPrefix returns the first [KeyPrefixLen] characters of a raw key.

@@ -2,6 +2,7 @@ package ids
 
 import (
 	"errors"
+	"hash/crc32"
 	"strings"
 	"sync"
 	"testing"
@@ -62,11 +63,41 @@ func TestParseKeyRefusesMalformed(t *testing.T) {
 	}
 }
 
+// TestParseKeyCharactersAndAllocations: every byte outside base62, at any
+// position of the random part, is refused (the range check agrees with
+// the alphabet), and parsing allocates nothing (every request parses its
+// key).
+func TestParseKeyCharactersAndAllocations(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		if isBase62(byte(c)) != (strings.IndexByte(base62, byte(c)) >= 0) {
+			t.Fatalf("isBase62(%q) disagrees with the alphabet", byte(c))
+		}
+	}
+	raw, want := NewKey(KindAdmin)
+	for _, pos := range []int{len(AdminKeyPrefix), len(raw) - keyCheckLen - 1, len(raw) - 1} {
+		b := []byte(raw)
+		b[pos] = '-'
+		if _, _, err := ParseKey(string(b)); !errors.Is(err, ErrMalformedKey) {
+			t.Errorf("a '-' at %d: error = %v, want ErrMalformedKey", pos, err)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, d, err := ParseKey(raw); err != nil || d != want {
+			t.Fatal("ParseKey of a good key failed")
+		}
+	}); n != 0 {
+		t.Errorf("ParseKey allocates %v times, want 0", n)
+	}
+}
+
 func FuzzParseKey(f *testing.F) {
 	raw, _ := NewKey(KindPlatform)
 	f.Add(raw)
 	f.Add("sk-eu_")
 	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := crcIEEE(s), crc32.ChecksumIEEE([]byte(s)); got != want {
+			t.Fatalf("crcIEEE(%q) = %x, want %x", s, got, want)
+		}
 		k, _, err := ParseKey(s)
 		if err == nil && k == 0 {
 			t.Fatalf("ParseKey(%q) accepted with no kind", s)
