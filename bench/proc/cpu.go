@@ -122,8 +122,9 @@ func countCPUs(list string) int {
 // Profile samples pid's CPU with perf(1) for d (perf record -F 499 -g,
 // written to dataPath) and returns perf report's flat ("self", like
 // pprof -top) and cumulative ("children", like pprof -top -cum) tops. It
-// needs perf installed and permission to trace pid.
-func Profile(ctx context.Context, pid int, d time.Duration, dataPath string) (string, error) {
+// needs perf installed and permission to trace pid. The data file is
+// deleted afterwards unless keep is set.
+func Profile(ctx context.Context, pid int, d time.Duration, dataPath string, keep bool) (string, error) {
 	perf, err := exec.LookPath("perf")
 	if err != nil {
 		return "", errors.New("proc: perf is not installed")
@@ -133,7 +134,9 @@ func Profile(ctx context.Context, pid int, d time.Duration, dataPath string) (st
 	if out, err := rec.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("proc: perf record: %w: %s", err, bytes.TrimSpace(out))
 	}
-	defer os.Remove(dataPath)
+	if !keep {
+		defer os.Remove(dataPath)
+	}
 	var b strings.Builder
 	for _, v := range []struct{ title, mode string }{
 		{"self (flat)", "--no-children"},

@@ -134,7 +134,11 @@ func (o *Overhead) profile(ctx context.Context, env *Env, s *report.Scenario, in
 		}})
 	}()
 	time.Sleep(300 * time.Millisecond) // let the load reach steady state
-	out, err := proc.Profile(ctx, gw.PID, dur, env.tmpPath("perf-"+inst.Variant+".data"))
+	data := env.tmpPath("perf-" + inst.Variant + ".data")
+	if env.PerfData != "" {
+		data = env.PerfData
+	}
+	out, err := proc.Profile(ctx, gw.PID, dur, data, env.PerfData != "")
 	cancel()
 	<-loadDone
 	title := fmt.Sprintf("CPU profile of %s under a 64-connection closed loop (perf, %v)", inst.Variant, dur)

@@ -152,6 +152,9 @@ type Env struct {
 	// Profile asks the overhead scenario for a CPU profile of the gateway
 	// even when it meets its targets (BENCH_PROFILE=1).
 	Profile bool
+	// PerfData, when set, is where the overhead profile's raw perf data
+	// is kept (for perf report -i); empty: it is deleted.
+	PerfData string
 
 	mu     sync.Mutex // guards placed and seeds
 	placed []report.Placement

@@ -45,6 +45,7 @@ type options struct {
 	scenarios, variants    string
 	timeout                time.Duration
 	pin, profile           bool
+	perfData               string
 	render                 string
 }
 
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", envOr("BENCH_SCENARIOS", "overhead,streaming,ledger,tenants,recovery,ratelimit,spread,cluster,tracing"), "comma-separated scenarios (env BENCH_SCENARIOS)")
 	flag.StringVar(&o.variants, "variants", envOr("BENCH_VARIANTS", "direct,bareproxy,gateway-batch,gateway-sync,gateway-anthropic"), "comma-separated variants, baselines first (env BENCH_VARIANTS)")
 	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") == "1", "profile the gateway during overhead even when it meets its targets (env BENCH_PROFILE=1)")
+	flag.StringVar(&o.perfData, "perf-data", os.Getenv("BENCH_PERF_DATA"), "keep the overhead profile's raw perf data at this path, for perf report -i or perf script (env BENCH_PERF_DATA)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long (default 3m quick, 15m full)")
 	flag.BoolVar(&o.pin, "pin", true, "pin processes to CPUs with taskset when available")
 	flag.StringVar(&o.render, "render", "", "only re-render the report of this saved <id>.json next to it")
@@ -210,7 +212,7 @@ func run(o options) error {
 	defer group.StopAll()
 	self, _ := os.Executable()
 	env := &suite.Env{Quick: o.quick, Procs: group, Layout: layout, Variants: variants, Log: logger,
-		TmpDir: tmp, GatewayBin: o.gateway, SeedBin: seedBin, TestBins: testBins, Profile: o.profile}
+		TmpDir: tmp, GatewayBin: o.gateway, SeedBin: seedBin, TestBins: testBins, Profile: o.profile, PerfData: o.perfData}
 	env.Place(report.Placement{Role: "loadgen", Binary: filepath.Base(self), CPUs: layout.Loadgen})
 
 	up, kind, err := startUpstream(ctx, env, upstreamBin, upstreamKind, o, tmp, logger)
