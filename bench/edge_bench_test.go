@@ -21,6 +21,7 @@ import (
 	"github.com/assistiv/gateway/internal/tracesample"
 	"github.com/assistiv/gateway/mockllm"
 	"github.com/assistiv/gateway/mockllm/mocktest"
+	"github.com/assistiv/gateway/persistence"
 )
 
 // BenchmarkEdgeMe measures GET /v1/me through the full edge over real HTTP
@@ -220,7 +221,17 @@ func benchChatTraced(b *testing.B, mode, model string, platforms, usersPer int, 
 			keys = append(keys, "Bearer "+uk)
 		}
 	}
+	before := g.Store.Stats()
 	hammerChat(b, g, []byte(`{"model":"`+model+`","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}`), keys)
+	reportStore(b, before, g.Store.Stats())
+}
+
+// reportStore reports the money store's fsyncs and Pebble batches per op
+// (the group commit's sharing: batch mode's fsyncs are its timer's).
+func reportStore(b *testing.B, before, after persistence.Stats) {
+	n := float64(b.N)
+	b.ReportMetric(float64(after.Commits-before.Commits)/n, "fsyncs/op")
+	b.ReportMetric(float64(after.Batches-before.Batches)/n, "batches/op")
 }
 
 // hammerChat posts body to /v1/chat/completions under hammer, each
