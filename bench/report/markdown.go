@@ -117,6 +117,13 @@ func writeSaturation(w io.Writer, s *Scenario) {
 		cols = append(cols, "× "+b)
 	}
 	cols = append(cols, "p50", "p99", "p99.9", "errors", "CPU µs/req")
+	store := false
+	for _, p := range ps {
+		store = store || p.Store != nil
+	}
+	if store {
+		cols = append(cols, "store: batches/req · fsyncs/s · writes/fsync")
+	}
 	tbl(w, cols, func(row func(...string)) {
 		for _, p := range ps {
 			cells := []string{p.Variant, fmt.Sprint(p.Conns), num(p.Throughput)}
@@ -125,9 +132,27 @@ func writeSaturation(w io.Writer, s *Scenario) {
 			}
 			cells = append(cells, distCells(p.Latency)...)
 			cells = append(cells, errCell(p), cpuCell(p))
+			if store {
+				cells = append(cells, storeCell(p))
+			}
 			row(cells...)
 		}
 	})
+}
+
+// storeCell renders a gateway point's group commit: Pebble batches per
+// successful request, fsyncs per second and writes acknowledged per
+// fsync ("–" for a baseline or a point without fsyncs).
+func storeCell(p *Point) string {
+	st := p.Store
+	if st == nil || p.OK == 0 || p.DurationSec <= 0 {
+		return "–"
+	}
+	per := "–"
+	if st.Fsyncs > 0 {
+		per = fmt.Sprintf("%.1f", float64(st.SyncedWrites)/float64(st.Fsyncs))
+	}
+	return fmt.Sprintf("%.2f · %s · %s", float64(st.Batches)/float64(p.OK), num(float64(st.Fsyncs)/p.DurationSec), per)
 }
 
 func writeRates(w io.Writer, s *Scenario) {

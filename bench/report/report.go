@@ -147,6 +147,17 @@ type Point struct {
 
 	CPU     []ProcCPU    `json:"cpu,omitempty"`
 	Compare []Comparison `json:"compare,omitempty"`
+
+	// Store is the gateway's money store over the point (its /metrics
+	// counters after minus before); nil for the baselines.
+	Store *StoreStats `json:"store,omitempty"`
+}
+
+// StoreStats are a gateway's group-commit counters over one point.
+type StoreStats struct {
+	Batches      uint64 `json:"batches"`       // batches the committer handed Pebble
+	Fsyncs       uint64 `json:"fsyncs"`        // synced batches (one WAL fsync each)
+	SyncedWrites uint64 `json:"synced_writes"` // writes acknowledged by those fsyncs
 }
 
 // Key identifies the load a point was measured at; points with equal keys

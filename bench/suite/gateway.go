@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/assistiv/gateway/bench/proc"
+	"github.com/assistiv/gateway/bench/report"
 )
 
 // Gateway runs bin/gateway in front of the upstream: the full request path
@@ -99,6 +101,7 @@ func (g *Gateway) Start(ctx context.Context, env *Env) (*Instance, error) {
 		Procs:    []*proc.Process{env.Upstream.Process, gw.Proc},
 		Requests: t,
 		Stop:     stop,
+		Store:    gw.StoreStats,
 	}, nil
 }
 
@@ -195,6 +198,64 @@ func (env *Env) StartGateway(ctx context.Context, o GatewayOptions) (*GatewayPro
 	}
 	url := "http://" + addr
 	return &GatewayProc{Proc: p, URL: url, DataDir: o.DataDir, Ready: time.Since(start), api: newAPIClient(url)}, nil
+}
+
+// StoreStats reads the money store's group-commit counters from the
+// gateway's /metrics (with the operator key).
+func (g *GatewayProc) StoreStats(ctx context.Context) (report.StoreStats, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", g.URL+"/metrics", nil)
+	if err != nil {
+		return report.StoreStats{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+AdminKey)
+	resp, err := g.api.hc.Do(req)
+	if err != nil {
+		return report.StoreStats{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return report.StoreStats{}, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
+	}
+	return parseStoreStats(resp.Body)
+}
+
+// parseStoreStats reads the money store's counters from a Prometheus text
+// exposition.
+func parseStoreStats(r io.Reader) (report.StoreStats, error) {
+	var st report.StoreStats
+	found := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch name {
+		case "assistiv_store_batches_total":
+			dst = &st.Batches
+		case "assistiv_store_fsyncs_total":
+			dst = &st.Fsyncs
+		case "assistiv_store_synced_writes_total":
+			dst = &st.SyncedWrites
+		default:
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || f < 0 {
+			return st, fmt.Errorf("metric %s: bad value %q", name, val)
+		}
+		*dst = uint64(f)
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return st, err
+	}
+	if found != 3 {
+		return st, errors.New("the money store's counters are not in /metrics")
+	}
+	return st, nil
 }
 
 // SetupChat creates a platform whose openai provider points at upstreamURL,

@@ -2,6 +2,7 @@ package suite
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/assistiv/gateway/bench/loadgen"
@@ -56,12 +57,24 @@ func (env *Env) Measure(ctx context.Context, inst *Instance, l Load) (report.Poi
 		}
 	}
 	procs := append([]*proc.Process(nil), inst.Procs...)
+	var storeBefore report.StoreStats
+	storeErr := errors.New("no store")
+	if inst.Store != nil {
+		storeBefore, storeErr = inst.Store(ctx)
+	}
 	before := cpuTimes(procs)
 	res, err := run(l.Duration)
 	if err != nil {
 		return report.Point{}, err
 	}
 	after := cpuTimes(procs)
+	var store *report.StoreStats
+	if storeErr == nil {
+		if st, err := inst.Store(ctx); err == nil && st.Fsyncs >= storeBefore.Fsyncs {
+			store = &report.StoreStats{Batches: st.Batches - storeBefore.Batches, Fsyncs: st.Fsyncs - storeBefore.Fsyncs,
+				SyncedWrites: st.SyncedWrites - storeBefore.SyncedWrites}
+		}
+	}
 
 	p := report.Point{
 		Variant: inst.Variant, Kind: l.Kind, Conns: l.Conns, Rate: l.Rate,
@@ -73,6 +86,7 @@ func (env *Env) Measure(ctx context.Context, inst *Instance, l Load) (report.Poi
 		TTFT:       report.DistFrom(res.TTFT),
 		Gap:        report.DistFrom(res.Gap),
 		Events:     res.Events,
+		Store:      store,
 	}
 	if len(res.Errors) > 0 {
 		p.Errors = res.Errors

@@ -72,6 +72,9 @@ type Instance struct {
 	Requests Templates
 	// Stop stops the processes the variant started; it is idempotent.
 	Stop func()
+	// Store reads the gateway's money-store counters (its /metrics); nil
+	// for a variant that is not a gateway.
+	Store func(ctx context.Context) (report.StoreStats, error)
 }
 
 // Templates are the requests scenarios send. A variant that needs other

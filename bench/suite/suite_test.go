@@ -3,6 +3,7 @@ package suite
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/assistiv/gateway/bench/proc"
@@ -74,5 +75,29 @@ func TestEnvPlaceRecordsEachRoleOnce(t *testing.T) {
 	env.Place(report.Placement{Role: "bareproxy", Binary: "b", CPUs: "1"})
 	if got := len(env.Placements()); got != 2 {
 		t.Errorf("Placements() has %d entries, want 2", got)
+	}
+}
+
+func TestParseStoreStats(t *testing.T) {
+	in := `# HELP assistiv_store_batches_total Batches the group committer handed Pebble.
+# TYPE assistiv_store_batches_total counter
+assistiv_store_batches_total 12345
+assistiv_store_fsyncs_total 6.5e+06
+assistiv_store_synced_writes_total 4.2e+07
+assistiv_store_writes_total 99
+http_requests_total{route="/v1/chat/completions"} 7
+`
+	st, err := parseStoreStats(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (report.StoreStats{Batches: 12345, Fsyncs: 6_500_000, SyncedWrites: 42_000_000}); st != want {
+		t.Errorf("parseStoreStats = %+v, want %+v", st, want)
+	}
+	if _, err := parseStoreStats(strings.NewReader("assistiv_store_batches_total 1\nassistiv_store_fsyncs_total 2\n")); err == nil {
+		t.Error("a missing counter was not refused")
+	}
+	if _, err := parseStoreStats(strings.NewReader(in + "assistiv_store_fsyncs_total NaNx\n")); err == nil {
+		t.Error("a malformed value was not refused")
 	}
 }

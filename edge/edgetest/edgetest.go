@@ -132,6 +132,11 @@ func Start(tb testing.TB, o Options) *Gateway {
 	scfg.Dir = o.Dir
 	scfg.Logger = o.Log
 	scfg.OnFatal = func(err error) { tb.Errorf("store failed: %v", err) }
+	if o.BillingDurability == actors.DurabilityBatch {
+		// As the gateway runs batch mode (its -batch-sync-interval default):
+		// unsynced settlements reach the disk within 5 ms.
+		scfg.MaxUnsyncedDelay = 5 * time.Millisecond
+	}
 	store, err := persistence.Open(scfg)
 	if err != nil {
 		tb.Fatalf("persistence.Open: %v", err)
