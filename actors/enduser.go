@@ -91,7 +91,7 @@ func (a *endUserActor) sweepExpired(c actor.Context) {
 		e := a.eu.money.note(now, EntryReservationExpired)
 		e.RequestId, e.UnchargedNanos = r.requestID, int64(r.amount)
 		e.Reason = "reservation " + r.id + " expired unsettled"
-		ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, r.id)), a.eu.money.entryOp(e))
+		ops = append(ops, persistence.DeleteOnce(r.recordKey(pid, uid)), a.eu.money.entryOp(e))
 	}
 	if len(ops) > 0 {
 		ops = append(ops, a.userOp())
@@ -765,7 +765,7 @@ func (a *endUserActor) admit(c actor.Context, pre []persistence.Op, m *pb.Admit)
 	// crash left open.
 	rec := &pb.Reservation{Id: m.ReservationId, RequestId: m.RequestId, AmountNanos: int64(charge), Tokens: m.EstimatedTokens, CreatedAtMs: now.UnixMilli(),
 		WalletNanos: int64(r.wallet), ExpiresAtMs: r.expires.UnixMilli(), Incarnation: a.env.incarnation}
-	a.flushOps([]persistence.Op{persistence.Set(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId), marshal(rec))}, true)
+	a.flushOps([]persistence.Op{persistence.Set(r.recordKey(string(a.id.Platform), string(a.id.EndUser)), marshal(rec))}, true)
 	a.respond(c, reply)
 }
 
@@ -775,7 +775,7 @@ func (a *endUserActor) release(c actor.Context, pre []persistence.Op, m *pb.Rele
 		if r.wallet > 0 {
 			a.env.lease(a.id.Platform).release(r.wallet)
 		}
-		a.flushOps([]persistence.Op{persistence.DeleteOnce(persistence.ReservationKey(string(a.id.Platform), string(a.id.EndUser), m.ReservationId))}, true)
+		a.flushOps([]persistence.Op{persistence.DeleteOnce(r.recordKey(string(a.id.Platform), string(a.id.EndUser)))}, true)
 		a.unscheduleSweep()
 	}
 	a.respond(c, &pb.Ack{})
@@ -812,7 +812,7 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	// deletion, the spend, the entry and the record (events are rare).
 	ops := make([]persistence.Op, 0, len(pre)+6)
 	ops = append(ops, pre...)
-	ops = append(ops, persistence.DeleteOnce(persistence.ReservationKey(pid, uid, m.ReservationId)))
+	ops = append(ops, persistence.DeleteOnce(r.recordKey(pid, uid)))
 	var lease *walletLease
 	var walletCharged int64
 	var applied func()
@@ -842,6 +842,15 @@ func (a *endUserActor) settle(c actor.Context, pre []persistence.Op, m *pb.Settl
 	a.unscheduleSweep()
 }
 
+// recordKey returns the key of r's reservation record for end-user uid of
+// platform pid.
+func (r *openReservation) recordKey(pid, uid string) []byte {
+	if r.key == nil {
+		r.key = persistence.ReservationKey(pid, uid, r.id)
+	}
+	return r.key
+}
+
 // errRecovering refuses a budget change that would set the balance of a
 // provisional account (taken over from a crashed node) absolutely.
 func errRecovering(what string) error {
@@ -860,11 +869,12 @@ func (a *endUserActor) spendOp(lease *walletLease, now time.Time, m *pb.Settle, 
 		PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
 	}
 	seq := lease.seq.Add(1)
-	op = persistence.Set(persistence.LeaseSpendKey(string(a.id.Platform), lease.id, seq), marshal(spend))
+	key := persistence.LeaseSpendKey(string(a.id.Platform), lease.id, seq)
+	op = persistence.Set(key, marshal(spend))
 	if a.env.Clustered() {
 		return op, nil // the lease's node carries its records from the store (carrySpends)
 	}
-	return op, func() { lease.applied(seq, spend) }
+	return op, func() { lease.applied(seq, key, spend) }
 }
 
 // lateSettleWindow bounds how far back settleLate looks for the usage

@@ -82,6 +82,7 @@ type openReservation struct {
 	at        time.Time
 	tpmAt     time.Time // where its tokens sit in the TPM window; zero: not counted
 	requestID string
+	key       []byte // its record's key, once made (admission); nil: make it
 }
 
 // reservations are an end-user's open reservations. Most end-users have
