@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -28,6 +29,9 @@ func Markdown(w io.Writer, r *Run, plotDir string) error {
 		fmt.Fprintf(bw, ", commit `%s`", h.Commit)
 	}
 	fmt.Fprint(bw, "\n")
+	if line := speedLine(r.Speed); line != "" {
+		fmt.Fprintf(bw, "- %s\n", line)
+	}
 	fmt.Fprint(bw, "- Every figure was measured in this run, next to its baseline. Latencies are µs unless a unit is shown. "+
 		"Open-loop latency is measured from each request's intended send time (no coordinated omission). "+
 		"See bench/README.md for how to read this report.\n")
@@ -421,4 +425,28 @@ func writeWith(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return fh.Close()
+}
+
+// speedLine renders the host-speed probes as "start → end" pairs.
+func speedLine(ps []HostSpeed) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	pair := func(f func(HostSpeed) float64, prec int) string {
+		parts := make([]string, len(ps))
+		for i, p := range ps {
+			parts[i] = strconv.FormatFloat(f(p), 'f', prec, 64)
+		}
+		return strings.Join(parts, " → ")
+	}
+	ats := make([]string, len(ps))
+	for i, p := range ps {
+		ats[i] = p.At
+	}
+	return fmt.Sprintf("Host speed (%s): SHA-256 %s MB/s on one core; fdatasync of 2 KiB %s µs overwriting, %s µs appending "+
+		"(median wall, on the data dirs' disk). Compare two runs' figures only when these agree.",
+		strings.Join(ats, " → "),
+		pair(func(p HostSpeed) float64 { return p.SHA256MBps }, 0),
+		pair(func(p HostSpeed) float64 { return p.FsyncOverwriteMicros }, 0),
+		pair(func(p HostSpeed) float64 { return p.FsyncAppendMicros }, 0))
 }

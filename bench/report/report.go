@@ -33,6 +33,9 @@ type Run struct {
 	Finished time.Time `json:"finished"`
 	Quick    bool      `json:"quick"`
 	Host     Host      `json:"host"`
+	// Speed is the host's speed probed at the start and at the end of the
+	// run (one core's SHA-256, the data disk's fdatasync).
+	Speed []HostSpeed `json:"speed,omitempty"`
 	// Layout says which process ran where.
 	Layout    []Placement `json:"layout"`
 	Scenarios []Scenario  `json:"scenarios"`
@@ -82,6 +85,14 @@ type Host struct {
 	Kernel    string `json:"kernel,omitempty"`
 	GoVersion string `json:"go_version"`
 	Commit    string `json:"commit,omitempty"`
+}
+
+// HostSpeed is one probe of the host's speed.
+type HostSpeed struct {
+	At                   string  `json:"at"` // "start" or "end"
+	SHA256MBps           float64 `json:"sha256_mb_per_s"`
+	FsyncOverwriteMicros float64 `json:"fsync_overwrite_us"`
+	FsyncAppendMicros    float64 `json:"fsync_append_us"`
 }
 
 // Placement is one process of the run and the CPUs it was pinned to.

@@ -46,6 +46,8 @@ func sampleRun() *Run {
 	return &Run{
 		Schema: SchemaVersion, ID: "20260102T150405Z", Started: start, Finished: start.Add(time.Minute),
 		Quick: true, Host: Host{GOOS: "linux", GOARCH: "amd64", NumCPU: 2, GoVersion: "go1.26"},
+		Speed: []HostSpeed{{At: "start", SHA256MBps: 512.4, FsyncOverwriteMicros: 90, FsyncAppendMicros: 165},
+			{At: "end", SHA256MBps: 470, FsyncOverwriteMicros: 101.6, FsyncAppendMicros: 170}},
 		Layout: []Placement{{Role: "loadgen", Binary: "benchrun", CPUs: "0"}, {Role: "upstream", Binary: "bin/x", CPUs: "1"}},
 		Scenarios: []Scenario{{
 			Name: "overhead", Title: "Overhead <non-streaming>", Baselines: []string{"direct", "bareproxy"},
@@ -80,6 +82,28 @@ func TestWriteFilesRoundTripsJSON(t *testing.T) {
 	}
 	if got.Scenarios[0].Points[1].Compare == nil {
 		t.Errorf("WriteFiles did not fill comparisons")
+	}
+}
+
+// TestMarkdownShowsTheGroupCommit: a gateway point's store counters get
+// their column in the saturation table; the baselines' rows show "–".
+func TestMarkdownShowsTheGroupCommit(t *testing.T) {
+	r := sampleRun()
+	sc := &r.Scenarios[0]
+	gw := sc.Points[1]
+	gw.Variant = "gateway-sync"
+	gw.Store = &StoreStats{Batches: 4995, Fsyncs: 200, SyncedWrites: 3200}
+	sc.Points = append(sc.Points, gw)
+	Compare(sc)
+	var b strings.Builder
+	if err := Markdown(&b, r, "plots"); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{"| store: batches/req · fsyncs/s · writes/fsync |", "| 0.50 · 100 · 16.0 |", "| – |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown() lacks %q", want)
+		}
 	}
 }
 
@@ -128,6 +152,7 @@ func TestMarkdownHasTablesAndPlotLinks(t *testing.T) {
 		"](plots/overhead-stream250-gap.svg)",
 		`| 1 | x\|y |`,
 		"timeout: 10",
+		"Host speed (start → end): SHA-256 512 → 470 MB/s on one core; fdatasync of 2 KiB 90 → 102 µs overwriting, 165 → 170 µs appending",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown() lacks %q", want)

@@ -235,6 +235,16 @@ func run(o options) error {
 		Schema: report.SchemaVersion, ID: id, Started: started.UTC(), Quick: o.quick,
 		Host: hostInfo(),
 	}
+	probe := func(at string) {
+		sp, err := proc.ProbeSpeed(tmp)
+		if err != nil {
+			logger.Printf("host speed probe (%s): %v", at, err)
+			return
+		}
+		r.Speed = append(r.Speed, report.HostSpeed{At: at, SHA256MBps: sp.SHA256MBps,
+			FsyncOverwriteMicros: sp.FsyncOverwriteMicros, FsyncAppendMicros: sp.FsyncAppendMicros})
+	}
+	probe("start")
 	var runErr error
 	for _, sc := range scenarios {
 		if ctx.Err() != nil {
@@ -256,6 +266,7 @@ func run(o options) error {
 		notes = append(notes, "The run was cut short: "+context.Cause(ctx).Error()+".")
 	}
 	group.StopAll()
+	probe("end")
 	r.Headline = suite.Headline(r)
 	r.Finished = time.Now().UTC()
 	r.Layout = env.Placements()
