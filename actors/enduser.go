@@ -869,12 +869,11 @@ func (a *endUserActor) spendOp(lease *walletLease, now time.Time, m *pb.Settle, 
 		PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, AtMs: now.UnixMilli(),
 	}
 	seq := lease.seq.Add(1)
-	key := persistence.LeaseSpendKey(string(a.id.Platform), lease.id, seq)
-	op = persistence.Set(key, marshal(spend))
+	op = persistence.Set(persistence.LeaseSpendKey(string(a.id.Platform), lease.id, seq), marshal(spend))
 	if a.env.Clustered() {
 		return op, nil // the lease's node carries its records from the store (carrySpends)
 	}
-	return op, func() { lease.applied(seq, key, spend) }
+	return op, func() { lease.applied(seq, spend) }
 }
 
 // lateSettleWindow bounds how far back settleLate looks for the usage

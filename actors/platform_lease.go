@@ -157,11 +157,7 @@ func (a *platformActor) foldApplied(l *pb.Lease, spends []appliedSpend) []persis
 	}
 	ops := make([]persistence.Op, 0, 2*len(spends)+1)
 	for _, s := range spends {
-		key := s.key
-		if key == nil {
-			key = persistence.LeaseSpendKey(a.p.Id, l.Id, s.seq)
-		}
-		ops = append(ops, persistence.DeleteOnce(key))
+		ops = append(ops, persistence.DeleteOnce(persistence.LeaseSpendKey(a.p.Id, l.Id, s.seq)))
 		ops = append(ops, a.foldOne(l, s.seq, s.spend, false)...)
 	}
 	return append(ops, a.leaseOp(l))
