@@ -45,6 +45,17 @@ func TestAppendedLogKeysMatch(t *testing.T) {
 				t.Errorf("AppendLogEntryKey(%q, %d) = %q, want %q", pid, seq, got, want)
 			}
 		}
+		// The layout readers scan and look up: family, platform, 0, seq.
+		k := persistence.LogEntryKey(pid, 258)
+		if want := append(append(append([]byte{persistence.FamilyLogEntry}, pid...), 0), 0, 0, 0, 0, 0, 0, 1, 2); !bytes.Equal(k, want) {
+			t.Errorf("LogEntryKey(%q, 258) = %q, want %q", pid, k, want)
+		}
+		if !bytes.HasPrefix(k, persistence.LogEntriesPrefix(pid)) {
+			t.Errorf("LogEntryKey(%q, 258) is not under LogEntriesPrefix", pid)
+		}
+		if got, want := persistence.LogRequestKey(pid, "req_1"), append(append(append([]byte{persistence.FamilyLogRequest}, pid...), 0), "req_1"...); !bytes.Equal(got, want) {
+			t.Errorf("LogRequestKey(%q, req_1) = %q, want %q", pid, got, want)
+		}
 		for _, rid := range []string{"", "req_01m99h5rn82c4pjpk9h8rkk4ce"} {
 			if got, want := persistence.AppendLogRequestKey(nil, pid, rid), persistence.LogRequestKey(pid, rid); !bytes.Equal(got, want) {
 				t.Errorf("AppendLogRequestKey(%q, %q) = %q, want %q", pid, rid, got, want)

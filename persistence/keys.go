@@ -230,23 +230,24 @@ func LogEntriesPrefix(platformID string) []byte { return append(join(FamilyLogEn
 
 // LogEntryKey is the key of the log entry with sequence seq.
 func LogEntryKey(platformID string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(LogEntriesPrefix(platformID), seq)
+	return AppendLogEntryKey(make([]byte, 0, len(platformID)+10), platformID, seq)
 }
 
-// AppendLogEntryKey appends LogEntryKey(platformID, seq) to dst.
+// AppendLogEntryKey appends LogEntryKey(platformID, seq) to dst (the log
+// writer cuts its keys from shared blocks).
 func AppendLogEntryKey(dst []byte, platformID string, seq uint64) []byte {
 	dst = append(append(append(dst, FamilyLogEntry), platformID...), 0)
 	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
+// LogRequestKey is the key of the request id → log sequence index row.
+func LogRequestKey(platformID, requestID string) []byte {
+	return AppendLogRequestKey(make([]byte, 0, len(platformID)+len(requestID)+2), platformID, requestID)
+}
+
 // AppendLogRequestKey appends LogRequestKey(platformID, requestID) to dst.
 func AppendLogRequestKey(dst []byte, platformID, requestID string) []byte {
 	return append(append(append(append(dst, FamilyLogRequest), platformID...), 0), requestID...)
-}
-
-// LogRequestKey is the key of the request id → log sequence index row.
-func LogRequestKey(platformID, requestID string) []byte {
-	return join(FamilyLogRequest, platformID, requestID)
 }
 
 // MCP families (package mcp owns their values; see doc.go):

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -254,35 +256,36 @@ func (u Upstream) String() string { return "upstream(" + u.BaseURL + ")" }
 // [*Error] matching [ErrBadUpstream].
 func Endpoint(base, def, version, path string) (string, error) {
 	k := endpointKey{base, def, version, path}
-	endpoints.RLock()
-	u, ok := endpoints.m[k]
-	endpoints.RUnlock()
-	if ok {
-		return u, nil
+	if m := endpoints.m.Load(); m != nil {
+		if u, ok := (*m)[k]; ok {
+			return u, nil
+		}
 	}
 	u, err := endpoint(base, def, version, path)
 	if err != nil {
 		return "", err // not remembered: a refusal is rare and cheap to repeat
 	}
-	endpoints.Lock()
-	if len(endpoints.m) >= maxEndpoints {
-		clear(endpoints.m) // many platforms' base URLs: start over
+	endpoints.mu.Lock()
+	defer endpoints.mu.Unlock()
+	var next map[endpointKey]string
+	if old := endpoints.m.Load(); old != nil && len(*old) < maxEndpoints {
+		next = maps.Clone(*old)
+	} else {
+		next = make(map[endpointKey]string) // none yet, or too many base URLs: start over
 	}
-	if endpoints.m == nil {
-		endpoints.m = make(map[endpointKey]string)
-	}
-	endpoints.m[k] = u
-	endpoints.Unlock()
+	next[k] = u
+	endpoints.m.Store(&next)
 	return u, nil
 }
 
 // endpoints remembers Endpoint's answers: every upstream call asks for
 // its URL, and parsing the base URL each time cost a url.Parse and two
-// allocations a call. The map's key is comparable without allocating (a
-// sync.Map would box it).
+// allocations a call. Readers take no lock: the map is replaced whole
+// (copied) when a base URL is added, which is rare. Its key is comparable
+// without allocating (a sync.Map would box it).
 var endpoints struct {
-	sync.RWMutex
-	m map[endpointKey]string
+	mu sync.Mutex // one writer at a time
+	m  atomic.Pointer[map[endpointKey]string]
 }
 
 type endpointKey struct{ base, def, version, path string }

@@ -399,10 +399,7 @@ func TestEndpoint(t *testing.T) {
 			t.Fatalf("Endpoint(%q) = %q, %v", base, got, err)
 		}
 	}
-	endpoints.RLock()
-	n := len(endpoints.m)
-	endpoints.RUnlock()
-	if n > maxEndpoints {
+	if n := len(*endpoints.m.Load()); n > maxEndpoints {
 		t.Errorf("%d remembered URLs, want at most %d", n, maxEndpoints)
 	}
 }

@@ -1,7 +1,6 @@
 package suite
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/assistiv/gateway/bench/proc"
 	"github.com/assistiv/gateway/bench/report"
@@ -220,40 +222,24 @@ func (g *GatewayProc) StoreStats(ctx context.Context) (report.StoreStats, error)
 }
 
 // parseStoreStats reads the money store's counters from a Prometheus text
-// exposition.
+// exposition (expfmt's parser, as Prometheus reads it).
 func parseStoreStats(r io.Reader) (report.StoreStats, error) {
 	var st report.StoreStats
-	found := 0
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		var dst *uint64
-		switch name {
-		case "assistiv_store_batches_total":
-			dst = &st.Batches
-		case "assistiv_store_fsyncs_total":
-			dst = &st.Fsyncs
-		case "assistiv_store_synced_writes_total":
-			dst = &st.SyncedWrites
-		default:
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil || f < 0 {
-			return st, fmt.Errorf("metric %s: bad value %q", name, val)
-		}
-		*dst = uint64(f)
-		found++
-	}
-	if err := sc.Err(); err != nil {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
 		return st, err
 	}
-	if found != 3 {
-		return st, errors.New("the money store's counters are not in /metrics")
+	for name, dst := range map[string]*uint64{
+		"assistiv_store_batches_total":       &st.Batches,
+		"assistiv_store_fsyncs_total":        &st.Fsyncs,
+		"assistiv_store_synced_writes_total": &st.SyncedWrites,
+	} {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
+			return st, fmt.Errorf("the money store's counter %s is not in /metrics", name)
+		}
+		*dst = uint64(f.GetMetric()[0].GetCounter().GetValue())
 	}
 	return st, nil
 }

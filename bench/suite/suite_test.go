@@ -82,9 +82,13 @@ func TestParseStoreStats(t *testing.T) {
 	in := `# HELP assistiv_store_batches_total Batches the group committer handed Pebble.
 # TYPE assistiv_store_batches_total counter
 assistiv_store_batches_total 12345
+# TYPE assistiv_store_fsyncs_total counter
 assistiv_store_fsyncs_total 6.5e+06
+# TYPE assistiv_store_synced_writes_total counter
 assistiv_store_synced_writes_total 4.2e+07
+# TYPE assistiv_store_writes_total counter
 assistiv_store_writes_total 99
+# TYPE http_requests_total counter
 http_requests_total{route="/v1/chat/completions"} 7
 `
 	st, err := parseStoreStats(strings.NewReader(in))
@@ -94,10 +98,11 @@ http_requests_total{route="/v1/chat/completions"} 7
 	if want := (report.StoreStats{Batches: 12345, Fsyncs: 6_500_000, SyncedWrites: 42_000_000}); st != want {
 		t.Errorf("parseStoreStats = %+v, want %+v", st, want)
 	}
-	if _, err := parseStoreStats(strings.NewReader("assistiv_store_batches_total 1\nassistiv_store_fsyncs_total 2\n")); err == nil {
+	missing := strings.Replace(in, "assistiv_store_synced_writes_total 4.2e+07\n", "", 1)
+	if _, err := parseStoreStats(strings.NewReader(missing)); err == nil {
 		t.Error("a missing counter was not refused")
 	}
-	if _, err := parseStoreStats(strings.NewReader(in + "assistiv_store_fsyncs_total NaNx\n")); err == nil {
+	if _, err := parseStoreStats(strings.NewReader(strings.Replace(in, "6.5e+06", "NaNx", 1))); err == nil {
 		t.Error("a malformed value was not refused")
 	}
 }
